@@ -1,0 +1,4 @@
+//! The `ringway-agent` binary.
+fn main() {
+    println!("ringway-agent: not implemented yet");
+}

@@ -1,0 +1,1 @@
+//! ringway-balancer as a library: workers, listeners, agent registry and the request path.

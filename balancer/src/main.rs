@@ -1,0 +1,4 @@
+//! The `ringway-balancer` binary.
+fn main() {
+    println!("ringway-balancer: not implemented yet");
+}

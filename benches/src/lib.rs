@@ -1,0 +1,1 @@
+//! Shared helpers for ringway benchmarks (criterion micro-benchmarks live in `benches/benches`).

@@ -1,0 +1,18 @@
+//! The sans-IO protocol core of ringway.
+//!
+//! Every protocol decision lives here and nothing here does IO: no sockets, no runtime, no clock
+//! reads. Bytes come in as slices or [`bytes::BytesMut`], time comes in as an argument, and output
+//! is written into buffers the caller owns. The balancer, agent and load generator are thin drivers
+//! around these state machines.
+//!
+//! - [`http`]: HTTP/1.1 request/response heads (zero-copy over `Bytes`), body framing, forwarding
+//!   rewrites and keep-alive rules.
+//! - [`tunnel`]: the multiplexed binary protocol between `ringway-agent` and `ringway-balancer`.
+//! - [`route`]: the host + path-prefix routing table.
+//! - [`pick`]: pickers that choose one endpoint of a route.
+#![forbid(unsafe_code)]
+
+pub mod http;
+pub mod pick;
+pub mod route;
+pub mod tunnel;

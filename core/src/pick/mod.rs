@@ -1,0 +1,1 @@
+//! Pickers: choose one endpoint among a route's endpoints.

@@ -1,0 +1,1 @@
+//! Host + path-prefix routing table, swapped atomically as immutable snapshots.

@@ -1,0 +1,1 @@
+//! The tunnel protocol between agent and balancer (see docs/PROTOCOL.md).

@@ -1,0 +1,4 @@
+//! The `ringway-loadgen` binary.
+fn main() {
+    println!("ringway-loadgen: not implemented yet");
+}
