@@ -1,0 +1,9 @@
+//! criterion micro-benchmarks: tunnel (placeholder until the core module lands).
+use criterion::{criterion_group, criterion_main, Criterion};
+
+fn placeholder(c: &mut Criterion) {
+    c.bench_function("tunnel_placeholder", |b| b.iter(|| 1 + 1));
+}
+
+criterion_group!(benches, placeholder);
+criterion_main!(benches);
