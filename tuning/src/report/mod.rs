@@ -1,0 +1,1 @@
+//! The host report printed by `ringway-tune`.

@@ -1,0 +1,108 @@
+//! The raw system calls ringway needs that std does not wrap: CPU affinity, resource limits and
+//! duplicating a socket owned by the monoio runtime. Every `unsafe` block of the workspace lives
+//! here, each with the reason it is sound.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::mem::size_of;
+use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
+
+/// The CPUs the process (its main thread, whose id is the process id) may run on.
+pub(crate) fn process_affinity() -> io::Result<Vec<usize>> {
+    // SAFETY: `cpu_set_t` is a plain bit array; all-zero is a valid (empty) set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `getpid` has no preconditions; the size passed is the size of `set`, which the
+    // kernel writes into and which lives until the end of this function.
+    let rc =
+        unsafe { libc::sched_getaffinity(libc::getpid(), size_of::<libc::cpu_set_t>(), &mut set) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let max = usize::try_from(libc::CPU_SETSIZE).unwrap_or(1024);
+    // SAFETY: every index is below CPU_SETSIZE, the capacity of `set`, so CPU_ISSET reads inside it.
+    let cpus = (0..max)
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .collect();
+    Ok(cpus)
+}
+
+/// Soft and hard limit of `resource` (a `libc::RLIMIT_*`); `None` stands for unlimited.
+pub(crate) fn get_rlimit(
+    resource: libc::__rlimit_resource_t,
+) -> io::Result<(Option<u64>, Option<u64>)> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable `rlimit` for the duration of the call.
+    let rc = unsafe { libc::getrlimit(resource, &mut lim) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((finite(lim.rlim_cur), finite(lim.rlim_max)))
+}
+
+/// Sets the soft limit of `resource` to `soft`, keeping the hard limit.
+pub(crate) fn set_soft_rlimit(resource: libc::__rlimit_resource_t, soft: u64) -> io::Result<()> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable `rlimit` for the duration of the call.
+    if unsafe { libc::getrlimit(resource, &mut lim) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    lim.rlim_cur = soft;
+    // SAFETY: `lim` is a valid, initialised `rlimit`; the kernel only reads it.
+    if unsafe { libc::setrlimit(resource, &lim) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn finite(v: libc::rlim_t) -> Option<u64> {
+    (v != libc::RLIM_INFINITY).then_some(v)
+}
+
+/// A new descriptor (close-on-exec) for the socket behind `fd`.
+///
+/// The caller must hold the object that owns `fd` (here: a monoio `TcpStream` taken by value)
+/// for the whole call, so that `fd` is open and cannot be closed or reused meanwhile.
+pub(crate) fn dup_owned(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: per this function's contract `fd` is open and owned by a value the caller keeps
+    // alive until we return; the borrow does not outlive this call.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    borrowed.try_clone_to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn affinity_is_not_empty() {
+        let cpus = process_affinity().unwrap();
+        assert!(!cpus.is_empty());
+        assert!(cpus.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn nofile_limit_is_readable() {
+        let (soft, hard) = get_rlimit(libc::RLIMIT_NOFILE).unwrap();
+        if let (Some(s), Some(h)) = (soft, hard) {
+            assert!(s <= h);
+        }
+    }
+
+    #[test]
+    fn dup_keeps_the_socket_open() {
+        use std::os::fd::AsRawFd;
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let owned = dup_owned(l.as_raw_fd()).unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(l);
+        let l2 = std::net::TcpListener::from(owned);
+        assert_eq!(l2.local_addr().unwrap(), addr);
+        std::net::TcpStream::connect(addr).unwrap();
+    }
+}
