@@ -1,0 +1,96 @@
+//! Worker threads and `block_on` on each IO driver.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use ringway_tuning::cpu::allowed_cpus;
+use ringway_tuning::runtime::{
+    block_on, spawn_worker, try_block_on, DriverKind, IoDriver, WorkerSpec,
+};
+use ringway_tuning::socket::listener_group;
+
+/// The CPUs the calling thread may run on, from `/proc/thread-self/status`.
+fn thread_cpus_allowed() -> String {
+    let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("Cpus_allowed_list:"))
+        .unwrap();
+    line.split(':').nth(1).unwrap().trim().to_owned()
+}
+
+#[test]
+fn spawn_worker_runs_the_future_pinned_and_returns_its_output() {
+    let cpu = *allowed_cpus().last().unwrap();
+    for (driver, expected) in common::drivers() {
+        let spec = WorkerSpec {
+            name: format!("pinned-{driver}"),
+            cpu: Some(cpu),
+            driver,
+            ring_entries: 256,
+        };
+        let handle = spawn_worker(spec, |kind| async move {
+            monoio::time::sleep(std::time::Duration::from_millis(5)).await;
+            let name = std::thread::current().name().map(str::to_owned);
+            (kind, thread_cpus_allowed(), name)
+        })
+        .unwrap();
+        let (kind, cpus, name) = handle.join().unwrap();
+        assert_eq!(kind, expected);
+        assert_eq!(cpus, cpu.to_string(), "worker on {driver} not pinned");
+        assert_eq!(name.as_deref(), Some(format!("pinned-{driver}").as_str()));
+    }
+}
+
+#[test]
+fn unpinned_worker_on_auto_gets_the_probed_driver() {
+    let spec = WorkerSpec {
+        name: "auto".to_owned(),
+        cpu: None,
+        driver: IoDriver::Auto,
+        ring_entries: 0,
+    };
+    let kind = spawn_worker(spec, |kind| async move { kind })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(kind, ringway_tuning::runtime::auto_driver());
+}
+
+#[test]
+fn block_on_echoes_over_loopback_on_each_driver() {
+    for (driver, expected) in common::drivers() {
+        let l = listener_group("127.0.0.1:0".parse().unwrap(), 64, 1)
+            .unwrap()
+            .pop()
+            .unwrap();
+        let addr = l.local_addr().unwrap();
+        let (kind, echoed) = block_on(driver, 256, move |kind| async move {
+            let l = monoio::net::TcpListener::from_std(l).unwrap();
+            let server = monoio::spawn(common::echo_one(l));
+            common::echo_client(addr, 50).await;
+            (kind, server.await)
+        });
+        assert_eq!(kind, expected);
+        assert_eq!(echoed, 50 * "round 0000".len(), "driver {driver}");
+    }
+}
+
+#[test]
+fn forced_uring_that_cannot_be_built_is_an_error_naming_why() {
+    let probe = ringway_tuning::ring::RingProbe::get();
+    let res = try_block_on(IoDriver::Uring, 256, |kind| async move { kind });
+    if probe.usable() {
+        assert_eq!(res.unwrap(), DriverKind::Uring);
+    } else {
+        let msg = res.unwrap_err().to_string();
+        assert!(msg.contains("io_uring"), "{msg}");
+        let spec = WorkerSpec {
+            name: "forced".to_owned(),
+            cpu: None,
+            driver: IoDriver::Uring,
+            ring_entries: 256,
+        };
+        assert!(spawn_worker(spec, |kind| async move { kind }).is_err());
+    }
+}
