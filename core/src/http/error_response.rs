@@ -1,0 +1,81 @@
+//! Error responses the proxy writes itself (400, 404, 413, 502, 503, 504, …).
+
+use std::fmt::Write as _;
+
+use bytes::BytesMut;
+
+use super::forward::StrSink;
+
+/// Whether an error response with this status must close the client connection: the request's
+/// framing could not be trusted (400, 413, 414, 431, 501, 505) or it timed out (408).
+pub fn closes_connection(status: u16) -> bool {
+    matches!(status, 400 | 408 | 411 | 413 | 414 | 431 | 501 | 505)
+}
+
+/// The standard reason phrase for `status` (empty for codes it does not know).
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        101 => "Switching Protocols",
+        200 => "OK",
+        204 => "No Content",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        421 => "Misdirected Request",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => "",
+    }
+}
+
+/// Writes a complete error response: a short `text/plain` body (`message` and a newline),
+/// `X-Request-Id`, `Retry-After` when given, and `Connection: close` when
+/// [`closes_connection`] says so. Bytes of `request_id` or `message` that could break the head or
+/// the body's framing (CR, LF, other controls) are replaced with `_`.
+pub fn write_error_response(
+    status: u16,
+    request_id: &str,
+    message: &str,
+    retry_after: Option<u32>,
+    out: &mut BytesMut,
+) {
+    let body_len = message.len() + 1;
+    out.reserve(160 + request_id.len() + body_len);
+    let mut sink = StrSink(out);
+    let _ = write!(
+        sink,
+        "HTTP/1.1 {status} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {body_len}\r\nX-Request-Id: ",
+        reason_phrase(status)
+    );
+    put_sanitized(out, request_id.as_bytes(), false);
+    out.extend_from_slice(b"\r\n");
+    if let Some(seconds) = retry_after {
+        let _ = write!(StrSink(out), "Retry-After: {seconds}\r\n");
+    }
+    if closes_connection(status) {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    put_sanitized(out, message.as_bytes(), true);
+    out.extend_from_slice(b"\n");
+}
+
+fn put_sanitized(out: &mut BytesMut, text: &[u8], allow_tab: bool) {
+    for &b in text {
+        let bad = (b < 0x20 && !(allow_tab && b == b'\t')) || b == 0x7f;
+        out.extend_from_slice(if bad { b"_" } else { std::slice::from_ref(&b) });
+    }
+}

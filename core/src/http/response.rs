@@ -1,0 +1,203 @@
+//! Response heads: the incremental zero-copy parser and the parsed [`ResponseHead`].
+
+use bytes::{Bytes, BytesMut};
+
+use super::error::HttpError;
+use super::fields::{self, FieldSpan, Fields, FramingFields, Span};
+use super::limits::{BodyFraming, Limits, Version};
+use super::request::{map_httparse, skip_leading_empty_lines};
+use super::scan::{HeadScanner, Scan};
+
+/// Parses response heads from a backend connection's read buffer. After an interim (1xx) head
+/// call it again for the next head.
+#[derive(Debug, Clone)]
+pub struct ResponseParser {
+    limits: Limits,
+    scanner: HeadScanner,
+}
+
+impl ResponseParser {
+    /// A parser enforcing `limits` (head bytes and header count; bodies are limited by the
+    /// [`crate::http::BodyDecoder`]).
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            limits,
+            scanner: HeadScanner::default(),
+        }
+    }
+
+    /// Tries to parse one response head from the front of `buf`; on `Some` the head's bytes were
+    /// split off `buf`. `None`: more bytes are needed.
+    pub fn parse(&mut self, buf: &mut BytesMut) -> Result<Option<ResponseHead>, HttpError> {
+        skip_leading_empty_lines(buf, &mut self.scanner);
+        let end = match self.scanner.scan(buf)? {
+            Scan::Complete(end) => end,
+            Scan::Partial if buf.len() > self.limits.max_head_bytes => {
+                return Err(HttpError::HeadTooLarge {
+                    limit: self.limits.max_head_bytes,
+                });
+            }
+            Scan::Partial => return Ok(None),
+        };
+        if end > self.limits.max_head_bytes {
+            return Err(HttpError::HeadTooLarge {
+                limit: self.limits.max_head_bytes,
+            });
+        }
+        let parsed = parse_head(&buf[..end], &self.limits);
+        self.scanner.reset();
+        let parsed = parsed?;
+        let bytes = buf.split_to(end).freeze();
+        Ok(Some(ResponseHead {
+            bytes,
+            status: parsed.status,
+            reason: parsed.reason,
+            version: parsed.version,
+            fields: Fields {
+                spans: parsed.fields,
+            },
+            facts: parsed.facts,
+        }))
+    }
+}
+
+#[derive(Debug)]
+struct ParsedResponse {
+    status: u16,
+    reason: Span,
+    version: Version,
+    fields: Vec<FieldSpan>,
+    facts: FramingFields,
+}
+
+fn parse_head(head: &[u8], limits: &Limits) -> Result<ParsedResponse, HttpError> {
+    let config = httparse::ParserConfig::default();
+    let (status, reason, minor, fields) = fields::with_header_slots(limits.max_headers, |slots| {
+        let mut res = httparse::Response::new(&mut []);
+        match config.parse_response_with_uninit_headers(&mut res, head, slots) {
+            Ok(httparse::Status::Complete(_)) => {}
+            Ok(httparse::Status::Partial) => return Err(HttpError::InvalidStatusLine),
+            Err(httparse::Error::Token) => return Err(HttpError::InvalidStatusLine),
+            Err(e) => return Err(map_httparse(e, limits)),
+        }
+        let reason = Span::of(head, res.reason.unwrap_or_default().as_bytes());
+        let status = res.code.ok_or(HttpError::InvalidStatusLine)?;
+        Ok((
+            status,
+            reason,
+            res.version.unwrap_or(1),
+            fields::spans_of(head, res.headers),
+        ))
+    })?;
+    let version = Version::from_minor(minor).ok_or(HttpError::UnsupportedVersion)?;
+    if !(100..=999).contains(&status) {
+        return Err(HttpError::InvalidStatusLine);
+    }
+    let facts = FramingFields::collect(head, &fields)?;
+    if facts.has_te {
+        if version == Version::Http10 {
+            return Err(HttpError::TransferEncodingInHttp10);
+        }
+        if facts.content_length.is_some() {
+            // RFC 9112 §6.3 lets TE override CL, but also says such a message "ought to be
+            // handled as an error": a proxy that forwards it invites response splitting.
+            return Err(HttpError::ContentLengthWithTransferEncoding);
+        }
+        if facts.te_other {
+            // A coding ringway would have to decode before it could re-frame the body.
+            return Err(HttpError::UnsupportedTransferCoding);
+        }
+    }
+    Ok(ParsedResponse {
+        status,
+        reason,
+        version,
+        fields,
+        facts,
+    })
+}
+
+/// A parsed response head over its own `Bytes`, fields by range.
+#[derive(Debug, Clone)]
+pub struct ResponseHead {
+    bytes: Bytes,
+    status: u16,
+    reason: Span,
+    version: Version,
+    fields: Fields,
+    facts: FramingFields,
+}
+
+impl ResponseHead {
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The reason phrase (may be empty).
+    pub fn reason(&self) -> &[u8] {
+        self.reason.get(&self.bytes)
+    }
+
+    /// HTTP/1.0 or HTTP/1.1.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// Every header field in order.
+    pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        self.fields.iter(&self.bytes)
+    }
+
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.fields.get(&self.bytes, name)
+    }
+
+    /// Every value of header `name` (case-insensitive), in order.
+    pub fn header_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.fields.all(&self.bytes, name)
+    }
+
+    /// Whether the server lets the connection be reused after this response. A body delimited by
+    /// close ([`BodyFraming::UntilClose`]) also ends the connection; check the framing too.
+    pub fn keep_alive(&self) -> bool {
+        match self.version {
+            Version::Http11 => !self.facts.conn_close,
+            Version::Http10 => self.facts.conn_keep_alive && !self.facts.conn_close,
+        }
+    }
+
+    /// An interim response (1xx other than 101): a final head follows.
+    pub fn is_interim(&self) -> bool {
+        (100..200).contains(&self.status) && self.status != 101
+    }
+
+    /// How the body of this response to a `request_method` request is delimited (RFC 9112
+    /// §6.3): HEAD, 1xx, 204 and 304 have none; 101 turns the connection into opaque bytes;
+    /// then chunked, then Content-Length, else until the server closes.
+    pub fn framing(&self, request_method: &[u8]) -> BodyFraming {
+        match self.status {
+            101 => BodyFraming::Upgrade,
+            100..=199 | 204 | 304 => BodyFraming::Empty,
+            _ if request_method == b"HEAD" => BodyFraming::Empty,
+            200..=299 if request_method == b"CONNECT" => BodyFraming::Upgrade,
+            _ if self.facts.has_te && self.facts.te_chunked_last => BodyFraming::Chunked,
+            _ if self.facts.has_te => BodyFraming::UntilClose,
+            _ => self
+                .facts
+                .content_length
+                .map_or(BodyFraming::UntilClose, BodyFraming::Length),
+        }
+    }
+
+    /// The Content-Length the server declared, if any (meaningful for HEAD responses too).
+    pub fn content_length(&self) -> Option<u64> {
+        self.facts.content_length
+    }
+
+    /// The head's bytes exactly as received.
+    pub fn as_bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+}
