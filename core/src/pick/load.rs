@@ -99,7 +99,8 @@ impl EndpointLoad {
             let w = self.weight_of_old(now);
             decayed * w + sample * (1.0 - w)
         };
-        self.stamp = Some(now);
+        // Never move the stamp backwards (samples from a caller's slightly older `now`).
+        self.stamp = Some(self.stamp.map_or(now, |stamp| stamp.max(now)));
     }
 
     /// Requests started and not yet finished or abandoned.
