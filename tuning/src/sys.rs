@@ -60,6 +60,21 @@ pub(crate) fn set_soft_rlimit(resource: libc::__rlimit_resource_t, soft: u64) ->
     Ok(())
 }
 
+/// CPU time the calling thread has used (`CLOCK_THREAD_CPUTIME_ID`).
+pub(crate) fn thread_cpu_time() -> io::Result<std::time::Duration> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable `timespec` for the duration of the call.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
+    let nanos = u32::try_from(ts.tv_nsec).unwrap_or(0);
+    Ok(std::time::Duration::new(secs, nanos))
+}
+
 fn finite(v: libc::rlim_t) -> Option<u64> {
     (v != libc::RLIM_INFINITY).then_some(v)
 }
@@ -92,6 +107,16 @@ mod tests {
         if let (Some(s), Some(h)) = (soft, hard) {
             assert!(s <= h);
         }
+    }
+
+    #[test]
+    fn thread_cpu_time_advances() {
+        let a = thread_cpu_time().unwrap();
+        let mut x = 0u64;
+        for i in 0..2_000_000u64 {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+        }
+        assert!(thread_cpu_time().unwrap() > a, "{x}");
     }
 
     #[test]
