@@ -24,8 +24,14 @@ pub fn allowed_cpus() -> Vec<usize> {
 }
 
 /// Pins the calling thread to `cpu`. Returns false if the kernel refused (the CPU does not
-/// exist or is outside the process's affinity mask).
+/// exist, is outside the process's affinity mask, or is beyond the 1024 CPUs a `cpu_set_t`
+/// holds).
 pub fn pin_current_thread(cpu: usize) -> bool {
+    // core_affinity would hit libc's CPU_SET bounds assertion (an abort, in a non-unwinding
+    // function) for an index past the set.
+    if cpu >= sys::CPU_SET_CAPACITY {
+        return false;
+    }
     core_affinity::set_for_current(core_affinity::CoreId { id: cpu })
 }
 

@@ -20,6 +20,9 @@ use tracing::{info, warn};
 use crate::cpu;
 use crate::ring::{RingProbe, RingSetup};
 
+/// The largest submission queue `io_uring_setup` accepts (IORING_MAX_ENTRIES).
+pub const MAX_RING_ENTRIES: u32 = 32_768;
+
 /// Which IO driver a worker should use (command line: `auto`, `uring`, `uring-defer`, `epoll`).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, Default, clap::ValueEnum, Serialize, Deserialize,
@@ -223,6 +226,11 @@ fn uring(
     entries: u32,
     prefer_defer: bool,
 ) -> Result<(Runtime<TimeDriver<IoUringDriver>>, RingSetup), String> {
+    if entries > MAX_RING_ENTRIES {
+        return Err(format!(
+            "ring_entries {entries} exceeds the kernel's maximum of {MAX_RING_ENTRIES}"
+        ));
+    }
     let probe = RingProbe::get();
     if let Some(reason) = probe.unusable_reason() {
         return Err(reason);

@@ -7,6 +7,9 @@ use std::io;
 use std::mem::size_of;
 use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 
+/// CPUs a `cpu_set_t` can hold.
+pub(crate) const CPU_SET_CAPACITY: usize = libc::CPU_SETSIZE as usize;
+
 /// The CPUs the process (its main thread, whose id is the process id) may run on.
 pub(crate) fn process_affinity() -> io::Result<Vec<usize>> {
     // SAFETY: `cpu_set_t` is a plain bit array; all-zero is a valid (empty) set.
@@ -18,9 +21,8 @@ pub(crate) fn process_affinity() -> io::Result<Vec<usize>> {
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
-    let max = usize::try_from(libc::CPU_SETSIZE).unwrap_or(1024);
     // SAFETY: every index is below CPU_SETSIZE, the capacity of `set`, so CPU_ISSET reads inside it.
-    let cpus = (0..max)
+    let cpus = (0..CPU_SET_CAPACITY)
         .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
         .collect();
     Ok(cpus)

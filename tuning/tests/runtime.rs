@@ -94,3 +94,50 @@ fn forced_uring_that_cannot_be_built_is_an_error_naming_why() {
         assert!(spawn_worker(spec, |kind| async move { kind }).is_err());
     }
 }
+
+#[test]
+fn an_impossible_ring_fails_forced_uring_and_falls_back_on_auto() {
+    let too_big = ringway_tuning::runtime::MAX_RING_ENTRIES * 2;
+    let spec = WorkerSpec {
+        name: "too-big".to_owned(),
+        cpu: None,
+        driver: IoDriver::Uring,
+        ring_entries: too_big,
+    };
+    let err = spawn_worker(spec, |kind| async move { kind }).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("io_uring requested for worker too-big") && msg.contains("exceeds"),
+        "{msg}"
+    );
+    assert_eq!(err.kind(), std::io::ErrorKind::Unsupported);
+
+    let spec = WorkerSpec {
+        name: "auto-too-big".to_owned(),
+        cpu: None,
+        driver: IoDriver::Auto,
+        ring_entries: too_big,
+    };
+    let kind = spawn_worker(spec, |kind| async move { kind })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(kind, DriverKind::Epoll);
+}
+
+#[test]
+fn a_cpu_outside_the_mask_leaves_the_worker_running_unpinned() {
+    let allowed = allowed_cpus();
+    let outside = allowed.last().unwrap() + 1024;
+    let spec = WorkerSpec {
+        name: "unpinnable".to_owned(),
+        cpu: Some(outside),
+        driver: IoDriver::Epoll,
+        ring_entries: 256,
+    };
+    let cpus = spawn_worker(spec, |_| async move { thread_cpus_allowed() })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_ne!(cpus, outside.to_string());
+}
