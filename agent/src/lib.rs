@@ -1,1 +1,29 @@
-//! ringway-agent as a library: tunnel connections to balancers and the backend pool.
+//! ringway-agent as a library: tunnel connections out to every balancer worker, the keep-alive
+//! backend pool, stream ↔ backend forwarding, graceful drain, and the built-in hello backend.
+//!
+//! - [`Agent::start`] runs an agent on its own runtime thread(s) and returns an [`AgentHandle`]
+//!   (`drain`, `kill`, `join`); the balancer's `--demo` and tests use it in-process.
+//! - [`hello::spawn`] starts the hello HTTP/1.1 backend.
+//!
+//! Inside: `session` keeps one tunnel connection per balancer worker (reconnecting with backoff),
+//! `tunnel` drives one connection over core's state machine, `stream` forwards one request to the
+//! backend through `pool`, and `drain` handles SIGTERM.
+#![forbid(unsafe_code)]
+
+mod agent;
+mod backoff;
+pub mod cli;
+mod config;
+mod drain;
+pub mod hello;
+mod notify;
+mod pool;
+mod session;
+mod stream;
+mod tunnel;
+mod worker;
+
+pub use agent::{Agent, AgentHandle, AgentRemote};
+pub use backoff::BackoffConfig;
+pub use config::{default_agent_id, AgentConfig};
+pub use drain::{block_termination_signals, watch_signals};

@@ -1,4 +1,66 @@
 //! The `ringway-agent` binary.
-fn main() {
-    println!("ringway-agent: not implemented yet");
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use ringway_agent::cli::{Cli, Command};
+use ringway_agent::{block_termination_signals, hello, watch_signals, Agent};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    // Before any thread exists, so that every thread inherits the blocked mask.
+    let signals = match block_termination_signals() {
+        Ok(signals) => signals,
+        Err(e) => {
+            eprintln!("ringway-agent: setting up signal handling: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    if let Some(Command::Hello { listen }) = cli.command {
+        return match hello::run(listen, cli.agent.io_driver) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ringway-agent hello: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let config = match cli.agent.into_config() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("ringway-agent: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing::info!(
+        agent = %config.agent_id,
+        balancers = ?config.balancers,
+        routes = ?config.routes,
+        backend = %config.backend,
+        workers = config.workers,
+        "starting"
+    );
+    let agent = match Agent::start(config) {
+        Ok(agent) => agent,
+        Err(e) => {
+            eprintln!("ringway-agent: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = watch_signals(signals, &agent) {
+        eprintln!("ringway-agent: starting the signal thread: {e}");
+        agent.kill();
+        agent.join();
+        return ExitCode::FAILURE;
+    }
+    agent.join();
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
 }

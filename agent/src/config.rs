@@ -1,0 +1,84 @@
+//! The agent's configuration as typed values with defaults (the CLI parses into this).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ringway_core::tunnel;
+use ringway_tuning::runtime::IoDriver;
+
+use crate::backoff::BackoffConfig;
+
+/// Everything one agent needs to run. Build it with [`AgentConfig::new`] and adjust fields.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Balancer agent-listener addresses as `HOST:PORT`; a name with several addresses yields one
+    /// set of connections per address.
+    pub balancers: Vec<String>,
+    /// Shared secret presented in the hello.
+    pub token: String,
+    /// Routes served, as `host[/prefix]` (`example.com`, `example.com/api`, `*.example.com`).
+    pub routes: Vec<String>,
+    /// The local HTTP/1.1 backend.
+    pub backend: SocketAddr,
+    /// Identity reported to the balancer (default `hostname-pid`).
+    pub agent_id: String,
+    /// Runtime threads; the balancer's workers are shared out among them.
+    pub workers: usize,
+    /// io_uring, epoll, or whichever works.
+    pub io_driver: IoDriver,
+    /// io_uring submission queue entries per runtime thread.
+    pub ring_entries: u32,
+    /// Idle keep-alive backend connections kept per runtime thread.
+    pub pool_size: usize,
+    /// How long an idle pooled backend connection may be reused.
+    pub pool_idle_timeout: Duration,
+    /// Connecting to the backend or to a balancer.
+    pub connect_timeout: Duration,
+    /// Time from the request head sent to the backend until its response head (then RESET
+    /// BackendTimeout).
+    pub response_timeout: Duration,
+    /// How long a drain waits for in-flight streams before closing anyway.
+    pub drain_grace: Duration,
+    /// Reconnect delays.
+    pub backoff: BackoffConfig,
+    /// Tunnel protocol settings (windows, frame size, heartbeat).
+    pub tunnel: tunnel::Config,
+}
+
+impl AgentConfig {
+    /// A configuration with every default filled in.
+    pub fn new(
+        balancers: Vec<String>,
+        token: String,
+        routes: Vec<String>,
+        backend: SocketAddr,
+    ) -> Self {
+        Self {
+            balancers,
+            token,
+            routes,
+            backend,
+            agent_id: default_agent_id(),
+            workers: 1,
+            io_driver: IoDriver::default(),
+            ring_entries: 1024,
+            pool_size: 64,
+            pool_idle_timeout: Duration::from_secs(15),
+            connect_timeout: Duration::from_secs(2),
+            response_timeout: Duration::from_secs(60),
+            drain_grace: Duration::from_secs(10),
+            backoff: BackoffConfig::default(),
+            tunnel: tunnel::Config::default(),
+        }
+    }
+}
+
+/// `hostname-pid`, the default agent identity.
+pub fn default_agent_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "agent".to_owned());
+    format!("{host}-{}", std::process::id())
+}

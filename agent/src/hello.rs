@@ -1,0 +1,345 @@
+//! The built-in hello backend: a small HTTP/1.1 server for demos, benchmarks and tests.
+//!
+//! Routes (any method; `HEAD` gets the head only):
+//! - `/echo`: the request body streamed back as it arrives (Content-Length when the request had
+//!   one, else chunked);
+//! - `/bytes/N`: N bytes of [`pattern`] streamed with Content-Length, or chunked with `?chunked`;
+//! - `/slow/MS`: the response head is delayed by MS milliseconds;
+//! - `/status/CODE`: a response with that status;
+//! - anything else: `200` with a short body naming this backend, the method and the target.
+//!
+//! Every response carries `X-Served-By: hello@ADDR`. Parsing and body framing use `core::http`.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::net::{TcpListener, TcpStream};
+use ringway_core::http::{
+    reason_phrase, write_error_response, BodyDecoder, BodyEncoder, BodyEvent, BodyFraming, Limits,
+    RequestHead, RequestParser,
+};
+use ringway_tuning::runtime::{spawn_worker, IoDriver, WorkerSpec};
+
+/// Bytes per write when streaming `/bytes/N`.
+const CHUNK: usize = 64 * 1024;
+/// The `/bytes/N` body is this alphabet repeated.
+const ALPHABET: &[u8; 26] = b"abcdefghijklmnopqrstuvwxyz";
+
+/// A hello backend running on its own thread.
+#[derive(Debug, Clone)]
+pub struct HelloHandle {
+    /// The address it listens on (port 0 resolved).
+    pub addr: SocketAddr,
+    requests: Arc<AtomicU64>,
+}
+
+impl HelloHandle {
+    /// Requests served so far (counted when their head has been read).
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+}
+
+/// Starts a hello backend on `addr` (port 0 picks a free port) on a new thread; it runs until the
+/// process exits.
+pub fn spawn(addr: SocketAddr) -> io::Result<HelloHandle> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    let addr = listener.local_addr()?;
+    let requests = Arc::new(AtomicU64::new(0));
+    let counter = requests.clone();
+    let spec = WorkerSpec {
+        name: format!("ringway-hello-{}", addr.port()),
+        cpu: None,
+        driver: IoDriver::Auto,
+        ring_entries: 256,
+    };
+    spawn_worker(spec, move |_driver| serve(listener, counter))?;
+    Ok(HelloHandle { addr, requests })
+}
+
+/// Runs a hello backend on the current thread until the process ends (`ringway-agent hello`).
+pub fn run(addr: SocketAddr, driver: IoDriver) -> io::Result<()> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    tracing::info!(addr = %listener.local_addr()?, "hello backend listening");
+    ringway_tuning::runtime::try_block_on(driver, 1024, move |_driver| {
+        serve(listener, Arc::new(AtomicU64::new(0)))
+    })?
+}
+
+/// The `/bytes/N` body byte at `offset`.
+pub fn pattern(offset: u64) -> u8 {
+    ALPHABET[(offset % 26) as usize]
+}
+
+/// Accepts connections on `listener` forever, counting requests in `requests`.
+pub async fn serve(listener: std::net::TcpListener, requests: Arc<AtomicU64>) -> io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let me = listener.local_addr()?;
+    let listener = TcpListener::from_std(listener)?;
+    loop {
+        let (stream, _peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "hello backend accept failed");
+                monoio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let requests = requests.clone();
+        monoio::spawn(async move {
+            if let Err(e) = connection(stream, me, &requests).await {
+                tracing::debug!(error = %e, "hello backend connection ended");
+            }
+        });
+    }
+}
+
+async fn connection(mut stream: TcpStream, me: SocketAddr, requests: &AtomicU64) -> io::Result<()> {
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    let mut out = BytesMut::with_capacity(16 * 1024);
+    loop {
+        let mut parser = RequestParser::new(Limits::default());
+        let head = loop {
+            match parser.parse(&mut buf) {
+                Ok(Some(head)) => break head,
+                Ok(None) => {
+                    if read_more(&mut stream, &mut buf).await? == 0 {
+                        return Ok(());
+                    }
+                }
+                Err(e) => {
+                    write_error_response(e.status(), "-", &e.to_string(), None, &mut out);
+                    let (res, _) = stream.write_all(out).await;
+                    return res.map(drop);
+                }
+            }
+        };
+        requests.fetch_add(1, Ordering::Relaxed);
+        if head.expects_continue() {
+            out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+        }
+        let keep_alive = head.keep_alive();
+        let req = Request {
+            head: &head,
+            me,
+            close: !keep_alive,
+        };
+        out = req.respond(&mut stream, &mut buf, out).await?;
+        if !keep_alive {
+            return Ok(());
+        }
+    }
+}
+
+struct Request<'a> {
+    head: &'a RequestHead,
+    me: SocketAddr,
+    close: bool,
+}
+
+impl Request<'_> {
+    async fn respond(
+        &self,
+        stream: &mut TcpStream,
+        buf: &mut BytesMut,
+        mut out: BytesMut,
+    ) -> io::Result<BytesMut> {
+        let path = self.head.path();
+        let query = self
+            .head
+            .target()
+            .splitn(2, |b| *b == b'?')
+            .nth(1)
+            .unwrap_or_default();
+        let mut decoder = BodyDecoder::new(self.head.framing(), None);
+        if path == b"/echo" {
+            let framing = match self.head.framing() {
+                BodyFraming::Length(n) => BodyFraming::Length(n),
+                BodyFraming::Chunked => BodyFraming::Chunked,
+                _ => BodyFraming::Length(0),
+            };
+            self.write_head(200, framing, &mut out);
+            let mut encoder = BodyEncoder::new(framing);
+            let head_only = self.head.method() == b"HEAD";
+            loop {
+                match decoder.decode(buf).map_err(invalid)? {
+                    BodyEvent::Data(data) if !head_only => encoder.encode(&data, &mut out),
+                    BodyEvent::Data(_) => {}
+                    BodyEvent::End => break,
+                    BodyEvent::NeedMore => {
+                        out = flush(stream, out).await?;
+                        if read_more(stream, buf).await? == 0 {
+                            return Err(io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                "client closed mid-body",
+                            ));
+                        }
+                    }
+                }
+            }
+            if !head_only {
+                encoder.finish(&mut out);
+            }
+            return flush(stream, out).await;
+        }
+        // Other routes read (and discard) the request body first.
+        loop {
+            match decoder.decode(buf).map_err(invalid)? {
+                BodyEvent::Data(_) => {}
+                BodyEvent::End => break,
+                BodyEvent::NeedMore => {
+                    if read_more(stream, buf).await? == 0 {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "client closed mid-body",
+                        ));
+                    }
+                }
+            }
+        }
+        let segments: Vec<&[u8]> = path
+            .split(|b| *b == b'/')
+            .filter(|s| !s.is_empty())
+            .collect();
+        match segments.as_slice() {
+            [b"bytes", n] => match number(n) {
+                Some(n) => {
+                    self.bytes(stream, n, query.windows(7).any(|w| w == b"chunked"), out)
+                        .await
+                }
+                None => self.text(stream, 400, "bad byte count\n", out).await,
+            },
+            [b"slow", ms] => match number(ms) {
+                Some(ms) => {
+                    monoio::time::sleep(Duration::from_millis(ms)).await;
+                    self.text(stream, 200, &format!("slow {ms}\n"), out).await
+                }
+                None => self.text(stream, 400, "bad delay\n", out).await,
+            },
+            [b"status", code] => match number(code)
+                .and_then(|c| u16::try_from(c).ok())
+                .filter(|c| (200..600).contains(c))
+            {
+                Some(code) => {
+                    self.text(stream, code, &format!("status {code}\n"), out)
+                        .await
+                }
+                None => self.text(stream, 400, "bad status\n", out).await,
+            },
+            _ => {
+                let body = format!(
+                    "hello from ringway hello backend {}: {} {}\n",
+                    self.me,
+                    String::from_utf8_lossy(self.head.method()),
+                    String::from_utf8_lossy(self.head.target())
+                );
+                self.text(stream, 200, &body, out).await
+            }
+        }
+    }
+
+    async fn text(
+        &self,
+        stream: &mut TcpStream,
+        status: u16,
+        body: &str,
+        mut out: BytesMut,
+    ) -> io::Result<BytesMut> {
+        let no_body = matches!(status, 204 | 304);
+        let framing = if no_body {
+            BodyFraming::Empty
+        } else {
+            BodyFraming::Length(body.len() as u64)
+        };
+        self.write_head(status, framing, &mut out);
+        if !no_body && self.head.method() != b"HEAD" {
+            out.extend_from_slice(body.as_bytes());
+        }
+        flush(stream, out).await
+    }
+
+    async fn bytes(
+        &self,
+        stream: &mut TcpStream,
+        n: u64,
+        chunked: bool,
+        mut out: BytesMut,
+    ) -> io::Result<BytesMut> {
+        let framing = if chunked {
+            BodyFraming::Chunked
+        } else {
+            BodyFraming::Length(n)
+        };
+        self.write_head(200, framing, &mut out);
+        if self.head.method() == b"HEAD" {
+            return flush(stream, out).await;
+        }
+        let block: Vec<u8> = (0..CHUNK as u64 + 26).map(pattern).collect();
+        let mut encoder = BodyEncoder::new(framing);
+        let mut sent = 0u64;
+        while sent < n {
+            let len = (n - sent).min(CHUNK as u64) as usize;
+            let start = (sent % 26) as usize;
+            encoder.encode(&block[start..start + len], &mut out);
+            sent += len as u64;
+            out = flush(stream, out).await?;
+        }
+        encoder.finish(&mut out);
+        flush(stream, out).await
+    }
+
+    fn write_head(&self, status: u16, framing: BodyFraming, out: &mut BytesMut) {
+        out.extend_from_slice(
+            format!("HTTP/1.1 {status} {}\r\n", reason_phrase(status)).as_bytes(),
+        );
+        out.extend_from_slice(
+            format!(
+                "X-Served-By: hello@{}\r\nContent-Type: text/plain\r\n",
+                self.me
+            )
+            .as_bytes(),
+        );
+        match framing {
+            BodyFraming::Length(n) => {
+                out.extend_from_slice(format!("Content-Length: {n}\r\n").as_bytes());
+            }
+            BodyFraming::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+            _ => {}
+        }
+        if self.close {
+            out.extend_from_slice(b"Connection: close\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+fn number(digits: &[u8]) -> Option<u64> {
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+fn invalid(e: ringway_core::http::HttpError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("request body: {e}"))
+}
+
+async fn read_more(stream: &mut TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
+    buf.reserve(CHUNK);
+    let (res, b) = stream.read(std::mem::take(buf)).await;
+    *buf = b;
+    res
+}
+
+async fn flush(stream: &mut TcpStream, out: BytesMut) -> io::Result<BytesMut> {
+    if out.is_empty() {
+        return Ok(out);
+    }
+    let (res, mut out) = stream.write_all(out).await;
+    res?;
+    out.clear();
+    Ok(out)
+}

@@ -1,0 +1,116 @@
+//! The tunnel connections of one runtime thread to one balancer address: one per balancer worker.
+//!
+//! A *slot* is one wanted connection (balancer address, worker index). The first slot of an address
+//! asks for no particular worker; its hello-ack tells how many workers the balancer runs and which
+//! one took it, and the agent then opens one slot per remaining worker (spread over its runtime
+//! threads, see `agent.rs`). Each slot reconnects on its own with exponential backoff and jitter,
+//! asking for the same worker again, so the agent can start before the balancer and survives
+//! balancer restarts.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use monoio::net::TcpStream;
+use ringway_core::tunnel::{Connection, Hello, HelloAck, PROTOCOL_VERSION};
+
+use crate::backoff::Backoff;
+use crate::stream;
+use crate::tunnel::{StreamSlot, Tunnel, TunnelExit, TunnelHooks};
+use crate::worker::Worker;
+
+/// Keeps one tunnel connection to `addr` alive (asking for balancer worker `want`) until the
+/// runtime thread drains or stops.
+pub(crate) async fn run_slot(worker: Rc<Worker>, addr: SocketAddr, mut want: Option<u16>) {
+    let mut backoff = Backoff::new(worker.config.backoff);
+    let hooks = SlotHooks {
+        worker: worker.clone(),
+    };
+    while !worker.is_draining() {
+        match connect(&worker, addr).await {
+            Ok(socket) => {
+                let hello = Hello {
+                    version: PROTOCOL_VERSION,
+                    agent_id: worker.config.agent_id.clone(),
+                    token: worker.config.token.clone(),
+                    routes: worker.config.routes.clone(),
+                    worker: want,
+                };
+                let conn = Connection::agent(worker.config.tunnel.clone(), hello, Instant::now());
+                let tunnel = Tunnel::new(addr, conn);
+                worker.register(&tunnel);
+                let exit = tunnel.drive(socket, &hooks).await;
+                worker.unregister(&tunnel);
+                if let Some(ack) = tunnel.ack() {
+                    want = Some(ack.worker_index);
+                    backoff.reset();
+                }
+                match &exit {
+                    TunnelExit::Closed | TunnelExit::Killed => {
+                        tracing::info!(balancer = %addr, worker = ?want, "tunnel connection closed");
+                    }
+                    TunnelExit::Rejected(code) => {
+                        tracing::error!(balancer = %addr, %code, "balancer rejected this agent (token or routes?)");
+                    }
+                    other => {
+                        tracing::warn!(balancer = %addr, worker = ?want, reason = %other, "tunnel connection lost");
+                    }
+                }
+                if matches!(exit, TunnelExit::Killed) {
+                    return;
+                }
+            }
+            Err(e) => tracing::debug!(balancer = %addr, error = %e, "cannot reach balancer"),
+        }
+        if worker.is_draining() {
+            return;
+        }
+        let delay = backoff.next_delay();
+        tracing::debug!(balancer = %addr, ?delay, "reconnecting after backoff");
+        monoio::time::sleep(delay).await;
+    }
+}
+
+async fn connect(worker: &Worker, addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let timeout = worker.config.connect_timeout;
+    let socket = monoio::time::timeout(timeout, TcpStream::connect_addr(addr))
+        .await
+        .map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("connect timed out after {timeout:?}"),
+            )
+        })??;
+    socket.set_nodelay(true)?;
+    Ok(socket)
+}
+
+/// Connects the tunnel driver to this thread's worker: acks open sibling slots, streams become
+/// stream tasks.
+struct SlotHooks {
+    worker: Rc<Worker>,
+}
+
+impl TunnelHooks for SlotHooks {
+    fn on_ack(&self, tunnel: &Rc<Tunnel>, ack: HelloAck) {
+        tracing::info!(
+            balancer = %tunnel.peer(),
+            worker = ack.worker_index,
+            workers = ack.worker_count,
+            "tunnel connection registered"
+        );
+        self.worker.acked(tunnel, ack);
+    }
+
+    fn on_stream(&self, tunnel: &Rc<Tunnel>, slot: Rc<StreamSlot>, head: Bytes, _end: bool) {
+        let worker = self.worker.clone();
+        let tunnel = tunnel.clone();
+        let env = worker.stream_env();
+        worker.stream_started();
+        monoio::spawn(async move {
+            stream::serve(tunnel, slot, head, env).await;
+            worker.stream_finished();
+        });
+    }
+}

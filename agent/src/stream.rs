@@ -1,0 +1,486 @@
+//! One tunnel stream ↔ one backend request/response exchange.
+//!
+//! The request head goes to the backend byte for byte as the balancer framed it; the body (DATA,
+//! decoded bytes) is framed as that head says with core's `BodyEncoder`, and its credit is
+//! released only once the bytes were written to the backend. The response head is parsed with
+//! core, rewritten by `forward::write_response` (hop-by-hop removed, framing rebuilt) and sent as
+//! RESPONSE_HEAD; the decoded body follows as DATA within flow-control credit, so memory is bounded
+//! by the windows whatever the body size.
+//!
+//! Upload and download run concurrently inside the stream task (a backend may stream its response
+//! while the request body still flows, as `/echo` does). A reused pooled connection that fails
+//! before any response byte is retried once on a fresh connection when the request body sent so
+//! far can be replayed (kept while it is small).
+
+use std::future::Future;
+use std::pin::pin;
+use std::rc::Rc;
+use std::task::Poll;
+
+use bytes::{Bytes, BytesMut};
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
+use monoio::net::TcpStream;
+use ringway_core::http::{
+    forward, BodyDecoder, BodyEncoder, BodyEvent, BodyFraming, Limits, RequestHead, RequestParser,
+    ResponseParser,
+};
+use ringway_core::tunnel::ResetCode;
+
+use crate::pool::{BackendPool, ConnectError};
+use crate::tunnel::{StreamAborted, StreamSlot, Tunnel};
+
+/// Request-body bytes kept for a replay on a fresh connection; beyond this a stale pooled
+/// connection is reported as BackendReset instead of retried.
+const REPLAY_LIMIT: usize = 64 * 1024;
+/// Bytes asked of the backend socket per read.
+const READ_CHUNK: usize = 32 * 1024;
+/// Request-body bytes gathered before a backend write.
+const WRITE_BATCH: usize = 64 * 1024;
+
+/// What a stream task needs besides the stream itself.
+#[derive(Debug, Clone)]
+pub(crate) struct StreamEnv {
+    pub(crate) pool: Rc<BackendPool>,
+    pub(crate) response_timeout: std::time::Duration,
+}
+
+/// Serves one stream to completion (or reset).
+pub(crate) async fn serve(tunnel: Rc<Tunnel>, slot: Rc<StreamSlot>, head: Bytes, env: StreamEnv) {
+    let id = slot.id;
+    let outcome = forward_stream(&tunnel, &slot, head, &env).await;
+    match outcome {
+        Ok(()) => tunnel.finish(&slot),
+        Err(Failure::Aborted(StreamAborted(code))) => {
+            tracing::debug!(stream = %id, %code, "stream aborted by the balancer");
+            tunnel.finish(&slot);
+        }
+        Err(Failure::Reset(code, why)) => {
+            tracing::info!(stream = %id, %code, reason = %why, "resetting stream");
+            tunnel.reset(&slot, code);
+        }
+    }
+}
+
+/// Why a stream did not complete normally.
+#[derive(Debug)]
+enum Failure {
+    /// The balancer reset it or the tunnel went away: nothing to send.
+    Aborted(StreamAborted),
+    /// We reset it with this code.
+    Reset(ResetCode, String),
+}
+
+impl From<StreamAborted> for Failure {
+    fn from(e: StreamAborted) -> Self {
+        Self::Aborted(e)
+    }
+}
+
+/// How one attempt on one backend connection failed.
+#[derive(Debug)]
+enum AttemptError {
+    Failure(Failure),
+    /// The connection failed before any response byte came back.
+    NoResponse(String),
+}
+
+impl From<StreamAborted> for AttemptError {
+    fn from(e: StreamAborted) -> Self {
+        Self::Failure(Failure::Aborted(e))
+    }
+}
+
+fn reset(code: ResetCode, why: impl std::fmt::Display) -> AttemptError {
+    AttemptError::Failure(Failure::Reset(code, why.to_string()))
+}
+
+async fn forward_stream(
+    tunnel: &Tunnel,
+    slot: &StreamSlot,
+    head: Bytes,
+    env: &StreamEnv,
+) -> Result<(), Failure> {
+    let mut head_buf = BytesMut::from(&head[..]);
+    let request = match RequestParser::new(Limits::default()).parse(&mut head_buf) {
+        Ok(Some(request)) => request,
+        Ok(None) => {
+            return Err(Failure::Reset(
+                ResetCode::Protocol,
+                "incomplete request head".into(),
+            ))
+        }
+        Err(e) => {
+            return Err(Failure::Reset(
+                ResetCode::Protocol,
+                format!("request head: {e}"),
+            ))
+        }
+    };
+    let mut body = RequestBody::new(request.framing());
+    let mut conn = match env.pool.checkout().await {
+        Ok(conn) => conn,
+        Err(e) => return Err(connect_failure(&e)),
+    };
+    loop {
+        let reused = conn.reused;
+        body.replayable = reused;
+        match exchange(tunnel, slot, &request, &mut body, conn.stream, env).await {
+            Ok(Some(stream)) => {
+                env.pool.checkin(stream);
+                return Ok(());
+            }
+            Ok(None) => return Ok(()),
+            Err(AttemptError::Failure(f)) => return Err(f),
+            Err(AttemptError::NoResponse(why)) if reused && body.rewind() => {
+                tracing::debug!(stream = %slot.id, reason = %why, "stale pooled backend connection, retrying on a fresh one");
+                conn = match env.pool.connect_fresh().await {
+                    Ok(conn) => conn,
+                    Err(e) => return Err(connect_failure(&e)),
+                };
+            }
+            Err(AttemptError::NoResponse(why)) => {
+                return Err(Failure::Reset(ResetCode::BackendReset, why))
+            }
+        }
+    }
+}
+
+fn connect_failure(e: &ConnectError) -> Failure {
+    match e {
+        ConnectError::Io { .. } => Failure::Reset(ResetCode::Refused, e.to_string()),
+        ConnectError::Timeout { .. } => Failure::Reset(ResetCode::BackendTimeout, e.to_string()),
+    }
+}
+
+/// One request/response on one backend connection. `Ok(Some(stream))`: the connection may be
+/// reused; `Ok(None)`: done, connection closed.
+async fn exchange(
+    tunnel: &Tunnel,
+    slot: &StreamSlot,
+    request: &RequestHead,
+    body: &mut RequestBody,
+    stream: TcpStream,
+    env: &StreamEnv,
+) -> Result<Option<TcpStream>, AttemptError> {
+    let (mut rd, mut wr) = stream.into_split();
+    let responded = std::cell::Cell::new(false);
+    let (keep_alive, upload_done) = {
+        let upload = pin!(upload(tunnel, slot, request, body, &mut wr, &responded));
+        let download = pin!(download(tunnel, slot, request, &mut rd, env, &responded));
+        let aborted = pin!(slot.aborted());
+        let (mut upload, mut download, mut aborted) = (upload, download, aborted);
+        let mut upload_result: Option<Result<(), AttemptError>> = None;
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(code) = aborted.as_mut().poll(cx) {
+                return Poll::Ready(Err(AttemptError::from(code)));
+            }
+            if upload_result.is_none() {
+                match upload.as_mut().poll(cx) {
+                    Poll::Ready(Err(AttemptError::Failure(Failure::Aborted(a)))) => {
+                        return Poll::Ready(Err(a.into()))
+                    }
+                    // A failed upload does not end the attempt: the backend may have answered
+                    // already (e.g. 413 before reading the body), the download decides.
+                    Poll::Ready(r) => upload_result = Some(r),
+                    Poll::Pending => {}
+                }
+            }
+            match download.as_mut().poll(cx) {
+                Poll::Ready(Ok(keep_alive)) => {
+                    let upload_done = matches!(upload_result, Some(Ok(())));
+                    Poll::Ready(Ok((keep_alive, upload_done)))
+                }
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await?
+    };
+    if !upload_done {
+        // The response is complete but the request body is not: tell the balancer to stop sending.
+        tunnel.reset(slot, ResetCode::NoError);
+        return Ok(None);
+    }
+    if !keep_alive {
+        return Ok(None);
+    }
+    Ok(rd.reunite(wr).ok())
+}
+
+/// Writes the request head and body to the backend. Chunks that are already queued go out in
+/// one write (with the head, for the first); their credit is released once written.
+async fn upload(
+    tunnel: &Tunnel,
+    slot: &StreamSlot,
+    request: &RequestHead,
+    body: &mut RequestBody,
+    wr: &mut OwnedWriteHalf<TcpStream>,
+    responded: &std::cell::Cell<bool>,
+) -> Result<(), AttemptError> {
+    let mut out = BytesMut::with_capacity(request.as_bytes().len() + 1024);
+    out.extend_from_slice(request.as_bytes());
+    let mut encoder = BodyEncoder::new(body.framing);
+    let mut unreleased = 0;
+    loop {
+        let chunk = if out.is_empty() {
+            body.next(tunnel, slot).await?
+        } else {
+            body.try_next(slot)?
+        };
+        match chunk {
+            BodyChunk::Data { data, fresh } => {
+                encoder.encode(&data, &mut out);
+                if fresh {
+                    unreleased += data.len();
+                }
+                if out.len() < WRITE_BATCH {
+                    continue;
+                }
+            }
+            BodyChunk::Pending => {}
+            BodyChunk::End => {
+                encoder.finish(&mut out);
+                write(wr, &mut out, responded).await?;
+                tunnel.release(slot.id, unreleased);
+                return Ok(());
+            }
+        }
+        write(wr, &mut out, responded).await?;
+        tunnel.release(slot.id, std::mem::take(&mut unreleased));
+    }
+}
+
+async fn write(
+    wr: &mut OwnedWriteHalf<TcpStream>,
+    out: &mut BytesMut,
+    responded: &std::cell::Cell<bool>,
+) -> Result<(), AttemptError> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    let buf = std::mem::take(out);
+    let (res, mut buf) = wr.write_all(buf).await;
+    buf.clear();
+    *out = buf;
+    match res {
+        Ok(_) => Ok(()),
+        Err(e) if !responded.get() => {
+            Err(AttemptError::NoResponse(format!("writing to backend: {e}")))
+        }
+        Err(e) => Err(reset(
+            ResetCode::BackendReset,
+            format!("writing to backend: {e}"),
+        )),
+    }
+}
+
+/// Reads the response from the backend and sends it through the tunnel. Returns whether the
+/// backend connection can serve another request.
+async fn download(
+    tunnel: &Tunnel,
+    slot: &StreamSlot,
+    request: &RequestHead,
+    rd: &mut OwnedReadHalf<TcpStream>,
+    env: &StreamEnv,
+    responded: &std::cell::Cell<bool>,
+) -> Result<bool, AttemptError> {
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut parser = ResponseParser::new(Limits::default());
+    let head = match monoio::time::timeout(env.response_timeout, async {
+        loop {
+            match parser.parse(&mut buf) {
+                Ok(Some(head)) if head.is_interim() => {
+                    tunnel.send_response_head(slot, head.as_bytes().clone(), false)?;
+                    parser = ResponseParser::new(Limits::default());
+                }
+                Ok(Some(head)) => return Ok(head),
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(reset(
+                        ResetCode::BackendReset,
+                        format!("backend response head: {e}"),
+                    ))
+                }
+            }
+            if read_some(rd, &mut buf).await? == 0 {
+                return Err(if responded.get() {
+                    reset(
+                        ResetCode::BackendReset,
+                        "backend closed inside the response head",
+                    )
+                } else {
+                    AttemptError::NoResponse("backend closed before responding".into())
+                });
+            }
+            responded.set(true);
+        }
+    })
+    .await
+    {
+        Ok(head) => head?,
+        Err(_) => {
+            return Err(reset(
+                ResetCode::BackendTimeout,
+                format!("no response head within {:?}", env.response_timeout),
+            ))
+        }
+    };
+    responded.set(true);
+    let framing = head.framing(request.method());
+    let tunnel_framing = match framing {
+        BodyFraming::UntilClose => BodyFraming::Chunked,
+        other => other,
+    };
+    if matches!(framing, BodyFraming::Upgrade) {
+        return Err(reset(
+            ResetCode::Internal,
+            "protocol upgrades are not supported by the agent",
+        ));
+    }
+    let mut head_out = BytesMut::with_capacity(head.as_bytes().len() + 64);
+    forward::write_response(&head, tunnel_framing, false, &mut head_out);
+    let empty = matches!(framing, BodyFraming::Empty);
+    tunnel.send_response_head(slot, head_out.freeze(), empty)?;
+    let reusable =
+        head.keep_alive() && request.keep_alive() && !matches!(framing, BodyFraming::UntilClose);
+    if empty {
+        return Ok(reusable && buf.is_empty());
+    }
+    let mut decoder = BodyDecoder::new(framing, None);
+    loop {
+        match decoder.decode(&mut buf) {
+            Ok(BodyEvent::Data(data)) => tunnel.send_data(slot, data, false).await?,
+            Ok(BodyEvent::End) => {
+                tunnel.send_data(slot, Bytes::new(), true).await?;
+                // Bytes past the response mean a confused backend: do not reuse.
+                return Ok(reusable && buf.is_empty());
+            }
+            Ok(BodyEvent::NeedMore) => {
+                if read_some(rd, &mut buf).await? == 0 {
+                    return match decoder.finish_on_eof() {
+                        Ok(()) => {
+                            tunnel.send_data(slot, Bytes::new(), true).await?;
+                            Ok(false)
+                        }
+                        Err(e) => Err(reset(
+                            ResetCode::BackendReset,
+                            format!("backend closed mid-body: {e}"),
+                        )),
+                    };
+                }
+            }
+            Err(e) => {
+                return Err(reset(
+                    ResetCode::BackendReset,
+                    format!("backend response body: {e}"),
+                ))
+            }
+        }
+    }
+}
+
+async fn read_some(
+    rd: &mut OwnedReadHalf<TcpStream>,
+    buf: &mut BytesMut,
+) -> Result<usize, AttemptError> {
+    buf.reserve(READ_CHUNK);
+    let (res, b) = rd.read(std::mem::take(buf)).await;
+    *buf = b;
+    res.map_err(|e| AttemptError::NoResponse(format!("reading from backend: {e}")))
+}
+
+/// One step of the request body.
+enum BodyChunk {
+    /// `fresh`: first time these bytes are written (their credit is released after the write);
+    /// replayed bytes were released already.
+    Data {
+        data: Bytes,
+        fresh: bool,
+    },
+    End,
+    /// Nothing available right now.
+    Pending,
+}
+
+/// The request body as received from the tunnel, with a bounded replay log for one retry.
+struct RequestBody {
+    framing: BodyFraming,
+    log: Vec<Bytes>,
+    log_bytes: usize,
+    replay_at: usize,
+    /// Keep a log (the current attempt is on a reused connection and may be retried).
+    replayable: bool,
+    overflowed: bool,
+}
+
+impl RequestBody {
+    fn new(framing: BodyFraming) -> Self {
+        Self {
+            framing,
+            log: Vec::new(),
+            log_bytes: 0,
+            replay_at: 0,
+            replayable: false,
+            overflowed: false,
+        }
+    }
+
+    /// Starts over for a retry; false when the body sent so far cannot be replayed.
+    fn rewind(&mut self) -> bool {
+        if self.overflowed {
+            return false;
+        }
+        self.replay_at = 0;
+        true
+    }
+
+    async fn next(
+        &mut self,
+        tunnel: &Tunnel,
+        slot: &StreamSlot,
+    ) -> Result<BodyChunk, StreamAborted> {
+        if let Some(chunk) = self.replay() {
+            return Ok(chunk);
+        }
+        match tunnel.recv(slot).await? {
+            Some(data) => Ok(self.logged(data)),
+            None => Ok(BodyChunk::End),
+        }
+    }
+
+    fn try_next(&mut self, slot: &StreamSlot) -> Result<BodyChunk, StreamAborted> {
+        if let Some(chunk) = self.replay() {
+            return Ok(chunk);
+        }
+        if let Some(code) = slot.reset_code() {
+            return Err(StreamAborted(code));
+        }
+        let popped = slot.try_pop();
+        Ok(match popped {
+            Some(data) => self.logged(data),
+            None if slot.is_end() => BodyChunk::End,
+            None => BodyChunk::Pending,
+        })
+    }
+
+    fn replay(&mut self) -> Option<BodyChunk> {
+        let data = self.log.get(self.replay_at)?.clone();
+        self.replay_at += 1;
+        Some(BodyChunk::Data { data, fresh: false })
+    }
+
+    fn logged(&mut self, data: Bytes) -> BodyChunk {
+        if self.replayable && !self.overflowed {
+            if self.log_bytes + data.len() <= REPLAY_LIMIT {
+                self.log_bytes += data.len();
+                self.log.push(data.clone());
+                self.replay_at = self.log.len();
+            } else {
+                self.overflowed = true;
+                self.log.clear();
+                self.replay_at = 0;
+            }
+        }
+        BodyChunk::Data { data, fresh: true }
+    }
+}
