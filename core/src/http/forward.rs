@@ -55,16 +55,12 @@ pub fn write_request(
     if let Some(host) = host {
         put_field(out, b"Host", host);
     }
-    let mut xff_seen = false;
     for (name, value) in head.headers() {
         if is_hop_by_hop(name, &connection)
             || is_framing(name)
             || is_trusted(name)
             || name.eq_ignore_ascii_case(b"host")
         {
-            if name.eq_ignore_ascii_case(b"x-forwarded-for") {
-                xff_seen = true;
-            }
             continue;
         }
         put_field(out, name, value);
@@ -77,8 +73,11 @@ pub fn write_request(
     }
     put_framing(out, framing);
 
+    // Trusted fields last. A field the client named in Connection is hop-by-hop and was dropped
+    // above, so its old values do not count as "existing" here.
+    let kept = |name: &[u8]| !is_hop_by_hop(name, &connection);
     out.extend_from_slice(b"X-Forwarded-For: ");
-    if xff_seen {
+    if kept(b"x-forwarded-for") {
         for value in head.header_all("x-forwarded-for") {
             for hop in tokens(value) {
                 out.extend_from_slice(hop);
@@ -91,8 +90,8 @@ pub fn write_request(
     if let Some(host) = host {
         put_field(out, b"X-Forwarded-Host", host);
     }
-    put_forwarded(out, head, info, host);
-    if request_id(head).is_none() {
+    put_forwarded(out, head, info, host, kept(b"forwarded"));
+    if request_id(head).is_none() || !kept(b"x-request-id") {
         put_field(out, b"X-Request-Id", info.request_id.as_bytes());
     }
     out.extend_from_slice(b"\r\n");
@@ -191,9 +190,10 @@ fn put_forwarded(
     head: &RequestHead,
     info: &ForwardInfo<'_>,
     host: Option<&[u8]>,
+    keep_existing: bool,
 ) {
     out.extend_from_slice(b"Forwarded: ");
-    for value in head.header_all("forwarded") {
+    for value in head.header_all("forwarded").filter(|_| keep_existing) {
         let value = trim(value);
         if !value.is_empty() {
             out.extend_from_slice(value);

@@ -19,6 +19,10 @@ pub(crate) struct ChunkedDecoder {
     state: State,
     /// Bytes of the current chunk-size line, or of the whole trailer section.
     line_len: usize,
+    /// Sum of the chunk sizes announced so far.
+    declared: u64,
+    /// Refuse a body whose announced chunks add up to more than this (413).
+    max_body: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +70,13 @@ impl Default for State {
 }
 
 impl ChunkedDecoder {
+    pub(crate) fn new(max_body: Option<u64>) -> Self {
+        Self {
+            max_body,
+            ..Self::default()
+        }
+    }
+
     pub(crate) fn is_done(&self) -> bool {
         self.state == State::Done
     }
@@ -138,6 +149,12 @@ impl ChunkedDecoder {
                     return Err(HttpError::MissingChunkCrlf);
                 }
                 self.line_len = 0;
+                self.declared = self.declared.saturating_add(size);
+                if let Some(limit) = self.max_body {
+                    if self.declared > limit {
+                        return Err(HttpError::BodyTooLarge { limit });
+                    }
+                }
                 if size == 0 {
                     State::TrailerStart
                 } else {

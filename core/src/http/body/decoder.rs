@@ -42,7 +42,7 @@ impl BodyDecoder {
         let state = match framing {
             BodyFraming::Empty | BodyFraming::Length(0) => State::Done,
             BodyFraming::Length(n) => State::Length { remaining: n },
-            BodyFraming::Chunked => State::Chunked(ChunkedDecoder::default()),
+            BodyFraming::Chunked => State::Chunked(ChunkedDecoder::new(max_body)),
             BodyFraming::UntilClose | BodyFraming::Upgrade => State::Eof,
         };
         Self {

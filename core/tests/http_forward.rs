@@ -1,0 +1,350 @@
+//! Forwarding rewrites: hop-by-hop removal before trusted fields, framing rebuilt from the parsed
+//! framing, X-Forwarded-*, Forwarded, X-Request-Id, and the error responses the proxy writes.
+#![allow(clippy::unwrap_used)]
+
+use std::net::IpAddr;
+
+use bytes::BytesMut;
+use ringway_core::http::forward::{self, ForwardInfo};
+use ringway_core::http::{
+    closes_connection, write_error_response, BodyFraming, Limits, RequestHead, RequestParser,
+    ResponseHead, ResponseParser,
+};
+
+fn request(raw: &[u8]) -> RequestHead {
+    RequestParser::new(Limits::default())
+        .parse(&mut BytesMut::from(raw))
+        .unwrap()
+        .unwrap()
+}
+
+fn info(addr: &str) -> ForwardInfo<'static> {
+    ForwardInfo {
+        client_addr: addr.parse::<IpAddr>().unwrap(),
+        proto: "https",
+        request_id: "rid-1",
+    }
+}
+
+/// Rewrites `raw` and parses the result back.
+fn forwarded(raw: &[u8], addr: &str) -> RequestHead {
+    let head = request(raw);
+    let mut out = BytesMut::new();
+    forward::write_request(&head, &info(addr), head.framing(), &mut out);
+    request(&out)
+}
+
+fn names(head: &RequestHead) -> Vec<String> {
+    head.headers()
+        .map(|(n, _)| String::from_utf8_lossy(n).to_ascii_lowercase())
+        .collect()
+}
+
+#[test]
+fn request_line_is_origin_form_http11() {
+    let mut out = BytesMut::new();
+    let head = request(b"GET http://example.com/a?b HTTP/1.1\r\nHost: example.com\r\n\r\n");
+    forward::write_request(&head, &info("192.0.2.1"), head.framing(), &mut out);
+    assert!(
+        out.starts_with(b"GET /a?b HTTP/1.1\r\nHost: example.com\r\n"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn hop_by_hop_fields_are_removed() {
+    let out = forwarded(
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Secret\r\nKeep-Alive: timeout=5\r\nProxy-Connection: x\r\nTE: trailers\r\nTrailer: X-Sum\r\nUpgrade: h2c\r\nX-Secret: 1\r\nX-Kept: 2\r\n\r\n",
+        "192.0.2.1",
+    );
+    let names = names(&out);
+    for gone in [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "upgrade",
+        "x-secret",
+    ] {
+        assert!(
+            !names.iter().any(|n| n == gone),
+            "{gone} must be removed: {names:?}"
+        );
+    }
+    assert_eq!(out.header("x-kept"), Some(&b"2"[..]));
+}
+
+#[test]
+fn hop_by_hop_removal_happens_before_trusted_fields_are_added() {
+    // A client naming X-Forwarded-For / X-Request-Id in Connection must not strip the proxy's own.
+    let out = forwarded(
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: X-Forwarded-For, X-Request-Id, Forwarded, X-Forwarded-Proto\r\n\r\n",
+        "192.0.2.7",
+    );
+    assert_eq!(out.header("x-forwarded-for"), Some(&b"192.0.2.7"[..]));
+    assert_eq!(out.header("x-request-id"), Some(&b"rid-1"[..]));
+    assert_eq!(out.header("x-forwarded-proto"), Some(&b"https"[..]));
+    assert!(out.header("forwarded").is_some());
+}
+
+#[test]
+fn client_fields_named_in_connection_do_not_count_as_existing() {
+    let out = forwarded(
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: X-Request-Id, X-Forwarded-For, Forwarded\r\nX-Request-Id: spoof\r\nX-Forwarded-For: 10.9.9.9\r\nForwarded: for=10.9.9.9\r\n\r\n",
+        "192.0.2.7",
+    );
+    assert_eq!(
+        out.header_all("x-request-id").collect::<Vec<_>>(),
+        vec![&b"rid-1"[..]]
+    );
+    assert_eq!(out.header("x-forwarded-for"), Some(&b"192.0.2.7"[..]));
+    assert_eq!(
+        out.header("forwarded"),
+        Some(&b"for=192.0.2.7;proto=https;host=a"[..])
+    );
+}
+
+#[test]
+fn upgrade_is_kept_when_upgrading() {
+    let out = forwarded(
+        b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: k\r\n\r\n",
+        "192.0.2.1",
+    );
+    assert_eq!(out.header("upgrade"), Some(&b"websocket"[..]));
+    assert_eq!(out.header("connection"), Some(&b"upgrade"[..]));
+    assert!(out.wants_upgrade());
+    assert_eq!(out.header("sec-websocket-key"), Some(&b"k"[..]));
+}
+
+#[test]
+fn framing_is_rebuilt_not_copied() {
+    let head = request(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n");
+    for (framing, expect_cl, expect_te) in [
+        (BodyFraming::Length(10), Some(&b"10"[..]), None),
+        (BodyFraming::Chunked, None, Some(&b"chunked"[..])),
+        (BodyFraming::Empty, None, None),
+    ] {
+        let mut out = BytesMut::new();
+        forward::write_request(&head, &info("192.0.2.1"), framing, &mut out);
+        let out = request(&out);
+        assert_eq!(out.header("content-length"), expect_cl, "{framing:?}");
+        assert_eq!(out.header("transfer-encoding"), expect_te, "{framing:?}");
+        assert_eq!(
+            out.header_all("content-length").count() + out.header_all("transfer-encoding").count(),
+            usize::from(framing != BodyFraming::Empty)
+        );
+    }
+}
+
+#[test]
+fn x_forwarded_for_is_appended_to_the_existing_list() {
+    let out = forwarded(
+        b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 203.0.113.5, 10.0.0.1\r\nX-Forwarded-For: 10.0.0.2\r\n\r\n",
+        "192.0.2.9",
+    );
+    assert_eq!(out.header_all("x-forwarded-for").count(), 1);
+    assert_eq!(
+        out.header("x-forwarded-for"),
+        Some(&b"203.0.113.5, 10.0.0.1, 10.0.0.2, 192.0.2.9"[..])
+    );
+}
+
+#[test]
+fn client_supplied_proto_and_host_are_replaced() {
+    let out = forwarded(
+        b"GET / HTTP/1.1\r\nHost: shop.example\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: evil\r\n\r\n",
+        "192.0.2.1",
+    );
+    assert_eq!(
+        out.header_all("x-forwarded-proto").collect::<Vec<_>>(),
+        vec![&b"https"[..]]
+    );
+    assert_eq!(
+        out.header_all("x-forwarded-host").collect::<Vec<_>>(),
+        vec![&b"shop.example"[..]]
+    );
+}
+
+#[test]
+fn forwarded_has_for_proto_host_with_ipv6_bracketed_and_quoted() {
+    let out = forwarded(b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", "192.0.2.60");
+    assert_eq!(
+        out.header("forwarded"),
+        Some(&b"for=192.0.2.60;proto=https;host=example.com"[..])
+    );
+    let out = forwarded(
+        b"GET / HTTP/1.1\r\nHost: example.com:8443\r\n\r\n",
+        "2001:db8::17",
+    );
+    assert_eq!(
+        out.header("forwarded"),
+        Some(&b"for=\"[2001:db8::17]\";proto=https;host=\"example.com:8443\""[..])
+    );
+    let out = forwarded(
+        b"GET / HTTP/1.1\r\nHost: a\r\nForwarded: for=198.51.100.1\r\n\r\n",
+        "192.0.2.60",
+    );
+    assert_eq!(
+        out.header("forwarded"),
+        Some(&b"for=198.51.100.1, for=192.0.2.60;proto=https;host=a"[..])
+    );
+}
+
+#[test]
+fn request_id_is_added_only_when_absent() {
+    let out = forwarded(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", "192.0.2.1");
+    assert_eq!(
+        out.header_all("x-request-id").collect::<Vec<_>>(),
+        vec![&b"rid-1"[..]]
+    );
+    let out = forwarded(
+        b"GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: client-42\r\n\r\n",
+        "192.0.2.1",
+    );
+    assert_eq!(
+        out.header_all("x-request-id").collect::<Vec<_>>(),
+        vec![&b"client-42"[..]]
+    );
+    assert_eq!(
+        forward::request_id(&request(
+            b"GET / HTTP/1.1\r\nHost: a\r\nx-request-id: z\r\n\r\n"
+        )),
+        Some(&b"z"[..])
+    );
+}
+
+#[test]
+fn host_appears_once() {
+    let out = forwarded(
+        b"GET http://b.example/ HTTP/1.1\r\nHost: a\r\n\r\n",
+        "192.0.2.1",
+    );
+    assert_eq!(
+        out.header_all("host").collect::<Vec<_>>(),
+        vec![&b"b.example"[..]]
+    );
+    assert_eq!(out.header("x-forwarded-host"), Some(&b"b.example"[..]));
+}
+
+fn response(raw: &[u8]) -> ResponseHead {
+    ResponseParser::new(Limits::default())
+        .parse(&mut BytesMut::from(raw))
+        .unwrap()
+        .unwrap()
+}
+
+fn rewritten_response(raw: &[u8], framing: BodyFraming, close: bool) -> ResponseHead {
+    let mut out = BytesMut::new();
+    forward::write_response(&response(raw), framing, close, &mut out);
+    response(&out)
+}
+
+#[test]
+fn response_hop_by_hop_removed_and_framing_rebuilt() {
+    let out = rewritten_response(
+        b"HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Internal\r\nKeep-Alive: timeout=5\r\nX-Internal: 1\r\nTransfer-Encoding: chunked\r\nServer: s\r\n\r\n",
+        BodyFraming::Length(5),
+        false,
+    );
+    assert_eq!(out.status(), 200);
+    assert_eq!(out.reason(), b"OK");
+    assert_eq!(out.header("x-internal"), None);
+    assert_eq!(out.header("keep-alive"), None);
+    assert_eq!(out.header("connection"), None);
+    assert_eq!(out.header("transfer-encoding"), None);
+    assert_eq!(out.header("content-length"), Some(&b"5"[..]));
+    assert_eq!(out.header("server"), Some(&b"s"[..]));
+}
+
+#[test]
+fn response_close_adds_connection_close() {
+    let out = rewritten_response(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        BodyFraming::Chunked,
+        true,
+    );
+    assert_eq!(out.header("connection"), Some(&b"close"[..]));
+    assert_eq!(out.header("transfer-encoding"), Some(&b"chunked"[..]));
+    assert!(!out.keep_alive());
+}
+
+#[test]
+fn head_response_keeps_content_length_but_204_drops_it() {
+    let out = rewritten_response(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n",
+        BodyFraming::Empty,
+        false,
+    );
+    assert_eq!(out.header("content-length"), Some(&b"1234"[..]));
+    let out = rewritten_response(
+        b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n",
+        BodyFraming::Empty,
+        false,
+    );
+    assert_eq!(out.header("content-length"), None);
+}
+
+#[test]
+fn switching_protocols_keeps_upgrade() {
+    let out = rewritten_response(
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: x\r\n\r\n",
+        BodyFraming::Upgrade,
+        false,
+    );
+    assert_eq!(out.header("upgrade"), Some(&b"websocket"[..]));
+    assert_eq!(out.header("connection"), Some(&b"upgrade"[..]));
+    assert_eq!(out.framing(b"GET"), BodyFraming::Upgrade);
+}
+
+#[test]
+fn error_responses_are_short_plain_text_with_request_id() {
+    let mut out = BytesMut::new();
+    write_error_response(503, "rid-9", "no backend for this route", Some(2), &mut out);
+    let mut buf = out.clone();
+    let head = ResponseParser::new(Limits::default())
+        .parse(&mut buf)
+        .unwrap()
+        .unwrap();
+    assert_eq!(head.status(), 503);
+    assert_eq!(head.reason(), b"Service Unavailable");
+    assert_eq!(head.header("x-request-id"), Some(&b"rid-9"[..]));
+    assert_eq!(head.header("retry-after"), Some(&b"2"[..]));
+    assert_eq!(
+        head.header("content-type"),
+        Some(&b"text/plain; charset=utf-8"[..])
+    );
+    assert_eq!(head.header("connection"), None);
+    assert_eq!(&buf[..], b"no backend for this route\n");
+    assert_eq!(head.framing(b"GET"), BodyFraming::Length(buf.len() as u64));
+}
+
+#[test]
+fn error_responses_close_after_framing_errors_and_cannot_be_injected() {
+    let mut out = BytesMut::new();
+    write_error_response(
+        400,
+        "a\r\nSet-Cookie: x=1",
+        "bad\r\nrequest",
+        None,
+        &mut out,
+    );
+    let mut buf = out.clone();
+    let head = ResponseParser::new(Limits::default())
+        .parse(&mut buf)
+        .unwrap()
+        .unwrap();
+    assert_eq!(head.header("connection"), Some(&b"close"[..]));
+    assert_eq!(head.header("set-cookie"), None);
+    assert_eq!(
+        head.header("x-request-id"),
+        Some(&b"a__Set-Cookie: x=1"[..])
+    );
+    assert_eq!(&buf[..], b"bad__request\n");
+    for status in [400, 413, 414, 431, 501, 505] {
+        assert!(closes_connection(status), "{status}");
+    }
+    for status in [404, 502, 503, 504] {
+        assert!(!closes_connection(status), "{status}");
+    }
+}
