@@ -1,4 +1,58 @@
 //! The `ringway-balancer` binary.
-fn main() {
-    println!("ringway-balancer: not implemented yet");
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use ringway_balancer::cli::Cli;
+use ringway_balancer::{demo, Balancer};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("RINGWAY_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if cli.demo {
+        return match demo::run(&cli) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ringway-balancer: demo failed: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let config = match cli.config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ringway-balancer: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if cli.check {
+        println!("configuration OK");
+        println!("{config:#?}");
+        return ExitCode::SUCCESS;
+    }
+    let balancer = match Balancer::start(config) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("ringway-balancer: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Tests and scripts read these lines to learn the ports (port 0 picks free ones).
+    println!(
+        "ringway-balancer: users listening on {}",
+        balancer.user_addr()
+    );
+    println!(
+        "ringway-balancer: agents listening on {}",
+        balancer.agent_addr()
+    );
+    println!("ringway-balancer: {} workers", balancer.worker_count());
+    balancer.join();
+    ExitCode::SUCCESS
 }

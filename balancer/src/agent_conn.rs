@@ -1,0 +1,510 @@
+//! One agent tunnel connection on the worker that owns it: a thin driver over core's
+//! `tunnel::Connection` (balancer role).
+//!
+//! Two tasks drive a connection. The reader reads into one buffer, feeds every complete frame to
+//! the state machine and hands each event to the stream it belongs to (a per-stream queue the
+//! client task drains). The writer sleeps until something is queued (a client task opened a
+//! stream, sent body bytes or released credit; the reader got a ping) or the heartbeat is due,
+//! then encodes every pending frame of every stream into one buffer and writes it with one
+//! write: many requests' frames share one syscall.
+//!
+//! Memory is bounded by the windows: the agent may send a stream at most its window, and a client
+//! task releases credit only once it has written those bytes to its user, so a slow user stalls
+//! only its own stream.
+
+use std::cell::{Cell, Ref, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::future::poll_fn;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use monoio::buf::IoBufMut;
+use monoio::io::{
+    AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, CancelableAsyncReadRent, Canceller,
+    OwnedReadHalf, OwnedWriteHalf, Splitable,
+};
+use monoio::net::TcpStream;
+use ringway_core::pick::EndpointLoad;
+use ringway_core::tunnel::{Connection, Event, Hello, ResetCode, StreamId};
+use tracing::{debug, info, warn};
+
+use crate::errors::{ErrorKind, ProxyError};
+use crate::handoff;
+use crate::registry::RouteId;
+use crate::worker::Worker;
+
+/// How long a new agent connection may take to send its hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bytes asked of one read.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// What a client task learns about its stream.
+#[derive(Debug)]
+pub(crate) enum StreamEvent {
+    /// A response head (1xx interim heads come before the final one).
+    Head { head: Bytes, end: bool },
+    /// Response body bytes.
+    Data { data: Bytes, end: bool },
+    /// The agent reset the stream.
+    Reset(ResetCode),
+    /// The connection is gone (or went away without processing this stream: `refused`).
+    Lost { refused: bool },
+    /// Send credit became available.
+    Writable,
+}
+
+#[derive(Default)]
+struct StreamSlot {
+    events: VecDeque<StreamEvent>,
+    writable: bool,
+    failed: bool,
+    waker: Option<Waker>,
+}
+
+impl StreamSlot {
+    fn push(&mut self, event: StreamEvent) {
+        if self.failed {
+            return;
+        }
+        if matches!(event, StreamEvent::Lost { .. } | StreamEvent::Reset(_)) {
+            self.failed = true;
+        }
+        self.events.push_back(event);
+        self.wake();
+    }
+
+    fn wake(&mut self) {
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+}
+
+/// One agent connection owned by this worker.
+pub(crate) struct AgentConn {
+    key: u64,
+    agent_id: String,
+    routes: Vec<RouteId>,
+    conn: RefCell<Connection>,
+    streams: RefCell<HashMap<StreamId, StreamSlot>>,
+    load: RefCell<EndpointLoad>,
+    /// Wakes the writer.
+    tx: crate::signal::Signal,
+    /// New streams may be opened (not draining, not closed).
+    open: Cell<bool>,
+    closed: Cell<bool>,
+    reader: RefCell<Option<Canceller>>,
+    worker: Rc<Worker>,
+}
+
+/// Reads the hello of a new agent connection; serves it here or hands it to the worker it asked for.
+/// `received` holds bytes already read (by the worker that handed it over).
+pub(crate) async fn accept(
+    worker: Rc<Worker>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    received: Bytes,
+    handed: bool,
+) {
+    let mut stream = stream;
+    let mut conn = Connection::balancer(worker.tunnel.clone(), Instant::now());
+    let mut raw = BytesMut::from(&received[..]);
+    let mut pending = raw.clone();
+    let deadline = Instant::now() + HELLO_TIMEOUT;
+    let hello = loop {
+        if let Err(e) = conn.handle_input(&mut pending, Instant::now()) {
+            warn!(%peer, error = %e, "agent broke the protocol before its hello");
+            return;
+        }
+        if let Some(hello) = take_hello(&mut conn) {
+            break hello;
+        }
+        let buf = std::mem::take(&mut pending);
+        let read = monoio::time::timeout_at(deadline.into(), read_more(&mut stream, buf)).await;
+        let Ok((res, buf)) = read else {
+            warn!(%peer, "agent sent no hello in time");
+            return;
+        };
+        pending = buf;
+        match res {
+            Ok(0) | Err(_) => {
+                debug!(%peer, "agent connection closed before its hello");
+                return;
+            }
+            Ok(n) => raw.extend_from_slice(&pending[pending.len() - n..]),
+        }
+    };
+    if let Some(target) = hello.worker {
+        if !handed && target != worker.index && target < worker.count {
+            handoff::send(&worker, target, stream, raw.freeze(), peer);
+            return;
+        }
+    }
+    serve(worker, conn, hello, stream, pending, peer).await;
+}
+
+fn take_hello(conn: &mut Connection) -> Option<Hello> {
+    while let Some(event) = conn.poll_event() {
+        if let Event::Hello(hello) = event {
+            return Some(hello);
+        }
+    }
+    None
+}
+
+async fn read_more<R: AsyncReadRent>(
+    r: &mut R,
+    mut buf: BytesMut,
+) -> (std::io::Result<usize>, BytesMut) {
+    buf.reserve(READ_CHUNK);
+    let len = buf.len();
+    let cap = buf.capacity();
+    let (res, slice) = r.read(buf.slice_mut(len..cap)).await;
+    (res, slice.into_inner())
+}
+
+/// Registers the agent's routes (or rejects it), then drives the connection until it ends.
+async fn serve(
+    worker: Rc<Worker>,
+    mut conn: Connection,
+    hello: Hello,
+    stream: TcpStream,
+    pending: BytesMut,
+    peer: SocketAddr,
+) {
+    let (rd, mut wr) = stream.into_split();
+    let routes = match worker.registry.register(&hello.routes, &hello.token) {
+        Ok(routes) => routes,
+        Err(e) => {
+            let code = match e {
+                crate::registry::RegisterError::BadToken { .. } => ResetCode::Unauthorized,
+                crate::registry::RegisterError::InvalidRoute { .. } => ResetCode::BadRoute,
+            };
+            warn!(agent = %hello.agent_id, %peer, error = %e, "agent rejected");
+            conn.reject_hello(code);
+            let mut out = BytesMut::new();
+            conn.poll_transmit(&mut out);
+            let _ = wr.write_all(out).await;
+            let _ = wr.shutdown().await;
+            return;
+        }
+    };
+    conn.accept_hello(worker.count, worker.index);
+    let agent = Rc::new(AgentConn {
+        key: worker.next_conn_key(),
+        agent_id: hello.agent_id.clone(),
+        routes,
+        conn: RefCell::new(conn),
+        streams: RefCell::new(HashMap::new()),
+        load: RefCell::new(EndpointLoad::new()),
+        tx: crate::signal::Signal::default(),
+        open: Cell::new(true),
+        closed: Cell::new(false),
+        reader: RefCell::new(Some(Canceller::new())),
+        worker: worker.clone(),
+    });
+    info!(
+        agent = %hello.agent_id,
+        %peer,
+        worker = worker.index,
+        routes = ?hello.routes,
+        "agent registered"
+    );
+    worker.add_endpoint(&agent);
+    agent.dispatch();
+    monoio::spawn(agent.clone().write_loop(wr));
+    agent.tx.notify();
+    let reason = agent.read_loop(rd, pending).await;
+    agent.close(&reason);
+}
+
+impl AgentConn {
+    pub(crate) fn key(&self) -> u64 {
+        self.key
+    }
+
+    pub(crate) fn agent_id(&self) -> &str {
+        &self.agent_id
+    }
+
+    pub(crate) fn routes(&self) -> &[RouteId] {
+        &self.routes
+    }
+
+    pub(crate) fn is_open(&self) -> bool {
+        self.open.get()
+    }
+
+    pub(crate) fn load(&self) -> Ref<'_, EndpointLoad> {
+        self.load.borrow()
+    }
+
+    /// Opens a stream carrying a request head (`end`: no body follows).
+    pub(crate) fn open_stream(
+        self: &Rc<Self>,
+        head: Bytes,
+        end: bool,
+    ) -> Result<TunnelStream, ProxyError> {
+        if !self.open.get() {
+            return Err(ProxyError::new(ErrorKind::AgentRefused));
+        }
+        let id = self
+            .conn
+            .borrow_mut()
+            .open_stream(head, end)
+            .map_err(|_| ProxyError::new(ErrorKind::AgentRefused))?;
+        self.streams.borrow_mut().insert(id, StreamSlot::default());
+        self.load.borrow_mut().start();
+        self.tx.notify();
+        Ok(TunnelStream {
+            conn: self.clone(),
+            id,
+            started: Instant::now(),
+            rtt: Cell::new(None),
+            done: Cell::new(false),
+        })
+    }
+
+    async fn read_loop(&self, mut rd: OwnedReadHalf<TcpStream>, mut buf: BytesMut) -> String {
+        let Some(handle) = self.reader.borrow().as_ref().map(Canceller::handle) else {
+            return "closed".to_owned();
+        };
+        loop {
+            if !buf.is_empty() {
+                let res = self
+                    .conn
+                    .borrow_mut()
+                    .handle_input(&mut buf, Instant::now());
+                if let Err(e) = res {
+                    let mut conn = self.conn.borrow_mut();
+                    conn.go_away(e.code());
+                    drop(conn);
+                    self.tx.notify();
+                    return format!("protocol error: {e}");
+                }
+                self.dispatch();
+                self.tx.notify();
+            }
+            if self.closed.get() {
+                return "closed".to_owned();
+            }
+            buf.reserve(READ_CHUNK);
+            let (len, cap) = (buf.len(), buf.capacity());
+            let (res, slice) = rd
+                .cancelable_read(buf.slice_mut(len..cap), handle.clone())
+                .await;
+            buf = slice.into_inner();
+            match res {
+                Ok(0) => return "agent closed the connection".to_owned(),
+                Ok(_) => {}
+                Err(e) => return format!("read failed: {e}"),
+            }
+        }
+    }
+
+    async fn write_loop(self: Rc<Self>, mut wr: OwnedWriteHalf<TcpStream>) {
+        let mut out = BytesMut::with_capacity(READ_CHUNK);
+        loop {
+            let deadline = self.conn.borrow().poll_timeout();
+            match deadline {
+                Some(at) => {
+                    if monoio::time::timeout_at(at.into(), self.tx.wait())
+                        .await
+                        .is_err()
+                    {
+                        self.conn.borrow_mut().handle_timeout(Instant::now());
+                        self.dispatch();
+                    }
+                }
+                None => self.tx.wait().await,
+            }
+            if self.conn.borrow_mut().poll_transmit(&mut out) {
+                let (res, buf) = wr.write_all(out).await;
+                out = buf;
+                out.clear();
+                if let Err(e) = res {
+                    self.close(&format!("write failed: {e}"));
+                }
+            }
+            if self.closed.get() {
+                let _ = wr.shutdown().await;
+                return;
+            }
+        }
+    }
+
+    /// Hands every pending event of the state machine to its stream.
+    fn dispatch(&self) {
+        loop {
+            let Some(event) = self.conn.borrow_mut().poll_event() else {
+                return;
+            };
+            match event {
+                Event::ResponseHead { id, head, end } => {
+                    self.deliver(id, StreamEvent::Head { head, end });
+                }
+                Event::Data { id, data, end } => {
+                    let len = data.len();
+                    if !self.deliver(id, StreamEvent::Data { data, end }) && len > 0 {
+                        // The client is gone: give the credit back so the connection window lives on.
+                        self.conn.borrow_mut().release(id, len);
+                    }
+                }
+                Event::Reset { id, code } => {
+                    self.deliver(id, StreamEvent::Reset(code));
+                }
+                Event::Writable { id } => {
+                    if let Some(slot) = self.streams.borrow_mut().get_mut(&id) {
+                        slot.writable = true;
+                        slot.wake();
+                    }
+                }
+                Event::GoAway {
+                    last_stream_id,
+                    code,
+                } => {
+                    info!(agent = %self.agent_id, ?code, last_stream_id = %last_stream_id, "agent is going away");
+                    self.stop_new_streams();
+                    for (id, slot) in self.streams.borrow_mut().iter_mut() {
+                        if id.0 > last_stream_id.0 {
+                            slot.push(StreamEvent::Lost { refused: true });
+                        }
+                    }
+                }
+                Event::Dead => self.close("heartbeat missed"),
+                other => debug!(agent = %self.agent_id, event = ?other, "unexpected tunnel event"),
+            }
+        }
+    }
+
+    fn deliver(&self, id: StreamId, event: StreamEvent) -> bool {
+        match self.streams.borrow_mut().get_mut(&id) {
+            Some(slot) => {
+                slot.push(event);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn stop_new_streams(&self) {
+        if self.open.replace(false) {
+            self.worker.remove_endpoint(self.key, &self.routes);
+        }
+    }
+
+    /// Ends the connection: no new streams, every open stream learns it was lost.
+    fn close(&self, reason: &str) {
+        if self.closed.replace(true) {
+            return;
+        }
+        self.stop_new_streams();
+        info!(agent = %self.agent_id, worker = self.worker.index, reason, "agent connection closed");
+        for slot in self.streams.borrow_mut().values_mut() {
+            slot.push(StreamEvent::Lost { refused: false });
+        }
+        if let Some(c) = self.reader.borrow_mut().take() {
+            drop(c.cancel());
+        }
+        self.tx.notify();
+    }
+}
+
+/// A client task's end of one tunnel stream. Dropping it before the exchange completed resets the
+/// stream (the user went away or the balancer gave up on it).
+pub(crate) struct TunnelStream {
+    conn: Rc<AgentConn>,
+    id: StreamId,
+    started: Instant,
+    rtt: Cell<Option<Duration>>,
+    done: Cell<bool>,
+}
+
+impl TunnelStream {
+    pub(crate) fn id(&self) -> StreamId {
+        self.id
+    }
+
+    /// The next event of this stream (queued events first, then send credit).
+    pub(crate) async fn event(&self) -> StreamEvent {
+        poll_fn(|cx| {
+            let mut streams = self.conn.streams.borrow_mut();
+            let Some(slot) = streams.get_mut(&self.id) else {
+                return Poll::Ready(StreamEvent::Lost { refused: false });
+            };
+            if let Some(e) = slot.events.pop_front() {
+                return Poll::Ready(e);
+            }
+            if std::mem::take(&mut slot.writable) {
+                return Poll::Ready(StreamEvent::Writable);
+            }
+            slot.waker = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// A queued event, without waiting (to coalesce several DATA frames into one user write).
+    pub(crate) fn try_event(&self) -> Option<StreamEvent> {
+        self.conn
+            .streams
+            .borrow_mut()
+            .get_mut(&self.id)?
+            .events
+            .pop_front()
+    }
+
+    /// Sends body bytes from the front of `data` as far as credit allows; the rest waits for
+    /// `StreamEvent::Writable`. `end` goes out with the last byte.
+    pub(crate) fn send(&self, data: &mut Bytes, end: bool) -> Result<(), ProxyError> {
+        let res = self.conn.conn.borrow_mut().send_data(self.id, data, end);
+        self.conn.tx.notify();
+        res.map_err(|_| ProxyError::new(ErrorKind::AgentLost))
+    }
+
+    /// The user consumed `n` response bytes: the agent may send that many more.
+    pub(crate) fn release(&self, n: usize) {
+        if n > 0 && !self.conn.closed.get() {
+            self.conn.conn.borrow_mut().release(self.id, n);
+            self.conn.tx.notify();
+        }
+    }
+
+    /// The response head arrived: records the latency for the picker.
+    pub(crate) fn head_received(&self) {
+        if self.rtt.get().is_none() {
+            self.rtt.set(Some(self.started.elapsed()));
+        }
+    }
+
+    /// The exchange completed in both directions.
+    pub(crate) fn finish(&self) {
+        self.done.set(true);
+    }
+}
+
+impl Drop for TunnelStream {
+    fn drop(&mut self) {
+        let now = Instant::now();
+        let mut load = self.conn.load.borrow_mut();
+        match self.rtt.get() {
+            Some(rtt) => load.finish(now, rtt),
+            None => load.abandon(),
+        }
+        drop(load);
+        let slot = self.conn.streams.borrow_mut().remove(&self.id);
+        if !self.done.get() && !self.conn.closed.get() {
+            let failed = slot.is_some_and(|s| s.failed);
+            if !failed {
+                self.conn
+                    .conn
+                    .borrow_mut()
+                    .reset(self.id, ResetCode::Cancel);
+            }
+            self.conn.tx.notify();
+        }
+    }
+}

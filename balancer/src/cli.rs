@@ -1,0 +1,177 @@
+//! Command-line flags. Every flag overrides the matching key of the config file.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use ringway_tuning::runtime::IoDriver;
+
+use crate::config::{self, Config, ConfigError, RouteConfig, RouteSpec};
+
+/// ringway-balancer: the inverted HTTP/1.1 load balancer.
+#[derive(Debug, Parser)]
+#[command(name = "ringway-balancer", version, about)]
+pub struct Cli {
+    /// TOML configuration file (every key optional; see docs/balancer.md).
+    #[arg(long, short = 'c')]
+    pub config: Option<PathBuf>,
+    /// Load and validate the configuration, print it, and exit.
+    #[arg(long)]
+    pub check: bool,
+    /// Run a self-contained demo: balancer + in-process agent + hello backend on loopback.
+    #[arg(long)]
+    pub demo: bool,
+    /// User listener address (`[listen] users`).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Agent listener address (`[listen] agents`).
+    #[arg(long, value_name = "ADDR")]
+    pub agent_listen: Option<SocketAddr>,
+    /// listen(2) backlog (`[listen] backlog`).
+    #[arg(long)]
+    pub backlog: Option<i32>,
+    /// Worker threads (`[runtime] workers`; default: CPUs in the affinity mask).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// IO driver (`[runtime] io_driver`).
+    #[arg(long, value_enum)]
+    pub io_driver: Option<IoDriver>,
+    /// Do not pin workers to CPUs (`[runtime] pin = false`).
+    #[arg(long)]
+    pub no_pin: bool,
+    /// Token every agent must present (`[agents] token`).
+    #[arg(long, env = "RINGWAY_TOKEN")]
+    pub token: Option<String>,
+    /// A known route `host[/prefix]` (repeatable; adds `[[route]]` entries).
+    #[arg(long = "route", value_name = "PATTERN")]
+    pub routes: Vec<String>,
+    /// Picker (`[agents] picker`).
+    #[arg(long)]
+    pub picker: Option<String>,
+    /// Request head deadline, e.g. `10s` (`[timeouts] head`).
+    #[arg(long, value_parser = config::parse_duration)]
+    pub head_timeout: Option<Duration>,
+    /// Idle keep-alive timeout (`[timeouts] idle`).
+    #[arg(long, value_parser = config::parse_duration)]
+    pub idle_timeout: Option<Duration>,
+    /// Response head timeout (`[timeouts] response_head`).
+    #[arg(long, value_parser = config::parse_duration)]
+    pub response_timeout: Option<Duration>,
+    /// Park time for a known route without agents (`[timeouts] park`).
+    #[arg(long, value_parser = config::parse_duration)]
+    pub park_time: Option<Duration>,
+    /// Tunnel ping interval (`[tunnel] ping_interval`).
+    #[arg(long, value_parser = config::parse_duration)]
+    pub ping_interval: Option<Duration>,
+}
+
+impl Cli {
+    /// The configuration: the file (or defaults) with every given flag applied on top.
+    pub fn config(&self) -> Result<Config, ConfigError> {
+        let mut c = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        self.apply(&mut c).map_err(|message| ConfigError::Invalid {
+            path: "command line".to_owned(),
+            message,
+        })?;
+        Ok(c)
+    }
+
+    /// Applies the flags to `c`.
+    pub fn apply(&self, c: &mut Config) -> Result<(), String> {
+        if let Some(a) = self.listen {
+            c.listen.users = a;
+        }
+        if let Some(a) = self.agent_listen {
+            c.listen.agents = a;
+        }
+        if let Some(b) = self.backlog {
+            c.listen.backlog = b;
+        }
+        if let Some(w) = self.workers {
+            if w == 0 {
+                return Err("--workers must be at least 1".to_owned());
+            }
+            c.runtime.workers = Some(w);
+        }
+        if let Some(d) = self.io_driver {
+            c.runtime.io_driver = d;
+        }
+        if self.no_pin {
+            c.runtime.pin = false;
+        }
+        if let Some(t) = &self.token {
+            c.agents.token = Some(t.clone());
+        }
+        for r in &self.routes {
+            let pattern = RouteSpec::parse(r).map_err(|e| format!("--route: {e}"))?;
+            if !c
+                .routes
+                .iter()
+                .any(|known| known.pattern.text == pattern.text)
+            {
+                c.routes.push(RouteConfig {
+                    pattern,
+                    token: None,
+                });
+            }
+        }
+        if let Some(p) = &self.picker {
+            c.agents.picker = config::parse_picker(p).map_err(|e| format!("--picker: {e}"))?;
+        }
+        if let Some(d) = self.head_timeout {
+            c.timeouts.head = d;
+        }
+        if let Some(d) = self.idle_timeout {
+            c.timeouts.idle = d;
+        }
+        if let Some(d) = self.response_timeout {
+            c.timeouts.response_head = d;
+        }
+        if let Some(d) = self.park_time {
+            c.timeouts.park = d;
+        }
+        if let Some(d) = self.ping_interval {
+            c.tunnel.ping_interval = d;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_defaults() {
+        let cli = Cli::parse_from([
+            "ringway-balancer",
+            "--listen",
+            "127.0.0.1:0",
+            "--workers",
+            "2",
+            "--io-driver",
+            "epoll",
+            "--route",
+            "a.test/x",
+            "--park-time",
+            "300ms",
+        ]);
+        let c = cli.config().unwrap();
+        assert_eq!(c.listen.users, "127.0.0.1:0".parse().unwrap());
+        assert_eq!(c.runtime.workers, Some(2));
+        assert_eq!(c.runtime.io_driver, IoDriver::Epoll);
+        assert_eq!(c.routes[0].pattern.text, "a.test/x");
+        assert_eq!(c.timeouts.park, Duration::from_millis(300));
+    }
+
+    #[test]
+    fn zero_workers_is_rejected() {
+        let cli = Cli::parse_from(["ringway-balancer", "--workers", "0"]);
+        assert!(cli.config().is_err());
+    }
+}

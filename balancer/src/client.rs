@@ -1,0 +1,511 @@
+//! One user connection: read a request head, route it, pick an agent, stream the request out and
+//! the response back, repeat (keep-alive; pipelined requests are served one after the other, in
+//! order, from the same buffer).
+//!
+//! Everything the user can see going wrong becomes one `ProxyError` and one short error response
+//! carrying the request's `X-Request-Id`, which also appears in the log line.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use bytes::{Bytes, BytesMut};
+use monoio::buf::IoBufMut;
+use monoio::io::{
+    AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable,
+};
+use monoio::net::TcpStream;
+use ringway_core::http::forward::{self, ForwardInfo};
+use ringway_core::http::{
+    closes_connection, write_error_response, BodyDecoder, BodyEncoder, BodyEvent, BodyFraming,
+    Limits, RequestHead, RequestParser, ResponseHead, ResponseParser, Version,
+};
+use tracing::{debug, info, info_span, Instrument};
+
+use crate::agent_conn::{AgentConn, StreamEvent, TunnelStream};
+use crate::errors::{from_reset, ErrorKind, ProxyError};
+use crate::registry::RouteId;
+use crate::timeouts::deadline_after;
+use crate::worker::Worker;
+
+/// Bytes asked of one read from a user.
+const READ_CHUNK: usize = 64 * 1024;
+/// A response head from an agent may be larger than what users may send.
+const RESPONSE_HEAD_LIMIT: usize = 64 * 1024;
+
+/// Whether the connection serves another request after this one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    KeepAlive,
+    Close,
+}
+
+/// Serves one user connection to the end.
+pub(crate) async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
+    let span = info_span!("client", %peer);
+    let (rd, wr) = stream.into_split();
+    let mut client = Client {
+        parser: RequestParser::new(worker.limits),
+        worker,
+        peer,
+        rd,
+        wr,
+        buf: BytesMut::with_capacity(8 * 1024),
+        out: BytesMut::with_capacity(16 * 1024),
+    };
+    client.run().instrument(span).await;
+}
+
+struct Client {
+    worker: Rc<Worker>,
+    peer: SocketAddr,
+    rd: OwnedReadHalf<TcpStream>,
+    wr: OwnedWriteHalf<TcpStream>,
+    /// Bytes read from the user and not yet consumed (a partial head, body bytes, pipelined requests).
+    buf: BytesMut,
+    /// Bytes to write to the user.
+    out: BytesMut,
+    parser: RequestParser,
+}
+
+/// How reading the next request head ended.
+enum HeadRead {
+    Head(RequestHead),
+    /// The user closed or went idle between requests.
+    Gone,
+    /// The head was malformed or too slow: answered and the connection must close.
+    Failed(ProxyError),
+}
+
+impl Client {
+    async fn run(&mut self) {
+        let mut first = true;
+        loop {
+            let head = match self.read_head(first).await {
+                HeadRead::Head(head) => head,
+                HeadRead::Gone => break,
+                HeadRead::Failed(e) => {
+                    let id = self.worker.next_request_id();
+                    self.respond_error(e, &id, true, None).await;
+                    break;
+                }
+            };
+            first = false;
+            if self.exchange(head).await == Flow::Close {
+                break;
+            }
+        }
+        let _ = self.wr.shutdown().await;
+    }
+
+    /// Reads until a whole head is parsed. The head deadline runs from the accept (first request)
+    /// or from the first byte of the head; between requests the idle timeout applies.
+    async fn read_head(&mut self, first: bool) -> HeadRead {
+        let timeouts = self.worker.timeouts;
+        let mut deadline = if first {
+            Some(deadline_after(timeouts.head))
+        } else {
+            None
+        };
+        loop {
+            if !self.buf.is_empty() {
+                match self.parser.parse(&mut self.buf) {
+                    Ok(Some(head)) => return HeadRead::Head(head),
+                    Ok(None) => {}
+                    Err(e) => return HeadRead::Failed(ProxyError::from(&e)),
+                }
+                if deadline.is_none() {
+                    deadline = Some(deadline_after(timeouts.head));
+                }
+            }
+            let (at, idle) = match deadline {
+                Some(at) => (at, false),
+                None => (deadline_after(timeouts.idle), true),
+            };
+            match monoio::time::timeout_at(at, self.read_more()).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return HeadRead::Gone,
+                Ok(Ok(_)) => {}
+                Err(_) if idle => return HeadRead::Gone,
+                Err(_) => {
+                    info!(peer = %self.peer, "request head deadline passed; closing");
+                    return HeadRead::Failed(ProxyError::new(ErrorKind::Malformed(408)));
+                }
+            }
+        }
+    }
+
+    async fn read_more(&mut self) -> std::io::Result<usize> {
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.reserve(READ_CHUNK);
+        let (len, cap) = (buf.len(), buf.capacity());
+        let (res, slice) = self.rd.read(buf.slice_mut(len..cap)).await;
+        self.buf = slice.into_inner();
+        res
+    }
+
+    async fn write_out(&mut self) -> std::io::Result<()> {
+        let out = std::mem::take(&mut self.out);
+        let (res, mut out) = self.wr.write_all(out).await;
+        out.clear();
+        self.out = out;
+        res.map(drop)
+    }
+
+    /// One request: route, pick, forward (retrying once where allowed), answer.
+    async fn exchange(&mut self, head: RequestHead) -> Flow {
+        let request_id = match forward::request_id(&head).filter(|id| usable_request_id(id)) {
+            Some(id) => String::from_utf8_lossy(id).into_owned(),
+            None => self.worker.next_request_id(),
+        };
+        let framing = head.framing();
+        let body_pending = !framing.is_empty();
+        if head.wants_upgrade() {
+            let e = ProxyError::new(ErrorKind::Malformed(501));
+            return self.respond_error(e, &request_id, true, None).await;
+        }
+        let route = head
+            .host()
+            .and_then(|host| self.worker.registry.lookup(host, head.path()));
+        let Some(route) = route else {
+            let kind = if head.host().is_some() {
+                ErrorKind::UnknownRoute
+            } else {
+                ErrorKind::Malformed(400)
+            };
+            return self
+                .respond_error(ProxyError::new(kind), &request_id, body_pending, None)
+                .await;
+        };
+        let Some(mut agent) = self.find_agent(route, None).await else {
+            let e = ProxyError::new(ErrorKind::NoAgent);
+            return self
+                .respond_error(e, &request_id, body_pending, Some(route))
+                .await;
+        };
+
+        let mut forwarded = BytesMut::new();
+        let info = ForwardInfo {
+            client_addr: self.peer.ip(),
+            proto: "http",
+            request_id: &request_id,
+        };
+        forward::write_request(&head, &info, framing, &mut forwarded);
+        let forwarded = forwarded.freeze();
+        if head.expects_continue() && body_pending {
+            self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            if self.write_out().await.is_err() {
+                return Flow::Close;
+            }
+        }
+
+        let mut upload = Upload {
+            decoder: BodyDecoder::new(framing, self.worker.limits.max_body_bytes),
+            done: !body_pending,
+            streamed: false,
+        };
+        let mut retried = false;
+        loop {
+            let result = match agent.open_stream(forwarded.clone(), !body_pending) {
+                Ok(stream) => self.forward(&stream, &head, &mut upload).await,
+                Err(e) => Err(e),
+            };
+            let e = match result {
+                Ok(flow) => return flow,
+                Err(e) => e,
+            };
+            if !retried && e.may_retry(head.is_idempotent(), upload.streamed) {
+                retried = true;
+                debug!(request_id, error = %e, agent = agent.agent_id(), "retrying on another agent");
+                if let Some(next) = self.find_agent(route, Some(agent.key())).await {
+                    agent = next;
+                    continue;
+                }
+            }
+            let unread_body = !upload.done;
+            return self
+                .respond_error(e, &request_id, unread_body, Some(route))
+                .await;
+        }
+    }
+
+    /// An agent for `route` on this worker, waiting up to the park time for one to connect.
+    async fn find_agent(&self, route: RouteId, exclude: Option<u64>) -> Option<Rc<AgentConn>> {
+        if let Some(agent) = self.worker.pick(route, exclude) {
+            return Some(agent);
+        }
+        let wait = self.worker.wait_for_agent(route, exclude);
+        monoio::time::timeout_at(deadline_after(self.worker.timeouts.park), wait)
+            .await
+            .ok()
+    }
+
+    /// Streams the request body out and the response back. An `Err` means nothing was written to
+    /// the user yet (the caller may retry or answer with an error); once the response started,
+    /// failures end the connection instead.
+    async fn forward(
+        &mut self,
+        stream: &TunnelStream,
+        head: &RequestHead,
+        upload: &mut Upload,
+    ) -> Result<Flow, ProxyError> {
+        let mut early = None;
+        if !upload.done {
+            early = self.upload(stream, upload).await?;
+        }
+        let (response, end) = self.response_head(stream, head, early).await?;
+        stream.head_received();
+
+        let client_framing = match response.framing(head.method()) {
+            BodyFraming::Empty => BodyFraming::Empty,
+            BodyFraming::Length(n) => BodyFraming::Length(n),
+            _ if head.version() == Version::Http11 => BodyFraming::Chunked,
+            _ => BodyFraming::UntilClose,
+        };
+        let close = !head.keep_alive() || !upload.done || client_framing == BodyFraming::UntilClose;
+        forward::write_response(&response, client_framing, close, &mut self.out);
+        let flow = if close { Flow::Close } else { Flow::KeepAlive };
+        let complete = if end || client_framing == BodyFraming::Empty {
+            self.write_out().await.is_ok()
+        } else {
+            self.download(stream, client_framing).await
+        };
+        if complete && upload.done {
+            stream.finish();
+            Ok(flow)
+        } else {
+            Ok(Flow::Close)
+        }
+    }
+
+    /// Sends the request body, pacing on the stream's credit. Returns an event that arrived
+    /// while waiting for credit (an early response, a reset) for the response phase.
+    async fn upload(
+        &mut self,
+        stream: &TunnelStream,
+        upload: &mut Upload,
+    ) -> Result<Option<StreamEvent>, ProxyError> {
+        loop {
+            let event = upload.decoder.decode(&mut self.buf);
+            match event {
+                Ok(BodyEvent::Data(mut data)) => {
+                    upload.streamed = true;
+                    stream.send(&mut data, false)?;
+                    while !data.is_empty() {
+                        match stream.event().await {
+                            StreamEvent::Writable => stream.send(&mut data, false)?,
+                            other => return Ok(Some(other)),
+                        }
+                    }
+                }
+                Ok(BodyEvent::End) => {
+                    stream.send(&mut Bytes::new(), true)?;
+                    upload.done = true;
+                    return Ok(None);
+                }
+                Ok(BodyEvent::NeedMore) => {
+                    let at = deadline_after(self.worker.timeouts.body);
+                    match monoio::time::timeout_at(at, self.read_more()).await {
+                        Ok(Ok(n)) if n > 0 => {}
+                        _ => return Err(ProxyError::new(ErrorKind::ClientIo)),
+                    }
+                }
+                Err(e) => return Err(ProxyError::from(&e)),
+            }
+        }
+    }
+
+    /// Waits for the final response head, forwarding interim (1xx) heads other than 100.
+    async fn response_head(
+        &mut self,
+        stream: &TunnelStream,
+        head: &RequestHead,
+        mut early: Option<StreamEvent>,
+    ) -> Result<(ResponseHead, bool), ProxyError> {
+        let at = deadline_after(self.worker.timeouts.response_head);
+        loop {
+            let event = match early.take() {
+                Some(event) => event,
+                None => monoio::time::timeout_at(at, stream.event())
+                    .await
+                    .map_err(|_| ProxyError::new(ErrorKind::ResponseTimeout))?,
+            };
+            match event {
+                StreamEvent::Head { head: bytes, end } => {
+                    let response = parse_response(bytes)?;
+                    if !response.is_interim() {
+                        return Ok((response, end));
+                    }
+                    if response.status() != 100 && head.version() == Version::Http11 {
+                        self.out.extend_from_slice(response.as_bytes());
+                        self.write_out()
+                            .await
+                            .map_err(|_| ProxyError::new(ErrorKind::ClientIo))?;
+                    }
+                }
+                StreamEvent::Writable => {}
+                StreamEvent::Data { .. } => return Err(ProxyError::new(ErrorKind::AgentProtocol)),
+                StreamEvent::Reset(code) => {
+                    let mut e = from_reset(code);
+                    if code == ringway_core::tunnel::ResetCode::Refused {
+                        // Nothing was processed: another agent may serve it.
+                        e.retry = true;
+                    }
+                    return Err(e);
+                }
+                StreamEvent::Lost { refused: true } => {
+                    return Err(ProxyError::new(ErrorKind::AgentRefused))
+                }
+                StreamEvent::Lost { refused: false } => {
+                    return Err(ProxyError::new(ErrorKind::AgentLost))
+                }
+            }
+        }
+    }
+
+    /// Streams the response body to the user, coalescing every queued DATA frame into one write
+    /// and releasing credit only once those bytes are written. Returns whether it completed.
+    async fn download(&mut self, stream: &TunnelStream, framing: BodyFraming) -> bool {
+        let mut encoder = BodyEncoder::new(framing);
+        loop {
+            let at = deadline_after(self.worker.timeouts.body);
+            let Ok(mut event) = monoio::time::timeout_at(at, stream.event()).await else {
+                info!(stream = %stream.id(), "response body stalled; closing");
+                return false;
+            };
+            let mut taken = 0;
+            let mut ended = false;
+            loop {
+                match event {
+                    StreamEvent::Data { data, end } => {
+                        taken += data.len();
+                        encoder.encode(&data, &mut self.out);
+                        ended = end;
+                    }
+                    StreamEvent::Writable => {}
+                    StreamEvent::Head { .. } | StreamEvent::Reset(_) | StreamEvent::Lost { .. } => {
+                        // Mid-body failure: the user sees the connection close before the body ends.
+                        debug!(stream = %stream.id(), ?event, "response aborted mid-body");
+                        let _ = self.write_out().await;
+                        return false;
+                    }
+                }
+                if ended {
+                    break;
+                }
+                match stream.try_event() {
+                    Some(next) => event = next,
+                    None => break,
+                }
+            }
+            if ended {
+                encoder.finish(&mut self.out);
+            }
+            if self.write_out().await.is_err() {
+                return false;
+            }
+            stream.release(taken);
+            if ended {
+                return true;
+            }
+        }
+    }
+
+    /// Answers with an error response; closes when the error or an unread request body demands it.
+    async fn respond_error(
+        &mut self,
+        e: ProxyError,
+        request_id: &str,
+        unread_body: bool,
+        route: Option<RouteId>,
+    ) -> Flow {
+        let status = e.status();
+        let route_text = route
+            .map(|r| self.worker.registry.route_text(r))
+            .unwrap_or_default();
+        info!(
+            request_id,
+            status,
+            kind = ?e.kind,
+            source = ?e.source,
+            route = %route_text,
+            peer = %self.peer,
+            "request failed: {}",
+            e.message()
+        );
+        let retry_after =
+            (e.kind == ErrorKind::NoAgent).then(|| self.worker.timeouts.retry_after_secs());
+        let start = self.out.len();
+        write_error_response(status, request_id, e.message(), retry_after, &mut self.out);
+        let close = unread_body || e.closes_connection() || closes_connection(status);
+        if close && !closes_connection(status) {
+            // TODO(core): write_error_response could take a `close` flag.
+            insert_connection_close(&mut self.out, start);
+        }
+        if self.write_out().await.is_err() || close {
+            Flow::Close
+        } else {
+            Flow::KeepAlive
+        }
+    }
+}
+
+/// The request body's progress, kept across a retry.
+struct Upload {
+    decoder: BodyDecoder,
+    /// Every body byte was sent.
+    done: bool,
+    /// Some body bytes were taken from the user (a retry can no longer replay them).
+    streamed: bool,
+}
+
+fn parse_response(bytes: Bytes) -> Result<ResponseHead, ProxyError> {
+    let limits = Limits {
+        max_head_bytes: RESPONSE_HEAD_LIMIT,
+        ..Limits::default()
+    };
+    let mut buf = BytesMut::from(bytes);
+    match ResponseParser::new(limits).parse(&mut buf) {
+        Ok(Some(head)) => Ok(head),
+        _ => Err(ProxyError::new(ErrorKind::AgentProtocol)),
+    }
+}
+
+/// A client-supplied request id is kept when it is short, visible ASCII.
+fn usable_request_id(id: &[u8]) -> bool {
+    !id.is_empty() && id.len() <= 128 && id.iter().all(|b| b.is_ascii_graphic())
+}
+
+/// Adds `Connection: close` to the error response head that starts at `start` of `out`.
+fn insert_connection_close(out: &mut BytesMut, start: usize) {
+    let Some(end) = out[start..].windows(4).position(|w| w == b"\r\n\r\n") else {
+        return;
+    };
+    let at = start + end + 2;
+    let tail = out.split_off(at);
+    out.extend_from_slice(b"Connection: close\r\n");
+    out.unsplit(tail);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_close_is_added_to_the_head() {
+        let mut out = BytesMut::from(&b"prefix"[..]);
+        write_error_response(502, "abc", "bad gateway", None, &mut out);
+        insert_connection_close(&mut out, 6);
+        let text = String::from_utf8(out.to_vec()).unwrap();
+        assert!(text.starts_with("prefixHTTP/1.1 502"));
+        assert!(
+            text.contains("\r\nConnection: close\r\n\r\nbad gateway\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn request_ids() {
+        assert!(usable_request_id(b"abc-123"));
+        assert!(!usable_request_id(b""));
+        assert!(!usable_request_id(b"a b"));
+    }
+}

@@ -1,0 +1,404 @@
+//! The balancer's typed configuration: a TOML file (every key optional, with defaults) whose values
+//! are parsed straight into valid types: durations, socket addresses, route patterns, picker names.
+//! An error names the key that was wrong. Command-line flags override the file (see `cli`).
+//!
+//! Every key is listed in docs/balancer.md.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use ringway_core::pick::PickerKind;
+use ringway_core::route::RoutePattern;
+use ringway_tuning::runtime::IoDriver;
+use serde::{Deserialize, Deserializer};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Listening sockets.
+    pub listen: ListenConfig,
+    /// Worker threads and the IO driver.
+    pub runtime: RuntimeConfig,
+    /// Deadlines on the request path.
+    pub timeouts: TimeoutConfig,
+    /// HTTP/1.1 parser limits for user requests.
+    pub limits: LimitsConfig,
+    /// Tunnel flow control and heartbeat.
+    pub tunnel: TunnelConfig,
+    /// How agents authenticate and how endpoints are picked.
+    pub agents: AgentsConfig,
+    /// Routes known from the start, each optionally with its own agent token.
+    #[serde(rename = "route")]
+    pub routes: Vec<RouteConfig>,
+}
+
+/// `[listen]`: where users and agents connect.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ListenConfig {
+    /// User-facing HTTP/1.1 listener (one SO_REUSEPORT socket per worker).
+    pub users: SocketAddr,
+    /// Agent tunnel listener.
+    pub agents: SocketAddr,
+    /// listen(2) backlog of every listening socket.
+    pub backlog: i32,
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        Self {
+            users: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            agents: SocketAddr::from(([0, 0, 0, 0], 7000)),
+            backlog: 1024,
+        }
+    }
+}
+
+/// `[runtime]`: worker threads.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Worker threads; absent = one per CPU in the process's affinity mask.
+    pub workers: Option<usize>,
+    /// `auto`, `uring`, `uring-defer` or `epoll`.
+    pub io_driver: IoDriver,
+    /// io_uring submission queue entries per worker.
+    pub ring_entries: u32,
+    /// Pin worker i to the i-th allowed CPU.
+    pub pin: bool,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            workers: None,
+            io_driver: IoDriver::Auto,
+            ring_entries: 1024,
+            pin: true,
+        }
+    }
+}
+
+/// `[timeouts]`: every deadline on the request path, as `"250ms"`, `"2s"`, `"1m"`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TimeoutConfig {
+    /// A whole request head must arrive within this time of its first byte (slowloris).
+    #[serde(deserialize_with = "de_duration")]
+    pub head: Duration,
+    /// An idle keep-alive connection is closed after this long.
+    #[serde(deserialize_with = "de_duration")]
+    pub idle: Duration,
+    /// No progress reading a request body for this long closes the connection.
+    #[serde(deserialize_with = "de_duration")]
+    pub body: Duration,
+    /// No response head within this time of the request being sent → 504.
+    #[serde(deserialize_with = "de_duration")]
+    pub response_head: Duration,
+    /// A request for a known route with no agent waits this long for one, then 503.
+    #[serde(deserialize_with = "de_duration")]
+    pub park: Duration,
+}
+
+impl Default for TimeoutConfig {
+    fn default() -> Self {
+        Self {
+            head: Duration::from_secs(10),
+            idle: Duration::from_secs(60),
+            body: Duration::from_secs(60),
+            response_head: Duration::from_secs(30),
+            park: Duration::from_secs(2),
+        }
+    }
+}
+
+/// `[limits]`: HTTP/1.1 request parser limits.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Bytes in a request head (→ 431).
+    pub max_head_bytes: usize,
+    /// Header lines in a request head (→ 431).
+    pub max_headers: usize,
+    /// Bytes in the request target (→ 414).
+    pub max_target_len: usize,
+    /// Bytes in a request body; absent = unlimited (→ 413).
+    pub max_body_bytes: Option<u64>,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let core = ringway_core::http::Limits::default();
+        Self {
+            max_head_bytes: core.max_head_bytes,
+            max_headers: core.max_headers,
+            max_target_len: core.max_target_len,
+            max_body_bytes: core.max_body_bytes,
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// The core parser's limits.
+    pub fn to_core(self) -> ringway_core::http::Limits {
+        ringway_core::http::Limits {
+            max_head_bytes: self.max_head_bytes,
+            max_headers: self.max_headers,
+            max_target_len: self.max_target_len,
+            max_body_bytes: self.max_body_bytes,
+        }
+    }
+}
+
+/// `[tunnel]`: flow-control windows and heartbeat of agent connections.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TunnelConfig {
+    /// Largest DATA payload in one frame.
+    pub max_frame_payload: u32,
+    /// Bytes one stream may have in flight towards the balancer before it releases them.
+    pub stream_window: u32,
+    /// Bytes all streams of one connection may have in flight.
+    pub connection_window: u32,
+    /// Concurrent streams per agent connection.
+    pub max_streams: u32,
+    /// Ping interval.
+    #[serde(deserialize_with = "de_duration")]
+    pub ping_interval: Duration,
+    /// The connection is dead after this many ping intervals without any inbound frame.
+    pub dead_after_missed_pings: u32,
+}
+
+impl Default for TunnelConfig {
+    fn default() -> Self {
+        let core = ringway_core::tunnel::Config::default();
+        Self {
+            max_frame_payload: core.max_frame_payload,
+            stream_window: core.stream_window,
+            connection_window: core.connection_window,
+            max_streams: core.max_streams,
+            ping_interval: core.ping_interval,
+            dead_after_missed_pings: core.dead_after_missed_pings,
+        }
+    }
+}
+
+impl TunnelConfig {
+    /// The tunnel state machine's configuration.
+    pub fn to_core(self) -> ringway_core::tunnel::Config {
+        ringway_core::tunnel::Config {
+            max_frame_payload: self.max_frame_payload,
+            stream_window: self.stream_window,
+            connection_window: self.connection_window,
+            max_streams: self.max_streams,
+            ping_interval: self.ping_interval,
+            dead_after_missed_pings: self.dead_after_missed_pings,
+        }
+    }
+}
+
+/// `[agents]`: authentication and picking.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentsConfig {
+    /// Token every agent must present (a route's own `token` overrides it for that route).
+    /// Absent everywhere = agents are not authenticated.
+    pub token: Option<String>,
+    /// Picker among a route's agents: `p2c-peak-ewma` (default), `round-robin`,
+    /// `weighted-round-robin`, `least-outstanding`.
+    #[serde(deserialize_with = "de_picker")]
+    pub picker: PickerKind,
+}
+
+/// One `[[route]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// `host[/prefix]`, host exact or `*.suffix`.
+    #[serde(deserialize_with = "de_route")]
+    pub pattern: RouteSpec,
+    /// Token agents must present to serve this route (overrides `agents.token`).
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+/// A route pattern as written and as parsed.
+#[derive(Debug, Clone)]
+pub struct RouteSpec {
+    /// Canonical text (lowercase host, prefix defaulting to `/`).
+    pub text: String,
+    /// The parsed pattern.
+    pub pattern: RoutePattern,
+}
+
+impl RouteSpec {
+    /// Parses `host[/prefix]`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let pattern = RoutePattern::parse(text).map_err(|e| format!("route {text:?}: {e}"))?;
+        Ok(Self {
+            text: pattern.to_string(),
+            pattern,
+        })
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or a key has a wrong value (the message names the key).
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// toml's message, naming the key.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Loads and validates a TOML file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|message| ConfigError::Invalid {
+            path: path.display().to_string(),
+            message,
+        })
+    }
+
+    /// Parses TOML text.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// The token an agent must present for `route` (canonical text), if any.
+    pub fn token_for(&self, route: &str) -> Option<&str> {
+        self.routes
+            .iter()
+            .find(|r| r.pattern.text == route)
+            .and_then(|r| r.token.as_deref())
+            .or(self.agents.token.as_deref())
+    }
+}
+
+/// Parses `"250ms"`, `"2s"`, `"1m"`, `"1h"` (a bare integer is seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}"))?;
+    match unit.trim() {
+        "ms" => Ok(Duration::from_millis(n)),
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        other => Err(format!(
+            "invalid duration unit {other:?} in {text:?} (use ms, s, m or h)"
+        )),
+    }
+}
+
+fn de_duration<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(de)?;
+    parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+fn de_route<'de, D: Deserializer<'de>>(de: D) -> Result<RouteSpec, D::Error> {
+    let text = String::deserialize(de)?;
+    RouteSpec::parse(&text).map_err(serde::de::Error::custom)
+}
+
+fn de_picker<'de, D: Deserializer<'de>>(de: D) -> Result<PickerKind, D::Error> {
+    let text = String::deserialize(de)?;
+    parse_picker(&text).map_err(serde::de::Error::custom)
+}
+
+/// Parses a picker name.
+pub fn parse_picker(text: &str) -> Result<PickerKind, String> {
+    text.parse()
+        .map_err(|e: ringway_core::pick::UnknownPicker| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.timeouts.park, Duration::from_secs(2));
+        assert_eq!(c.listen.backlog, 1024);
+        assert!(c.routes.is_empty());
+    }
+
+    #[test]
+    fn full_file_parses() {
+        let c = Config::parse(
+            r#"
+            [listen]
+            users = "127.0.0.1:9000"
+            agents = "127.0.0.1:9001"
+            backlog = 64
+            [runtime]
+            workers = 2
+            io_driver = "epoll"
+            [timeouts]
+            park = "300ms"
+            response_head = "5s"
+            [agents]
+            token = "secret"
+            picker = "round-robin"
+            [[route]]
+            pattern = "Example.com/api"
+            token = "route-secret"
+            [[route]]
+            pattern = "*.example.org"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.listen.users.port(), 9000);
+        assert_eq!(c.runtime.workers, Some(2));
+        assert_eq!(c.runtime.io_driver, IoDriver::Epoll);
+        assert_eq!(c.timeouts.park, Duration::from_millis(300));
+        assert_eq!(c.routes[0].pattern.text, "example.com/api");
+        assert_eq!(c.token_for("example.com/api"), Some("route-secret"));
+        assert_eq!(c.token_for(&c.routes[1].pattern.text), Some("secret"));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let err = Config::parse("[timeouts]\npark = \"2 parsecs\"\n").unwrap_err();
+        assert!(err.contains("park"), "{err}");
+        let err = Config::parse("[listen]\nusers = \"nowhere\"\n").unwrap_err();
+        assert!(err.contains("users"), "{err}");
+        let err = Config::parse("[listen]\nbogus = 1\n").unwrap_err();
+        assert!(err.contains("bogus"), "{err}");
+        let err = Config::parse("[agents]\npicker = \"random\"\n").unwrap_err();
+        assert!(err.contains("picker"), "{err}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("2 days").is_err());
+    }
+}

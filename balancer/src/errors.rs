@@ -1,0 +1,192 @@
+//! One error type for the request path: what went wrong, where it came from (client, agent,
+//! backend, internal), whether the request may be retried on another agent, and the HTTP status
+//! the user sees (the shape of pingora's `Error`: `etype`, `esource`, `retry`).
+
+use std::fmt;
+
+/// Where an error came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorSource {
+    /// The user's connection or request.
+    Client,
+    /// The agent or its tunnel connection.
+    Agent,
+    /// The backend behind the agent (reported by the agent as a reset code).
+    Backend,
+    /// The balancer itself.
+    Internal,
+}
+
+/// What went wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request could not be parsed or broke a limit; carries the status (400/413/414/431/501/505).
+    Malformed(u16),
+    /// No route matches the host and path.
+    UnknownRoute,
+    /// The route is known but no agent serves it on this worker (after the park time).
+    NoAgent,
+    /// The agent connection was lost before any response byte.
+    AgentLost,
+    /// The agent refused the stream before processing it (GOAWAY above the last stream id).
+    AgentRefused,
+    /// The agent could not connect to its backend.
+    BackendRefused,
+    /// The backend reset or closed its connection mid-exchange.
+    BackendReset,
+    /// The backend did not answer in the agent's own time limit.
+    BackendTimeout,
+    /// No response head within the response-head timeout.
+    ResponseTimeout,
+    /// The agent sent something the protocol does not allow on this stream.
+    AgentProtocol,
+    /// The client connection failed or timed out while its request body was read.
+    ClientIo,
+}
+
+/// A request-path error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProxyError {
+    /// What went wrong.
+    pub kind: ErrorKind,
+    /// Where it came from.
+    pub source: ErrorSource,
+    /// Whether the request may go to another agent.
+    pub retry: bool,
+}
+
+impl ProxyError {
+    /// An error of `kind` with its usual source and retry rule.
+    pub fn new(kind: ErrorKind) -> Self {
+        let (source, retry) = match kind {
+            ErrorKind::Malformed(_) | ErrorKind::ClientIo => (ErrorSource::Client, false),
+            ErrorKind::UnknownRoute | ErrorKind::NoAgent => (ErrorSource::Internal, false),
+            ErrorKind::AgentLost => (ErrorSource::Agent, true),
+            ErrorKind::AgentRefused => (ErrorSource::Agent, true),
+            ErrorKind::AgentProtocol => (ErrorSource::Agent, false),
+            ErrorKind::BackendRefused | ErrorKind::BackendReset | ErrorKind::BackendTimeout => {
+                (ErrorSource::Backend, false)
+            }
+            ErrorKind::ResponseTimeout => (ErrorSource::Backend, false),
+        };
+        Self {
+            kind,
+            source,
+            retry,
+        }
+    }
+
+    /// The status code the user gets.
+    pub fn status(&self) -> u16 {
+        match self.kind {
+            ErrorKind::Malformed(status) => status,
+            ErrorKind::UnknownRoute => 404,
+            ErrorKind::NoAgent => 503,
+            ErrorKind::ClientIo => 400,
+            ErrorKind::ResponseTimeout | ErrorKind::BackendTimeout => 504,
+            ErrorKind::AgentLost
+            | ErrorKind::AgentRefused
+            | ErrorKind::AgentProtocol
+            | ErrorKind::BackendRefused
+            | ErrorKind::BackendReset => 502,
+        }
+    }
+
+    /// The short plain-text body.
+    pub fn message(&self) -> &'static str {
+        match self.kind {
+            ErrorKind::Malformed(413) => "request body too large",
+            ErrorKind::Malformed(414) => "request target too long",
+            ErrorKind::Malformed(431) => "request header fields too large",
+            ErrorKind::Malformed(501) => "not implemented",
+            ErrorKind::Malformed(505) => "HTTP version not supported",
+            ErrorKind::Malformed(_) => "malformed request",
+            ErrorKind::UnknownRoute => "no route for this host and path",
+            ErrorKind::NoAgent => "no agent is serving this route right now",
+            ErrorKind::AgentLost => "the agent connection was lost",
+            ErrorKind::AgentRefused => "the agent refused the request",
+            ErrorKind::AgentProtocol => "the agent broke the tunnel protocol",
+            ErrorKind::BackendRefused => "the backend refused the connection",
+            ErrorKind::BackendReset => "the backend reset the connection",
+            ErrorKind::BackendTimeout | ErrorKind::ResponseTimeout => {
+                "the backend did not answer in time"
+            }
+            ErrorKind::ClientIo => "request body incomplete",
+        }
+    }
+
+    /// Whether the user's connection must close after the error response.
+    pub fn closes_connection(&self) -> bool {
+        matches!(self.kind, ErrorKind::Malformed(_) | ErrorKind::ClientIo)
+    }
+
+    /// Whether the request may go to another agent, given what was already sent.
+    pub fn may_retry(&self, idempotent: bool, body_streamed: bool) -> bool {
+        match self.kind {
+            // The agent never processed the stream: safe for any method, as long as the body
+            // bytes were not consumed from the client (they cannot be replayed).
+            ErrorKind::AgentRefused => !body_streamed,
+            _ => self.retry && idempotent && !body_streamed,
+        }
+    }
+}
+
+impl fmt::Display for ProxyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:?} from {:?} ({}): {}",
+            self.kind,
+            self.source,
+            self.status(),
+            self.message()
+        )
+    }
+}
+
+impl std::error::Error for ProxyError {}
+
+impl From<&ringway_core::http::HttpError> for ProxyError {
+    fn from(e: &ringway_core::http::HttpError) -> Self {
+        Self::new(ErrorKind::Malformed(e.status()))
+    }
+}
+
+/// Maps an agent's reset code (received before any response byte) to an error.
+pub fn from_reset(code: ringway_core::tunnel::ResetCode) -> ProxyError {
+    use ringway_core::tunnel::ResetCode;
+    let kind = match code {
+        ResetCode::Refused => ErrorKind::BackendRefused,
+        ResetCode::BackendReset => ErrorKind::BackendReset,
+        ResetCode::BackendTimeout => ErrorKind::BackendTimeout,
+        ResetCode::Protocol | ResetCode::FlowControl => ErrorKind::AgentProtocol,
+        _ => ErrorKind::BackendReset,
+    };
+    ProxyError::new(kind)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses() {
+        assert_eq!(ProxyError::new(ErrorKind::UnknownRoute).status(), 404);
+        assert_eq!(ProxyError::new(ErrorKind::NoAgent).status(), 503);
+        assert_eq!(ProxyError::new(ErrorKind::AgentLost).status(), 502);
+        assert_eq!(ProxyError::new(ErrorKind::ResponseTimeout).status(), 504);
+        assert_eq!(ProxyError::new(ErrorKind::Malformed(431)).status(), 431);
+    }
+
+    #[test]
+    fn retry_rules() {
+        let lost = ProxyError::new(ErrorKind::AgentLost);
+        assert!(lost.may_retry(true, false));
+        assert!(!lost.may_retry(false, false));
+        assert!(!lost.may_retry(true, true));
+        let refused = ProxyError::new(ErrorKind::AgentRefused);
+        assert!(refused.may_retry(false, false));
+        assert!(!refused.may_retry(false, true));
+        assert!(!ProxyError::new(ErrorKind::BackendRefused).may_retry(true, false));
+    }
+}

@@ -1,0 +1,85 @@
+//! Hand-off of an agent connection to the worker it asked for.
+//!
+//! An agent opens one tunnel connection per balancer worker, and its hello names the worker each
+//! one is for. The kernel's SO_REUSEPORT hashing delivers a connection to any worker; when that is
+//! not the one asked for, the accepting worker turns the socket into a plain file descriptor
+//! (`ringway_tuning::socket::into_std`) and sends it, with the bytes it has already read, over a
+//! channel to the right worker, which registers it with its own runtime and reads the hello again.
+//! The channel is only used at connection set-up, never on the request path.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tracing::{debug, warn, Instrument};
+
+use crate::agent_conn;
+use crate::worker::Worker;
+
+/// An agent connection on its way to another worker.
+pub(crate) struct Handoff {
+    stream: std::net::TcpStream,
+    /// Everything read from the connection so far (at least the hello).
+    received: Bytes,
+    peer: SocketAddr,
+}
+
+/// The senders to every worker, indexed by worker.
+pub(crate) type HandoffTx = Arc<[flume::Sender<Handoff>]>;
+/// One worker's receiving end.
+pub(crate) type HandoffRx = flume::Receiver<Handoff>;
+
+/// One channel per worker.
+pub(crate) fn channels(workers: usize) -> (HandoffTx, Vec<HandoffRx>) {
+    let (txs, rxs): (Vec<_>, Vec<_>) = (0..workers).map(|_| flume::unbounded()).unzip();
+    (txs.into(), rxs)
+}
+
+/// Sends `stream` (with no IO in flight) to worker `target`.
+pub(crate) fn send(
+    worker: &Worker,
+    target: u16,
+    stream: monoio::net::TcpStream,
+    received: Bytes,
+    peer: SocketAddr,
+) {
+    let Some(tx) = worker.handoff.get(usize::from(target)) else {
+        warn!(%peer, target, "hand-off to a worker that does not exist");
+        return;
+    };
+    match ringway_tuning::socket::into_std(stream) {
+        Ok(stream) => {
+            debug!(%peer, target, "agent connection handed to its worker");
+            if tx
+                .send(Handoff {
+                    stream,
+                    received,
+                    peer,
+                })
+                .is_err()
+            {
+                warn!(%peer, target, "worker is gone; agent connection dropped");
+            }
+        }
+        Err(e) => warn!(%peer, target, error = %e, "agent connection hand-off failed"),
+    }
+}
+
+/// Receives connections handed to this worker and serves them.
+pub(crate) async fn receive(worker: Rc<Worker>, rx: HandoffRx) {
+    while let Ok(h) = rx.recv_async().await {
+        match monoio::net::TcpStream::from_std(h.stream) {
+            Ok(stream) => {
+                let span = tracing::info_span!("agent", peer = %h.peer);
+                monoio::spawn(
+                    agent_conn::accept(worker.clone(), stream, h.peer, h.received, true)
+                        .instrument(span),
+                );
+            }
+            Err(e) => {
+                warn!(peer = %h.peer, error = %e, "registering a handed-off connection failed");
+            }
+        }
+    }
+}

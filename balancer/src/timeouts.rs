@@ -1,0 +1,70 @@
+//! The deadlines of the request path, taken from `[timeouts]`, and helpers that turn them into
+//! absolute deadlines for `monoio::time::timeout_at`.
+//!
+//! - **head**: a whole request head must arrive within this time of the connection's accept (first
+//!   request) or of its first byte (later requests). Cuts off slowloris clients.
+//! - **idle**: a keep-alive connection with no request in progress is closed after this long.
+//! - **body**: reading a request body, or waiting for the next response body bytes, makes no
+//!   progress for this long → the connection is closed.
+//! - **response_head**: no response head within this time of the request being sent → 504.
+//! - **park**: a known route with no agent on this worker waits this long for one → 503.
+//! - The tunnel heartbeat (`[tunnel] ping_interval`, `dead_after_missed_pings`) lives in core's
+//!   tunnel state machine; the agent connection driver only sleeps until its `poll_timeout`.
+
+use std::time::{Duration, Instant};
+
+use crate::config::TimeoutConfig;
+
+/// The request-path deadlines of one worker.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timeouts {
+    pub(crate) head: Duration,
+    pub(crate) idle: Duration,
+    pub(crate) body: Duration,
+    pub(crate) response_head: Duration,
+    pub(crate) park: Duration,
+}
+
+impl From<TimeoutConfig> for Timeouts {
+    fn from(c: TimeoutConfig) -> Self {
+        Self {
+            head: c.head,
+            idle: c.idle,
+            body: c.body,
+            response_head: c.response_head,
+            park: c.park,
+        }
+    }
+}
+
+impl Timeouts {
+    /// The `Retry-After` seconds sent with a 503 after parking: the park time, rounded up, ≥ 1.
+    pub(crate) fn retry_after_secs(&self) -> u32 {
+        let secs = self.park.as_secs() + u64::from(self.park.subsec_nanos() > 0);
+        u32::try_from(secs.max(1)).unwrap_or(u32::MAX)
+    }
+}
+
+/// `now + d`, saturating far in the future instead of overflowing.
+pub(crate) fn deadline_after(d: Duration) -> monoio::time::Instant {
+    let now = Instant::now();
+    let at = now
+        .checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365));
+    at.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_rounds_up() {
+        let mut t = Timeouts::from(TimeoutConfig::default());
+        assert_eq!(t.retry_after_secs(), 2);
+        t.park = Duration::from_millis(300);
+        assert_eq!(t.retry_after_secs(), 1);
+        t.park = Duration::from_millis(2500);
+        assert_eq!(t.retry_after_secs(), 3);
+    }
+}

@@ -1,0 +1,183 @@
+//! One pinned worker: its user and agent listeners, the agent connections it owns, and its own
+//! table of which of those serve each route. Everything here is single-threaded (`Rc`, `RefCell`):
+//! a request, its agent connection and its endpoint table never leave this thread.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Instant;
+
+use rand::rngs::SmallRng;
+use std::hash::{BuildHasher, Hasher};
+
+use rand::{RngCore, SeedableRng};
+use ringway_core::pick::{EndpointLoad, Picker};
+use ringway_tuning::runtime::DriverKind;
+use tracing::{info, info_span, Instrument};
+
+use crate::agent_conn::AgentConn;
+use crate::config::Config;
+use crate::handoff::{HandoffRx, HandoffTx};
+use crate::registry::{Registry, RouteId};
+use crate::signal::WakerSet;
+use crate::timeouts::Timeouts;
+use crate::{handoff, listener};
+
+/// What every worker is started with.
+pub(crate) struct WorkerSetup {
+    pub(crate) index: u16,
+    pub(crate) count: u16,
+    pub(crate) config: Arc<Config>,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) users: std::net::TcpListener,
+    pub(crate) agents: std::net::TcpListener,
+    pub(crate) handoff_tx: HandoffTx,
+    pub(crate) handoff_rx: HandoffRx,
+}
+
+/// The agent connections of one route on this worker, and the picker that chooses among them.
+struct RouteEndpoints {
+    conns: Vec<Rc<AgentConn>>,
+    picker: Box<dyn Picker>,
+}
+
+/// A worker's state, shared by its tasks.
+pub(crate) struct Worker {
+    pub(crate) index: u16,
+    pub(crate) count: u16,
+    pub(crate) config: Arc<Config>,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) limits: ringway_core::http::Limits,
+    pub(crate) tunnel: ringway_core::tunnel::Config,
+    pub(crate) handoff: HandoffTx,
+    pub(crate) timeouts: Timeouts,
+    endpoints: RefCell<HashMap<RouteId, RouteEndpoints>>,
+    /// Requests parked until an agent appears on this worker.
+    parked: WakerSet,
+    rng: RefCell<SmallRng>,
+    next_conn: Cell<u64>,
+    next_request: Cell<u64>,
+    request_prefix: u32,
+}
+
+impl Worker {
+    /// Runs a worker to completion on the current thread's runtime.
+    pub(crate) async fn run(setup: WorkerSetup, driver: DriverKind) {
+        let span = info_span!("worker", index = setup.index);
+        async move {
+            info!(driver = %driver, "worker started");
+            let seed = std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish();
+            let mut rng = SmallRng::seed_from_u64(seed ^ u64::from(setup.index));
+            let request_prefix = rng.next_u32();
+            let worker = Rc::new(Self {
+                index: setup.index,
+                count: setup.count,
+                limits: setup.config.limits.to_core(),
+                tunnel: setup.config.tunnel.to_core(),
+                timeouts: Timeouts::from(setup.config.timeouts),
+                config: setup.config,
+                registry: setup.registry,
+                handoff: setup.handoff_tx,
+                endpoints: RefCell::new(HashMap::new()),
+                parked: WakerSet::default(),
+                rng: RefCell::new(rng),
+                next_conn: Cell::new(1),
+                next_request: Cell::new(1),
+                request_prefix,
+            });
+            monoio::spawn(handoff::receive(worker.clone(), setup.handoff_rx).in_current_span());
+            monoio::spawn(listener::accept_agents(worker.clone(), setup.agents).in_current_span());
+            listener::accept_users(worker, setup.users).await;
+        }
+        .instrument(span)
+        .await;
+    }
+
+    /// A fresh id for an agent connection owned by this worker.
+    pub(crate) fn next_conn_key(&self) -> u64 {
+        let key = self.next_conn.get();
+        self.next_conn.set(key + 1);
+        key
+    }
+
+    /// A request id unique across workers and restarts (random prefix + counter).
+    pub(crate) fn next_request_id(&self) -> String {
+        let n = self.next_request.get();
+        self.next_request.set(n + 1);
+        format!(
+            "{:08x}{:02x}{:06x}",
+            self.request_prefix,
+            self.index & 0xff,
+            n & 0xff_ffff
+        )
+    }
+
+    /// Adds an agent connection as an endpoint of each of its routes and wakes parked requests.
+    pub(crate) fn add_endpoint(&self, conn: &Rc<AgentConn>) {
+        let mut endpoints = self.endpoints.borrow_mut();
+        for &route in conn.routes() {
+            let entry = endpoints.entry(route).or_insert_with(|| RouteEndpoints {
+                conns: Vec::new(),
+                picker: self.config.agents.picker.build(),
+            });
+            entry.conns.push(conn.clone());
+        }
+        drop(endpoints);
+        self.parked.wake_all();
+    }
+
+    /// Removes an agent connection from every route (it closed or is draining).
+    pub(crate) fn remove_endpoint(&self, key: u64, routes: &[RouteId]) {
+        let mut endpoints = self.endpoints.borrow_mut();
+        for route in routes {
+            if let Some(entry) = endpoints.get_mut(route) {
+                entry.conns.retain(|c| c.key() != key);
+            }
+        }
+    }
+
+    /// Picks an agent connection for `route`, skipping the one keyed `exclude`.
+    pub(crate) fn pick(&self, route: RouteId, exclude: Option<u64>) -> Option<Rc<AgentConn>> {
+        let mut endpoints = self.endpoints.borrow_mut();
+        let entry = endpoints.get_mut(&route)?;
+        let candidates: Vec<&Rc<AgentConn>> = entry
+            .conns
+            .iter()
+            .filter(|c| Some(c.key()) != exclude && c.is_open())
+            .collect();
+        match candidates.len() {
+            0 => None,
+            1 => Some(candidates[0].clone()),
+            _ => {
+                let guards: Vec<std::cell::Ref<'_, EndpointLoad>> =
+                    candidates.iter().map(|c| c.load()).collect();
+                let loads: Vec<&EndpointLoad> = guards.iter().map(|g| &**g).collect();
+                let mut rng = self.rng.borrow_mut();
+                let i = entry.picker.pick(&loads, &mut *rng, Instant::now())?;
+                candidates.get(i).map(|c| (*c).clone())
+            }
+        }
+    }
+
+    /// Waits until an agent for `route` (other than `exclude`) is connected to this worker.
+    /// The caller bounds the wait with the park time.
+    pub(crate) async fn wait_for_agent(
+        &self,
+        route: RouteId,
+        exclude: Option<u64>,
+    ) -> Rc<AgentConn> {
+        poll_fn(|cx| match self.pick(route, exclude) {
+            Some(conn) => Poll::Ready(conn),
+            None => {
+                self.parked.register(cx.waker());
+                Poll::Pending
+            }
+        })
+        .await
+    }
+}
