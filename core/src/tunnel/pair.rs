@@ -19,7 +19,7 @@ pub enum Direction {
     ToBalancer,
 }
 
-/// Called with each batch one side transmits, before it goes in flight: alter, truncate or
+/// Called with each (non-empty) batch one side transmits, before it goes in flight: alter, truncate or
 /// clear it.
 pub type Hook = Box<dyn FnMut(Direction, &mut BytesMut)>;
 
@@ -108,7 +108,7 @@ impl Pair {
     pub fn transmit_balancer(&mut self) -> bool {
         let mut batch = BytesMut::new();
         self.balancer.poll_transmit(&mut batch);
-        if let Some(hook) = self.hook.as_mut() {
+        if let Some(hook) = self.hook.as_mut().filter(|_| !batch.is_empty()) {
             hook(Direction::ToAgent, &mut batch);
         }
         let moved = !batch.is_empty();
@@ -120,7 +120,7 @@ impl Pair {
     pub fn transmit_agent(&mut self) -> bool {
         let mut batch = BytesMut::new();
         self.agent.poll_transmit(&mut batch);
-        if let Some(hook) = self.hook.as_mut() {
+        if let Some(hook) = self.hook.as_mut().filter(|_| !batch.is_empty()) {
             hook(Direction::ToBalancer, &mut batch);
         }
         let moved = !batch.is_empty();
