@@ -1,0 +1,250 @@
+//! The agent (in-process, `Agent::start`) against a fake balancer built on core's
+//! `tunnel::Connection` over loopback, with the hello backend (or a hand-written one) behind it.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{closed_port, FakeBalancer, PATIENCE};
+use ringway_agent::{hello, Agent, AgentConfig, AgentHandle};
+use ringway_core::tunnel::{Event, ResetCode};
+use ringway_tuning::runtime::IoDriver;
+
+fn config(balancer: SocketAddr, backend: SocketAddr) -> AgentConfig {
+    let mut config = AgentConfig::new(
+        vec![balancer.to_string()],
+        "s3cret".into(),
+        vec!["example.com".into(), "api.example.com/v1".into()],
+        backend,
+    );
+    config.agent_id = "test-agent".into();
+    config.io_driver = IoDriver::Epoll;
+    config
+}
+
+fn start(balancer: SocketAddr, backend: SocketAddr) -> AgentHandle {
+    Agent::start(config(balancer, backend)).unwrap()
+}
+
+fn stop(agent: AgentHandle) {
+    agent.kill();
+    agent.join();
+}
+
+#[test]
+fn hello_carries_identity_and_one_connection_per_balancer_worker() {
+    let backend = hello::spawn("127.0.0.1:0".parse().unwrap()).unwrap();
+    let lb = FakeBalancer::bind();
+    let agent = start(lb.addr(), backend.addr);
+    let first = lb.accept(2, |_| 0);
+    let hello = first.hello.clone().unwrap();
+    assert_eq!(hello.token, "s3cret");
+    assert_eq!(hello.agent_id, "test-agent");
+    assert_eq!(hello.routes, ["example.com", "api.example.com/v1"]);
+    assert_eq!(
+        hello.worker, None,
+        "the first connection asks for any worker"
+    );
+    let second = lb.accept(2, |h| h.worker.unwrap());
+    assert_eq!(second.hello.as_ref().unwrap().worker, Some(1));
+    let workers: BTreeSet<u16> = [0, second.hello.as_ref().unwrap().worker.unwrap()].into();
+    assert_eq!(workers, [0, 1].into());
+    // No third connection.
+    assert!(lb.accept_socket(Duration::from_millis(300)).is_none());
+    let deadline = Instant::now() + PATIENCE;
+    while agent.live_connections() < 2 {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    stop(agent);
+}
+
+#[test]
+fn get_and_post_are_forwarded_intact() {
+    let backend = hello::spawn("127.0.0.1:0".parse().unwrap()).unwrap();
+    let lb = FakeBalancer::bind();
+    let agent = start(lb.addr(), backend.addr);
+    let mut conn = lb.accept(1, |_| 0);
+
+    let reply = conn.request("GET /hi HTTP/1.1\r\nHost: example.com\r\n\r\n", &[]);
+    assert_eq!(reply.status(), 200);
+    let body = String::from_utf8(reply.body.clone()).unwrap();
+    assert!(body.contains("GET /hi"), "{body}");
+    assert!(body.contains(&backend.addr.to_string()), "{body}");
+
+    let reply = conn.request(
+        "POST /echo HTTP/1.1\r\nHost: example.com\r\nContent-Length: 10\r\n\r\n",
+        &[b"0123456789"],
+    );
+    assert_eq!(reply.status(), 200);
+    assert_eq!(reply.body, b"0123456789");
+    assert_eq!(reply.head().content_length(), Some(10));
+
+    let reply = conn.request("GET /status/503 HTTP/1.1\r\nHost: example.com\r\n\r\n", &[]);
+    assert_eq!(reply.status(), 503, "backend errors pass through");
+    // The pool kept the backend connection: three requests, at most a couple of connections.
+    assert_eq!(backend.requests(), 3);
+    stop(agent);
+}
+
+#[test]
+fn chunked_upload_is_reframed_and_echoed() {
+    let backend = hello::spawn("127.0.0.1:0".parse().unwrap()).unwrap();
+    let lb = FakeBalancer::bind();
+    let agent = start(lb.addr(), backend.addr);
+    let mut conn = lb.accept(1, |_| 0);
+    let reply = conn.request(
+        "POST /echo HTTP/1.1\r\nHost: example.com\r\nTransfer-Encoding: chunked\r\n\r\n",
+        &[b"alpha ", b"beta ", b"gamma"],
+    );
+    assert_eq!(reply.status(), 200);
+    assert_eq!(reply.body, b"alpha beta gamma");
+    let head = reply.head();
+    assert_eq!(head.header("transfer-encoding").unwrap(), b"chunked");
+    stop(agent);
+}
+
+#[test]
+fn large_download_respects_flow_control() {
+    let backend = hello::spawn("127.0.0.1:0".parse().unwrap()).unwrap();
+    let lb = FakeBalancer::bind();
+    let agent = start(lb.addr(), backend.addr);
+    let mut conn = lb.accept(1, |_| 0);
+    // Several times the stream window (256 KiB): only flows if credit is returned.
+    let n = 3 * 1024 * 1024u64;
+    for variant in ["", "?chunked"] {
+        let reply = conn.request(
+            &format!("GET /bytes/{n}{variant} HTTP/1.1\r\nHost: example.com\r\n\r\n"),
+            &[],
+        );
+        assert_eq!(reply.status(), 200);
+        assert_eq!(reply.body.len() as u64, n, "variant {variant:?}");
+        assert!(reply
+            .body
+            .iter()
+            .enumerate()
+            .all(|(i, b)| *b == hello::pattern(i as u64)));
+    }
+    stop(agent);
+}
+
+#[test]
+fn refused_backend_resets_the_stream_with_refused() {
+    let lb = FakeBalancer::bind();
+    let agent = start(lb.addr(), closed_port());
+    let mut conn = lb.accept(1, |_| 0);
+    let reply = conn.request("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", &[]);
+    assert!(reply.heads.is_empty());
+    assert_eq!(reply.reset, Some(ResetCode::Refused));
+    stop(agent);
+}
+
+#[test]
+fn reconnects_fast_after_the_balancer_closes_and_keeps_its_worker() {
+    let backend = hello::spawn("127.0.0.1:0".parse().unwrap()).unwrap();
+    let lb = FakeBalancer::bind();
+    let agent = start(lb.addr(), backend.addr);
+    let conn = lb.accept(1, |_| 0);
+    conn.close();
+    let closed = Instant::now();
+    let mut again = lb.accept(1, |_| 0);
+    let first_retry = closed.elapsed();
+    assert!(
+        first_retry < Duration::from_millis(500),
+        "first retry took {first_retry:?}"
+    );
+    assert_eq!(
+        again.hello.as_ref().unwrap().worker,
+        Some(0),
+        "asks for the worker it had"
+    );
+    let reply = again.request("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", &[]);
+    assert_eq!(reply.status(), 200);
+
+    // Refused connects while the "balancer" is down back off, then connect once it is back.
+    let addr = lb.addr();
+    again.close();
+    drop(lb);
+    std::thread::sleep(Duration::from_millis(400));
+    let lb = FakeBalancer::bind_at(addr);
+    let mut back = lb.accept(1, |_| 0);
+    let reply = back.request("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", &[]);
+    assert_eq!(reply.status(), 200);
+    stop(agent);
+}
+
+#[test]
+fn stale_pooled_connection_is_retried_on_a_fresh_one() {
+    // A backend that keeps connections "alive" but closes them 50 ms after each response.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let backend = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        for sock in listener.incoming() {
+            let mut sock = sock.unwrap();
+            count.fetch_add(1, Ordering::SeqCst);
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = sock.read(&mut chunk).unwrap();
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                sock.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .unwrap();
+                std::thread::sleep(Duration::from_millis(50));
+            });
+        }
+    });
+    let lb = FakeBalancer::bind();
+    let agent = start(lb.addr(), backend);
+    let mut conn = lb.accept(1, |_| 0);
+    let reply = conn.request("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", &[]);
+    assert_eq!((reply.status(), reply.body.as_slice()), (200, &b"ok"[..]));
+    std::thread::sleep(Duration::from_millis(200));
+    // The pooled connection is dead by now; the request still succeeds, on a new connection.
+    let reply = conn.request("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", &[]);
+    assert_eq!(reply.reset, None);
+    assert_eq!((reply.status(), reply.body.as_slice()), (200, &b"ok"[..]));
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    stop(agent);
+}
+
+#[test]
+fn balancer_reset_cancels_a_slow_request() {
+    let backend = hello::spawn("127.0.0.1:0".parse().unwrap()).unwrap();
+    let lb = FakeBalancer::bind();
+    let agent = start(lb.addr(), backend.addr);
+    let mut conn = lb.accept(1, |_| 0);
+    let id = conn.open("GET /slow/5000 HTTP/1.1\r\nHost: example.com\r\n\r\n", &[]);
+    std::thread::sleep(Duration::from_millis(100));
+    conn.conn.reset(id, ResetCode::Cancel);
+    conn.flush();
+    // The connection keeps serving other streams at once.
+    let started = Instant::now();
+    let reply = conn.request("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", &[]);
+    assert_eq!(reply.status(), 200);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // Nothing more arrives for the reset stream.
+    let mut others = Vec::new();
+    while let Some(event) = conn.next_event(Duration::from_millis(200)) {
+        others.push(event);
+    }
+    assert!(
+        others
+            .iter()
+            .all(|e| !matches!(e, Event::ResponseHead { id: sid, .. } if *sid == id)),
+        "{others:?}"
+    );
+    stop(agent);
+}
