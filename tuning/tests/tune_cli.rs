@@ -152,3 +152,34 @@ fn text_report_lists_findings_and_plan() {
     assert!(stdout.contains("Pin plan for "));
     assert!(stdout.contains("worker 0"));
 }
+
+#[test]
+fn strict_exits_2_exactly_when_something_warns() {
+    let (_, json) = run(&["--json"]);
+    let v: Value = serde_json::from_str(&json).unwrap();
+    let warnings = v["summary"]["warn"].as_u64().unwrap();
+    let (code, _) = run(&["--strict"]);
+    assert_eq!(code, if warnings > 0 { 2 } else { 0 });
+}
+
+#[test]
+fn probe_can_be_pinned() {
+    let (code, stdout) = run(&[
+        "--json",
+        "--probe-drivers",
+        "--probe-seconds",
+        "0.02",
+        "--probe-cpu",
+        "0",
+    ]);
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    let epoll = v["driver_probe"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["driver"] == "epoll")
+        .unwrap()
+        .clone();
+    assert!(epoll["round_trips"].as_u64().unwrap() > 0, "{epoll}");
+}

@@ -24,6 +24,9 @@ struct Args {
     /// How long each driver's echo runs, in seconds (at most 5).
     #[arg(long, default_value_t = 0.5, value_name = "SECONDS")]
     probe_seconds: f64,
+    /// Pin the driver probe's worker to this CPU (default: unpinned).
+    #[arg(long, value_name = "CPU", requires = "probe_drivers")]
+    probe_cpu: Option<usize>,
     /// Exit with status 2 if any finding is a warning (for scripts).
     #[arg(long)]
     strict: bool,
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
     let report = HostReport::collect(&ReportOptions {
         pin_plan: args.pin_plan,
         probe_drivers,
+        probe_cpu: args.probe_cpu,
     });
     if args.json {
         println!("{}", report.to_json());

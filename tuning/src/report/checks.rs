@@ -299,6 +299,120 @@ fn governor(governors: &[String]) -> Finding {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::NofileLimit;
+    use crate::report::host::{CpuFacts, IoUringFacts, NetFacts};
+    use crate::ring::SetupResult;
+    use crate::runtime::DriverKind;
+
+    fn refused(error: &str) -> SetupResult {
+        SetupResult {
+            ok: false,
+            error: Some(error.to_owned()),
+        }
+    }
+
+    /// A host where everything is set up badly.
+    fn bad_host() -> HostFacts {
+        HostFacts {
+            kernel_release: Some("5.4.0".to_owned()),
+            cpu: CpuFacts {
+                online: 1,
+                allowed: vec![0],
+                allowed_list: "0".to_owned(),
+                affinity_mask: "0x1".to_owned(),
+            },
+            io_uring: IoUringFacts {
+                probe: RingProbe {
+                    disabled_sysctl: Some(2),
+                    plain: refused("Operation not permitted (os error 1)"),
+                    coop_taskrun: refused("Operation not permitted (os error 1)"),
+                    single_issuer: refused("Operation not permitted (os error 1)"),
+                    defer_taskrun: refused("Operation not permitted (os error 1)"),
+                    missing_ops: Vec::new(),
+                },
+                auto_driver: DriverKind::Epoll,
+            },
+            net: NetFacts {
+                somaxconn: Some(128),
+                tcp_max_syn_backlog: Some(256),
+                ip_local_port_range: Some([60000, 61000]),
+                tcp_tw_reuse: Some(0),
+                rmem_max: Some(212_992),
+                wmem_max: Some(212_992),
+                tcp_rmem: Some([4096, 131_072, 6_291_456]),
+                tcp_wmem: Some([4096, 16384, 4_194_304]),
+            },
+            rlimit_nofile: Some(NofileLimit {
+                soft: Some(1024),
+                hard: Some(4096),
+            }),
+            transparent_hugepages: Some("always".to_owned()),
+            cpu_governors: vec!["powersave".to_owned()],
+        }
+    }
+
+    #[test]
+    fn a_badly_set_up_host_gets_a_fix_for_everything() {
+        let findings = findings(&bad_host());
+        let warned: Vec<&str> = findings
+            .iter()
+            .filter(|f| f.status == Status::Warn)
+            .map(|f| f.check)
+            .collect();
+        for check in [
+            "cpus",
+            "kernel.io_uring_disabled",
+            "io_uring ring",
+            "net.core.somaxconn",
+            "net.ipv4.tcp_max_syn_backlog",
+            "net.ipv4.ip_local_port_range",
+            "net.ipv4.tcp_tw_reuse",
+            "RLIMIT_NOFILE",
+            "transparent_hugepage",
+            "cpu frequency governor",
+        ] {
+            assert!(warned.contains(&check), "{check} not warned: {warned:?}");
+        }
+        let by = |c: &str| findings.iter().find(|f| f.check == c).unwrap().clone();
+        assert_eq!(
+            by("RLIMIT_NOFILE").command.as_deref(),
+            Some("ulimit -Hn 65536 && ulimit -n 65536")
+        );
+        assert_eq!(
+            by("kernel.io_uring_disabled").command.as_deref(),
+            Some("sysctl -w kernel.io_uring_disabled=0")
+        );
+        let ring = by("io_uring ring");
+        assert!(
+            ring.recommendation.contains("kernel.io_uring_disabled = 2"),
+            "{}",
+            ring.recommendation
+        );
+        assert!(
+            ring.recommendation.contains("uses epoll"),
+            "{}",
+            ring.recommendation
+        );
+        assert_eq!(by("net.core.rmem_max").status, Status::Info);
+    }
+
+    #[test]
+    fn an_old_kernel_without_coop_taskrun_is_steered_to_epoll() {
+        let mut host = bad_host();
+        host.io_uring.probe.disabled_sysctl = None;
+        host.io_uring.probe.plain = SetupResult {
+            ok: true,
+            error: None,
+        };
+        host.io_uring.probe.coop_taskrun = refused("Invalid argument (os error 22)");
+        let ring = findings(&host)
+            .into_iter()
+            .find(|f| f.check == "io_uring ring")
+            .unwrap();
+        assert_eq!(ring.status, Status::Warn);
+        assert_eq!(ring.value, "default ring only");
+        assert!(ring.command.unwrap().contains("--io-driver epoll"));
+    }
 
     #[test]
     fn thresholds() {

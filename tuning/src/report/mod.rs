@@ -67,6 +67,8 @@ pub struct ReportOptions {
     pub pin_plan: Option<usize>,
     /// `Some(d)`: run the echo on each driver for `d`.
     pub probe_drivers: Option<Duration>,
+    /// CPU to pin the driver probe's worker to.
+    pub probe_cpu: Option<usize>,
 }
 
 impl HostReport {
@@ -88,7 +90,7 @@ impl HostReport {
             if facts.io_uring.probe.defer_taskrun.ok {
                 drivers.insert(1, IoDriver::UringDefer);
             }
-            drivers::probe(&drivers, d, None)
+            drivers::probe(&drivers, d, opts.probe_cpu)
         });
         Self {
             facts,
@@ -163,7 +165,7 @@ mod tests {
     fn report_counts_its_findings() {
         let r = HostReport::collect(&ReportOptions {
             pin_plan: Some(1),
-            probe_drivers: None,
+            ..ReportOptions::default()
         });
         assert_eq!(
             r.summary.ok + r.summary.info + r.summary.warn,
