@@ -434,7 +434,8 @@ impl Client {
         let retry_after =
             (e.kind == ErrorKind::NoAgent).then(|| self.worker.timeouts.retry_after_secs());
         let start = self.out.len();
-        write_error_response(status, request_id, e.message(), retry_after, &mut self.out);
+        let message = format!("{} (request id {request_id})", e.message());
+        write_error_response(status, request_id, &message, retry_after, &mut self.out);
         let close = unread_body || e.closes_connection() || closes_connection(status);
         if close && !closes_connection(status) {
             // TODO(core): write_error_response could take a `close` flag.
