@@ -141,3 +141,56 @@ fn a_cpu_outside_the_mask_leaves_the_worker_running_unpinned() {
         .unwrap();
     assert_ne!(cpus, outside.to_string());
 }
+
+/// A value handed over from another thread, with the waker stored for that thread to call.
+#[derive(Default)]
+struct Slot {
+    value: Option<u32>,
+    waker: Option<std::task::Waker>,
+}
+
+struct Receive(std::sync::Arc<std::sync::Mutex<Slot>>);
+
+impl std::future::Future for Receive {
+    type Output = u32;
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<u32> {
+        let mut slot = self.0.lock().unwrap();
+        match slot.value.take() {
+            Some(v) => std::task::Poll::Ready(v),
+            None => {
+                slot.waker = Some(cx.waker().clone());
+                std::task::Poll::Pending
+            }
+        }
+    }
+}
+
+/// A parked worker (blocked in epoll_wait / io_uring_enter) is woken by another thread: what the
+/// balancer's connection hand-off between workers relies on, with every ring set-up.
+#[test]
+fn a_parked_worker_is_woken_from_another_thread() {
+    for (driver, _) in common::drivers() {
+        let slot = std::sync::Arc::new(std::sync::Mutex::new(Slot::default()));
+        let theirs = slot.clone();
+        let spec = WorkerSpec {
+            name: format!("wake-{driver}"),
+            cpu: None,
+            driver,
+            ring_entries: 256,
+        };
+        let worker = spawn_worker(spec, move |_| Receive(theirs)).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        let waker = {
+            let mut s = slot.lock().unwrap();
+            s.value = Some(7);
+            s.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+        assert_eq!(worker.join().unwrap(), 7, "driver {driver}");
+    }
+}
