@@ -1,7 +1,7 @@
 //! Socket options, core pinning, io_uring ring setup and the `ringway-tune` host report.
 //!
-//! This is the one crate of ringway allowed to hold `unsafe` code, and only in [`sys`]: every
-//! block there carries a `// SAFETY:` comment. Everything else is safe Rust on top of it.
+//! This is the one crate of ringway allowed to hold `unsafe` code, and only in its private `sys`
+//! module: every block there carries a `// SAFETY:` comment. Everything else is safe Rust on top.
 //!
 //! - [`runtime`]: one monoio runtime per worker thread, io_uring (COOP_TASKRUN) or epoll.
 //! - [`ring`]: probing which io_uring set-ups this kernel accepts.
