@@ -9,17 +9,17 @@
 //! Inbound frame handling lives in `inbound.rs`; this file holds the public API and the calls
 //! the local application makes.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
-use super::codec::{encode, FrameDecoder};
+use super::codec::{encode, encoded_len, FrameDecoder};
 use super::error::{ProtocolError, StreamError};
 use super::flow::{RecvCredit, SendCredit, INITIAL_CONNECTION_WINDOW};
 use super::frame::{Frame, Hello, HelloAck, ResetCode, StreamId, MAX_STREAM_ID};
 use super::heartbeat::Heartbeat;
-use super::stream::Stream;
+use super::stream::{Stream, StreamMap};
 
 /// Every receiver accepts frame payloads of at least this size, and DATA frames are never
 /// larger, so two ends with different `max_frame_payload` settings still interoperate.
@@ -147,7 +147,7 @@ pub struct Connection {
     pub(crate) config: Config,
     pub(crate) state: State,
     pub(crate) decoder: FrameDecoder,
-    pub(crate) streams: HashMap<StreamId, Stream>,
+    pub(crate) streams: StreamMap,
     /// Balancer: the next id to open. Agent: one above the highest id the balancer opened.
     pub(crate) next_id: u32,
     pub(crate) recently_reset: VecDeque<StreamId>,
@@ -187,7 +187,7 @@ impl Connection {
             heartbeat: Heartbeat::new(config.ping_interval, config.dead_after_missed_pings, now),
             config,
             state,
-            streams: HashMap::new(),
+            streams: StreamMap::default(),
             next_id: 1,
             recently_reset: VecDeque::new(),
             send_credit: SendCredit::new(INITIAL_CONNECTION_WINDOW),
@@ -454,6 +454,7 @@ impl Connection {
     /// Encodes every pending frame of every stream into `out`; true when anything was written.
     pub fn poll_transmit(&mut self, out: &mut BytesMut) -> bool {
         let wrote = !self.pending.is_empty();
+        out.reserve(self.pending.iter().map(encoded_len).sum());
         for frame in self.pending.drain(..) {
             encode(&frame, out);
         }

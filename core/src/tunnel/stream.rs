@@ -1,6 +1,35 @@
 //! Per-stream state: which directions are still open, whether the heads went, and credit.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
 use super::flow::{RecvCredit, SendCredit, INITIAL_STREAM_WINDOW};
+use super::frame::StreamId;
+
+/// The stream table. Ids are small sequential integers chosen by the balancer, so a
+/// multiplicative hash is enough and much cheaper than SipHash on the per-frame path; a peer
+/// choosing ids cannot do worse than strictly increasing odd numbers.
+pub(crate) type StreamMap = HashMap<StreamId, Stream, BuildHasherDefault<IdHasher>>;
+
+/// Fibonacci hashing of a stream id.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
 
 /// One multiplexed request/response exchange on the tunnel.
 #[derive(Debug, Clone)]
