@@ -2,6 +2,7 @@
 //! with EPERM (Docker's default profile) or ENOSYS (older profiles, gVisor). `ringway-tune` runs
 //! under the filter; `auto` must resolve to epoll, a forced io_uring worker must fail with the
 //! reason, and the epoll driver must still serve traffic.
+#![cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #![allow(clippy::unwrap_used)]
 
 use std::process::Command;
