@@ -548,3 +548,22 @@ fn send_after_end_is_refused() {
         Err(StreamError::AlreadyFinished(id))
     );
 }
+
+#[test]
+fn reset_before_the_head_left_sends_nothing() {
+    let mut pair = open_pair(&Config::default());
+    let id = pair.balancer.open_stream(get("/"), false).unwrap();
+    pair.balancer
+        .send_data(id, &mut Bytes::from_static(b"body"), true)
+        .unwrap();
+    pair.balancer.reset(id, ResetCode::Cancel);
+    assert!(
+        pending_frames(&mut pair.balancer).is_empty(),
+        "the agent never hears of it"
+    );
+    // The next stream skips the id, which is allowed (ids only increase).
+    let next = pair.balancer.open_stream(get("/"), true).unwrap();
+    pair.drive();
+    assert_eq!(opened(&pair.take_agent_events()), vec![next]);
+    assert!(pair.agent_error.is_none());
+}

@@ -411,8 +411,10 @@ impl Connection {
             return;
         };
         self.release_connection(stream.unreleased());
-        self.drop_pending(id);
-        self.pending.push_back(Frame::Reset { id, code });
+        // A stream whose REQUEST_HEAD never left is unknown to the peer: no RESET then.
+        if !self.drop_pending(id) {
+            self.pending.push_back(Frame::Reset { id, code });
+        }
         self.remember_reset(id);
     }
 
@@ -557,15 +559,18 @@ impl Connection {
     }
 
     /// Drops queued frames of a stream that ended abruptly; connection credit taken by its
-    /// unsent DATA comes back.
-    pub(crate) fn drop_pending(&mut self, id: StreamId) {
+    /// unsent DATA comes back. True when the stream's REQUEST_HEAD was among them.
+    pub(crate) fn drop_pending(&mut self, id: StreamId) -> bool {
         let mut refund = 0;
+        let mut opening = false;
         self.pending.retain(|frame| {
             if frame.stream_id() != id {
                 return true;
             }
-            if let Frame::Data { data, .. } = frame {
-                refund += data.len();
+            match frame {
+                Frame::Data { data, .. } => refund += data.len(),
+                Frame::RequestHead { .. } => opening = true,
+                _ => {}
             }
             false
         });
@@ -573,6 +578,7 @@ impl Connection {
             // Cannot overflow: the credit was taken from this window moments ago.
             let _ = self.send_credit.grant(refund as u32);
         }
+        opening
     }
 
     pub(crate) fn forget_if_closed(&mut self, id: StreamId) {

@@ -203,7 +203,7 @@ impl Connection {
             };
         };
         self.release_connection(stream.unreleased());
-        self.drop_pending(id);
+        let _ = self.drop_pending(id);
         self.remember_reset(id);
         self.events.push_back(Event::Reset { id, code });
         Ok(())

@@ -10,6 +10,8 @@ use super::connection::{Config, Connection, Event};
 use super::error::ProtocolError;
 use super::frame::{Hello, PROTOCOL_VERSION};
 
+pub mod ops;
+
 /// Which way bytes travel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
