@@ -122,8 +122,19 @@ impl FrameDecoder {
             return Ok(None);
         }
         buf.advance(HEADER_LEN);
-        let payload = buf.split_to(len as usize).freeze();
-        parse_payload(frame_kind, flags, id, payload).map(Some)
+        let len = len as usize;
+        if matches!(
+            frame_kind,
+            kind::DATA | kind::REQUEST_HEAD | kind::RESPONSE_HEAD
+        ) {
+            // Zero-copy: the frame keeps a slice of the input buffer.
+            let payload = buf.split_to(len).freeze();
+            return parse_payload(frame_kind, flags, id, payload).map(Some);
+        }
+        // Control frames are read in place: no reference-counted slice per frame.
+        let frame = parse_control(frame_kind, id, &buf[..len]);
+        buf.advance(len);
+        frame.map(Some)
     }
 }
 
@@ -131,10 +142,36 @@ fn parse_payload(
     frame_kind: u8,
     flags: u8,
     id: StreamId,
-    mut payload: Bytes,
+    payload: Bytes,
 ) -> Result<Frame, ProtocolError> {
-    let name = Frame::kind_name(frame_kind);
     let end = flags & END_STREAM != 0;
+    if id.is_connection() {
+        return Err(ProtocolError::WrongStreamId {
+            kind: Frame::kind_name(frame_kind),
+            id,
+        });
+    }
+    Ok(match frame_kind {
+        kind::DATA => Frame::Data {
+            id,
+            data: payload,
+            end,
+        },
+        kind::REQUEST_HEAD => Frame::RequestHead {
+            id,
+            head: payload,
+            end,
+        },
+        _ => Frame::ResponseHead {
+            id,
+            head: payload,
+            end,
+        },
+    })
+}
+
+fn parse_control(frame_kind: u8, id: StreamId, mut payload: &[u8]) -> Result<Frame, ProtocolError> {
+    let name = Frame::kind_name(frame_kind);
     let on_stream = |ok: bool| {
         if ok {
             Ok(())
@@ -142,7 +179,7 @@ fn parse_payload(
             Err(ProtocolError::WrongStreamId { kind: name, id })
         }
     };
-    let exact = |payload: &Bytes, n: usize| {
+    let exact = |payload: &[u8], n: usize| {
         if payload.len() == n {
             Ok(())
         } else {
@@ -153,40 +190,16 @@ fn parse_payload(
         }
     };
     Ok(match frame_kind {
-        kind::DATA => {
-            on_stream(!id.is_connection())?;
-            Frame::Data {
-                id,
-                data: payload,
-                end,
-            }
-        }
-        kind::REQUEST_HEAD => {
-            on_stream(!id.is_connection())?;
-            Frame::RequestHead {
-                id,
-                head: payload,
-                end,
-            }
-        }
-        kind::RESPONSE_HEAD => {
-            on_stream(!id.is_connection())?;
-            Frame::ResponseHead {
-                id,
-                head: payload,
-                end,
-            }
-        }
         kind::RESET => {
             on_stream(!id.is_connection())?;
-            exact(&payload, 4)?;
+            exact(payload, 4)?;
             Frame::Reset {
                 id,
                 code: ResetCode::from_wire(payload.get_u32()),
             }
         }
         kind::WINDOW_UPDATE => {
-            exact(&payload, 4)?;
+            exact(payload, 4)?;
             let increment = payload.get_u32() & MAX_STREAM_ID;
             if increment == 0 {
                 return Err(ProtocolError::BadWindowUpdate { id, increment });
@@ -195,7 +208,7 @@ fn parse_payload(
         }
         kind::PING | kind::PONG => {
             on_stream(id.is_connection())?;
-            exact(&payload, 8)?;
+            exact(payload, 8)?;
             let opaque = payload.get_u64();
             if frame_kind == kind::PING {
                 Frame::Ping(opaque)
@@ -205,7 +218,7 @@ fn parse_payload(
         }
         kind::GOAWAY => {
             on_stream(id.is_connection())?;
-            exact(&payload, 8)?;
+            exact(payload, 8)?;
             let last_stream_id = StreamId(payload.get_u32() & MAX_STREAM_ID);
             Frame::GoAway {
                 last_stream_id,
@@ -214,7 +227,7 @@ fn parse_payload(
         }
         kind::HELLO_ACK => {
             on_stream(id.is_connection())?;
-            exact(&payload, 6)?;
+            exact(payload, 6)?;
             Frame::HelloAck(HelloAck {
                 version: payload.get_u16(),
                 worker_count: payload.get_u16(),
@@ -279,7 +292,7 @@ fn put_string(out: &mut BytesMut, s: &str) {
     out.put_slice(bytes);
 }
 
-fn parse_hello(mut payload: Bytes) -> Result<Hello, ProtocolError> {
+fn parse_hello(mut payload: &[u8]) -> Result<Hello, ProtocolError> {
     let version = take_u16(&mut payload)?;
     let worker = match take_u16(&mut payload)? {
         ANY_WORKER => None,
@@ -311,20 +324,23 @@ const fn hello_error(reason: &'static str) -> ProtocolError {
     }
 }
 
-fn take_u16(payload: &mut Bytes) -> Result<u16, ProtocolError> {
+fn take_u16(payload: &mut &[u8]) -> Result<u16, ProtocolError> {
     if payload.len() < 2 {
         return Err(hello_error("truncated"));
     }
     Ok(payload.get_u16())
 }
 
-fn take_string(payload: &mut Bytes) -> Result<String, ProtocolError> {
+fn take_string(payload: &mut &[u8]) -> Result<String, ProtocolError> {
     let len = usize::from(take_u16(payload)?);
     if payload.len() < len {
         return Err(hello_error("string runs past the payload"));
     }
-    let bytes = payload.split_to(len);
-    String::from_utf8(bytes.to_vec()).map_err(|_| hello_error("string is not UTF-8"))
+    let (bytes, rest) = payload.split_at(len);
+    *payload = rest;
+    std::str::from_utf8(bytes)
+        .map(str::to_owned)
+        .map_err(|_| hello_error("string is not UTF-8"))
 }
 
 #[cfg(test)]
