@@ -1,0 +1,137 @@
+//! Agents and balancers coming and going under load: SIGKILL and SIGTERM of an agent, a balancer
+//! restart. Users must not notice.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use support::{free_port, hello_backend, AgentProc, Balancer, Client};
+
+const HOST: &str = "app.test";
+
+/// Counts of a load run.
+#[derive(Debug, Default)]
+struct Tally {
+    ok: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// `threads` keep-alive clients sending idempotent GETs until `stop`.
+fn load(
+    users: SocketAddr,
+    threads: usize,
+    stop: &Arc<AtomicBool>,
+    tally: &Arc<Tally>,
+) -> Vec<thread::JoinHandle<()>> {
+    (0..threads)
+        .map(|_| {
+            let (stop, tally) = (stop.clone(), tally.clone());
+            thread::spawn(move || {
+                let mut c = Client::connect(users);
+                c.set_read_timeout(Duration::from_secs(10));
+                while !stop.load(Ordering::Relaxed) {
+                    match c.get(HOST, "/slow/20") {
+                        Ok(r) if r.status == 200 => {
+                            tally.ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(r) => {
+                            eprintln!("failed: {} {}", r.status, r.text());
+                            tally.failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) => {
+                            eprintln!("failed: {e}");
+                            tally.failed.fetch_add(1, Ordering::Relaxed);
+                            c = Client::connect(users);
+                        }
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+/// Two agents behind one route, load running, then `disrupt` one agent; nothing may fail.
+fn survive(disrupt: impl FnOnce(&mut AgentProc)) {
+    let balancer = Balancer::start(&[]);
+    let (b1, b2) = (hello_backend(), hello_backend());
+    let mut a1 = AgentProc::start(balancer.agents, "victim", &[HOST], b1.addr);
+    let _a2 = AgentProc::start(balancer.agents, "survivor", &[HOST], b2.addr);
+    balancer.wait_registered("victim", 2);
+    balancer.wait_registered("survivor", 2);
+    let stop = Arc::new(AtomicBool::new(false));
+    let tally = Arc::new(Tally::default());
+    let clients = load(balancer.users, 6, &stop, &tally);
+    thread::sleep(Duration::from_millis(700));
+    let before = tally.ok.load(Ordering::Relaxed);
+    disrupt(&mut a1);
+    thread::sleep(Duration::from_millis(1200));
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.join().unwrap();
+    }
+    let (ok, failed) = (
+        tally.ok.load(Ordering::Relaxed),
+        tally.failed.load(Ordering::Relaxed),
+    );
+    assert_eq!(failed, 0, "{failed} requests failed ({ok} ok)");
+    assert!(
+        before > 0 && ok > before,
+        "load did not flow: {before} then {ok}"
+    );
+    assert!(b2.requests() > 0);
+}
+
+#[test]
+fn agent_sigkill_during_load_loses_no_request() {
+    survive(|agent| agent.kill());
+}
+
+#[test]
+fn agent_sigterm_during_load_fails_no_request() {
+    survive(|agent| {
+        agent.terminate();
+        let status = agent.wait_exit(Duration::from_secs(15));
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "agent exit: {status:?}"
+        );
+    });
+}
+
+#[test]
+fn agents_reconnect_after_a_balancer_restart_within_two_seconds() {
+    let (users, agents) = (free_port(), free_port());
+    let (users_s, agents_s) = (users.to_string(), agents.to_string());
+    let args = [
+        "--listen",
+        users_s.as_str(),
+        "--agent-listen",
+        agents_s.as_str(),
+        "--route",
+        HOST,
+        "--park-time",
+        "5s",
+    ];
+    let mut balancer = Balancer::start(&args);
+    let backend = hello_backend();
+    let _agent = AgentProc::start(balancer.agents, "sticky", &[HOST], backend.addr);
+    balancer.wait_registered("sticky", 2);
+    assert_eq!(support::get(users, HOST, "/").unwrap().status, 200);
+
+    balancer.kill();
+    let restarted = Balancer::start(&args);
+    let start = std::time::Instant::now();
+    // The first request parks until the agent is back.
+    let r = support::get(restarted.users, HOST, "/").unwrap();
+    let took = start.elapsed();
+    assert_eq!(r.status, 200);
+    assert!(
+        took < Duration::from_secs(2),
+        "traffic flowed again only after {took:?}"
+    );
+}

@@ -1,0 +1,449 @@
+//! End-to-end test support: the real `ringway-balancer` and `ringway-agent` binaries as child
+//! processes, the hello backend in-process, and a small blocking HTTP/1.1 client built on core's
+//! response parser. Every wait is bounded.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use ringway_core::http::{BodyDecoder, BodyEvent, Limits, ResponseParser};
+
+/// The token every test balancer and agent use unless a test says otherwise.
+pub const TOKEN: &str = "test-token";
+
+/// The agent binary: `<target dir>/<profile>/ringway-agent`, next to this test's directory.
+pub fn agent_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // <target>/<profile>/deps/<test>-<hash>
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
+    let bin = profile_dir.join("ringway-agent");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p ringway-agent` (cargo test --workspace builds it)",
+        bin.display()
+    );
+    bin
+}
+
+/// Collected stderr of a child process.
+#[derive(Clone, Default)]
+pub struct Log(Arc<Mutex<String>>);
+
+impl Log {
+    fn capture(stream: impl Read + Send + 'static) -> Self {
+        let log = Self::default();
+        let sink = log.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                let mut text = sink.0.lock().unwrap();
+                text.push_str(&line);
+                text.push('\n');
+            }
+        });
+        log
+    }
+
+    pub fn text(&self) -> String {
+        self.0.lock().unwrap().clone()
+    }
+
+    pub fn count(&self, needle: &str) -> usize {
+        self.0.lock().unwrap().matches(needle).count()
+    }
+
+    /// Waits until `needle` appears at least `n` times.
+    pub fn wait_for(&self, needle: &str, n: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.count(needle) >= n {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+}
+
+/// A `ringway-balancer` child process.
+pub struct Balancer {
+    child: Child,
+    pub users: SocketAddr,
+    pub agents: SocketAddr,
+    pub log: Log,
+}
+
+impl Balancer {
+    /// Starts the balancer with `args` (loopback port-0 listeners unless `args` name them) and
+    /// waits for its "listening on" lines.
+    pub fn start(args: &[&str]) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringway-balancer"));
+        if !args.contains(&"--listen") {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
+        if !args.contains(&"--agent-listen") {
+            cmd.args(["--agent-listen", "127.0.0.1:0"]);
+        }
+        if !args.contains(&"--workers") {
+            cmd.args(["--workers", "2"]);
+        }
+        cmd.args(["--token", TOKEN, "--no-pin"]).args(args);
+        cmd.env("RINGWAY_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawning ringway-balancer");
+        let log = Log::capture(child.stderr.take().unwrap());
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let (mut users, mut agents) = (None, None);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while users.is_none() || agents.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(line) = rx.recv_timeout(left) else {
+                let _ = child.kill();
+                panic!(
+                    "balancer did not report its listeners; stderr:\n{}",
+                    log.text()
+                );
+            };
+            let addr = || {
+                line.rsplit(' ')
+                    .next()
+                    .unwrap()
+                    .parse::<SocketAddr>()
+                    .unwrap()
+            };
+            if line.contains("users listening on") {
+                users = Some(addr());
+            } else if line.contains("agents listening on") {
+                agents = Some(addr());
+            }
+        }
+        Self {
+            child,
+            users: users.unwrap(),
+            agents: agents.unwrap(),
+            log,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Peak resident memory (VmHWM) in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        peak_rss_kib(self.pid())
+    }
+
+    /// Waits until `n` tunnel connections of agent `id` are registered in total.
+    pub fn wait_registered(&self, id: &str, n: usize) {
+        let needle = format!("agent registered agent={id} ");
+        assert!(
+            self.log.wait_for(&needle, n, Duration::from_secs(20)),
+            "agent {id} did not register {n} connections; balancer log:\n{}",
+            self.log.text()
+        );
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Balancer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A `ringway-agent` child process.
+pub struct AgentProc {
+    child: Child,
+    pub id: String,
+    pub log: Log,
+}
+
+impl AgentProc {
+    /// Starts an agent for `routes` in front of `backend`.
+    pub fn start(balancer: SocketAddr, id: &str, routes: &[&str], backend: SocketAddr) -> Self {
+        Self::start_with(balancer, id, routes, backend, TOKEN, &[])
+    }
+
+    pub fn start_with(
+        balancer: SocketAddr,
+        id: &str,
+        routes: &[&str],
+        backend: SocketAddr,
+        token: &str,
+        extra: &[&str],
+    ) -> Self {
+        let mut cmd = Command::new(agent_bin());
+        cmd.args([
+            "--balancer",
+            &balancer.to_string(),
+            "--token",
+            token,
+            "--agent-id",
+            id,
+        ]);
+        cmd.args(["--backend", &backend.to_string()]);
+        for r in routes {
+            cmd.args(["--route", r]);
+        }
+        cmd.args(extra);
+        cmd.env("RINGWAY_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawning ringway-agent");
+        let log = Log::capture(child.stderr.take().unwrap());
+        Self {
+            child,
+            id: id.to_owned(),
+            log,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn peak_rss_kib(&self) -> u64 {
+        peak_rss_kib(self.pid())
+    }
+
+    /// Sends SIGTERM (graceful drain).
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -TERM failed");
+    }
+
+    /// SIGKILL.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for AgentProc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// VmHWM of a process, in KiB.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// A hello backend on a free loopback port.
+pub fn hello_backend() -> ringway_agent::hello::HelloHandle {
+    ringway_agent::hello::spawn(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap()
+}
+
+/// A loopback port with nothing listening on it (bound, then released).
+pub fn free_port() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+/// A response as the user sees it.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// `Transfer-Encoding: chunked` was used.
+    pub chunked: bool,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A blocking HTTP/1.1 client connection.
+pub struct Client {
+    pub stream: TcpStream,
+    buf: BytesMut,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        stream.set_nodelay(true).unwrap();
+        Self {
+            stream,
+            buf: BytesMut::with_capacity(64 * 1024),
+        }
+    }
+
+    pub fn set_read_timeout(&self, t: Duration) {
+        self.stream.set_read_timeout(Some(t)).unwrap();
+    }
+
+    pub fn send(&mut self, raw: &[u8]) -> io::Result<()> {
+        self.stream.write_all(raw)
+    }
+
+    fn fill(&mut self) -> io::Result<usize> {
+        let mut chunk = [0u8; 64 * 1024];
+        let n = self.stream.read(&mut chunk)?;
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(n)
+    }
+
+    /// Reads one response, keeping its body.
+    pub fn response(&mut self, method: &str) -> io::Result<Response> {
+        let mut body = Vec::new();
+        let mut r = self.response_with(method, |d| body.extend_from_slice(d))?;
+        r.body = body;
+        Ok(r)
+    }
+
+    /// Reads one response, handing body bytes to `on_data` (the returned body stays empty).
+    pub fn response_with(
+        &mut self,
+        method: &str,
+        mut on_data: impl FnMut(&[u8]),
+    ) -> io::Result<Response> {
+        let mut parser = ResponseParser::new(Limits::default());
+        let head = loop {
+            match parser.parse(&mut self.buf) {
+                Ok(Some(head)) if head.is_interim() => {}
+                Ok(Some(head)) => break head,
+                Ok(None) => {
+                    if self.fill()? == 0 {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "closed before a response head",
+                        ));
+                    }
+                }
+                Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
+            }
+        };
+        let headers = head
+            .headers()
+            .map(|(n, v)| {
+                (
+                    String::from_utf8_lossy(n).into_owned(),
+                    String::from_utf8_lossy(v).into_owned(),
+                )
+            })
+            .collect::<Vec<_>>();
+        let framing = head.framing(method.as_bytes());
+        let mut decoder = BodyDecoder::new(framing, None);
+        loop {
+            match decoder.decode(&mut self.buf) {
+                Ok(BodyEvent::Data(d)) => on_data(&d),
+                Ok(BodyEvent::End) => break,
+                Ok(BodyEvent::NeedMore) => {
+                    if self.fill()? == 0 {
+                        decoder.finish_on_eof().map_err(|e| {
+                            io::Error::new(io::ErrorKind::UnexpectedEof, e.to_string())
+                        })?;
+                        break;
+                    }
+                }
+                Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
+            }
+        }
+        let chunked = headers
+            .iter()
+            .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+        Ok(Response {
+            status: head.status(),
+            headers,
+            body: Vec::new(),
+            chunked,
+        })
+    }
+
+    /// GET `path` on `host` over this connection.
+    pub fn get(&mut self, host: &str, path: &str) -> io::Result<Response> {
+        self.send(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes())?;
+        self.response("GET")
+    }
+
+    /// True when the server closed the connection (EOF or reset within the read timeout).
+    pub fn is_closed_by_server(&mut self) -> bool {
+        if !self.buf.is_empty() {
+            return false;
+        }
+        match self.fill() {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => e.kind() == io::ErrorKind::ConnectionReset,
+        }
+    }
+}
+
+/// One GET on a fresh connection.
+pub fn get(addr: SocketAddr, host: &str, path: &str) -> io::Result<Response> {
+    Client::connect(addr).get(host, path)
+}
+
+/// GETs until a 200 arrives or `timeout` passes; returns the time it took.
+pub fn wait_for_200(
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+    timeout: Duration,
+) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if let Ok(r) = get(addr, host, path) {
+            if r.status == 200 {
+                return Some(start.elapsed());
+            }
+        }
+        thread::sleep(Duration::from_millis(25));
+    }
+    None
+}
