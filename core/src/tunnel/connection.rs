@@ -10,115 +10,22 @@
 //! the local application makes.
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
 use super::codec::{encode, encoded_len, FrameDecoder};
+use super::config::{Config, MIN_FRAME_PAYLOAD};
 use super::error::{ProtocolError, StreamError};
+use super::event::Event;
 use super::flow::{RecvCredit, SendCredit, INITIAL_CONNECTION_WINDOW};
 use super::frame::{Frame, Hello, HelloAck, ResetCode, StreamId, MAX_STREAM_ID};
 use super::heartbeat::Heartbeat;
 use super::stream::{Stream, StreamMap};
 
-/// Every receiver accepts frame payloads of at least this size, and DATA frames are never
-/// larger, so two ends with different `max_frame_payload` settings still interoperate.
-pub const MIN_FRAME_PAYLOAD: u32 = 16 * 1024;
-
 /// How many recently reset stream ids are remembered: frames the peer had in flight for them
 /// are dropped quietly instead of failing the connection.
 const MIN_RESET_GRACE: usize = 256;
-
-/// Tunnel settings of one side. Windows are receive windows: how much this side lets the peer
-/// send before it consumes the data.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
-    /// Largest frame payload accepted (never below [`MIN_FRAME_PAYLOAD`]); also the largest head
-    /// this side sends.
-    pub max_frame_payload: u32,
-    /// Receive window of each stream.
-    pub stream_window: u32,
-    /// Receive window of the whole connection.
-    pub connection_window: u32,
-    /// Most streams open at once (the balancer does not open more; the agent refuses more).
-    pub max_streams: u32,
-    /// A PING goes out after this long without any inbound frame.
-    pub ping_interval: Duration,
-    /// The connection is dead after this many ping intervals without any inbound frame.
-    pub dead_after_missed_pings: u32,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            max_frame_payload: 64 * 1024,
-            stream_window: 256 * 1024,
-            connection_window: 8 * 1024 * 1024,
-            max_streams: 1024,
-            ping_interval: Duration::from_secs(5),
-            dead_after_missed_pings: 3,
-        }
-    }
-}
-
-/// Something the application must know about.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// Balancer: the agent's hello; answer with [`Connection::accept_hello`] or
-    /// [`Connection::reject_hello`].
-    Hello(Hello),
-    /// Agent: the balancer accepted the hello.
-    HelloAck(HelloAck),
-    /// Agent: the balancer opened a stream with this request head.
-    StreamOpened {
-        /// The new stream.
-        id: StreamId,
-        /// The request head bytes, ready to write to the backend.
-        head: Bytes,
-        /// The request has no body.
-        end: bool,
-    },
-    /// Balancer: a response head (interim 1xx heads come before the final one).
-    ResponseHead {
-        /// The stream.
-        id: StreamId,
-        /// The response head bytes.
-        head: Bytes,
-        /// The response has no body.
-        end: bool,
-    },
-    /// Body bytes; call [`Connection::release`] once they are consumed.
-    Data {
-        /// The stream.
-        id: StreamId,
-        /// The bytes (a zero-copy slice of the input buffer).
-        data: Bytes,
-        /// The last bytes of this direction.
-        end: bool,
-    },
-    /// The peer reset the stream (or, after its GOAWAY, will never process it: `Refused`).
-    Reset {
-        /// The stream.
-        id: StreamId,
-        /// Why.
-        code: ResetCode,
-    },
-    /// Send credit became available on a stream that had data waiting.
-    Writable {
-        /// The stream.
-        id: StreamId,
-    },
-    /// The peer is going away: no new streams above `last_stream_id`; existing ones finish.
-    /// Before the handshake completes this is the balancer's rejection of the hello.
-    GoAway {
-        /// The highest stream the peer processes.
-        last_stream_id: StreamId,
-        /// Why.
-        code: ResetCode,
-    },
-    /// No inbound frame for `dead_after_missed_pings` ping intervals: close the connection.
-    Dead,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Role {

@@ -2,8 +2,9 @@
 
 use bytes::Bytes;
 
-use super::connection::{Connection, Event, Role, State};
+use super::connection::{Connection, Role, State};
 use super::error::ProtocolError;
+use super::event::Event;
 use super::frame::{kind, Frame, Hello, HelloAck, ResetCode, StreamId, SUPPORTED_VERSIONS};
 use super::stream::Stream;
 

@@ -6,8 +6,10 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
-use super::connection::{Config, Connection, Event};
+use super::config::Config;
+use super::connection::Connection;
 use super::error::ProtocolError;
+use super::event::Event;
 use super::frame::{Hello, PROTOCOL_VERSION};
 
 pub mod ops;
