@@ -304,3 +304,116 @@ fn data_on_a_reset_stream_returns_its_connection_credit() {
     assert_eq!(pair.agent.send_credit(b), 64 * 1024);
     assert!(pair.balancer_error.is_none() && pair.agent_error.is_none());
 }
+
+#[test]
+fn reset_refunds_the_connection_credit_of_unsent_data() {
+    let config = Config {
+        stream_window: 64 * 1024,
+        connection_window: 64 * 1024,
+        ..Config::default()
+    };
+    let mut pair = open_pair(&config);
+    let a = pair.balancer.open_stream(get("/a"), false).unwrap();
+    let b = pair.balancer.open_stream(get("/b"), false).unwrap();
+    pair.drive();
+    pair.balancer
+        .send_data(a, &mut Bytes::from(vec![0u8; 64 * 1024]), false)
+        .unwrap();
+    assert_eq!(
+        pair.balancer.send_credit(b),
+        0,
+        "A took the whole connection window"
+    );
+    // A is reset before its DATA was written: the credit it took comes back.
+    pair.balancer.reset(a, ResetCode::Cancel);
+    assert_eq!(pair.balancer.send_credit(b), 64 * 1024);
+}
+
+#[test]
+fn reset_returns_received_but_unreleased_bytes_to_the_connection() {
+    let config = Config {
+        stream_window: 64 * 1024,
+        connection_window: 64 * 1024,
+        ..Config::default()
+    };
+    let mut pair = open_pair(&config);
+    let a = pair.balancer.open_stream(get("/a"), true).unwrap();
+    pair.drive();
+    pair.agent
+        .send_response_head(a, ok(1 << 20), false)
+        .unwrap();
+    pair.agent
+        .send_data(a, &mut Bytes::from(vec![0u8; 64 * 1024]), false)
+        .unwrap();
+    pair.drive();
+    assert_eq!(
+        support::body_of(&pair.take_balancer_events(), a).0.len(),
+        64 * 1024
+    );
+    // Never released; the reset gives the connection window back (and a late release is a no-op).
+    pair.balancer.reset(a, ResetCode::Cancel);
+    pair.balancer.release(a, 64 * 1024);
+    let b = pair.balancer.open_stream(get("/b"), true).unwrap();
+    pair.drive();
+    pair.agent.send_response_head(b, ok(0), false).unwrap();
+    assert_eq!(pair.agent.send_credit(b), 64 * 1024);
+    pair.agent
+        .send_data(b, &mut Bytes::from(vec![0u8; 64 * 1024]), true)
+        .unwrap();
+    pair.drive();
+    assert!(
+        pair.balancer_error.is_none(),
+        "no double credit: {:?}",
+        pair.balancer_error
+    );
+}
+
+#[test]
+fn bytes_of_a_finished_stream_still_return_to_the_connection() {
+    let config = Config {
+        stream_window: 64 * 1024,
+        connection_window: 64 * 1024,
+        ..Config::default()
+    };
+    let mut pair = open_pair(&config);
+    let a = pair.balancer.open_stream(get("/a"), true).unwrap();
+    pair.drive();
+    pair.agent
+        .send_response_head(a, ok(64 * 1024), false)
+        .unwrap();
+    pair.agent
+        .send_data(a, &mut Bytes::from(vec![0u8; 64 * 1024]), true)
+        .unwrap();
+    pair.drive();
+    assert_eq!(pair.balancer.stream_count(), 0, "finished both ways");
+    let b = pair.balancer.open_stream(get("/b"), true).unwrap();
+    pair.drive();
+    pair.agent.send_response_head(b, ok(0), false).unwrap();
+    assert_eq!(
+        pair.agent.send_credit(b),
+        0,
+        "the connection window is still held by A's bytes"
+    );
+    pair.balancer.release(a, 64 * 1024);
+    pair.drive();
+    assert_eq!(pair.agent.send_credit(b), 64 * 1024);
+}
+
+#[test]
+fn small_frame_limits_are_raised_to_the_protocol_minimum() {
+    let config = Config {
+        max_frame_payload: 100,
+        ..Config::default()
+    };
+    let mut pair = open_pair(&config);
+    let id = pair
+        .balancer
+        .open_stream(Bytes::from(vec![b'a'; 16 * 1024]), false)
+        .unwrap();
+    pair.drive();
+    pair.balancer
+        .send_data(id, &mut Bytes::from(vec![0u8; 16 * 1024]), true)
+        .unwrap();
+    pair.drive();
+    assert!(pair.agent_error.is_none());
+}

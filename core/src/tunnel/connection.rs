@@ -21,7 +21,7 @@ use super::event::Event;
 use super::flow::{RecvCredit, SendCredit, INITIAL_CONNECTION_WINDOW};
 use super::frame::{Frame, Hello, HelloAck, ResetCode, StreamId, MAX_STREAM_ID};
 use super::heartbeat::Heartbeat;
-use super::stream::{Stream, StreamMap};
+use super::stream::{ResetGrace, Stream, StreamMap};
 
 /// How many recently reset stream ids are remembered: frames the peer had in flight for them
 /// are dropped quietly instead of failing the connection.
@@ -57,7 +57,7 @@ pub struct Connection {
     pub(crate) streams: StreamMap,
     /// Balancer: the next id to open. Agent: one above the highest id the balancer opened.
     pub(crate) next_id: u32,
-    pub(crate) recently_reset: VecDeque<StreamId>,
+    pub(crate) recently_reset: ResetGrace,
     pub(crate) send_credit: SendCredit,
     pub(crate) recv_credit: RecvCredit,
     pub(crate) pending: VecDeque<Frame>,
@@ -96,7 +96,7 @@ impl Connection {
             state,
             streams: StreamMap::default(),
             next_id: 1,
-            recently_reset: VecDeque::new(),
+            recently_reset: ResetGrace::default(),
             send_credit: SendCredit::new(INITIAL_CONNECTION_WINDOW),
             recv_credit,
             pending: VecDeque::new(),
@@ -293,7 +293,7 @@ impl Connection {
     /// peer in batched WINDOW_UPDATEs. Bytes of a stream that finished normally still return
     /// to the connection window; for a reset stream they already did (and this is a no-op).
     pub fn release(&mut self, id: StreamId, n: usize) {
-        if n == 0 || self.recently_reset.contains(&id) {
+        if n == 0 || self.recently_reset.contains(id) {
             return;
         }
         if let Some(stream) = self.streams.get_mut(&id) {
@@ -458,10 +458,7 @@ impl Connection {
 
     pub(crate) fn remember_reset(&mut self, id: StreamId) {
         let grace = (self.config.max_streams as usize * 2).max(MIN_RESET_GRACE);
-        if self.recently_reset.len() >= grace {
-            self.recently_reset.pop_front();
-        }
-        self.recently_reset.push_back(id);
+        self.recently_reset.insert(id, grace);
         self.blocked.retain(|&b| b != id);
     }
 

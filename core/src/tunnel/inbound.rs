@@ -286,7 +286,7 @@ impl Connection {
         let name = Frame::kind_name(frame_kind);
         if !self.was_opened(id) {
             Err(ProtocolError::UnknownStream { kind: name, id })
-        } else if self.recently_reset.contains(&id) {
+        } else if self.recently_reset.contains(id) {
             Ok(())
         } else {
             Err(ProtocolError::StreamClosed { kind: name, id })

@@ -1,6 +1,6 @@
 //! Per-stream state: which directions are still open, whether the heads went, and credit.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use super::flow::{RecvCredit, SendCredit, INITIAL_STREAM_WINDOW};
@@ -75,5 +75,56 @@ impl Stream {
     /// Bytes received and delivered to the application but not released yet.
     pub(crate) fn unreleased(&self) -> usize {
         self.recv.unreleased()
+    }
+}
+
+/// The ids this side reset recently, oldest first, with O(1) lookup: frames the peer sent on
+/// them before it saw the RESET are dropped quietly (docs/PROTOCOL.md §4).
+#[derive(Debug, Default)]
+pub(crate) struct ResetGrace {
+    order: VecDeque<StreamId>,
+    members: HashSet<StreamId, BuildHasherDefault<IdHasher>>,
+}
+
+impl ResetGrace {
+    /// Remembers `id`, forgetting the oldest id once `capacity` are remembered.
+    pub(crate) fn insert(&mut self, id: StreamId, capacity: usize) {
+        if !self.members.insert(id) {
+            return;
+        }
+        self.order.push_back(id);
+        while self.order.len() > capacity {
+            if let Some(old) = self.order.pop_front() {
+                self.members.remove(&old);
+            }
+        }
+    }
+
+    pub(crate) fn contains(&self, id: StreamId) -> bool {
+        !self.members.is_empty() && self.members.contains(&id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grace_forgets_the_oldest_ids_beyond_its_capacity() {
+        let mut grace = ResetGrace::default();
+        for id in (1..=9).step_by(2) {
+            grace.insert(StreamId(id), 3);
+        }
+        assert!(!grace.contains(StreamId(1)) && !grace.contains(StreamId(3)));
+        assert!(
+            grace.contains(StreamId(5))
+                && grace.contains(StreamId(7))
+                && grace.contains(StreamId(9))
+        );
+        grace.insert(StreamId(9), 3);
+        assert!(
+            grace.contains(StreamId(5)),
+            "a repeated id does not push others out"
+        );
     }
 }
