@@ -100,3 +100,76 @@ proptest! {
         while let Ok(Some(_)) = decoder.decode(&mut buf) {}
     }
 }
+
+/// Runs a fixed exchange with reads of at most `max` bytes and returns both sides' events.
+fn exchange(
+    max: Option<usize>,
+) -> (
+    Vec<ringway_core::tunnel::Event>,
+    Vec<ringway_core::tunnel::Event>,
+) {
+    use ringway_core::tunnel::pair::Pair;
+    use ringway_core::tunnel::Config;
+    let mut pair = Pair::new(&Config::default());
+    pair.max_delivery = max;
+    assert!(pair.handshake(3, 2));
+    let ids: Vec<_> = (0..5)
+        .map(|i| {
+            pair.balancer
+                .open_stream(Bytes::from(format!("POST /{i} HTTP/1.1\r\n\r\n")), false)
+                .unwrap()
+        })
+        .collect();
+    for (i, &id) in ids.iter().enumerate() {
+        pair.balancer
+            .send_data(id, &mut Bytes::from(vec![i as u8; 1000 * i]), true)
+            .unwrap();
+    }
+    pair.drive();
+    for &id in &ids {
+        pair.agent
+            .send_response_head(id, Bytes::from_static(b"HTTP/1.1 200 OK\r\n\r\n"), false)
+            .unwrap();
+        pair.agent
+            .send_data(id, &mut Bytes::from(vec![9u8; 3000]), true)
+            .unwrap();
+    }
+    pair.drive();
+    assert!(pair.balancer_error.is_none() && pair.agent_error.is_none());
+    (pair.take_balancer_events(), pair.take_agent_events())
+}
+
+/// Concatenated DATA per stream, so events are compared independently of how reads split them.
+fn normalise(events: Vec<ringway_core::tunnel::Event>) -> Vec<String> {
+    use ringway_core::tunnel::Event;
+    let mut out = Vec::new();
+    let mut bodies: std::collections::BTreeMap<u32, (usize, bool)> = Default::default();
+    for event in events {
+        match event {
+            Event::Data { id, data, end } => {
+                let body = bodies.entry(id.0).or_default();
+                body.0 += data.len();
+                body.1 |= end;
+            }
+            other => out.push(format!("{other:?}")),
+        }
+    }
+    out.extend(
+        bodies
+            .into_iter()
+            .map(|(id, (len, end))| format!("{id}: {len} {end}")),
+    );
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    #[test]
+    fn any_read_size_gives_the_same_events(max in prop_oneof![1usize..4, 4usize..3000]) {
+        let (b1, a1) = exchange(None);
+        let (b2, a2) = exchange(Some(max));
+        prop_assert_eq!(normalise(b1), normalise(b2));
+        prop_assert_eq!(normalise(a1), normalise(a2));
+    }
+}

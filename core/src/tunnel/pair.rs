@@ -161,7 +161,7 @@ impl Pair {
 
     /// Moves bytes both ways until nothing moves (or a bounded number of rounds passed).
     pub fn drive(&mut self) {
-        for _ in 0..10_000 {
+        for _ in 0..(1 << 24) {
             let mut moved = self.transmit_balancer();
             moved |= self.transmit_agent();
             moved |= self.deliver_to_agent();
