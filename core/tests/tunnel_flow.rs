@@ -324,9 +324,13 @@ fn reset_refunds_the_connection_credit_of_unsent_data() {
         0,
         "A took the whole connection window"
     );
-    // A is reset before its DATA was written: the credit it took comes back.
+    let mut waiting = Bytes::from_static(b"waiting for credit");
+    pair.balancer.send_data(b, &mut waiting, true).unwrap();
+    assert!(!waiting.is_empty());
+    // A is reset before its DATA was written: the credit it took comes back, and B hears so.
     pair.balancer.reset(a, ResetCode::Cancel);
     assert_eq!(pair.balancer.send_credit(b), 64 * 1024);
+    assert_eq!(pair.take_balancer_events(), vec![Event::Writable { id: b }]);
 }
 
 #[test]

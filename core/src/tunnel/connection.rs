@@ -296,15 +296,20 @@ impl Connection {
         if n == 0 || self.recently_reset.contains(id) {
             return;
         }
-        if let Some(stream) = self.streams.get_mut(&id) {
-            let n = n.min(stream.unreleased());
-            if let Some(increment) = stream.recv.release(n) {
-                if !stream.recv_closed {
-                    self.pending
-                        .push_back(Frame::WindowUpdate { id, increment });
+        let n = match self.streams.get_mut(&id) {
+            Some(stream) => {
+                let n = n.min(stream.unreleased());
+                if let Some(increment) = stream.recv.release(n) {
+                    if !stream.recv_closed {
+                        self.pending
+                            .push_back(Frame::WindowUpdate { id, increment });
+                    }
                 }
+                n
             }
-        }
+            // Finished normally: the connection window still holds its bytes.
+            None => n,
+        };
         self.release_connection(n);
     }
 
@@ -481,6 +486,7 @@ impl Connection {
         if refund > 0 {
             // Cannot overflow: the credit was taken from this window moments ago.
             let _ = self.send_credit.grant(refund as u32);
+            self.wake_blocked();
         }
         opening
     }
@@ -490,5 +496,25 @@ impl Connection {
             self.streams.remove(&id);
             self.blocked.retain(|&b| b != id);
         }
+    }
+
+    /// Connection credit came back: every blocked stream that has stream credit is writable.
+    pub(crate) fn wake_blocked(&mut self) {
+        if self.send_credit.available() == 0 {
+            return;
+        }
+        let streams = &mut self.streams;
+        let events = &mut self.events;
+        self.blocked.retain(|id| {
+            let Some(stream) = streams.get_mut(id) else {
+                return false;
+            };
+            if stream.send.available() == 0 {
+                return true;
+            }
+            stream.blocked = false;
+            events.push_back(Event::Writable { id: *id });
+            false
+        });
     }
 }

@@ -214,19 +214,7 @@ impl Connection {
         let bad = ProtocolError::BadWindowUpdate { id, increment };
         if id.is_connection() {
             self.send_credit.grant(increment).map_err(|()| bad)?;
-            let streams = &mut self.streams;
-            let events = &mut self.events;
-            self.blocked.retain(|id| {
-                let Some(stream) = streams.get_mut(id) else {
-                    return false;
-                };
-                if stream.send.available() == 0 {
-                    return true;
-                }
-                stream.blocked = false;
-                events.push_back(Event::Writable { id: *id });
-                false
-            });
+            self.wake_blocked();
             return Ok(());
         }
         let conn_credit = self.send_credit.available();
