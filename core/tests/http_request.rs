@@ -335,6 +335,19 @@ fn limits_map_to_their_statuses() {
     let e = run(b"GET /0123456789abcdef").unwrap_err();
     assert_eq!(e, HttpError::UriTooLong { limit: 10 });
 
+    // A complete request line whose target pushed the head over its limit: the target is
+    // what is too long, so 414 rather than 431.
+    let long_line = [
+        b"GET /".as_slice(),
+        &[b'a'; 70],
+        b" HTTP/1.1\r\nHost: a\r\n",
+    ]
+    .concat();
+    assert_eq!(
+        run(&long_line).unwrap_err(),
+        HttpError::UriTooLong { limit: 10 }
+    );
+
     let e = run(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 101\r\n\r\n").unwrap_err();
     assert_eq!(
         (e, e.status()),

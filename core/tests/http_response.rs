@@ -56,6 +56,14 @@ fn framing_follows_rfc9112_section_6_3() {
 }
 
 #[test]
+fn successful_connect_turns_into_a_tunnel() {
+    let ok = head(b"HTTP/1.1 200 Connection Established\r\n\r\n");
+    assert_eq!(ok.framing(b"CONNECT"), BodyFraming::Upgrade);
+    let refused = head(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(refused.framing(b"CONNECT"), BodyFraming::Length(0));
+}
+
+#[test]
 fn interim_responses_come_before_the_final_head() {
     let mut parser = ResponseParser::new(Limits::default());
     let mut buf = BytesMut::from(

@@ -220,11 +220,6 @@ pub(crate) fn tokens(v: &[u8]) -> impl Iterator<Item = &[u8]> {
     v.split(|&b| b == b',').map(trim).filter(|t| !t.is_empty())
 }
 
-/// Whether `list` (a Connection-style value) holds `token`, case-insensitively.
-pub(crate) fn list_contains(list: &[u8], token: &[u8]) -> bool {
-    tokens(list).any(|t| t.eq_ignore_ascii_case(token))
-}
-
 /// RFC 9110 token characters (`tchar`).
 pub(crate) fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 
 use bytes::{BufMut, BytesMut};
 
-use super::fields::{is_tchar, list_contains, tokens, trim};
+use super::fields::{is_tchar, tokens, trim};
 use super::limits::BodyFraming;
 use super::request::RequestHead;
 use super::response::ResponseHead;
@@ -44,7 +44,7 @@ pub fn write_request(
     out: &mut BytesMut,
 ) {
     let upgrading = head.wants_upgrade();
-    let connection: Vec<&[u8]> = head.header_all("connection").collect();
+    let listed = ConnectionTokens::of(head.header_all("connection"));
     out.reserve(head.as_bytes().len() + 256);
     out.extend_from_slice(head.method());
     out.put_u8(b' ');
@@ -55,15 +55,26 @@ pub fn write_request(
     if let Some(host) = host {
         put_field(out, b"Host", host);
     }
+    // Pass 1: drop hop-by-hop fields (fixed ones and those Connection names), the client's
+    // framing and the fields the proxy sets itself; copy the rest in order.
+    let mut has_request_id = false;
+    let mut xff_kept = false;
+    let mut forwarded_kept = false;
     for (name, value) in head.headers() {
-        if is_hop_by_hop(name, &connection)
-            || is_framing(name)
-            || is_trusted(name)
-            || name.eq_ignore_ascii_case(b"host")
-        {
+        let class = FieldClass::of(name);
+        if class == FieldClass::HopByHop || listed.contains(name) {
             continue;
         }
-        put_field(out, name, value);
+        match class {
+            FieldClass::EndToEnd => put_field(out, name, value),
+            FieldClass::RequestId => {
+                has_request_id = true;
+                put_field(out, name, value);
+            }
+            FieldClass::ForwardedFor => xff_kept = true,
+            FieldClass::Forwarded => forwarded_kept = true,
+            _ => {}
+        }
     }
     if upgrading {
         if let Some(upgrade) = head.header("upgrade") {
@@ -73,11 +84,11 @@ pub fn write_request(
     }
     put_framing(out, framing);
 
-    // Trusted fields last. A field the client named in Connection is hop-by-hop and was dropped
-    // above, so its old values do not count as "existing" here.
-    let kept = |name: &[u8]| !is_hop_by_hop(name, &connection);
+    // Pass 2: the trusted fields, built on what survived pass 1.
+    let mut ip_text = [0u8; 64];
+    let client = format_ip(info.client_addr, &mut ip_text);
     out.extend_from_slice(b"X-Forwarded-For: ");
-    if kept(b"x-forwarded-for") {
+    if xff_kept {
         for value in head.header_all("x-forwarded-for") {
             for hop in tokens(value) {
                 out.extend_from_slice(hop);
@@ -85,13 +96,25 @@ pub fn write_request(
             }
         }
     }
-    let _ = write!(StrSink(out), "{}\r\n", info.client_addr);
+    out.extend_from_slice(client);
+    out.extend_from_slice(b"\r\n");
     put_field(out, b"X-Forwarded-Proto", info.proto.as_bytes());
     if let Some(host) = host {
         put_field(out, b"X-Forwarded-Host", host);
     }
-    put_forwarded(out, head, info, host, kept(b"forwarded"));
-    if request_id(head).is_none() || !kept(b"x-request-id") {
+    out.extend_from_slice(b"Forwarded: ");
+    if forwarded_kept {
+        for value in head
+            .header_all("forwarded")
+            .map(trim)
+            .filter(|v| !v.is_empty())
+        {
+            out.extend_from_slice(value);
+            out.extend_from_slice(b", ");
+        }
+    }
+    put_forwarded_element(out, info, client, host);
+    if !has_request_id {
         put_field(out, b"X-Request-Id", info.request_id.as_bytes());
     }
     out.extend_from_slice(b"\r\n");
@@ -104,13 +127,14 @@ pub fn write_request(
 /// representation); 1xx and 204 never carry one.
 pub fn write_response(head: &ResponseHead, framing: BodyFraming, close: bool, out: &mut BytesMut) {
     let upgrading = framing == BodyFraming::Upgrade && head.status() == 101;
-    let connection: Vec<&[u8]> = head.header_all("connection").collect();
+    let listed = ConnectionTokens::of(head.header_all("connection"));
     out.reserve(head.as_bytes().len() + 64);
     let _ = write!(StrSink(out), "HTTP/1.1 {} ", head.status());
     out.extend_from_slice(head.reason());
     out.extend_from_slice(b"\r\n");
     for (name, value) in head.headers() {
-        if is_hop_by_hop(name, &connection) || is_framing(name) {
+        let class = FieldClass::of(name);
+        if matches!(class, FieldClass::HopByHop | FieldClass::Framing) || listed.contains(name) {
             continue;
         }
         put_field(out, name, value);
@@ -137,33 +161,74 @@ pub fn write_response(head: &ResponseHead, framing: BodyFraming, close: bool, ou
     out.extend_from_slice(b"\r\n");
 }
 
-/// Hop-by-hop: Connection, the fields it names, Keep-Alive, Proxy-Connection, TE, Trailer, and
-/// Upgrade (when this hop upgrades, the writer re-adds Upgrade and `Connection: upgrade` itself).
-fn is_hop_by_hop(name: &[u8], connection: &[&[u8]]) -> bool {
-    const FIXED: [&[u8]; 6] = [
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"upgrade",
-    ];
-    FIXED.iter().any(|f| name.eq_ignore_ascii_case(f))
-        || connection.iter().any(|list| list_contains(list, name))
+/// What a proxy does with a field, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FieldClass {
+    /// Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade: never forwarded as is
+    /// (an upgrading hop re-adds Upgrade and `Connection: upgrade` itself).
+    HopByHop,
+    /// Content-Length, Transfer-Encoding: rebuilt from the parsed framing.
+    Framing,
+    /// X-Forwarded-For: the client's list, our hop appended.
+    ForwardedFor,
+    /// Forwarded: the client's elements, ours appended.
+    Forwarded,
+    /// X-Forwarded-Proto, X-Forwarded-Host: set by the proxy only.
+    Trusted,
+    /// Host: written first, from the request's effective host.
+    Host,
+    /// X-Request-Id: kept when present, added when absent.
+    RequestId,
+    /// Everything else.
+    EndToEnd,
 }
 
-/// Framing fields, rebuilt by the writer from the parsed framing.
-fn is_framing(name: &[u8]) -> bool {
-    name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"transfer-encoding")
+impl FieldClass {
+    /// Classifies a field name, case-insensitively, looking at its length first so most names
+    /// cost one comparison.
+    fn of(name: &[u8]) -> Self {
+        let is = |known: &str| name.eq_ignore_ascii_case(known.as_bytes());
+        match name.len() {
+            2 if is("te") => Self::HopByHop,
+            4 if is("host") => Self::Host,
+            7 if is("trailer") || is("upgrade") => Self::HopByHop,
+            9 if is("forwarded") => Self::Forwarded,
+            10 if is("connection") || is("keep-alive") => Self::HopByHop,
+            12 if is("x-request-id") => Self::RequestId,
+            14 if is("content-length") => Self::Framing,
+            15 if is("x-forwarded-for") => Self::ForwardedFor,
+            16 if is("proxy-connection") => Self::HopByHop,
+            16 if is("x-forwarded-host") => Self::Trusted,
+            17 if is("transfer-encoding") => Self::Framing,
+            17 if is("x-forwarded-proto") => Self::Trusted,
+            _ => Self::EndToEnd,
+        }
+    }
 }
 
-/// Fields the proxy sets itself; a client's own values are dropped (X-Forwarded-For and
-/// Forwarded are re-emitted with the proxy's hop appended).
-fn is_trusted(name: &[u8]) -> bool {
-    name.eq_ignore_ascii_case(b"x-forwarded-for")
-        || name.eq_ignore_ascii_case(b"x-forwarded-proto")
-        || name.eq_ignore_ascii_case(b"x-forwarded-host")
-        || name.eq_ignore_ascii_case(b"forwarded")
+/// The field names a head's Connection fields list (RFC 9110 §7.6.1), gathered once.
+struct ConnectionTokens<'a> {
+    tokens: Vec<&'a [u8]>,
+}
+
+impl<'a> ConnectionTokens<'a> {
+    fn of(values: impl Iterator<Item = &'a [u8]>) -> Self {
+        Self {
+            tokens: values.flat_map(tokens).collect(),
+        }
+    }
+
+    fn contains(&self, name: &[u8]) -> bool {
+        self.tokens.iter().any(|t| t.eq_ignore_ascii_case(name))
+    }
+}
+
+/// Formats an address into `buf` without allocating.
+fn format_ip(addr: IpAddr, buf: &mut [u8; 64]) -> &[u8] {
+    let mut cursor = &mut buf[..];
+    let _ = std::io::Write::write_fmt(&mut cursor, format_args!("{addr}"));
+    let left = cursor.len();
+    &buf[..64 - left]
 }
 
 fn put_framing(out: &mut BytesMut, framing: BodyFraming) {
@@ -183,27 +248,23 @@ fn put_field(out: &mut BytesMut, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// `Forwarded` (RFC 7239): the client's elements, then ours: `for=…;proto=…;host=…`, with an
-/// IPv6 address bracketed and quoted and a host quoted when it is not a token.
-fn put_forwarded(
+/// Our `Forwarded` element (RFC 7239): `for=…;proto=…;host=…`, an IPv6 address bracketed and
+/// quoted, a host quoted when it is not a token.
+fn put_forwarded_element(
     out: &mut BytesMut,
-    head: &RequestHead,
     info: &ForwardInfo<'_>,
+    client: &[u8],
     host: Option<&[u8]>,
-    keep_existing: bool,
 ) {
-    out.extend_from_slice(b"Forwarded: ");
-    for value in head.header_all("forwarded").filter(|_| keep_existing) {
-        let value = trim(value);
-        if !value.is_empty() {
-            out.extend_from_slice(value);
-            out.extend_from_slice(b", ");
+    out.extend_from_slice(b"for=");
+    match info.client_addr {
+        IpAddr::V4(_) => out.extend_from_slice(client),
+        IpAddr::V6(_) => {
+            out.extend_from_slice(b"\"[");
+            out.extend_from_slice(client);
+            out.extend_from_slice(b"]\"");
         }
     }
-    let _ = match info.client_addr {
-        IpAddr::V4(ip) => write!(StrSink(out), "for={ip}"),
-        IpAddr::V6(ip) => write!(StrSink(out), "for=\"[{ip}]\""),
-    };
     out.extend_from_slice(b";proto=");
     put_token_or_quoted(out, info.proto.as_bytes());
     if let Some(host) = host {

@@ -182,8 +182,9 @@ impl ResponseHead {
             100..=199 | 204 | 304 => BodyFraming::Empty,
             _ if request_method == b"HEAD" => BodyFraming::Empty,
             200..=299 if request_method == b"CONNECT" => BodyFraming::Upgrade,
-            _ if self.facts.has_te && self.facts.te_chunked_last => BodyFraming::Chunked,
-            _ if self.facts.has_te => BodyFraming::UntilClose,
+            // The parser refused every Transfer-Encoding other than a lone `chunked`, so the
+            // RFC's "TE not ending in chunked → until close" case cannot reach this point.
+            _ if self.facts.has_te => BodyFraming::Chunked,
             _ => self
                 .facts
                 .content_length
