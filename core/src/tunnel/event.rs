@@ -7,8 +7,8 @@ use super::frame::{Hello, HelloAck, ResetCode, StreamId};
 /// Something the application must know about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// Balancer: the agent's hello; answer with [`Connection::accept_hello`] or
-    /// [`Connection::reject_hello`].
+    /// Balancer: the agent's hello; answer with [`super::Connection::accept_hello`] or
+    /// [`super::Connection::reject_hello`].
     Hello(Hello),
     /// Agent: the balancer accepted the hello.
     HelloAck(HelloAck),
@@ -30,7 +30,7 @@ pub enum Event {
         /// The response has no body.
         end: bool,
     },
-    /// Body bytes; call [`Connection::release`] once they are consumed.
+    /// Body bytes; call [`super::Connection::release`] once they are consumed.
     Data {
         /// The stream.
         id: StreamId,

@@ -1,7 +1,7 @@
 //! The tunnel protocol between agent and balancer (specified in docs/PROTOCOL.md).
 //!
 //! - [`frame`]: the 9-byte header, [`Frame`] and its parts, [`ResetCode`].
-//! - [`codec`]: [`encode`] into a caller's `BytesMut`, incremental [`FrameDecoder`].
+//! - `codec`: [`encode`] into a caller's `BytesMut`, incremental [`FrameDecoder`].
 //! - [`Connection`]: the sans-IO state machine of either side — handshake and version
 //!   negotiation, stream-id rules, flow control, heartbeat, GOAWAY drain — with [`Event`]s out.
 //! - [`pair`]: an in-memory balancer/agent pair for tests and fuzzing.
