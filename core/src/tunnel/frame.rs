@@ -1,7 +1,7 @@
 //! Frame types of the tunnel protocol: the 9-byte header, the frame enum and the error codes.
 //!
-//! The byte layout of every frame is specified in docs/PROTOCOL.md; [`super::encode`] and [`super::FrameDecoder`] turn these
-//! types into bytes and back.
+//! The byte layout of every frame is specified in docs/PROTOCOL.md; [`super::encode`] and
+//! [`super::FrameDecoder`] turn these types into bytes and back.
 
 use std::fmt;
 
