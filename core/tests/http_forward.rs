@@ -7,8 +7,8 @@ use std::net::IpAddr;
 use bytes::BytesMut;
 use ringway_core::http::forward::{self, ForwardInfo};
 use ringway_core::http::{
-    closes_connection, write_error_response, BodyFraming, Limits, RequestHead, RequestParser,
-    ResponseHead, ResponseParser,
+    closes_connection, write_error_response, BodyFraming, ErrorResponse, Limits, RequestHead,
+    RequestParser, ResponseHead, ResponseParser,
 };
 
 fn request(raw: &[u8]) -> RequestHead {
@@ -215,6 +215,50 @@ fn request_id_is_added_only_when_absent() {
 }
 
 #[test]
+fn unusable_client_request_ids_are_replaced() {
+    let long = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: {}\r\n\r\n",
+        "x".repeat(129)
+    );
+    for raw in [
+        b"GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: has space\r\n\r\n".as_slice(),
+        b"GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id:\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: caf\xc3\xa9\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: X-Request-Id\r\nX-Request-Id: ok\r\n\r\n",
+        long.as_bytes(),
+    ] {
+        assert_eq!(
+            forward::request_id(&request(raw)),
+            None,
+            "{}",
+            String::from_utf8_lossy(raw)
+        );
+        let out = forwarded(raw, "192.0.2.1");
+        assert_eq!(
+            out.header_all("x-request-id").collect::<Vec<_>>(),
+            vec![&b"rid-1"[..]]
+        );
+    }
+    // Of two, the first is the one kept, and only once.
+    let out = forwarded(
+        b"GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: one\r\nX-Request-Id: two\r\n\r\n",
+        "192.0.2.1",
+    );
+    assert_eq!(
+        out.header_all("x-request-id").collect::<Vec<_>>(),
+        vec![&b"one"[..]]
+    );
+    let exact = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: {}\r\n\r\n",
+        "x".repeat(128)
+    );
+    assert_eq!(
+        forward::request_id(&request(exact.as_bytes())).map(<[u8]>::len),
+        Some(128)
+    );
+}
+
+#[test]
 fn host_appears_once() {
     let out = forwarded(
         b"GET http://b.example/ HTTP/1.1\r\nHost: a\r\n\r\n",
@@ -347,4 +391,36 @@ fn error_responses_close_after_framing_errors_and_cannot_be_injected() {
     for status in [404, 502, 503, 504] {
         assert!(!closes_connection(status), "{status}");
     }
+}
+
+#[test]
+fn error_response_can_close_after_any_status() {
+    let response = ErrorResponse {
+        status: 502,
+        request_id: "r",
+        message: "backend reset",
+        retry_after: None,
+        close: true,
+    };
+    assert!(response.closes());
+    let mut out = BytesMut::new();
+    response.write(&mut out);
+    let head = ResponseParser::new(Limits::default())
+        .parse(&mut out)
+        .unwrap()
+        .unwrap();
+    assert_eq!(head.status(), 502);
+    assert_eq!(head.header("connection"), Some(&b"close"[..]));
+    assert_eq!(&out[..], b"backend reset\n");
+    assert!(ErrorResponse {
+        close: false,
+        status: 431,
+        ..response
+    }
+    .closes());
+    assert!(!ErrorResponse {
+        close: false,
+        ..response
+    }
+    .closes());
 }

@@ -52,25 +52,61 @@ pub fn write_error_response(
     retry_after: Option<u32>,
     out: &mut BytesMut,
 ) {
-    let body_len = message.len() + 1;
-    out.reserve(160 + request_id.len() + body_len);
-    let mut sink = StrSink(out);
-    let _ = write!(
-        sink,
-        "HTTP/1.1 {status} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {body_len}\r\nX-Request-Id: ",
-        reason_phrase(status)
-    );
-    put_sanitized(out, request_id.as_bytes(), false);
-    out.extend_from_slice(b"\r\n");
-    if let Some(seconds) = retry_after {
-        let _ = write!(StrSink(out), "Retry-After: {seconds}\r\n");
+    ErrorResponse {
+        status,
+        request_id,
+        message,
+        retry_after,
+        close: false,
     }
-    if closes_connection(status) {
-        out.extend_from_slice(b"Connection: close\r\n");
+    .write(out);
+}
+
+/// An error response the proxy writes itself, for callers that need more than
+/// [`write_error_response`] offers (closing after a status that would not close by itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorResponse<'a> {
+    /// The status code.
+    pub status: u16,
+    /// Sent as `X-Request-Id`.
+    pub request_id: &'a str,
+    /// The body text (a newline is appended).
+    pub message: &'a str,
+    /// `Retry-After` seconds (503 with no agent yet).
+    pub retry_after: Option<u32>,
+    /// Add `Connection: close` even when the status alone would not (statuses for which
+    /// [`closes_connection`] is true always carry it).
+    pub close: bool,
+}
+
+impl ErrorResponse<'_> {
+    /// Whether the written response says `Connection: close`.
+    pub fn closes(&self) -> bool {
+        self.close || closes_connection(self.status)
     }
-    out.extend_from_slice(b"\r\n");
-    put_sanitized(out, message.as_bytes(), true);
-    out.extend_from_slice(b"\n");
+
+    /// Appends the whole response, head and body, to `out`.
+    pub fn write(&self, out: &mut BytesMut) {
+        let body_len = self.message.len() + 1;
+        out.reserve(160 + self.request_id.len() + body_len);
+        let _ = write!(
+            StrSink(out),
+            "HTTP/1.1 {} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {body_len}\r\nX-Request-Id: ",
+            self.status,
+            reason_phrase(self.status)
+        );
+        put_sanitized(out, self.request_id.as_bytes(), false);
+        out.extend_from_slice(b"\r\n");
+        if let Some(seconds) = self.retry_after {
+            let _ = write!(StrSink(out), "Retry-After: {seconds}\r\n");
+        }
+        if self.closes() {
+            out.extend_from_slice(b"Connection: close\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        put_sanitized(out, self.message.as_bytes(), true);
+        out.extend_from_slice(b"\n");
+    }
 }
 
 fn put_sanitized(out: &mut BytesMut, text: &[u8], allow_tab: bool) {

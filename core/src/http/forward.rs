@@ -28,15 +28,27 @@ pub struct ForwardInfo<'a> {
     pub request_id: &'a str,
 }
 
-/// The request's X-Request-Id, if it carries one.
+/// Longest client-supplied X-Request-Id that is kept.
+pub const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// The client's X-Request-Id, when it is one the proxy keeps: the first such field, 1 to
+/// [`MAX_REQUEST_ID_LEN`] visible ASCII characters, and not named in `Connection` (which would
+/// make it hop-by-hop). [`write_request`] forwards exactly this id, or the proxy's own when this
+/// is `None`, so what the proxy logs and what the backend sees agree.
 pub fn request_id(head: &RequestHead) -> Option<&[u8]> {
-    head.header("x-request-id")
+    let id = head.header("x-request-id")?;
+    let usable = !id.is_empty()
+        && id.len() <= MAX_REQUEST_ID_LEN
+        && id.iter().all(u8::is_ascii_graphic)
+        && !ConnectionTokens::of(head.header_all("connection")).contains(b"x-request-id");
+    usable.then_some(id)
 }
 
 /// Writes `head` as the next hop should receive it: request line in origin-form with
 /// `HTTP/1.1`, end-to-end fields in order, framing rebuilt from `framing`, then
 /// X-Forwarded-For (appended to the client's list), X-Forwarded-Proto, X-Forwarded-Host,
-/// Forwarded (appended), and X-Request-Id when the client sent none.
+/// Forwarded (appended), and X-Request-Id: the client's when [`request_id`] accepts it, else
+/// `info.request_id`.
 pub fn write_request(
     head: &RequestHead,
     info: &ForwardInfo<'_>,
@@ -57,7 +69,6 @@ pub fn write_request(
     }
     // Pass 1: drop hop-by-hop fields (fixed ones and those Connection names), the client's
     // framing and the fields the proxy sets itself; copy the rest in order.
-    let mut has_request_id = false;
     let mut xff_kept = false;
     let mut forwarded_kept = false;
     for (name, value) in head.headers() {
@@ -67,10 +78,6 @@ pub fn write_request(
         }
         match class {
             FieldClass::EndToEnd => put_field(out, name, value),
-            FieldClass::RequestId => {
-                has_request_id = true;
-                put_field(out, name, value);
-            }
             FieldClass::ForwardedFor => xff_kept = true,
             FieldClass::Forwarded => forwarded_kept = true,
             _ => {}
@@ -114,9 +121,8 @@ pub fn write_request(
         }
     }
     put_forwarded_element(out, info, client, host);
-    if !has_request_id {
-        put_field(out, b"X-Request-Id", info.request_id.as_bytes());
-    }
+    let id = request_id(head).unwrap_or(info.request_id.as_bytes());
+    put_field(out, b"X-Request-Id", id);
     out.extend_from_slice(b"\r\n");
 }
 
@@ -177,7 +183,7 @@ enum FieldClass {
     Trusted,
     /// Host: written first, from the request's effective host.
     Host,
-    /// X-Request-Id: kept when present, added when absent.
+    /// X-Request-Id: written once, after the copy: the client's if usable, else ours.
     RequestId,
     /// Everything else.
     EndToEnd,
