@@ -1,0 +1,337 @@
+//! One connection's request loop: connect, write requests on schedule (or as fast as responses
+//! return), read responses with core's parser, and record every request in the thread's
+//! [`Recorder`].
+//!
+//! Timing of a request: `intended` is its place on the schedule (open loop) or the moment it is
+//! written (closed loop); `sent` is when its bytes were handed to the socket; `done` is when its
+//! response was complete. Corrected latency is `done - intended`, uncorrected `done - sent`,
+//! send-lag `sent - intended`. A request is measured when `intended` falls after the warm-up.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::rc::Rc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use monoio::buf::IoBufMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt, CancelableAsyncReadRent, Canceller};
+use monoio::net::TcpStream;
+
+use crate::histo::{ErrorClass, Recorder};
+use crate::response::ResponseReader;
+use crate::schedule::Schedule;
+
+/// The time frame of one phase of a run (shared by all connections of all threads).
+#[derive(Debug, Clone, Copy)]
+pub struct Phase {
+    /// Schedule offsets count from here.
+    pub start: Instant,
+    /// Requests intended before this are warm-up: counted apart, latencies not kept.
+    pub warmup_end: Instant,
+    /// No request is started at or after this; those in flight are still awaited.
+    pub end: Instant,
+}
+
+/// What one connection does.
+#[derive(Debug, Clone)]
+pub struct ConnSpec {
+    /// Where to connect.
+    pub addr: SocketAddr,
+    /// The complete bytes of one request.
+    pub request: Bytes,
+    /// The request method (a HEAD response has no body).
+    pub method: Bytes,
+    /// Abort a request not answered within this.
+    pub timeout: Duration,
+    /// Requests in flight at most (pipelining depth).
+    pub depth: usize,
+    /// Open loop: the intended start times; `None`: closed loop.
+    pub schedule: Option<Schedule>,
+    /// The phase's time frame.
+    pub phase: Phase,
+}
+
+/// Read buffer growth step.
+const READ_CHUNK: usize = 16 * 1024;
+/// Pause after a failed connect in closed loop, so a dead target does not spin the CPU.
+const CONNECT_RETRY_PAUSE: Duration = Duration::from_millis(10);
+
+/// A request written and not yet answered.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    intended: Instant,
+    sent: Instant,
+}
+
+/// Runs one connection (reconnecting as needed) until the phase ends and nothing is in flight.
+pub async fn run_connection(mut spec: ConnSpec, rec: Rc<RefCell<Recorder>>) {
+    let phase = spec.phase;
+    let mut stream: Option<TcpStream> = None;
+    let mut reader = ResponseReader::new(&spec.method);
+    let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
+    let mut inflight: VecDeque<Pending> = VecDeque::with_capacity(spec.depth);
+    let measured = |p: &Pending| p.intended >= phase.warmup_end;
+
+    loop {
+        let now = Instant::now();
+        let next = next_start(spec.schedule.as_ref(), &phase, now);
+        if inflight.is_empty() {
+            let Some(next) = next else { break };
+            if next > now {
+                sleep_until(next).await;
+                continue;
+            }
+        }
+
+        let Some(conn) = stream.as_mut() else {
+            // Every request in flight was failed when the last connection was dropped.
+            let intended = next.unwrap_or(now);
+            match connect(spec.addr, intended + spec.timeout).await {
+                Ok(s) => {
+                    rec.borrow_mut().tally_mut(intended >= phase.warmup_end).connects += 1;
+                    stream = Some(s);
+                    reader = ResponseReader::new(&spec.method);
+                    rbuf.clear();
+                }
+                Err(_) => {
+                    // The request this connection was for fails; the schedule moves on.
+                    rec.borrow_mut().fail(intended >= phase.warmup_end, ErrorClass::Connect, None);
+                    match spec.schedule.as_mut() {
+                        Some(s) => s.advance(),
+                        None => monoio::time::sleep(CONNECT_RETRY_PAUSE).await,
+                    }
+                }
+            }
+            continue;
+        };
+
+        // Write every request that is due, up to the pipelining depth, in one write.
+        let first_new = inflight.len();
+        let mut count = 0usize;
+        while inflight.len() < spec.depth {
+            let now = Instant::now();
+            let Some(start) = next_start(spec.schedule.as_ref(), &phase, now) else { break };
+            if start > now {
+                break;
+            }
+            if let Some(s) = spec.schedule.as_mut() {
+                s.advance();
+            }
+            inflight.push_back(Pending { intended: start, sent: now });
+            count += 1;
+        }
+        if count > 0 {
+            let sent = Instant::now();
+            let mut r = rec.borrow_mut();
+            for p in inflight.iter_mut().skip(first_new) {
+                p.sent = sent;
+                if spec.schedule.is_none() {
+                    // Closed loop: a request is due the moment it is written (as in wrk).
+                    p.intended = sent;
+                }
+                r.tally_mut(p.intended >= phase.warmup_end).sent += 1;
+            }
+            drop(r);
+            let bytes = if count == 1 {
+                spec.request.clone()
+            } else {
+                let mut b = BytesMut::with_capacity(spec.request.len() * count);
+                for _ in 0..count {
+                    b.extend_from_slice(&spec.request);
+                }
+                b.freeze()
+            };
+            if let Err(class) = write_all(conn, bytes, sent + spec.timeout).await {
+                fail_all(&rec, &mut inflight, class, &phase);
+                stream = None;
+                continue;
+            }
+        }
+        let Some(front) = inflight.front().copied() else { continue };
+
+        // Read until a response completes, the front request times out, or (open loop, room in
+        // the pipeline) the next intended start comes.
+        let deadline = front.sent + spec.timeout;
+        let next = next_start(spec.schedule.as_ref(), &phase, Instant::now());
+        let wake = match next {
+            Some(t) if spec.schedule.is_some() && inflight.len() < spec.depth => t.min(deadline),
+            _ => deadline,
+        };
+        rbuf.reserve(READ_CHUNK);
+        let keep = wake < deadline;
+        let (outcome, buf) = read_until(conn, rbuf, wake, keep).await;
+        rbuf = buf.unwrap_or_else(|| BytesMut::with_capacity(READ_CHUNK));
+        let done = Instant::now();
+        match outcome {
+            ReadOutcome::Data(n) => {
+                rec.borrow_mut().tally_mut(measured(&front)).bytes_read += n as u64;
+                loop {
+                    match reader.next(&mut rbuf) {
+                        Ok(Some(resp)) => {
+                            let Some(p) = inflight.pop_front() else {
+                                // A response nobody asked for: the server is broken.
+                                rec.borrow_mut().fail(true, ErrorClass::Parse, None);
+                                stream = None;
+                                break;
+                            };
+                            rec.borrow_mut().complete(measured(&p), resp.status, latencies(&p, done));
+                            if !resp.keep_alive {
+                                fail_all(&rec, &mut inflight, ErrorClass::Read, &phase);
+                                stream = None;
+                                break;
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(_) => {
+                            fail_all(&rec, &mut inflight, ErrorClass::Parse, &phase);
+                            stream = None;
+                            break;
+                        }
+                    }
+                }
+            }
+            ReadOutcome::Eof => {
+                match reader.on_eof() {
+                    Ok(Some(resp)) => {
+                        if let Some(p) = inflight.pop_front() {
+                            rec.borrow_mut().complete(measured(&p), resp.status, latencies(&p, done));
+                        }
+                    }
+                    Ok(None) | Err(_) => {}
+                }
+                fail_all(&rec, &mut inflight, ErrorClass::Read, &phase);
+                stream = None;
+            }
+            ReadOutcome::Failed => {
+                fail_all(&rec, &mut inflight, ErrorClass::Read, &phase);
+                stream = None;
+            }
+            // Without `keep` the read was dropped: whatever the clock says, the connection is done.
+            ReadOutcome::Woken if done >= deadline || !keep => {
+                // Timeouts are recorded at the moment the request was given up.
+                let mut r = rec.borrow_mut();
+                for p in inflight.drain(..) {
+                    r.fail(measured(&p), ErrorClass::Timeout, Some(latencies(&p, done)));
+                }
+                drop(r);
+                stream = None;
+            }
+            ReadOutcome::Woken => {}
+        }
+    }
+}
+
+/// When the next request may start: its intended time (open loop) or now (closed loop); `None`
+/// once the phase has ended. An open-loop generator that fell behind does not catch up after the
+/// end: the requests it did not send make the achieved rate fall short, and the report says so.
+fn next_start(schedule: Option<&Schedule>, phase: &Phase, now: Instant) -> Option<Instant> {
+    let t = match schedule {
+        Some(s) => phase.start + s.peek(),
+        None => now,
+    };
+    (t < phase.end && now < phase.end).then_some(t)
+}
+
+fn latencies(p: &Pending, done: Instant) -> [Duration; 3] {
+    [done - p.intended, done - p.sent, p.sent - p.intended]
+}
+
+fn fail_all(rec: &RefCell<Recorder>, inflight: &mut VecDeque<Pending>, class: ErrorClass, phase: &Phase) {
+    let mut r = rec.borrow_mut();
+    for p in inflight.drain(..) {
+        r.fail(p.intended >= phase.warmup_end, class, None);
+    }
+}
+
+async fn sleep_until(t: Instant) {
+    monoio::time::sleep_until(monoio::time::Instant::from_std(t)).await;
+}
+
+async fn connect(addr: SocketAddr, deadline: Instant) -> io::Result<TcpStream> {
+    let stream = race(TcpStream::connect_addr(addr), deadline)
+        .await
+        .unwrap_or_else(|| Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")))?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+async fn write_all(conn: &mut TcpStream, bytes: Bytes, deadline: Instant) -> Result<(), ErrorClass> {
+    match race(conn.write_all(bytes), deadline).await {
+        Some((Ok(_), _)) => Ok(()),
+        Some((Err(_), _)) => Err(ErrorClass::Write),
+        None => Err(ErrorClass::Timeout),
+    }
+}
+
+/// How a read ended.
+enum ReadOutcome {
+    Data(usize),
+    Eof,
+    Failed,
+    Woken,
+}
+
+/// Reads once into `buf`, or gives up at `wake`. With `keep` the read is cancelled (not dropped)
+/// at `wake`, so bytes that arrived meanwhile are kept and the buffer comes back; otherwise the
+/// connection is about to be closed and the buffer may be lost (`None`).
+async fn read_until(
+    conn: &mut TcpStream,
+    buf: BytesMut,
+    wake: Instant,
+    keep: bool,
+) -> (ReadOutcome, Option<BytesMut>) {
+    let from = |res: io::Result<usize>| match res {
+        Ok(0) => ReadOutcome::Eof,
+        Ok(n) => ReadOutcome::Data(n),
+        Err(_) => ReadOutcome::Failed,
+    };
+    // Read into the spare capacity after the bytes already held (a plain `BytesMut` would be
+    // written from its start).
+    let filled = buf.len();
+    let spare = buf.slice_mut(filled..);
+    if !keep {
+        return match race(conn.read(spare), wake).await {
+            Some((res, spare)) => (from(res), Some(spare.into_inner())),
+            None => (ReadOutcome::Woken, None),
+        };
+    }
+    let canceller = Canceller::new();
+    let mut read = pin!(conn.cancelable_read(spare, canceller.handle()));
+    let mut timer = pin!(sleep_until(wake));
+    let first = std::future::poll_fn(|cx| {
+        if let Poll::Ready(r) = read.as_mut().poll(cx) {
+            return Poll::Ready(Some(r));
+        }
+        timer.as_mut().poll(cx).map(|()| None)
+    })
+    .await;
+    let (res, buf) = match first {
+        Some(r) => r,
+        None => {
+            canceller.cancel();
+            match read.await {
+                (Err(_), spare) => return (ReadOutcome::Woken, Some(spare.into_inner())),
+                r => r,
+            }
+        }
+    };
+    (from(res), Some(buf.into_inner()))
+}
+
+/// `fut`'s output, or `None` if `deadline` comes first (then `fut` is dropped).
+async fn race<F: Future>(fut: F, deadline: Instant) -> Option<F::Output> {
+    let mut fut = pin!(fut);
+    let mut timer = pin!(sleep_until(deadline));
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        timer.as_mut().poll(cx).map(|()| None)
+    })
+    .await
+}

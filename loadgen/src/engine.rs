@@ -1,0 +1,276 @@
+//! The engine: runs one phase (one target, one rate, warm-up + measured duration) on pinned
+//! thread-per-core runtimes, collects per-interval samples while it runs and merges the threads'
+//! recorders when it ends.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use ringway_tuning::runtime::{spawn_worker, DriverKind, WorkerSpec};
+
+use crate::config::{RunConfig, Target};
+use crate::conn::{run_connection, ConnSpec, Phase};
+use crate::cpu::CpuWatch;
+use crate::histo::{new_histogram, Recorder};
+use crate::progress::Progress;
+use crate::schedule::Schedule;
+
+/// A failure of the engine itself (not of requests: those are counted).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A worker thread or its runtime could not be started.
+    #[error("starting load thread {index}: {source}")]
+    Spawn {
+        /// Which thread.
+        index: usize,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A worker thread panicked.
+    #[error("load thread {0} panicked")]
+    Panicked(usize),
+}
+
+/// What to run in one phase.
+#[derive(Debug, Clone, Copy)]
+pub struct PhaseSpec<'a> {
+    /// The target.
+    pub target: &'a Target,
+    /// Watched process of this target, if any.
+    pub watch_pid: Option<u32>,
+    /// Open-loop rate (None = closed loop).
+    pub rate: Option<f64>,
+    /// Unrecorded warm-up.
+    pub warmup: Duration,
+    /// Measured duration.
+    pub duration: Duration,
+}
+
+/// One interval of a phase, all threads merged.
+#[derive(Debug, Clone)]
+pub struct IntervalSample {
+    /// Offset of the interval's start from the phase start (warm-up included).
+    pub start: Duration,
+    /// Length of the interval.
+    pub length: Duration,
+    /// Whether the interval lies in the warm-up.
+    pub warmup: bool,
+    /// Responses completed in it.
+    pub completed: u64,
+    /// Errors in it.
+    pub errors: u64,
+    /// Corrected latencies of the requests completed in it.
+    pub corrected: Histogram<u64>,
+}
+
+/// The outcome of one phase.
+#[derive(Debug, Clone)]
+pub struct PhaseOutcome {
+    /// All threads' recorders merged.
+    pub rec: Recorder,
+    /// Per-interval samples in order.
+    pub intervals: Vec<IntervalSample>,
+    /// The measured window's length.
+    pub measured: Duration,
+    /// CPU time of the watched process over the measured window (and the drain after it).
+    pub cpu: Option<Result<Duration, String>>,
+    /// IO driver the threads got.
+    pub driver: DriverKind,
+    /// When the phase started (wall clock), for interval logs.
+    pub started_at: std::time::SystemTime,
+}
+
+/// What a load thread tells the main thread while it runs.
+enum ThreadMsg {
+    /// An interval's sample.
+    Sample(ThreadSample),
+    /// The thread's connections are all done; no more samples follow.
+    Done,
+}
+
+/// An interval's sample from one thread.
+struct ThreadSample {
+    index: u32,
+    completed: u64,
+    errors: u64,
+    corrected: Histogram<u64>,
+}
+
+/// Runs one phase and returns its merged outcome.
+pub fn run_phase(
+    cfg: &RunConfig,
+    spec: PhaseSpec<'_>,
+    progress: &mut Progress,
+) -> Result<PhaseOutcome, EngineError> {
+    // Threads need a moment to start and connect; the schedule starts after that so the first
+    // intended starts are not already late because of thread start-up.
+    let start = Instant::now() + Duration::from_millis(20);
+    let phase = Phase { start, warmup_end: start + spec.warmup, end: start + spec.warmup + spec.duration };
+    let started_at = std::time::SystemTime::now() + Duration::from_millis(20);
+    let (tx, rx) = mpsc::channel::<ThreadMsg>();
+    let mut handles = Vec::with_capacity(cfg.threads);
+    let per_thread = cfg.connections.div_ceil(cfg.threads);
+    for t in 0..cfg.threads {
+        let conns: Vec<ConnSpec> = (t..cfg.connections)
+            .step_by(cfg.threads)
+            .map(|i| ConnSpec {
+                addr: spec.target.addr,
+                request: spec.target.request.clone(),
+                method: Bytes::copy_from_slice(cfg.method.as_bytes()),
+                timeout: cfg.timeout,
+                depth: cfg.pipeline,
+                schedule: spec
+                    .rate
+                    .map(|rate| Schedule::new(cfg.arrivals, rate, cfg.connections, i, cfg.seed)),
+                phase,
+            })
+            .collect();
+        let worker = WorkerSpec {
+            name: format!("loadgen-{t}"),
+            cpu: cfg.cpus.get(t).copied(),
+            driver: cfg.io_driver,
+            ring_entries: u32::try_from((per_thread * cfg.pipeline * 2).clamp(256, 4096)).unwrap_or(4096),
+        };
+        let tx = tx.clone();
+        let interval = cfg.interval;
+        let handle = spawn_worker(worker, move |driver| thread_main(driver, conns, phase, interval, tx))
+            .map_err(|source| EngineError::Spawn { index: t, source })?;
+        handles.push(handle);
+    }
+    drop(tx);
+
+    let mut cpu_watch = None;
+    let mut cpu_error = None;
+    let mut start_cpu_watch = |watch: &mut Option<CpuWatch>| {
+        if let Some(pid) = spec.watch_pid {
+            match CpuWatch::start(pid) {
+                Ok(w) => *watch = Some(w),
+                Err(e) => cpu_error = Some(e),
+            }
+        }
+    };
+    if spec.warmup.is_zero() {
+        start_cpu_watch(&mut cpu_watch);
+    }
+    let mut pending: BTreeMap<u32, (usize, ThreadSample)> = BTreeMap::new();
+    let mut intervals = Vec::new();
+    let finish = |index: u32, sample: ThreadSample, intervals: &mut Vec<IntervalSample>, progress: &mut Progress| {
+        let start_off = cfg.interval * index;
+        let s = IntervalSample {
+            start: start_off,
+            length: cfg.interval,
+            warmup: start_off + cfg.interval <= spec.warmup,
+            completed: sample.completed,
+            errors: sample.errors,
+            corrected: sample.corrected,
+        };
+        progress.interval(&s, spec.warmup + spec.duration);
+        intervals.push(s);
+    };
+    let mut warm = spec.warmup.is_zero();
+    let mut done = 0;
+    while done < cfg.threads {
+        let msg = rx.recv_timeout(Duration::from_millis(50));
+        if !warm && Instant::now() >= phase.warmup_end {
+            warm = true;
+            start_cpu_watch(&mut cpu_watch);
+        }
+        let sample = match msg {
+            Ok(ThreadMsg::Sample(s)) => s,
+            Ok(ThreadMsg::Done) => {
+                done += 1;
+                continue;
+            }
+            // A thread that panicked never says Done: stop waiting once every thread is gone.
+            Err(mpsc::RecvTimeoutError::Timeout) if handles.iter().all(|h| h.is_finished()) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        let index = sample.index;
+        let entry = pending.entry(index).or_insert_with(|| {
+            (0, ThreadSample { index, completed: 0, errors: 0, corrected: new_histogram() })
+        });
+        entry.0 += 1;
+        entry.1.completed += sample.completed;
+        entry.1.errors += sample.errors;
+        let _ = entry.1.corrected.add(&sample.corrected);
+        if entry.0 == cfg.threads {
+            if let Some((_, merged)) = pending.remove(&index) {
+                finish(index, merged, &mut intervals, progress);
+            }
+        }
+    }
+    for (index, (_, merged)) in std::mem::take(&mut pending) {
+        finish(index, merged, &mut intervals, progress);
+    }
+    intervals.sort_by_key(|s| s.start);
+
+    let mut rec = Recorder::default();
+    let mut driver = DriverKind::Epoll;
+    for (t, h) in handles.into_iter().enumerate() {
+        let (d, r) = h.join().map_err(|_| EngineError::Panicked(t))?;
+        driver = d;
+        rec.add(&r);
+    }
+    let cpu = match (cpu_watch, cpu_error) {
+        (Some(w), _) => Some(w.stop()),
+        (None, Some(e)) => Some(Err(e)),
+        (None, None) => None,
+    };
+    Ok(PhaseOutcome { rec, intervals, measured: spec.duration, cpu, driver, started_at })
+}
+
+/// One load thread: runs its connections and a ticker that reports an interval sample each
+/// `interval`; returns its recorder once every connection is done.
+async fn thread_main(
+    driver: DriverKind,
+    conns: Vec<ConnSpec>,
+    phase: Phase,
+    interval: Duration,
+    tx: mpsc::Sender<ThreadMsg>,
+) -> (DriverKind, Recorder) {
+    let rec = Rc::new(RefCell::new(Recorder::default()));
+    let tasks: Vec<_> = conns.into_iter().map(|c| monoio::spawn(run_connection(c, rec.clone()))).collect();
+    let ticker_rec = rec.clone();
+    let ticker_tx = tx.clone();
+    let ticker = monoio::spawn(async move {
+        let mut index = 0u32;
+        loop {
+            let tick = phase.start + interval * (index + 1);
+            monoio::time::sleep_until(monoio::time::Instant::from_std(tick)).await;
+            send_sample(&ticker_rec, &ticker_tx, index);
+            index += 1;
+        }
+    });
+    for task in tasks {
+        task.await;
+    }
+    drop(ticker);
+    // The last, partial interval.
+    let elapsed = Instant::now().saturating_duration_since(phase.start);
+    let index = u32::try_from(elapsed.as_nanos() / interval.as_nanos().max(1)).unwrap_or(u32::MAX);
+    send_sample(&rec, &tx, index);
+    // monoio does not drop the tasks left on a runtime (the ticker and its sender), so the end
+    // is said explicitly.
+    let _ = tx.send(ThreadMsg::Done);
+    let out = rec.borrow().clone();
+    (driver, out)
+}
+
+fn send_sample(rec: &RefCell<Recorder>, tx: &mpsc::Sender<ThreadMsg>, index: u32) {
+    let mut r = rec.borrow_mut();
+    let sample = ThreadSample {
+        index,
+        completed: std::mem::take(&mut r.interval_completed),
+        errors: std::mem::take(&mut r.interval_errors),
+        corrected: r.interval.clone(),
+    };
+    r.interval.reset();
+    drop(r);
+    // The main thread only stops listening once every thread is done.
+    let _ = tx.send(ThreadMsg::Sample(sample));
+}

@@ -1,0 +1,138 @@
+//! Open-loop schedules: the intended start time of every request of one connection.
+//!
+//! The total rate is split evenly across connections. With even arrivals connection `i` of `C`
+//! sends at `i/R, i/R + C/R, i/R + 2C/R, …` so that the connections together send one request every
+//! `1/R` seconds. With Poisson arrivals each connection draws exponential gaps with mean `C/R`
+//! (the sum of `C` Poisson processes of rate `R/C` is a Poisson process of rate `R`).
+//!
+//! Times are offsets from the start of the run. They are kept in `f64` nanoseconds and never
+//! accumulated from rounded durations, so a long run does not drift from the requested rate.
+
+use std::time::Duration;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use crate::cli::ArrivalsArg;
+
+/// The intended start times of one connection's requests.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    kind: Kind,
+    /// Offset of the next intended start, in nanoseconds since the start of the run.
+    next_ns: f64,
+    /// Mean gap between this connection's requests, in nanoseconds.
+    gap_ns: f64,
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    Even,
+    Poisson(SmallRng),
+}
+
+impl Schedule {
+    /// The schedule of connection `index` of `connections`, sharing `total_rate` requests/s.
+    pub fn new(
+        arrivals: ArrivalsArg,
+        total_rate: f64,
+        connections: usize,
+        index: usize,
+        seed: u64,
+    ) -> Self {
+        let gap_ns = 1e9 * connections as f64 / total_rate;
+        match arrivals {
+            ArrivalsArg::Even => Self {
+                kind: Kind::Even,
+                next_ns: 1e9 * index as f64 / total_rate,
+                gap_ns,
+            },
+            ArrivalsArg::Poisson => {
+                let stream = seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                let mut rng = SmallRng::seed_from_u64(stream);
+                let first = exponential(&mut rng, gap_ns);
+                Self { kind: Kind::Poisson(rng), next_ns: first, gap_ns }
+            }
+        }
+    }
+
+    /// The intended start of the next request, as an offset from the start of the run.
+    pub fn peek(&self) -> Duration {
+        Duration::from_nanos(self.next_ns as u64)
+    }
+
+    /// Moves on to the request after the one [`peek`](Self::peek) shows.
+    pub fn advance(&mut self) {
+        self.next_ns += match &mut self.kind {
+            Kind::Even => self.gap_ns,
+            Kind::Poisson(rng) => exponential(rng, self.gap_ns),
+        };
+    }
+
+    /// Skips every intended start before `offset` (used to line a schedule up with a phase).
+    pub fn skip_to(&mut self, offset: Duration) {
+        let target = offset.as_nanos() as f64;
+        match self.kind {
+            Kind::Even if self.next_ns < target => {
+                let steps = ((target - self.next_ns) / self.gap_ns).ceil();
+                self.next_ns += steps * self.gap_ns;
+            }
+            _ => {
+                while self.next_ns < target {
+                    self.advance();
+                }
+            }
+        }
+    }
+}
+
+/// An exponentially distributed gap with the given mean (inverse transform sampling).
+fn exponential(rng: &mut SmallRng, mean_ns: f64) -> f64 {
+    // `random::<f64>()` is in [0, 1); 1 - u is in (0, 1], so ln never sees zero.
+    let u: f64 = rng.random();
+    -mean_ns * (1.0 - u).ln()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count_before(mut s: Schedule, end: Duration) -> usize {
+        let mut n = 0;
+        while s.peek() < end {
+            n += 1;
+            s.advance();
+        }
+        n
+    }
+
+    #[test]
+    fn even_schedules_of_all_connections_add_up_to_the_rate() {
+        let total: usize = (0..7)
+            .map(|i| count_before(Schedule::new(ArrivalsArg::Even, 2000.0, 7, i, 1), Duration::from_secs(3)))
+            .sum();
+        assert_eq!(total, 6000);
+    }
+
+    #[test]
+    fn even_starts_are_staggered_across_connections() {
+        let a = Schedule::new(ArrivalsArg::Even, 1000.0, 4, 0, 1);
+        let b = Schedule::new(ArrivalsArg::Even, 1000.0, 4, 1, 1);
+        assert_eq!(a.peek(), Duration::ZERO);
+        assert_eq!(b.peek(), Duration::from_millis(1));
+    }
+
+    #[test]
+    fn poisson_mean_rate_is_close() {
+        let n = count_before(Schedule::new(ArrivalsArg::Poisson, 10_000.0, 1, 0, 42), Duration::from_secs(10));
+        let err = (n as f64 - 100_000.0).abs() / 100_000.0;
+        assert!(err < 0.02, "{n} arrivals in 10 s at 10k/s");
+    }
+
+    #[test]
+    fn skip_to_lands_on_the_first_start_not_before() {
+        let mut s = Schedule::new(ArrivalsArg::Even, 100.0, 1, 0, 1);
+        s.skip_to(Duration::from_millis(25));
+        assert_eq!(s.peek(), Duration::from_millis(30));
+    }
+}
