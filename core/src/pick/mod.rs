@@ -42,10 +42,12 @@ use rand::RngCore;
 
 pub mod least;
 pub mod load;
+pub mod p2c;
 pub mod round_robin;
 
-pub use least::{LeastOutstanding, P2cPeakEwma};
+pub use least::LeastOutstanding;
 pub use load::{EndpointLoad, DEFAULT_DECAY, DEFAULT_RTT};
+pub use p2c::P2cPeakEwma;
 pub use round_robin::{RoundRobin, WeightedRoundRobin};
 
 /// Chooses one endpoint of a route.
