@@ -39,7 +39,10 @@ pub enum ConfigError {
 }
 
 fn flag(flag: &'static str, why: impl Into<String>) -> ConfigError {
-    ConfigError::Flag { flag, why: why.into() }
+    ConfigError::Flag {
+        flag,
+        why: why.into(),
+    }
 }
 
 /// One target: where to connect and the exact bytes of one request.
@@ -115,7 +118,10 @@ impl RunConfig {
             if v.is_finite() && v >= min && v < 1e7 {
                 Ok(Duration::from_secs_f64(v))
             } else {
-                Err(flag(name, format!("{v} is out of range (at least {min} seconds)")))
+                Err(flag(
+                    name,
+                    format!("{v} is out of range (at least {min} seconds)"),
+                ))
             }
         };
         let duration = seconds("duration", cli.duration, 0.01)?;
@@ -135,11 +141,17 @@ impl RunConfig {
             return Err(flag("pipeline", "depth must be at least 1"));
         }
         if cli.close && cli.pipeline > 1 {
-            return Err(flag("close", "churn mode sends one request per connection: no pipelining"));
+            return Err(flag(
+                "close",
+                "churn mode sends one request per connection: no pipelining",
+            ));
         }
         if let Some(rate) = cli.rate {
             if !(rate.is_finite() && rate > 0.0) {
-                return Err(flag("rate", "must be a positive number of requests per second"));
+                return Err(flag(
+                    "rate",
+                    "must be a positive number of requests per second",
+                ));
             }
         }
         if cli.rounds == 0 {
@@ -176,8 +188,13 @@ impl RunConfig {
         let targets = urls
             .map(|url| {
                 let parsed = ParsedUrl::parse(url)?;
-                let request = build_request(&cli.method, &parsed, &headers, body.as_deref(), cli.close);
-                Ok(Target { url: url.clone(), addr: parsed.addr, request })
+                let request =
+                    build_request(&cli.method, &parsed, &headers, body.as_deref(), cli.close);
+                Ok(Target {
+                    url: url.clone(),
+                    addr: parsed.addr,
+                    request,
+                })
             })
             .collect::<Result<Vec<_>, ConfigError>>()?;
         if cli.watch_pid.len() > targets.len() {
@@ -234,8 +251,13 @@ struct ParsedUrl {
 
 impl ParsedUrl {
     fn parse(url: &str) -> Result<Self, ConfigError> {
-        let bad = |why: &str| ConfigError::Url { url: url.to_owned(), why: why.to_owned() };
-        let rest = url.strip_prefix("http://").ok_or_else(|| bad("only http:// is supported"))?;
+        let bad = |why: &str| ConfigError::Url {
+            url: url.to_owned(),
+            why: why.to_owned(),
+        };
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| bad("only http:// is supported"))?;
         let (authority, target) = match rest.find(['/', '?']) {
             Some(i) if rest.as_bytes()[i] == b'?' => (&rest[..i], format!("/{}", &rest[i..])),
             Some(i) => (&rest[..i], rest[i..].to_owned()),
@@ -257,7 +279,11 @@ impl ParsedUrl {
             .map_err(|e| bad(&format!("cannot resolve {with_port}: {e}")))?
             .next()
             .ok_or_else(|| bad("resolves to no address"))?;
-        Ok(Self { host_header: authority.to_owned(), target, addr })
+        Ok(Self {
+            host_header: authority.to_owned(),
+            target,
+            addr,
+        })
     }
 }
 
@@ -303,7 +329,8 @@ pub fn parse_slo(s: &str) -> Result<Slo, ConfigError> {
         .and_then(|p| p.parse().ok())
         .filter(|p: &f64| *p > 0.0 && *p <= 100.0)
         .ok_or_else(|| bad("percentile must be p<number in (0, 100]>"))?;
-    let limit = parse_latency(limit.trim()).ok_or_else(|| bad("latency must be <number><ns|us|ms|s>"))?;
+    let limit =
+        parse_latency(limit.trim()).ok_or_else(|| bad("latency must be <number><ns|us|ms|s>"))?;
     Ok(Slo { percentile, limit })
 }
 
@@ -330,7 +357,10 @@ mod tests {
         let slo = parse_slo("p99=2ms").unwrap();
         assert_eq!(slo.percentile, 99.0);
         assert_eq!(slo.limit, Duration::from_millis(2));
-        assert_eq!(parse_slo("p99.9=500us").unwrap().limit, Duration::from_micros(500));
+        assert_eq!(
+            parse_slo("p99.9=500us").unwrap().limit,
+            Duration::from_micros(500)
+        );
         assert!(parse_slo("99=2ms").is_err());
         assert!(parse_slo("p99=2").is_err());
         assert!(parse_slo("p101=2ms").is_err());

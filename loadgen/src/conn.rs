@@ -61,6 +61,9 @@ const READ_CHUNK: usize = 16 * 1024;
 /// Pause after a failed connect in closed loop, so a dead target does not spin the CPU.
 const CONNECT_RETRY_PAUSE: Duration = Duration::from_millis(10);
 
+/// How late after the end a request due before the end may still be written.
+const LATE_GRACE: Duration = Duration::from_millis(5);
+
 /// A request written and not yet answered.
 #[derive(Debug, Clone, Copy)]
 struct Pending {
@@ -76,6 +79,8 @@ pub async fn run_connection(mut spec: ConnSpec, rec: Rc<RefCell<Recorder>>) {
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut inflight: VecDeque<Pending> = VecDeque::with_capacity(spec.depth);
     let measured = |p: &Pending| p.intended >= phase.warmup_end;
+    // Closed loop starts with the phase too: nothing before `start` belongs to the run.
+    sleep_until(phase.start).await;
 
     loop {
         let now = Instant::now();
@@ -93,14 +98,17 @@ pub async fn run_connection(mut spec: ConnSpec, rec: Rc<RefCell<Recorder>>) {
             let intended = next.unwrap_or(now);
             match connect(spec.addr, intended + spec.timeout).await {
                 Ok(s) => {
-                    rec.borrow_mut().tally_mut(intended >= phase.warmup_end).connects += 1;
+                    rec.borrow_mut()
+                        .tally_mut(intended >= phase.warmup_end)
+                        .connects += 1;
                     stream = Some(s);
                     reader = ResponseReader::new(&spec.method);
                     rbuf.clear();
                 }
                 Err(_) => {
                     // The request this connection was for fails; the schedule moves on.
-                    rec.borrow_mut().fail(intended >= phase.warmup_end, ErrorClass::Connect, None);
+                    rec.borrow_mut()
+                        .fail(intended >= phase.warmup_end, ErrorClass::Connect, None);
                     match spec.schedule.as_mut() {
                         Some(s) => s.advance(),
                         None => monoio::time::sleep(CONNECT_RETRY_PAUSE).await,
@@ -115,28 +123,34 @@ pub async fn run_connection(mut spec: ConnSpec, rec: Rc<RefCell<Recorder>>) {
         let mut count = 0usize;
         while inflight.len() < spec.depth {
             let now = Instant::now();
-            let Some(start) = next_start(spec.schedule.as_ref(), &phase, now) else { break };
+            let Some(start) = next_start(spec.schedule.as_ref(), &phase, now) else {
+                break;
+            };
             if start > now {
                 break;
             }
             if let Some(s) = spec.schedule.as_mut() {
                 s.advance();
             }
-            inflight.push_back(Pending { intended: start, sent: now });
+            inflight.push_back(Pending {
+                intended: start,
+                sent: now,
+            });
             count += 1;
         }
         if count > 0 {
             let sent = Instant::now();
-            let mut r = rec.borrow_mut();
-            for p in inflight.iter_mut().skip(first_new) {
-                p.sent = sent;
-                if spec.schedule.is_none() {
-                    // Closed loop: a request is due the moment it is written (as in wrk).
-                    p.intended = sent;
+            {
+                let mut r = rec.borrow_mut();
+                for p in inflight.iter_mut().skip(first_new) {
+                    p.sent = sent;
+                    if spec.schedule.is_none() {
+                        // Closed loop: a request is due the moment it is written (as in wrk).
+                        p.intended = sent;
+                    }
+                    r.tally_mut(p.intended >= phase.warmup_end).sent += 1;
                 }
-                r.tally_mut(p.intended >= phase.warmup_end).sent += 1;
             }
-            drop(r);
             let bytes = if count == 1 {
                 spec.request.clone()
             } else {
@@ -152,7 +166,9 @@ pub async fn run_connection(mut spec: ConnSpec, rec: Rc<RefCell<Recorder>>) {
                 continue;
             }
         }
-        let Some(front) = inflight.front().copied() else { continue };
+        let Some(front) = inflight.front().copied() else {
+            continue;
+        };
 
         // Read until a response completes, the front request times out, or (open loop, room in
         // the pipeline) the next intended start comes.
@@ -179,7 +195,11 @@ pub async fn run_connection(mut spec: ConnSpec, rec: Rc<RefCell<Recorder>>) {
                                 stream = None;
                                 break;
                             };
-                            rec.borrow_mut().complete(measured(&p), resp.status, latencies(&p, done));
+                            rec.borrow_mut().complete(
+                                measured(&p),
+                                resp.status,
+                                latencies(&p, done),
+                            );
                             if !resp.keep_alive {
                                 fail_all(&rec, &mut inflight, ErrorClass::Read, &phase);
                                 stream = None;
@@ -196,13 +216,12 @@ pub async fn run_connection(mut spec: ConnSpec, rec: Rc<RefCell<Recorder>>) {
                 }
             }
             ReadOutcome::Eof => {
-                match reader.on_eof() {
-                    Ok(Some(resp)) => {
-                        if let Some(p) = inflight.pop_front() {
-                            rec.borrow_mut().complete(measured(&p), resp.status, latencies(&p, done));
-                        }
+                // A body delimited by the close is complete now; anything else in flight failed.
+                if let Ok(Some(resp)) = reader.on_eof() {
+                    if let Some(p) = inflight.pop_front() {
+                        rec.borrow_mut()
+                            .complete(measured(&p), resp.status, latencies(&p, done));
                     }
-                    Ok(None) | Err(_) => {}
                 }
                 fail_all(&rec, &mut inflight, ErrorClass::Read, &phase);
                 stream = None;
@@ -228,20 +247,27 @@ pub async fn run_connection(mut spec: ConnSpec, rec: Rc<RefCell<Recorder>>) {
 
 /// When the next request may start: its intended time (open loop) or now (closed loop); `None`
 /// once the phase has ended. An open-loop generator that fell behind does not catch up after the
-/// end: the requests it did not send make the achieved rate fall short, and the report says so.
+/// end (as in wrk2): the requests it did not send make the achieved rate fall short, and the
+/// report says so. Only requests due just before the end and delayed by timer granularity
+/// ([`LATE_GRACE`]) still go out.
 fn next_start(schedule: Option<&Schedule>, phase: &Phase, now: Instant) -> Option<Instant> {
     let t = match schedule {
         Some(s) => phase.start + s.peek(),
         None => now,
     };
-    (t < phase.end && now < phase.end).then_some(t)
+    (t < phase.end && now < phase.end + LATE_GRACE).then_some(t)
 }
 
 fn latencies(p: &Pending, done: Instant) -> [Duration; 3] {
     [done - p.intended, done - p.sent, p.sent - p.intended]
 }
 
-fn fail_all(rec: &RefCell<Recorder>, inflight: &mut VecDeque<Pending>, class: ErrorClass, phase: &Phase) {
+fn fail_all(
+    rec: &RefCell<Recorder>,
+    inflight: &mut VecDeque<Pending>,
+    class: ErrorClass,
+    phase: &Phase,
+) {
     let mut r = rec.borrow_mut();
     for p in inflight.drain(..) {
         r.fail(p.intended >= phase.warmup_end, class, None);
@@ -260,7 +286,11 @@ async fn connect(addr: SocketAddr, deadline: Instant) -> io::Result<TcpStream> {
     Ok(stream)
 }
 
-async fn write_all(conn: &mut TcpStream, bytes: Bytes, deadline: Instant) -> Result<(), ErrorClass> {
+async fn write_all(
+    conn: &mut TcpStream,
+    bytes: Bytes,
+    deadline: Instant,
+) -> Result<(), ErrorClass> {
     match race(conn.write_all(bytes), deadline).await {
         Some((Ok(_), _)) => Ok(()),
         Some((Err(_), _)) => Err(ErrorClass::Write),

@@ -1,52 +1,62 @@
 //! CPU time of watched processes (`--watch-pid`), read from /proc.
 //!
-//! The time of a process is the sum over its threads of `/proc/PID/task/TID/schedstat`'s first
-//! field (nanoseconds on a CPU, user and system together). Where schedstat is missing the
-//! process's `utime + stime` from `/proc/PID/stat` is used instead, in clock ticks of 1/100 s
-//! (USER_HZ, which Linux fixes at 100 for every architecture ringway runs on).
+//! Live threads are read precisely: the first field of `/proc/PID/task/TID/schedstat` is the
+//! nanoseconds the thread has run (user and system). Threads that already exited are gone from
+//! `task/`, but the kernel keeps their time in the process's `utime + stime`
+//! (`/proc/PID/stat`, clock ticks of 1/100 s: USER_HZ, fixed at 100 on every architecture
+//! ringway runs on). So a reading is `Σ live schedstat + (process ticks − Σ live thread ticks)`:
+//! nanosecond precision for the threads still running, tick precision for those that ended (a
+//! thread-per-connection server's threads end when the load generator closes its connections).
 
 use std::fs;
 use std::time::Duration;
 
+/// Length of one clock tick in /proc/PID/stat.
+const TICK: Duration = Duration::from_millis(10);
+
 /// Reads the CPU time a process has used so far, or the reason it cannot.
 pub fn process_cpu_time(pid: u32) -> Result<Duration, String> {
-    match schedstat_total(pid) {
-        Some(t) => Ok(t),
-        None => stat_ticks(pid),
-    }
-}
-
-fn schedstat_total(pid: u32) -> Option<Duration> {
-    let tasks = fs::read_dir(format!("/proc/{pid}/task")).ok()?;
-    let mut total_ns: u64 = 0;
-    let mut seen = false;
-    for task in tasks.flatten() {
-        let Ok(text) = fs::read_to_string(task.path().join("schedstat")) else {
-            // A thread that exited between listing and reading: its time is gone either way.
-            continue;
-        };
-        let ns: u64 = text.split_ascii_whitespace().next()?.parse().ok()?;
-        total_ns = total_ns.saturating_add(ns);
-        seen = true;
-    }
-    seen.then(|| Duration::from_nanos(total_ns))
-}
-
-fn stat_ticks(pid: u32) -> Result<Duration, String> {
     let path = format!("/proc/{pid}/stat");
     let text = fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
-    parse_stat(&text).ok_or_else(|| format!("{path}: unexpected format"))
+    let process_ticks = parse_stat(&text).ok_or_else(|| format!("{path}: unexpected format"))?;
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Ok(TICK * u32::try_from(process_ticks).unwrap_or(u32::MAX));
+    };
+    let mut live_ns: u64 = 0;
+    let mut live_ticks: u64 = 0;
+    for task in tasks.flatten() {
+        // A thread may exit between listing and reading: then it counts as exited (ticks).
+        let (Ok(sched), Ok(stat)) = (
+            fs::read_to_string(task.path().join("schedstat")),
+            fs::read_to_string(task.path().join("stat")),
+        ) else {
+            continue;
+        };
+        let (Some(ns), Some(ticks)) = (
+            sched
+                .split_ascii_whitespace()
+                .next()
+                .and_then(|f| f.parse::<u64>().ok()),
+            parse_stat(&stat),
+        ) else {
+            continue;
+        };
+        live_ns = live_ns.saturating_add(ns);
+        live_ticks += ticks;
+    }
+    let exited_ticks = process_ticks.saturating_sub(live_ticks);
+    Ok(Duration::from_nanos(live_ns) + TICK * u32::try_from(exited_ticks).unwrap_or(u32::MAX))
 }
 
-/// `utime + stime` from the text of /proc/PID/stat.
-fn parse_stat(text: &str) -> Option<Duration> {
+/// `utime + stime` in clock ticks from the text of /proc/PID/stat (or a task's stat).
+fn parse_stat(text: &str) -> Option<u64> {
     // The command name (field 2) may hold spaces and parentheses: fields after the last ')'.
     let rest = &text[text.rfind(')')? + 1..];
     let mut fields = rest.split_ascii_whitespace();
     // After ')' come field 3 (state) … ; utime is field 14 and stime field 15.
     let utime: u64 = fields.nth(11)?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
-    Some(Duration::from_millis((utime + stime) * 10))
+    Some(utime + stime)
 }
 
 /// CPU used by one watched process over a measured window.
@@ -70,7 +80,10 @@ pub struct CpuWatch {
 impl CpuWatch {
     /// Reads the start of the window.
     pub fn start(pid: u32) -> Result<Self, String> {
-        Ok(Self { pid, start: process_cpu_time(pid)? })
+        Ok(Self {
+            pid,
+            start: process_cpu_time(pid)?,
+        })
     }
 
     /// Reads the end of the window: CPU time used since [`start`](Self::start).
@@ -91,7 +104,7 @@ mod tests {
     #[test]
     fn parses_stat_with_spaces_in_the_name() {
         let line = "1234 (my (odd) proc) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 1 0";
-        assert_eq!(parse_stat(line), Some(Duration::from_millis(3000)));
+        assert_eq!(parse_stat(line), Some(300));
     }
 
     #[test]

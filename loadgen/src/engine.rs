@@ -109,7 +109,11 @@ pub fn run_phase(
     // Threads need a moment to start and connect; the schedule starts after that so the first
     // intended starts are not already late because of thread start-up.
     let start = Instant::now() + Duration::from_millis(20);
-    let phase = Phase { start, warmup_end: start + spec.warmup, end: start + spec.warmup + spec.duration };
+    let phase = Phase {
+        start,
+        warmup_end: start + spec.warmup,
+        end: start + spec.warmup + spec.duration,
+    };
     let started_at = std::time::SystemTime::now() + Duration::from_millis(20);
     let (tx, rx) = mpsc::channel::<ThreadMsg>();
     let mut handles = Vec::with_capacity(cfg.threads);
@@ -133,12 +137,15 @@ pub fn run_phase(
             name: format!("loadgen-{t}"),
             cpu: cfg.cpus.get(t).copied(),
             driver: cfg.io_driver,
-            ring_entries: u32::try_from((per_thread * cfg.pipeline * 2).clamp(256, 4096)).unwrap_or(4096),
+            ring_entries: u32::try_from((per_thread * cfg.pipeline * 2).clamp(256, 4096))
+                .unwrap_or(4096),
         };
         let tx = tx.clone();
         let interval = cfg.interval;
-        let handle = spawn_worker(worker, move |driver| thread_main(driver, conns, phase, interval, tx))
-            .map_err(|source| EngineError::Spawn { index: t, source })?;
+        let handle = spawn_worker(worker, move |driver| {
+            thread_main(driver, conns, phase, interval, tx)
+        })
+        .map_err(|source| EngineError::Spawn { index: t, source })?;
         handles.push(handle);
     }
     drop(tx);
@@ -158,7 +165,10 @@ pub fn run_phase(
     }
     let mut pending: BTreeMap<u32, (usize, ThreadSample)> = BTreeMap::new();
     let mut intervals = Vec::new();
-    let finish = |index: u32, sample: ThreadSample, intervals: &mut Vec<IntervalSample>, progress: &mut Progress| {
+    let finish = |index: u32,
+                  sample: ThreadSample,
+                  intervals: &mut Vec<IntervalSample>,
+                  progress: &mut Progress| {
         let start_off = cfg.interval * index;
         let s = IntervalSample {
             start: start_off,
@@ -186,13 +196,23 @@ pub fn run_phase(
                 continue;
             }
             // A thread that panicked never says Done: stop waiting once every thread is gone.
-            Err(mpsc::RecvTimeoutError::Timeout) if handles.iter().all(|h| h.is_finished()) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) if handles.iter().all(|h| h.is_finished()) => {
+                break
+            }
             Err(mpsc::RecvTimeoutError::Timeout) => continue,
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         };
         let index = sample.index;
         let entry = pending.entry(index).or_insert_with(|| {
-            (0, ThreadSample { index, completed: 0, errors: 0, corrected: new_histogram() })
+            (
+                0,
+                ThreadSample {
+                    index,
+                    completed: 0,
+                    errors: 0,
+                    corrected: new_histogram(),
+                },
+            )
         });
         entry.0 += 1;
         entry.1.completed += sample.completed;
@@ -221,7 +241,14 @@ pub fn run_phase(
         (None, Some(e)) => Some(Err(e)),
         (None, None) => None,
     };
-    Ok(PhaseOutcome { rec, intervals, measured: spec.duration, cpu, driver, started_at })
+    Ok(PhaseOutcome {
+        rec,
+        intervals,
+        measured: spec.duration,
+        cpu,
+        driver,
+        started_at,
+    })
 }
 
 /// One load thread: runs its connections and a ticker that reports an interval sample each
@@ -234,7 +261,10 @@ async fn thread_main(
     tx: mpsc::Sender<ThreadMsg>,
 ) -> (DriverKind, Recorder) {
     let rec = Rc::new(RefCell::new(Recorder::default()));
-    let tasks: Vec<_> = conns.into_iter().map(|c| monoio::spawn(run_connection(c, rec.clone()))).collect();
+    let tasks: Vec<_> = conns
+        .into_iter()
+        .map(|c| monoio::spawn(run_connection(c, rec.clone())))
+        .collect();
     let ticker_rec = rec.clone();
     let ticker_tx = tx.clone();
     let ticker = monoio::spawn(async move {

@@ -31,7 +31,10 @@ pub fn search(
     let mut best: Option<TargetResult> = None;
     let limit_us = crate::histo::micros(slo.limit);
     for _ in 0..cfg.find_max_steps {
-        progress.begin(&format!("find-max {rate:.0} req/s"), cfg.warmup + cfg.duration);
+        progress.begin(
+            &format!("find-max {rate:.0} req/s"),
+            cfg.warmup + cfg.duration,
+        );
         let spec = PhaseSpec {
             target,
             watch_pid: cfg.watch_pids.first().copied(),
@@ -43,10 +46,20 @@ pub fn search(
         progress.end();
         let mut result = TargetResult::new(&target.url, spec.watch_pid, Some(rate));
         result.add_phase(outcome);
-        let value_us = result.rec.latencies.corrected.value_at_percentile(slo.percentile);
+        let value_us = result
+            .rec
+            .latencies
+            .corrected
+            .value_at_percentile(slo.percentile);
         let errors = result.rec.tally.errors.total();
         let ok = value_us <= limit_us && !result.rate_shortfall() && errors == 0;
-        steps.push(FindMaxStep { rate, achieved_rate: result.achieved_rate(), value_us, errors, ok });
+        steps.push(FindMaxStep {
+            rate,
+            achieved_rate: result.achieved_rate(),
+            value_us,
+            errors,
+            ok,
+        });
         if ok {
             lo = Some(rate);
             best = Some(result);
@@ -64,5 +77,12 @@ pub fn search(
             break;
         }
     }
-    Ok((FindMaxResult { slo, max_rate: lo, steps }, best))
+    Ok((
+        FindMaxResult {
+            slo,
+            max_rate: lo,
+            steps,
+        },
+        best,
+    ))
 }

@@ -39,7 +39,11 @@ pub struct Latencies {
 
 impl Default for Latencies {
     fn default() -> Self {
-        Self { corrected: new_histogram(), uncorrected: new_histogram(), send_lag: new_histogram() }
+        Self {
+            corrected: new_histogram(),
+            uncorrected: new_histogram(),
+            send_lag: new_histogram(),
+        }
     }
 }
 
@@ -258,7 +262,10 @@ mod tests {
         a.add(&b);
         assert_eq!(a.tally.completed, 100);
         assert_eq!(a.latencies.corrected.value_at_quantile(0.99), 10);
-        assert_eq!(a.latencies.corrected.max(), a.latencies.corrected.highest_equivalent(1000));
+        assert_eq!(
+            a.latencies.corrected.max(),
+            a.latencies.corrected.highest_equivalent(1000)
+        );
     }
 
     #[test]

@@ -50,7 +50,11 @@ pub fn run(cfg: &RunConfig) -> Result<RunResult, EngineError> {
             // A B A B …: every target sees the same schedule, interleaved in time, so drift of
             // the machine (thermal, noisy neighbours) spreads over all targets alike.
             for (i, target) in cfg.targets.iter().enumerate() {
-                let warmup = if round == 0 { cfg.warmup } else { std::time::Duration::ZERO };
+                let warmup = if round == 0 {
+                    cfg.warmup
+                } else {
+                    std::time::Duration::ZERO
+                };
                 let label = if rounds > 1 {
                     format!("{} round {}/{rounds}", target.url, round + 1)
                 } else {
@@ -104,8 +108,18 @@ pub fn run(cfg: &RunConfig) -> Result<RunResult, EngineError> {
             ));
         }
     }
-    let driver = driver.map_or_else(|| ringway_tuning::runtime::auto_driver().to_string(), |d| d.to_string());
-    Ok(RunResult { config: cfg.clone(), driver, started_at, targets, find_max, warnings })
+    let driver = driver.map_or_else(
+        || ringway_tuning::runtime::auto_driver().to_string(),
+        |d| d.to_string(),
+    );
+    Ok(RunResult {
+        config: cfg.clone(),
+        driver,
+        started_at,
+        targets,
+        find_max,
+        warnings,
+    })
 }
 
 /// Writes every file output the configuration asks for.
@@ -123,8 +137,10 @@ pub fn write_outputs(run: &RunResult, cli: &cli::Cli) -> Result<(), String> {
         }
     }
     if let Some(path) = &cli.hlog {
-        let mut file = std::fs::File::create(path).map_err(|e| format!("--hlog {}: {e}", path.display()))?;
-        report::hlog::write(run, &mut file).map_err(|e| format!("--hlog {}: {e}", path.display()))?;
+        let mut file =
+            std::fs::File::create(path).map_err(|e| format!("--hlog {}: {e}", path.display()))?;
+        report::hlog::write(run, &mut file)
+            .map_err(|e| format!("--hlog {}: {e}", path.display()))?;
     }
     if let Some(path) = &cli.plot {
         report::plot::write(run, path)?;

@@ -33,9 +33,14 @@ impl Progress {
         if quiet {
             Self::Quiet
         } else if std::io::stderr().is_terminal() {
-            Self::Bar { bar: None, label: String::new() }
+            Self::Bar {
+                bar: None,
+                label: String::new(),
+            }
         } else {
-            Self::Lines { label: String::new() }
+            Self::Lines {
+                label: String::new(),
+            }
         }
     }
 
@@ -50,9 +55,10 @@ impl Progress {
             Self::Bar { bar, label } => {
                 *label = what.to_owned();
                 let b = ProgressBar::new(length.as_millis().try_into().unwrap_or(u64::MAX));
-                let style = ProgressStyle::with_template("{prefix} [{bar:30}] {elapsed}/{duration} {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> ");
+                let style =
+                    ProgressStyle::with_template("{prefix} [{bar:30}] {elapsed}/{duration} {msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
+                        .progress_chars("=> ");
                 b.set_style(style);
                 b.set_prefix(what.to_owned());
                 *bar = Some(b);
@@ -73,8 +79,16 @@ impl Progress {
                 s.errors
             ),
             Self::Bar { bar: Some(b), .. } => {
-                b.set_position((s.start + s.length).as_millis().try_into().unwrap_or(u64::MAX));
-                b.set_message(format!("{rate:.0} req/s  p99 {p99:.3} ms  errors {}{phase}", s.errors));
+                b.set_position(
+                    (s.start + s.length)
+                        .as_millis()
+                        .try_into()
+                        .unwrap_or(u64::MAX),
+                );
+                b.set_message(format!(
+                    "{rate:.0} req/s  p99 {p99:.3} ms  errors {}{phase}",
+                    s.errors
+                ));
             }
             Self::Bar { bar: None, .. } => {}
         }

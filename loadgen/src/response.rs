@@ -18,7 +18,11 @@ pub struct Response {
 #[derive(Debug)]
 enum State {
     Head,
-    Body { decoder: BodyDecoder, status: u16, keep_alive: bool },
+    Body {
+        decoder: BodyDecoder,
+        status: u16,
+        keep_alive: bool,
+    },
 }
 
 /// Turns the bytes of one connection into a sequence of complete responses.
@@ -32,7 +36,11 @@ pub struct ResponseReader {
 impl ResponseReader {
     /// A reader for responses to requests with the given method (HEAD responses have no body).
     pub fn new(method: &[u8]) -> Self {
-        Self { parser: ResponseParser::new(Limits::default()), state: State::Head, method: method.to_vec() }
+        Self {
+            parser: ResponseParser::new(Limits::default()),
+            state: State::Head,
+            method: method.to_vec(),
+        }
     }
 
     /// The next complete response in `buf`, consuming its bytes; `Ok(None)` when more bytes are
@@ -49,14 +57,26 @@ impl ResponseReader {
                     }
                     let framing = head.framing(&self.method);
                     let status = head.status();
-                    let keep_alive = head.keep_alive() && !matches!(framing, BodyFraming::UntilClose | BodyFraming::Upgrade);
+                    let keep_alive = head.keep_alive()
+                        && !matches!(framing, BodyFraming::UntilClose | BodyFraming::Upgrade);
                     if matches!(framing, BodyFraming::Empty) {
                         return Ok(Some(Response { status, keep_alive }));
                     }
-                    self.state = State::Body { decoder: BodyDecoder::new(framing, None), status, keep_alive };
+                    self.state = State::Body {
+                        decoder: BodyDecoder::new(framing, None),
+                        status,
+                        keep_alive,
+                    };
                 }
-                State::Body { decoder, status, keep_alive } => {
-                    let response = Response { status: *status, keep_alive: *keep_alive };
+                State::Body {
+                    decoder,
+                    status,
+                    keep_alive,
+                } => {
+                    let response = Response {
+                        status: *status,
+                        keep_alive: *keep_alive,
+                    };
                     loop {
                         match decoder.decode(buf)? {
                             // The load generator does not keep bodies: drop the zero-copy slice.
@@ -76,9 +96,16 @@ impl ResponseReader {
     /// The peer closed the connection: a body delimited by the close is complete now.
     pub fn on_eof(&mut self) -> Result<Option<Response>, HttpError> {
         match &mut self.state {
-            State::Body { decoder, status, keep_alive } => {
+            State::Body {
+                decoder,
+                status,
+                keep_alive,
+            } => {
                 decoder.finish_on_eof()?;
-                let response = Response { status: *status, keep_alive: *keep_alive };
+                let response = Response {
+                    status: *status,
+                    keep_alive: *keep_alive,
+                };
                 self.state = State::Head;
                 Ok(Some(response))
             }
@@ -120,9 +147,18 @@ HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n";
         assert_eq!(
             got,
             vec![
-                Response { status: 200, keep_alive: true },
-                Response { status: 404, keep_alive: true },
-                Response { status: 204, keep_alive: false },
+                Response {
+                    status: 200,
+                    keep_alive: true
+                },
+                Response {
+                    status: 404,
+                    keep_alive: true
+                },
+                Response {
+                    status: 204,
+                    keep_alive: false
+                },
             ]
         );
         assert!(reader.is_idle());
@@ -131,12 +167,27 @@ HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n";
     #[test]
     fn head_responses_have_no_body_and_close_delimited_ends_at_eof() {
         let mut reader = ResponseReader::new(b"HEAD");
-        let got = feed(&mut reader, b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n");
-        assert_eq!(got, vec![Response { status: 200, keep_alive: true }]);
+        let got = feed(
+            &mut reader,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n",
+        );
+        assert_eq!(
+            got,
+            vec![Response {
+                status: 200,
+                keep_alive: true
+            }]
+        );
 
         let mut reader = ResponseReader::new(b"GET");
         assert!(feed(&mut reader, b"HTTP/1.1 200 OK\r\n\r\nsome body").is_empty());
-        assert_eq!(reader.on_eof().unwrap(), Some(Response { status: 200, keep_alive: false }));
+        assert_eq!(
+            reader.on_eof().unwrap(),
+            Some(Response {
+                status: 200,
+                keep_alive: false
+            })
+        );
     }
 
     #[test]

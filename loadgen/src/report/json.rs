@@ -74,7 +74,11 @@ impl<'a> Requests<'a> {
             completed: t.completed,
             errors: &t.errors,
             error_total: t.errors.total(),
-            statuses: t.statuses.iter().map(|(s, n)| (s.to_string(), *n)).collect(),
+            statuses: t
+                .statuses
+                .iter()
+                .map(|(s, n)| (s.to_string(), *n))
+                .collect(),
             connects: t.connects,
             bytes_read: t.bytes_read,
         }
@@ -127,7 +131,8 @@ struct Comparison<'a> {
 }
 
 fn unix_ms(t: std::time::SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn target(t: &TargetResult) -> Target<'_> {
@@ -172,7 +177,12 @@ fn comparison(targets: &[TargetResult]) -> Vec<Comparison<'_>> {
         .iter()
         .map(|t| {
             let h = &t.rec.latencies.corrected;
-            let p = |q: f64| ratio(h0.value_at_percentile(q) as f64, h.value_at_percentile(q) as f64);
+            let p = |q: f64| {
+                ratio(
+                    h0.value_at_percentile(q) as f64,
+                    h.value_at_percentile(q) as f64,
+                )
+            };
             Comparison {
                 url: &t.url,
                 throughput_ratio: ratio(base.throughput(), t.throughput()),
@@ -187,7 +197,11 @@ fn comparison(targets: &[TargetResult]) -> Vec<Comparison<'_>> {
 }
 
 fn host() -> Host {
-    let read = |p: &str| std::fs::read_to_string(p).map(|s| s.trim().to_owned()).unwrap_or_default();
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default()
+    };
     Host {
         hostname: read("/proc/sys/kernel/hostname"),
         kernel: read("/proc/sys/kernel/osrelease"),
@@ -208,7 +222,11 @@ pub fn render(run: &RunResult) -> serde_json::Result<String> {
         config: Config {
             targets: cfg.targets.iter().map(|t| t.url.as_str()).collect(),
             method: &cfg.method,
-            mode: if cfg.rate.is_some() || cfg.find_max.is_some() { "open" } else { "closed" },
+            mode: if cfg.rate.is_some() || cfg.find_max.is_some() {
+                "open"
+            } else {
+                "closed"
+            },
             rate: cfg.rate,
             arrivals: cfg.arrivals,
             seed: cfg.seed,

@@ -21,7 +21,9 @@ use crate::engine::IntervalSample;
 use crate::histo::Recorder;
 
 /// Percentiles reported everywhere: wrk2's spectrum.
-pub const PERCENTILES: [f64; 10] = [50.0, 75.0, 90.0, 95.0, 99.0, 99.9, 99.99, 99.999, 99.9999, 100.0];
+pub const PERCENTILES: [f64; 10] = [
+    50.0, 75.0, 90.0, 95.0, 99.0, 99.9, 99.99, 99.999, 99.9999, 100.0,
+];
 
 /// Serializes a duration as whole microseconds.
 pub fn serialize_us<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -66,7 +68,8 @@ impl TargetResult {
         self.rec.add(&phase.rec);
         self.measured += phase.measured;
         let started = phase.started_at;
-        self.intervals.extend(phase.intervals.into_iter().map(|s| (started, s)));
+        self.intervals
+            .extend(phase.intervals.into_iter().map(|s| (started, s)));
         self.cpu = match (self.cpu.take(), phase.cpu) {
             (None, c) | (c, None) => c,
             (Some(Ok(a)), Some(Ok(b))) => Some(Ok(a + b)),
@@ -90,12 +93,17 @@ impl TargetResult {
         let cpu = self.cpu.as_ref()?.as_ref().ok()?;
         let cpu_us = cpu.as_secs_f64() * 1e6;
         let n = self.rec.tally.completed.max(1) as f64;
-        Some(CpuUsage { pid, cpu_us, us_per_request: cpu_us / n })
+        Some(CpuUsage {
+            pid,
+            cpu_us,
+            us_per_request: cpu_us / n,
+        })
     }
 
     /// Whether an open-loop run sent more than 1 % fewer requests than asked.
     pub fn rate_shortfall(&self) -> bool {
-        self.requested_rate.is_some_and(|r| self.achieved_rate() < 0.99 * r)
+        self.requested_rate
+            .is_some_and(|r| self.achieved_rate() < 0.99 * r)
     }
 }
 
@@ -179,14 +187,20 @@ impl Summary {
             max: h.max(),
             percentiles: PERCENTILES
                 .iter()
-                .map(|&p| PercentileValue { percentile: p, value: h.value_at_percentile(p) })
+                .map(|&p| PercentileValue {
+                    percentile: p,
+                    value: h.value_at_percentile(p),
+                })
                 .collect(),
         }
     }
 
     /// The value at a percentile of the spectrum (or computed between its points).
     pub fn at(&self, p: f64) -> Option<u64> {
-        self.percentiles.iter().find(|v| (v.percentile - p).abs() < 1e-9).map(|v| v.value)
+        self.percentiles
+            .iter()
+            .find(|v| (v.percentile - p).abs() < 1e-9)
+            .map(|v| v.value)
     }
 }
 
@@ -211,7 +225,10 @@ pub fn per_target_path(path: &std::path::Path, index: usize, n: usize) -> std::p
     if n <= 1 {
         return path.to_path_buf();
     }
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let name = match path.extension() {
         Some(ext) => format!("{stem}-{index}.{}", ext.to_string_lossy()),
         None => format!("{stem}-{index}"),

@@ -19,7 +19,12 @@ fn curve(h: &Histogram<u64>) -> Vec<(f64, f64)> {
     let mut pts: Vec<(f64, f64)> = h
         .iter_quantiles(5)
         .filter(|v| v.quantile_iterated_to() < 1.0)
-        .map(|v| (1.0 / (1.0 - v.quantile_iterated_to()), v.value_iterated_to() as f64 / 1000.0))
+        .map(|v| {
+            (
+                1.0 / (1.0 - v.quantile_iterated_to()),
+                v.value_iterated_to() as f64 / 1000.0,
+            )
+        })
         .filter(|(x, _)| *x <= X_MAX)
         .collect();
     // The maximum stands at the far end of what was observed.
@@ -29,7 +34,7 @@ fn curve(h: &Histogram<u64>) -> Vec<(f64, f64)> {
 }
 
 /// The tick label of an x position: the percentile it stands for.
-fn percentile_label(x: &f64) -> String {
+fn percentile_label(x: f64) -> String {
     let p = 100.0 * (1.0 - 1.0 / x);
     if p < 99.0 {
         format!("{p:.0}%")
@@ -41,14 +46,25 @@ fn percentile_label(x: &f64) -> String {
 
 /// Draws the chart into `path`.
 pub fn write(run: &RunResult, path: &Path) -> Result<(), String> {
-    let curves: Vec<(String, Vec<(f64, f64)>)> =
-        run.targets.iter().map(|t| (t.url.clone(), curve(&t.rec.latencies.corrected))).collect();
-    let y_max = curves.iter().flat_map(|(_, c)| c.iter().map(|p| p.1)).fold(0.0f64, f64::max).max(0.001) * 1.1;
+    let curves: Vec<(String, Vec<(f64, f64)>)> = run
+        .targets
+        .iter()
+        .map(|t| (t.url.clone(), curve(&t.rec.latencies.corrected)))
+        .collect();
+    let y_max = curves
+        .iter()
+        .flat_map(|(_, c)| c.iter().map(|p| p.1))
+        .fold(0.0f64, f64::max)
+        .max(0.001)
+        * 1.1;
     let root = SVGBackend::new(path, (1024, 640)).into_drawing_area();
     let e = |e: &dyn std::fmt::Display| format!("plot {}: {e}", path.display());
     root.fill(&WHITE).map_err(|x| e(&x))?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("Latency by percentile (corrected for coordinated omission)", ("sans-serif", 22))
+        .caption(
+            "Latency by percentile (corrected for coordinated omission)",
+            ("sans-serif", 22),
+        )
         .margin(16)
         .x_label_area_size(44)
         .y_label_area_size(64)
@@ -58,7 +74,7 @@ pub fn write(run: &RunResult, path: &Path) -> Result<(), String> {
         .configure_mesh()
         .x_desc("percentile")
         .y_desc("latency (ms)")
-        .x_label_formatter(&percentile_label)
+        .x_label_formatter(&|x| percentile_label(*x))
         .draw()
         .map_err(|x| e(&x))?;
     for (i, (url, pts)) in curves.into_iter().enumerate() {
@@ -67,7 +83,9 @@ pub fn write(run: &RunResult, path: &Path) -> Result<(), String> {
             .draw_series(LineSeries::new(pts, color.stroke_width(2)))
             .map_err(|x| e(&x))?
             .label(url)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
     }
     chart
         .configure_series_labels()
@@ -86,9 +104,9 @@ mod tests {
 
     #[test]
     fn labels_name_percentiles() {
-        assert_eq!(percentile_label(&10.0), "90%");
-        assert_eq!(percentile_label(&100.0), "99%");
-        assert_eq!(percentile_label(&1000.0), "99.9%");
-        assert_eq!(percentile_label(&1e5), "99.999%");
+        assert_eq!(percentile_label(10.0), "90%");
+        assert_eq!(percentile_label(100.0), "99%");
+        assert_eq!(percentile_label(1000.0), "99.9%");
+        assert_eq!(percentile_label(1e5), "99.999%");
     }
 }

@@ -11,7 +11,9 @@ pub fn render(run: &RunResult) -> String {
     let mut out = String::new();
     let cfg = &run.config;
     let mode = match cfg.rate {
-        Some(r) => format!("open loop at {r:.0} req/s ({:?} arrivals)", cfg.arrivals).to_lowercase(),
+        Some(r) => {
+            format!("open loop at {r:.0} req/s ({:?} arrivals)", cfg.arrivals).to_lowercase()
+        }
         None => "closed loop".to_owned(),
     };
     let _ = writeln!(
@@ -21,7 +23,11 @@ pub fn render(run: &RunResult) -> String {
         cfg.threads,
         run.driver,
         cfg.pipeline,
-        if cfg.close { ", new connection per request" } else { "" }
+        if cfg.close {
+            ", new connection per request"
+        } else {
+            ""
+        }
     );
     for t in &run.targets {
         target(&mut out, t);
@@ -30,8 +36,17 @@ pub fn render(run: &RunResult) -> String {
         comparison(&mut out, &run.targets);
     }
     if let Some(fm) = &run.find_max {
-        let _ = writeln!(out, "\nfind-max: p{} <= {}", fm.slo.percentile, human_us(fm.slo.limit.as_secs_f64() * 1e6));
-        let _ = writeln!(out, "  {:>12} {:>12} {:>12} {:>8}  ok", "rate", "achieved", "value", "errors");
+        let _ = writeln!(
+            out,
+            "\nfind-max: p{} <= {}",
+            fm.slo.percentile,
+            human_us(fm.slo.limit.as_secs_f64() * 1e6)
+        );
+        let _ = writeln!(
+            out,
+            "  {:>12} {:>12} {:>12} {:>8}  ok",
+            "rate", "achieved", "value", "errors"
+        );
         for s in &fm.steps {
             let _ = writeln!(
                 out,
@@ -67,14 +82,31 @@ fn target(out: &mut String, t: &TargetResult) {
         tally.bytes_read as f64 / secs.max(1e-9) / 1e6
     );
     if let Some(req) = t.requested_rate {
-        let _ = write!(out, "  (requested {req:.0} req/s, sent {:.1} req/s = {:.2} %)", t.achieved_rate(), 100.0 * t.achieved_rate() / req);
+        let _ = write!(
+            out,
+            "  (requested {req:.0} req/s, sent {:.1} req/s = {:.2} %)",
+            t.achieved_rate(),
+            100.0 * t.achieved_rate() / req
+        );
     }
     let _ = writeln!(out);
     let lat = &t.rec.latencies;
-    let (c, u, l) = (Summary::of(&lat.corrected), Summary::of(&lat.uncorrected), Summary::of(&lat.send_lag));
-    let _ = writeln!(out, "  Latency   {:>12} {:>12} {:>12}", "corrected", "uncorrected", "send-lag");
+    let (c, u, l) = (
+        Summary::of(&lat.corrected),
+        Summary::of(&lat.uncorrected),
+        Summary::of(&lat.send_lag),
+    );
+    let _ = writeln!(
+        out,
+        "  Latency   {:>12} {:>12} {:>12}",
+        "corrected", "uncorrected", "send-lag"
+    );
     for ((pc, pu), pl) in c.percentiles.iter().zip(&u.percentiles).zip(&l.percentiles) {
-        let label = if pc.percentile >= 100.0 { "max".to_owned() } else { format!("{}%", pc.percentile) };
+        let label = if pc.percentile >= 100.0 {
+            "max".to_owned()
+        } else {
+            format!("{}%", pc.percentile)
+        };
         let _ = writeln!(
             out,
             "  {label:>9} {:>12} {:>12} {:>12}",
@@ -97,18 +129,47 @@ fn target(out: &mut String, t: &TargetResult) {
         "  Errors: connect {}, timeout {}, read {}, write {}, parse {}",
         e.connect, e.timeout, e.read, e.write, e.parse
     );
-    let statuses: Vec<String> = tally.statuses.iter().map(|(s, n)| format!("{s}: {n}")).collect();
-    let _ = writeln!(out, "  Status: {}", if statuses.is_empty() { "none".to_owned() } else { statuses.join(", ") });
-    let _ = writeln!(out, "  Connections opened: {} ({:.1}/s)", tally.connects, tally.connects as f64 / secs.max(1e-9));
+    let statuses: Vec<String> = tally
+        .statuses
+        .iter()
+        .map(|(s, n)| format!("{s}: {n}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "  Status: {}",
+        if statuses.is_empty() {
+            "none".to_owned()
+        } else {
+            statuses.join(", ")
+        }
+    );
+    let _ = writeln!(
+        out,
+        "  Connections opened: {} ({:.1}/s)",
+        tally.connects,
+        tally.connects as f64 / secs.max(1e-9)
+    );
     if let Some(cpu) = t.cpu_usage() {
-        let _ = writeln!(out, "  CPU of pid {}: {:.0} µs total, {:.2} µs/request", cpu.pid, cpu.cpu_us, cpu.us_per_request);
+        let _ = writeln!(
+            out,
+            "  CPU of pid {}: {:.0} µs total, {:.2} µs/request",
+            cpu.pid, cpu.cpu_us, cpu.us_per_request
+        );
     }
 }
 
 fn comparison(out: &mut String, targets: &[TargetResult]) {
     let base = &targets[0];
-    let _ = writeln!(out, "\nComparison against {} (ratio = target / baseline; corrected latency)", base.url);
-    let _ = writeln!(out, "  {:<40} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}", "target", "req/s", "p50", "p99", "p99.9", "max", "cpu/req");
+    let _ = writeln!(
+        out,
+        "\nComparison against {} (ratio = target / baseline; corrected latency)",
+        base.url
+    );
+    let _ = writeln!(
+        out,
+        "  {:<40} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "target", "req/s", "p50", "p99", "p99.9", "max", "cpu/req"
+    );
     let stats = |t: &TargetResult| {
         let h = &t.rec.latencies.corrected;
         [
@@ -128,6 +189,10 @@ fn comparison(out: &mut String, targets: &[TargetResult]) {
             .zip(s.iter())
             .map(|(a, v)| ratio(*a, *v).map_or_else(|| "-".to_owned(), |r| format!("{r:.3}")))
             .collect();
-        let _ = writeln!(out, "  {:<40} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}", t.url, cells[0], cells[1], cells[2], cells[3], cells[4], cells[5]);
+        let _ = writeln!(
+            out,
+            "  {:<40} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            t.url, cells[0], cells[1], cells[2], cells[3], cells[4], cells[5]
+        );
     }
 }

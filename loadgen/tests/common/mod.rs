@@ -85,7 +85,9 @@ fn serve(mut stream: TcpStream, counter: &AtomicU64, stalled: &AtomicBool, opts:
             }
             close = head.contains("connection: close");
             let connection = if close { "Connection: close\r\n" } else { "" };
-            out.extend_from_slice(format!("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n{connection}\r\nok").as_bytes());
+            out.extend_from_slice(
+                format!("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n{connection}\r\nok").as_bytes(),
+            );
             if close {
                 break;
             }
@@ -121,7 +123,10 @@ pub fn loadgen(args: &[&str]) -> Output {
 
 /// A fresh temporary directory for output files.
 pub fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("ringway-loadgen-test-{}-{name}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "ringway-loadgen-test-{}-{name}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
