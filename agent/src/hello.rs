@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::io::AsyncWriteRentExt;
 use monoio::net::{TcpListener, TcpStream};
 use ringway_core::http::{
     reason_phrase, write_error_response, BodyDecoder, BodyEncoder, BodyEvent, BodyFraming, Limits,
@@ -328,10 +328,7 @@ fn invalid(e: ringway_core::http::HttpError) -> io::Error {
 }
 
 async fn read_more(stream: &mut TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
-    buf.reserve(CHUNK);
-    let (res, b) = stream.read(std::mem::take(buf)).await;
-    *buf = b;
-    res
+    crate::io::read_append(stream, buf, CHUNK).await
 }
 
 async fn flush(stream: &mut TcpStream, out: BytesMut) -> io::Result<BytesMut> {

@@ -16,6 +16,7 @@ pub mod cli;
 mod config;
 mod drain;
 pub mod hello;
+mod io;
 mod notify;
 mod pool;
 mod session;

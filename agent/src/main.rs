@@ -24,6 +24,11 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     if let Some(Command::Hello { listen }) = cli.command {
+        // Nothing to drain: the first termination signal ends the process.
+        if let Err(e) = exit_on_signal(signals) {
+            eprintln!("ringway-agent hello: starting the signal thread: {e}");
+            return ExitCode::FAILURE;
+        }
         return match hello::run(listen, cli.agent.io_driver) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -63,4 +68,16 @@ fn main() -> ExitCode {
     agent.join();
     tracing::info!("stopped");
     ExitCode::SUCCESS
+}
+
+fn exit_on_signal(mut signals: nix::sys::signalfd::SignalFd) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("ringway-signals".into())
+        .spawn(move || loop {
+            if let Ok(Some(info)) = signals.read_signal() {
+                tracing::info!(signal = info.ssi_signo, "termination signal: exiting");
+                std::process::exit(0);
+            }
+        })?;
+    Ok(())
 }

@@ -18,7 +18,7 @@ use std::rc::Rc;
 use std::task::Poll;
 
 use bytes::{Bytes, BytesMut};
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
+use monoio::io::{AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
 use monoio::net::TcpStream;
 use ringway_core::http::{
     forward, BodyDecoder, BodyEncoder, BodyEvent, BodyFraming, Limits, RequestHead, RequestParser,
@@ -26,6 +26,7 @@ use ringway_core::http::{
 };
 use ringway_core::tunnel::ResetCode;
 
+use crate::io::read_append;
 use crate::pool::{BackendPool, ConnectError};
 use crate::tunnel::{StreamAborted, StreamSlot, Tunnel};
 
@@ -383,10 +384,9 @@ async fn read_some(
     rd: &mut OwnedReadHalf<TcpStream>,
     buf: &mut BytesMut,
 ) -> Result<usize, AttemptError> {
-    buf.reserve(READ_CHUNK);
-    let (res, b) = rd.read(std::mem::take(buf)).await;
-    *buf = b;
-    res.map_err(|e| AttemptError::NoResponse(format!("reading from backend: {e}")))
+    read_append(rd, buf, READ_CHUNK)
+        .await
+        .map_err(|e| AttemptError::NoResponse(format!("reading from backend: {e}")))
 }
 
 /// One step of the request body.

@@ -19,10 +19,11 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
+use monoio::io::{AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
 use monoio::net::TcpStream;
 use ringway_core::tunnel::{Connection, Event, HelloAck, ProtocolError, ResetCode, StreamId};
 
+use crate::io::read_append;
 use crate::notify::Notify;
 
 /// Bytes asked of the kernel per socket read.
@@ -310,10 +311,7 @@ impl Tunnel {
     ) -> TunnelExit {
         let mut buf = BytesMut::with_capacity(READ_CHUNK);
         loop {
-            buf.reserve(READ_CHUNK);
-            let (res, b) = rd.read(buf).await;
-            buf = b;
-            match res {
+            match read_append(&mut rd, &mut buf, READ_CHUNK).await {
                 Ok(0) => return TunnelExit::Eof,
                 Ok(_) => {}
                 Err(e) => return TunnelExit::Io(e),

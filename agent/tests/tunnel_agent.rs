@@ -14,7 +14,15 @@ use std::time::{Duration, Instant};
 use common::{closed_port, FakeBalancer, PATIENCE};
 use ringway_agent::{hello, Agent, AgentConfig, AgentHandle};
 use ringway_core::tunnel::{Event, ResetCode};
-use ringway_tuning::runtime::IoDriver;
+use ringway_tuning::runtime::{DriverKind, IoDriver};
+
+/// Both IO drivers where io_uring works here, else epoll only.
+fn drivers() -> Vec<IoDriver> {
+    match ringway_tuning::runtime::auto_driver() {
+        DriverKind::Uring => vec![IoDriver::Epoll, IoDriver::Uring],
+        DriverKind::Epoll => vec![IoDriver::Epoll],
+    }
+}
 
 fn config(balancer: SocketAddr, backend: SocketAddr) -> AgentConfig {
     let mut config = AgentConfig::new(
@@ -32,6 +40,12 @@ fn start(balancer: SocketAddr, backend: SocketAddr) -> AgentHandle {
     Agent::start(config(balancer, backend)).unwrap()
 }
 
+fn start_on(driver: IoDriver, balancer: SocketAddr, backend: SocketAddr) -> AgentHandle {
+    let mut config = config(balancer, backend);
+    config.io_driver = driver;
+    Agent::start(config).unwrap()
+}
+
 fn stop(agent: AgentHandle) {
     agent.kill();
     agent.join();
@@ -43,7 +57,7 @@ fn hello_carries_identity_and_one_connection_per_balancer_worker() {
     let lb = FakeBalancer::bind();
     let agent = start(lb.addr(), backend.addr);
     let first = lb.accept(2, |_| 0);
-    let hello = first.hello.clone().unwrap();
+    let hello = first.hello.unwrap();
     assert_eq!(hello.token, "s3cret");
     assert_eq!(hello.agent_id, "test-agent");
     assert_eq!(hello.routes, ["example.com", "api.example.com/v1"]);
@@ -67,14 +81,20 @@ fn hello_carries_identity_and_one_connection_per_balancer_worker() {
 
 #[test]
 fn get_and_post_are_forwarded_intact() {
+    for driver in drivers() {
+        get_and_post_are_forwarded_intact_on(driver);
+    }
+}
+
+fn get_and_post_are_forwarded_intact_on(driver: IoDriver) {
     let backend = hello::spawn("127.0.0.1:0".parse().unwrap()).unwrap();
     let lb = FakeBalancer::bind();
-    let agent = start(lb.addr(), backend.addr);
+    let agent = start_on(driver, lb.addr(), backend.addr);
     let mut conn = lb.accept(1, |_| 0);
 
     let reply = conn.request("GET /hi HTTP/1.1\r\nHost: example.com\r\n\r\n", &[]);
     assert_eq!(reply.status(), 200);
-    let body = String::from_utf8(reply.body.clone()).unwrap();
+    let body = String::from_utf8_lossy(&reply.body).into_owned();
     assert!(body.contains("GET /hi"), "{body}");
     assert!(body.contains(&backend.addr.to_string()), "{body}");
 
@@ -95,9 +115,15 @@ fn get_and_post_are_forwarded_intact() {
 
 #[test]
 fn chunked_upload_is_reframed_and_echoed() {
+    for driver in drivers() {
+        chunked_upload_is_reframed_and_echoed_on(driver);
+    }
+}
+
+fn chunked_upload_is_reframed_and_echoed_on(driver: IoDriver) {
     let backend = hello::spawn("127.0.0.1:0".parse().unwrap()).unwrap();
     let lb = FakeBalancer::bind();
-    let agent = start(lb.addr(), backend.addr);
+    let agent = start_on(driver, lb.addr(), backend.addr);
     let mut conn = lb.accept(1, |_| 0);
     let reply = conn.request(
         "POST /echo HTTP/1.1\r\nHost: example.com\r\nTransfer-Encoding: chunked\r\n\r\n",
@@ -112,9 +138,15 @@ fn chunked_upload_is_reframed_and_echoed() {
 
 #[test]
 fn large_download_respects_flow_control() {
+    for driver in drivers() {
+        large_download_respects_flow_control_on(driver);
+    }
+}
+
+fn large_download_respects_flow_control_on(driver: IoDriver) {
     let backend = hello::spawn("127.0.0.1:0".parse().unwrap()).unwrap();
     let lb = FakeBalancer::bind();
-    let agent = start(lb.addr(), backend.addr);
+    let agent = start_on(driver, lb.addr(), backend.addr);
     let mut conn = lb.accept(1, |_| 0);
     // Several times the stream window (256 KiB): only flows if credit is returned.
     let n = 3 * 1024 * 1024u64;
@@ -132,6 +164,35 @@ fn large_download_respects_flow_control() {
             .all(|(i, b)| *b == hello::pattern(i as u64)));
     }
     stop(agent);
+}
+
+#[test]
+fn large_upload_is_released_as_it_reaches_the_backend() {
+    for driver in drivers() {
+        let backend = hello::spawn("127.0.0.1:0".parse().unwrap()).unwrap();
+        let lb = FakeBalancer::bind();
+        let agent = start_on(driver, lb.addr(), backend.addr);
+        let mut conn = lb.accept(1, |_| 0);
+        // Several stream windows in both framings: the upload only completes if the agent returns
+        // credit as it writes to the backend.
+        let piece = vec![b'u'; 128 * 1024];
+        let pieces: Vec<&[u8]> = std::iter::repeat_n(piece.as_slice(), 24).collect();
+        let total = piece.len() * pieces.len();
+        let reply = conn.request(
+            &format!(
+                "POST /upload HTTP/1.1\r\nHost: example.com\r\nContent-Length: {total}\r\n\r\n"
+            ),
+            &pieces,
+        );
+        assert_eq!(reply.status(), 200);
+        assert!(String::from_utf8_lossy(&reply.body).contains("POST /upload"));
+        let reply = conn.request(
+            "POST /upload HTTP/1.1\r\nHost: example.com\r\nTransfer-Encoding: chunked\r\n\r\n",
+            &pieces,
+        );
+        assert_eq!(reply.status(), 200);
+        stop(agent);
+    }
 }
 
 #[test]
@@ -181,6 +242,12 @@ fn reconnects_fast_after_the_balancer_closes_and_keeps_its_worker() {
 
 #[test]
 fn stale_pooled_connection_is_retried_on_a_fresh_one() {
+    for driver in drivers() {
+        stale_pooled_connection_is_retried_on_a_fresh_one_on(driver);
+    }
+}
+
+fn stale_pooled_connection_is_retried_on_a_fresh_one_on(driver: IoDriver) {
     // A backend that keeps connections "alive" but closes them 50 ms after each response.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let backend = listener.local_addr().unwrap();
@@ -207,7 +274,7 @@ fn stale_pooled_connection_is_retried_on_a_fresh_one() {
         }
     });
     let lb = FakeBalancer::bind();
-    let agent = start(lb.addr(), backend);
+    let agent = start_on(driver, lb.addr(), backend);
     let mut conn = lb.accept(1, |_| 0);
     let reply = conn.request("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", &[]);
     assert_eq!((reply.status(), reply.body.as_slice()), (200, &b"ok"[..]));

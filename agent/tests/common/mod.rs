@@ -21,6 +21,7 @@ pub struct FakeBalancer {
 
 impl FakeBalancer {
     pub fn bind() -> Self {
+        init_logs();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         Self { listener }
@@ -294,4 +295,14 @@ fn read_into(sock: &mut TcpStream, buf: &mut BytesMut) -> usize {
 pub fn closed_port() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap()
+}
+
+/// Agent logs in test output (`RUST_LOG` to change the level; default warn).
+pub fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
 }
