@@ -145,35 +145,45 @@ impl FramingFields {
         for (index, span) in spans.iter().enumerate() {
             let name = span.name.get(bytes);
             let value = span.value.get(bytes);
-            if name.eq_ignore_ascii_case(b"content-length") {
-                for part in value.split(|&b| b == b',') {
-                    let n = parse_content_length(trim(part))?;
-                    match f.content_length {
-                        Some(prev) if prev != n => return Err(HttpError::ConflictingContentLength),
-                        _ => f.content_length = Some(n),
+            let is = |known: &[u8]| name.eq_ignore_ascii_case(known);
+            // Dispatch on the length first: most names then cost no comparison at all.
+            match name.len() {
+                14 if is(b"content-length") => {
+                    for part in value.split(|&b| b == b',') {
+                        let n = parse_content_length(trim(part))?;
+                        match f.content_length {
+                            Some(prev) if prev != n => {
+                                return Err(HttpError::ConflictingContentLength)
+                            }
+                            _ => f.content_length = Some(n),
+                        }
                     }
                 }
-            } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-                f.has_te = true;
-                for coding in tokens(value) {
-                    te_codings += 1;
-                    let chunked = coding.eq_ignore_ascii_case(b"chunked");
-                    f.te_other |= !chunked || te_codings > 1;
-                    f.te_chunked_last = chunked;
+                17 if is(b"transfer-encoding") => {
+                    f.has_te = true;
+                    for coding in tokens(value) {
+                        te_codings += 1;
+                        let chunked = coding.eq_ignore_ascii_case(b"chunked");
+                        f.te_other |= !chunked || te_codings > 1;
+                        f.te_chunked_last = chunked;
+                    }
                 }
-            } else if name.eq_ignore_ascii_case(b"connection") {
-                for token in tokens(value) {
-                    f.conn_close |= token.eq_ignore_ascii_case(b"close");
-                    f.conn_keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
-                    f.conn_upgrade |= token.eq_ignore_ascii_case(b"upgrade");
+                10 if is(b"connection") => {
+                    for token in tokens(value) {
+                        f.conn_close |= token.eq_ignore_ascii_case(b"close");
+                        f.conn_keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+                        f.conn_upgrade |= token.eq_ignore_ascii_case(b"upgrade");
+                    }
                 }
-            } else if name.eq_ignore_ascii_case(b"host") {
-                f.host_count += 1;
-                f.host_index.get_or_insert(index);
-            } else if name.eq_ignore_ascii_case(b"upgrade") {
-                f.has_upgrade = true;
-            } else if name.eq_ignore_ascii_case(b"expect") {
-                f.expect_continue |= trim(value).eq_ignore_ascii_case(b"100-continue");
+                4 if is(b"host") => {
+                    f.host_count += 1;
+                    f.host_index.get_or_insert(index);
+                }
+                7 if is(b"upgrade") => f.has_upgrade = true,
+                6 if is(b"expect") => {
+                    f.expect_continue |= trim(value).eq_ignore_ascii_case(b"100-continue");
+                }
+                _ => {}
             }
         }
         if f.has_te && te_codings == 0 {
