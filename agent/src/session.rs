@@ -20,6 +20,10 @@ use crate::stream;
 use crate::tunnel::{StreamSlot, Tunnel, TunnelExit, TunnelHooks};
 use crate::worker::Worker;
 
+/// A connection that lived this long counts as healthy: the next reconnect starts the backoff
+/// series over (fast first retry).
+const STABLE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Keeps one tunnel connection to `addr` alive (asking for balancer worker `want`) until the
 /// runtime thread drains or stops.
 pub(crate) async fn run_slot(worker: Rc<Worker>, addr: SocketAddr, mut want: Option<u16>) {
@@ -40,11 +44,16 @@ pub(crate) async fn run_slot(worker: Rc<Worker>, addr: SocketAddr, mut want: Opt
                 let conn = Connection::agent(worker.config.tunnel.clone(), hello, Instant::now());
                 let tunnel = Tunnel::new(addr, conn);
                 worker.register(&tunnel);
+                let started = Instant::now();
                 let exit = tunnel.drive(socket, &hooks).await;
                 worker.unregister(&tunnel);
                 if let Some(ack) = tunnel.ack() {
                     want = Some(ack.worker_index);
-                    backoff.reset();
+                    // A connection that served a while (a balancer restart) retries fast; one
+                    // that fails right after the hello keeps backing off.
+                    if started.elapsed() >= STABLE_AFTER {
+                        backoff.reset();
+                    }
                 }
                 match &exit {
                     TunnelExit::Closed | TunnelExit::Killed => {

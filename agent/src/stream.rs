@@ -27,6 +27,7 @@ use ringway_core::http::{
 use ringway_core::tunnel::ResetCode;
 
 use crate::io::read_append;
+use crate::notify::Notify;
 use crate::pool::{BackendPool, ConnectError};
 use crate::tunnel::{StreamAborted, StreamSlot, Tunnel};
 
@@ -167,7 +168,16 @@ async fn exchange(
     let responded = std::cell::Cell::new(false);
     let (keep_alive, upload_done) = {
         let upload = pin!(upload(tunnel, slot, request, body, &mut wr, &responded));
-        let download = pin!(download(tunnel, slot, request, &mut rd, env, &responded));
+        let upload_finished = Notify::new();
+        let download = pin!(download(
+            tunnel,
+            slot,
+            request,
+            &mut rd,
+            env,
+            &responded,
+            &upload_finished
+        ));
         let aborted = pin!(slot.aborted());
         let (mut upload, mut download, mut aborted) = (upload, download, aborted);
         let mut upload_result: Option<Result<(), AttemptError>> = None;
@@ -182,7 +192,10 @@ async fn exchange(
                     }
                     // A failed upload does not end the attempt: the backend may have answered
                     // already (e.g. 413 before reading the body), the download decides.
-                    Poll::Ready(r) => upload_result = Some(r),
+                    Poll::Ready(r) => {
+                        upload_result = Some(r);
+                        upload_finished.notify();
+                    }
                     Poll::Pending => {}
                 }
             }
@@ -284,10 +297,17 @@ async fn download(
     rd: &mut OwnedReadHalf<TcpStream>,
     env: &StreamEnv,
     responded: &std::cell::Cell<bool>,
+    upload_finished: &Notify,
 ) -> Result<bool, AttemptError> {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut parser = ResponseParser::new(Limits::default());
-    let head = match monoio::time::timeout(env.response_timeout, async {
+    // The response-head timer runs from the end of the upload: a long upload is not a slow
+    // backend. When it fires the connection is dropped, so losing a pending read is harmless.
+    let timer = async {
+        upload_finished.notified().await;
+        monoio::time::sleep(env.response_timeout).await;
+    };
+    let head_read = async {
         loop {
             match parser.parse(&mut buf) {
                 Ok(Some(head)) if head.is_interim() => {
@@ -315,15 +335,14 @@ async fn download(
             }
             responded.set(true);
         }
-    })
-    .await
-    {
-        Ok(head) => head?,
-        Err(_) => {
+    };
+    let head = monoio::select! {
+        head = head_read => head?,
+        () = timer => {
             return Err(reset(
                 ResetCode::BackendTimeout,
-                format!("no response head within {:?}", env.response_timeout),
-            ))
+                format!("no response head within {:?} of the request", env.response_timeout),
+            ));
         }
     };
     responded.set(true);

@@ -141,6 +141,9 @@ pub(crate) struct Tunnel {
     /// Killed, or the socket is gone.
     closed: Cell<bool>,
     acked: Cell<Option<HelloAck>>,
+    /// The balancer broke the protocol; set by the reader, reported by the writer after it
+    /// flushed the GOAWAY.
+    failed: RefCell<Option<ProtocolError>>,
 }
 
 impl Tunnel {
@@ -153,6 +156,7 @@ impl Tunnel {
             closing: Cell::new(false),
             closed: Cell::new(false),
             acked: Cell::new(None),
+            failed: RefCell::new(None),
         })
     }
 
@@ -321,7 +325,12 @@ impl Tunnel {
                 .borrow_mut()
                 .handle_input(&mut buf, Instant::now());
             if let Err(e) = fed {
-                return TunnelExit::Protocol(e);
+                // The state machine queued a GOAWAY saying why: the writer flushes it, then ends
+                // the connection.
+                tracing::debug!(balancer = %self.peer, error = %e, "protocol error from the balancer");
+                *self.failed.borrow_mut() = Some(e);
+                self.flush.notify();
+                return std::future::pending().await;
             }
             if let Some(exit) = self.dispatch(hooks) {
                 return exit;
@@ -352,6 +361,9 @@ impl Tunnel {
                 }
                 // More may have been queued while the write was in flight.
                 continue;
+            }
+            if let Some(e) = self.failed.borrow_mut().take() {
+                return TunnelExit::Protocol(e);
             }
             if self.closed.get() {
                 return TunnelExit::Killed;

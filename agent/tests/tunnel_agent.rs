@@ -315,3 +315,82 @@ fn balancer_reset_cancels_a_slow_request() {
     );
     stop(agent);
 }
+
+#[test]
+fn slow_backend_is_reset_with_backend_timeout() {
+    let backend = hello::spawn("127.0.0.1:0".parse().unwrap()).unwrap();
+    let lb = FakeBalancer::bind();
+    let mut config = config(lb.addr(), backend.addr);
+    config.response_timeout = Duration::from_millis(200);
+    let agent = Agent::start(config).unwrap();
+    let mut conn = lb.accept(1, |_| 0);
+    let started = Instant::now();
+    let reply = conn.request("GET /slow/3000 HTTP/1.1\r\nHost: example.com\r\n\r\n", &[]);
+    assert_eq!(reply.reset, Some(ResetCode::BackendTimeout));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    // A fast one still works.
+    let reply = conn.request("GET /slow/10 HTTP/1.1\r\nHost: example.com\r\n\r\n", &[]);
+    assert_eq!(reply.status(), 200);
+    stop(agent);
+}
+
+#[test]
+fn backend_dying_mid_response_resets_with_backend_reset() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let backend = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for sock in listener.incoming() {
+            let mut sock = sock.unwrap();
+            let mut chunk = [0u8; 4096];
+            let _ = sock.read(&mut chunk).unwrap();
+            // Promise 100 bytes, deliver 10, vanish.
+            sock.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
+                .unwrap();
+        }
+    });
+    let lb = FakeBalancer::bind();
+    let agent = start(lb.addr(), backend);
+    let mut conn = lb.accept(1, |_| 0);
+    let reply = conn.request("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", &[]);
+    // The head may or may not have left before the reset (a reset drops the stream's queued
+    // frames); either way the stream ends in BackendReset, never in a clean end.
+    assert_eq!(reply.reset, Some(ResetCode::BackendReset), "{reply:?}");
+    stop(agent);
+}
+
+#[test]
+fn response_head_is_rewritten_hop_by_hop_removed() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let backend = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for sock in listener.incoming() {
+            let mut sock = sock.unwrap();
+            let mut chunk = [0u8; 4096];
+            let _ = sock.read(&mut chunk).unwrap();
+            // Body until close, plus hop-by-hop headers that must not cross the tunnel.
+            sock.write_all(b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5\r\nConnection: close, X-Hop\r\nX-Hop: 1\r\nX-Kept: yes\r\n\r\nuntil close")
+                .unwrap();
+        }
+    });
+    let lb = FakeBalancer::bind();
+    let agent = start(lb.addr(), backend);
+    let mut conn = lb.accept(1, |_| 0);
+    let reply = conn.request("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", &[]);
+    assert_eq!(reply.reset, None);
+    assert_eq!(reply.body, b"until close");
+    let head = reply.head();
+    assert_eq!(head.header("x-kept").unwrap(), b"yes");
+    for gone in ["keep-alive", "connection", "x-hop"] {
+        assert!(head.header(gone).is_none(), "{gone} crossed the tunnel");
+    }
+    assert_eq!(
+        head.header("transfer-encoding").unwrap(),
+        b"chunked",
+        "framing rebuilt"
+    );
+    stop(agent);
+}
