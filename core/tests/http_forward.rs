@@ -424,3 +424,24 @@ fn error_response_can_close_after_any_status() {
     }
     .closes());
 }
+
+#[test]
+fn end_to_end_fields_are_copied_byte_for_byte_in_order() {
+    let raw = b"GET / HTTP/1.1\r\nHost: a\r\nX-Tight:v\r\nX-Wide: \t spaced  value \t \r\nX-Empty:\r\nX-Empty-Spaces:   \r\nX-Obs: caf\xc3\xa9\r\n\r\n";
+    let head = request(raw);
+    let mut out = BytesMut::new();
+    forward::write_request(&head, &info("192.0.2.1"), head.framing(), &mut out);
+    let text = out.to_vec();
+    let find = |needle: &[u8]| text.windows(needle.len()).position(|w| w == needle);
+    let tight = find(b"\r\nX-Tight:v\r\n").unwrap();
+    let wide = find(b"\r\nX-Wide: \t spaced  value\r\n").unwrap();
+    let obs = find(b"\r\nX-Obs: caf\xc3\xa9\r\n").unwrap();
+    assert!(tight < wide && wide < obs, "order kept");
+    let back = request(&out);
+    assert_eq!(back.header("x-wide"), Some(&b"spaced  value"[..]));
+    assert_eq!(back.header("x-empty"), Some(&b""[..]));
+    assert_eq!(back.header("x-empty-spaces"), Some(&b""[..]));
+    let names: Vec<_> = back.headers().map(|(n, _)| n.to_vec()).collect();
+    let pos = |n: &[u8]| names.iter().position(|x| x == n).unwrap();
+    assert!(pos(b"X-Tight") < pos(b"X-Empty") && pos(b"X-Empty") < pos(b"X-Obs"));
+}

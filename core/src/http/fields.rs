@@ -98,6 +98,27 @@ impl Fields {
             .map(move |f| (f.name.get(bytes), f.value.get(bytes)))
     }
 
+    /// (name, value, line): the line runs from the name to the end of the value, as received.
+    /// Should a value's range not follow its name (never for httparse output), the line is empty
+    /// and writers fall back to name and value.
+    pub(crate) fn lines<'a>(
+        &'a self,
+        bytes: &'a Bytes,
+    ) -> impl Iterator<Item = (&'a [u8], &'a [u8], &'a [u8])> + 'a {
+        self.spans.iter().map(move |f| {
+            let line = if f.value.end >= f.name.end {
+                Span {
+                    start: f.name.start,
+                    end: f.value.end,
+                }
+                .get(bytes)
+            } else {
+                &[]
+            };
+            (f.name.get(bytes), f.value.get(bytes), line)
+        })
+    }
+
     pub(crate) fn get<'a>(&self, bytes: &'a Bytes, name: &str) -> Option<&'a [u8]> {
         self.spans
             .iter()

@@ -71,13 +71,13 @@ pub fn write_request(
     // framing and the fields the proxy sets itself; copy the rest in order.
     let mut xff_kept = false;
     let mut forwarded_kept = false;
-    for (name, value) in head.headers() {
+    for (name, value, line) in head.field_lines() {
         let class = FieldClass::of(name);
         if class == FieldClass::HopByHop || listed.contains(name) {
             continue;
         }
         match class {
-            FieldClass::EndToEnd => put_field(out, name, value),
+            FieldClass::EndToEnd => put_line(out, name, value, line),
             FieldClass::ForwardedFor => xff_kept = true,
             FieldClass::Forwarded => forwarded_kept = true,
             _ => {}
@@ -138,12 +138,12 @@ pub fn write_response(head: &ResponseHead, framing: BodyFraming, close: bool, ou
     let _ = write!(StrSink(out), "HTTP/1.1 {} ", head.status());
     out.extend_from_slice(head.reason());
     out.extend_from_slice(b"\r\n");
-    for (name, value) in head.headers() {
+    for (name, value, line) in head.field_lines() {
         let class = FieldClass::of(name);
         if matches!(class, FieldClass::HopByHop | FieldClass::Framing) || listed.contains(name) {
             continue;
         }
-        put_field(out, name, value);
+        put_line(out, name, value, line);
     }
     match framing {
         BodyFraming::Empty => {
@@ -244,6 +244,17 @@ fn put_framing(out: &mut BytesMut, framing: BodyFraming) {
         }
         BodyFraming::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
         BodyFraming::Empty | BodyFraming::UntilClose | BodyFraming::Upgrade => {}
+    }
+}
+
+/// Copies a field line as received (one copy instead of four); `line` is empty when the parser
+/// could not give it, then the field is rebuilt from name and value.
+fn put_line(out: &mut BytesMut, name: &[u8], value: &[u8], line: &[u8]) {
+    if line.is_empty() {
+        put_field(out, name, value);
+    } else {
+        out.extend_from_slice(line);
+        out.extend_from_slice(b"\r\n");
     }
 }
 

@@ -281,6 +281,12 @@ impl RequestHead {
         self.fields.get(&self.bytes, name)
     }
 
+    /// Every header field as (name, value, the field line as received without its CRLF), for
+    /// writers that copy a field unchanged in one piece.
+    pub(crate) fn field_lines(&self) -> impl Iterator<Item = (&[u8], &[u8], &[u8])> + '_ {
+        self.fields.lines(&self.bytes)
+    }
+
     /// Every value of header `name` (case-insensitive), in order.
     pub fn header_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
         self.fields.all(&self.bytes, name)
@@ -340,6 +346,10 @@ impl RequestHead {
 
 /// Splits an absolute-form target `scheme://authority/path?query` into authority and the rest.
 fn absolute_form(target: &[u8]) -> Option<(&[u8], &[u8])> {
+    // Origin-form (`/…`) and asterisk-form (`*`) are by far the most common: decide on one byte.
+    if matches!(target.first(), None | Some(b'/' | b'*')) {
+        return None;
+    }
     let sep = target.windows(3).position(|w| w == b"://")?;
     let scheme = &target[..sep];
     if scheme.is_empty()

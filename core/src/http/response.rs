@@ -154,6 +154,11 @@ impl ResponseHead {
         self.fields.get(&self.bytes, name)
     }
 
+    /// Every header field as (name, value, the field line as received without its CRLF).
+    pub(crate) fn field_lines(&self) -> impl Iterator<Item = (&[u8], &[u8], &[u8])> + '_ {
+        self.fields.lines(&self.bytes)
+    }
+
     /// Every value of header `name` (case-insensitive), in order.
     pub fn header_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
         self.fields.all(&self.bytes, name)
