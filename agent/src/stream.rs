@@ -347,9 +347,14 @@ async fn download(
     };
     responded.set(true);
     let framing = head.framing(request.method());
-    let tunnel_framing = match framing {
-        BodyFraming::UntilClose => BodyFraming::Chunked,
-        other => other,
+    let tunnel_framing = match (framing, head.content_length()) {
+        (BodyFraming::UntilClose, _) => BodyFraming::Chunked,
+        // HEAD and 304 responses keep the Content-Length of the representation they describe;
+        // no body follows whatever it says.
+        (BodyFraming::Empty, Some(n)) if head.status() != 204 && head.status() >= 200 => {
+            BodyFraming::Length(n)
+        }
+        (other, _) => other,
     };
     if matches!(framing, BodyFraming::Upgrade) {
         return Err(reset(

@@ -106,10 +106,22 @@ fn get_and_post_are_forwarded_intact_on(driver: IoDriver) {
     assert_eq!(reply.body, b"0123456789");
     assert_eq!(reply.head().content_length(), Some(10));
 
+    let reply = conn.request(
+        "HEAD /bytes/1234 HTTP/1.1\r\nHost: example.com\r\n\r\n",
+        &[],
+    );
+    assert_eq!(reply.status(), 200);
+    assert!(reply.body.is_empty());
+    assert_eq!(
+        reply.head().content_length(),
+        Some(1234),
+        "HEAD keeps its Content-Length"
+    );
+
     let reply = conn.request("GET /status/503 HTTP/1.1\r\nHost: example.com\r\n\r\n", &[]);
     assert_eq!(reply.status(), 503, "backend errors pass through");
     // The pool kept the backend connection: three requests, at most a couple of connections.
-    assert_eq!(backend.requests(), 3);
+    assert_eq!(backend.requests(), 4);
     stop(agent);
 }
 
