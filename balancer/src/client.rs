@@ -16,8 +16,8 @@ use monoio::io::{
 use monoio::net::TcpStream;
 use ringway_core::http::forward::{self, ForwardInfo};
 use ringway_core::http::{
-    closes_connection, write_error_response, BodyDecoder, BodyEncoder, BodyEvent, BodyFraming,
-    Limits, RequestHead, RequestParser, ResponseHead, ResponseParser, Version,
+    BodyDecoder, BodyEncoder, BodyEvent, BodyFraming, ErrorResponse, Limits, RequestHead,
+    RequestParser, ResponseHead, ResponseParser, Version,
 };
 use tracing::{debug, info, info_span, Instrument};
 
@@ -152,7 +152,7 @@ impl Client {
 
     /// One request: route, pick, forward (retrying once where allowed), answer.
     async fn exchange(&mut self, head: RequestHead) -> Flow {
-        let request_id = match forward::request_id(&head).filter(|id| usable_request_id(id)) {
+        let request_id = match forward::request_id(&head) {
             Some(id) => String::from_utf8_lossy(id).into_owned(),
             None => self.worker.next_request_id(),
         };
@@ -433,14 +433,16 @@ impl Client {
         );
         let retry_after =
             (e.kind == ErrorKind::NoAgent).then(|| self.worker.timeouts.retry_after_secs());
-        let start = self.out.len();
         let message = format!("{} (request id {request_id})", e.message());
-        write_error_response(status, request_id, &message, retry_after, &mut self.out);
-        let close = unread_body || e.closes_connection() || closes_connection(status);
-        if close && !closes_connection(status) {
-            // TODO(core): write_error_response could take a `close` flag.
-            insert_connection_close(&mut self.out, start);
-        }
+        let response = ErrorResponse {
+            status,
+            request_id,
+            message: &message,
+            retry_after,
+            close: unread_body || e.closes_connection(),
+        };
+        response.write(&mut self.out);
+        let close = response.closes();
         if self.write_out().await.is_err() || close {
             Flow::Close
         } else {
@@ -467,46 +469,5 @@ fn parse_response(bytes: Bytes) -> Result<ResponseHead, ProxyError> {
     match ResponseParser::new(limits).parse(&mut buf) {
         Ok(Some(head)) => Ok(head),
         _ => Err(ProxyError::new(ErrorKind::AgentProtocol)),
-    }
-}
-
-/// A client-supplied request id is kept when it is short, visible ASCII.
-fn usable_request_id(id: &[u8]) -> bool {
-    !id.is_empty() && id.len() <= 128 && id.iter().all(|b| b.is_ascii_graphic())
-}
-
-/// Adds `Connection: close` to the error response head that starts at `start` of `out`.
-fn insert_connection_close(out: &mut BytesMut, start: usize) {
-    let Some(end) = out[start..].windows(4).position(|w| w == b"\r\n\r\n") else {
-        return;
-    };
-    let at = start + end + 2;
-    let tail = out.split_off(at);
-    out.extend_from_slice(b"Connection: close\r\n");
-    out.unsplit(tail);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn connection_close_is_added_to_the_head() {
-        let mut out = BytesMut::from(&b"prefix"[..]);
-        write_error_response(502, "abc", "bad gateway", None, &mut out);
-        insert_connection_close(&mut out, 6);
-        let text = String::from_utf8(out.to_vec()).unwrap();
-        assert!(text.starts_with("prefixHTTP/1.1 502"));
-        assert!(
-            text.contains("\r\nConnection: close\r\n\r\nbad gateway\n"),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn request_ids() {
-        assert!(usable_request_id(b"abc-123"));
-        assert!(!usable_request_id(b""));
-        assert!(!usable_request_id(b"a b"));
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use support::{free_port, hello_backend, AgentProc, Balancer, Client};
+use support::{fixed_port, hello_backend, AgentProc, Balancer, Client};
 
 const HOST: &str = "app.test";
 
@@ -105,7 +105,7 @@ fn agent_sigterm_during_load_fails_no_request() {
 
 #[test]
 fn agents_reconnect_after_a_balancer_restart_within_two_seconds() {
-    let (users, agents) = (free_port(), free_port());
+    let (users, agents) = (fixed_port(), fixed_port());
     let (users_s, agents_s) = (users.to_string(), agents.to_string());
     let args = [
         "--listen",
@@ -127,8 +127,9 @@ fn agents_reconnect_after_a_balancer_restart_within_two_seconds() {
     let restarted = Balancer::start(&args);
     let start = std::time::Instant::now();
     // The first request parks until the agent is back.
-    let r = support::get(restarted.users, HOST, "/").unwrap();
+    let r = support::get(restarted.users, HOST, "/");
     let took = start.elapsed();
+    let r = r.unwrap_or_else(|e| panic!("{e}; balancer log:\n{}", restarted.log.text()));
     assert_eq!(r.status, 200);
     assert!(
         took < Duration::from_secs(2),

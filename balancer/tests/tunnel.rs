@@ -234,7 +234,7 @@ fn two_agents_on_one_route_both_receive_traffic() {
 
 #[test]
 fn agent_started_before_the_balancer() {
-    let agent_port = support::free_port();
+    let agent_port = support::fixed_port();
     let backend = hello_backend();
     let agent = AgentProc::start(agent_port, "early", &[HOST], backend.addr);
     thread::sleep(Duration::from_millis(500));

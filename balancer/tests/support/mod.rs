@@ -275,10 +275,25 @@ pub fn hello_backend() -> ringway_agent::hello::HelloHandle {
     ringway_agent::hello::spawn(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap()
 }
 
-/// A loopback port with nothing listening on it (bound, then released).
+/// A loopback port with nothing listening on it (bound, then released), for a backend that is down.
 pub fn free_port() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap()
+}
+
+/// A free loopback port below the ephemeral range, for a test that binds a fixed port more than
+/// once (a balancer restart). Ports from the ephemeral range could meanwhile be handed to another
+/// test's port-0 SO_REUSEPORT listener, which a later bind would then silently join.
+pub fn fixed_port() -> SocketAddr {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 1000) as u16 * 10;
+    loop {
+        let port = base + NEXT.fetch_add(1, Ordering::Relaxed) % 10_000;
+        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            return l.local_addr().unwrap();
+        }
+    }
 }
 
 /// A response as the user sees it.
