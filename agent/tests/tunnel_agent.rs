@@ -260,7 +260,8 @@ fn stale_pooled_connection_is_retried_on_a_fresh_one() {
 }
 
 fn stale_pooled_connection_is_retried_on_a_fresh_one_on(driver: IoDriver) {
-    // A backend that keeps connections "alive" but closes them 50 ms after each response.
+    // A backend that keeps connections "alive" but closes them 50 ms after each response; it
+    // echoes the request body (Content-Length only).
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let backend = listener.local_addr().unwrap();
     let accepted = Arc::new(AtomicUsize::new(0));
@@ -272,15 +273,35 @@ fn stale_pooled_connection_is_retried_on_a_fresh_one_on(driver: IoDriver) {
             std::thread::spawn(move || {
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 1024];
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                let head_end = loop {
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
                     let n = sock.read(&mut chunk).unwrap();
                     if n == 0 {
                         return;
                     }
                     buf.extend_from_slice(&chunk[..n]);
+                };
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(0, |v| v.trim().parse().unwrap());
+                while buf.len() < head_end + len {
+                    let n = sock.read(&mut chunk).unwrap();
+                    assert!(n > 0, "body cut short");
+                    buf.extend_from_slice(&chunk[..n]);
                 }
-                sock.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-                    .unwrap();
+                let body = if len == 0 {
+                    b"ok".to_vec()
+                } else {
+                    buf[head_end..head_end + len].to_vec()
+                };
+                let mut out = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len())
+                    .into_bytes();
+                out.extend_from_slice(&body);
+                sock.write_all(&out).unwrap();
                 std::thread::sleep(Duration::from_millis(50));
             });
         }
@@ -296,6 +317,18 @@ fn stale_pooled_connection_is_retried_on_a_fresh_one_on(driver: IoDriver) {
     assert_eq!(reply.reset, None);
     assert_eq!((reply.status(), reply.body.as_slice()), (200, &b"ok"[..]));
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    std::thread::sleep(Duration::from_millis(200));
+    // With a body: what was sent on the stale connection is replayed on the fresh one.
+    let reply = conn.request(
+        "POST / HTTP/1.1\r\nHost: example.com\r\nContent-Length: 12\r\n\r\n",
+        &[b"replay", b" me!!!"],
+    );
+    assert_eq!(reply.reset, None);
+    assert_eq!(
+        (reply.status(), reply.body.as_slice()),
+        (200, &b"replay me!!!"[..])
+    );
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
     stop(agent);
 }
 
@@ -404,5 +437,59 @@ fn response_head_is_rewritten_hop_by_hop_removed() {
         b"chunked",
         "framing rebuilt"
     );
+    stop(agent);
+}
+
+#[test]
+fn many_streams_share_one_connection() {
+    let backend = hello::spawn("127.0.0.1:0".parse().unwrap()).unwrap();
+    let lb = FakeBalancer::bind();
+    let agent = start(lb.addr(), backend.addr);
+    let mut conn = lb.accept(1, |_| 0);
+    let mut expected = std::collections::HashMap::new();
+    for i in 0..48u64 {
+        let (head, body): (String, Vec<u8>) = match i % 3 {
+            0 => (
+                format!(
+                    "GET /bytes/{} HTTP/1.1\r\nHost: example.com\r\n\r\n",
+                    20_000 + i * 1000
+                ),
+                Vec::new(),
+            ),
+            1 => (
+                format!("GET /slow/{} HTTP/1.1\r\nHost: example.com\r\n\r\n", 20 + i),
+                Vec::new(),
+            ),
+            _ => {
+                let body = format!("echo number {i}").into_bytes();
+                (
+                    format!(
+                        "POST /echo HTTP/1.1\r\nHost: example.com\r\nContent-Length: {}\r\n\r\n",
+                        body.len()
+                    ),
+                    body,
+                )
+            }
+        };
+        let pieces: Vec<&[u8]> = if body.is_empty() {
+            Vec::new()
+        } else {
+            vec![body.as_slice()]
+        };
+        let id = conn.open(&head, &pieces);
+        let want: Vec<u8> = match i % 3 {
+            0 => (0..20_000 + i * 1000).map(hello::pattern).collect(),
+            1 => format!("slow {}\n", 20 + i).into_bytes(),
+            _ => body.clone(),
+        };
+        expected.insert(id, want);
+    }
+    let replies = conn.replies(expected.keys().copied().collect());
+    for (id, want) in expected {
+        let reply = &replies[&id];
+        assert_eq!(reply.reset, None, "stream {id}");
+        assert_eq!(reply.status(), 200, "stream {id}");
+        assert_eq!(reply.body, want, "stream {id}");
+    }
     stop(agent);
 }

@@ -228,6 +228,41 @@ impl FakeConn {
         }
     }
 
+    /// Collects the replies of several concurrent streams.
+    pub fn replies(&mut self, ids: Vec<StreamId>) -> std::collections::HashMap<StreamId, Reply> {
+        let mut open: std::collections::HashSet<StreamId> = ids.iter().copied().collect();
+        let mut replies: std::collections::HashMap<StreamId, Reply> =
+            ids.into_iter().map(|id| (id, Reply::default())).collect();
+        let deadline = Instant::now() + PATIENCE;
+        while !open.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Some(event) = self.next_event(left) else {
+                panic!("streams {open:?} did not finish, eof={}", self.eof);
+            };
+            match event {
+                Event::ResponseHead { id, head, end } if open.contains(&id) => {
+                    replies.get_mut(&id).unwrap().heads.push(head);
+                    if end {
+                        open.remove(&id);
+                    }
+                }
+                Event::Data { id, data, end } if open.contains(&id) => {
+                    replies.get_mut(&id).unwrap().body.extend_from_slice(&data);
+                    self.conn.release(id, data.len());
+                    if end {
+                        open.remove(&id);
+                    }
+                }
+                Event::Reset { id, code } if open.contains(&id) => {
+                    replies.get_mut(&id).unwrap().reset = Some(code);
+                    open.remove(&id);
+                }
+                _ => {}
+            }
+        }
+        replies
+    }
+
     /// `open` then `reply`.
     pub fn request(&mut self, head: &str, body: &[&[u8]]) -> Reply {
         let id = self.open(head, body);
