@@ -13,16 +13,17 @@
 //! agent.join();
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use ringway_tuning::runtime::{spawn_worker, WorkerSpec};
 
 use crate::config::AgentConfig;
+use crate::resolve;
 use crate::worker::Worker;
 
 /// Entry point of the agent library.
@@ -33,7 +34,8 @@ impl Agent {
     /// Resolves the balancer addresses and starts `config.workers` runtime threads that connect to
     /// every balancer worker (retrying with backoff while a balancer is down).
     pub fn start(config: AgentConfig) -> io::Result<AgentHandle> {
-        let addrs = resolve(&config.balancers)?;
+        resolve::check_names(&config.balancers)?;
+        let addrs = resolve::resolve_all(&config.balancers);
         let threads = config.workers.max(1);
         let mut senders = Vec::with_capacity(threads);
         let mut receivers = Vec::with_capacity(threads);
@@ -46,6 +48,8 @@ impl Agent {
             senders,
             live: AtomicUsize::new(0),
             worker_counts: Mutex::new(HashMap::new()),
+            balancers: Mutex::new(addrs.iter().copied().collect()),
+            stopping: AtomicBool::new(false),
         });
         let config = Arc::new(config);
         let mut handles = Vec::with_capacity(threads);
@@ -72,6 +76,18 @@ impl Agent {
                 }
             }
         }
+        let resolver = match resolve::spawn_resolver(
+            control.clone(),
+            config.balancers.clone(),
+            config.resolve_interval,
+        ) {
+            Ok(resolver) => resolver,
+            Err(e) => {
+                control.broadcast(&Command::Kill);
+                return Err(e);
+            }
+        };
+        handles.extend(resolver);
         Ok(AgentHandle {
             remote: AgentRemote { control },
             threads: handles,
@@ -157,6 +173,8 @@ pub(crate) enum Command {
         worker_count: u16,
         taken: u16,
     },
+    /// A balancer address appeared (first thread only): open a probe connection to it.
+    AddBalancer(SocketAddr),
     Drain,
     Kill,
 }
@@ -167,6 +185,10 @@ pub(crate) struct Control {
     senders: Vec<flume::Sender<Command>>,
     pub(crate) live: AtomicUsize,
     worker_counts: Mutex<HashMap<SocketAddr, u16>>,
+    /// Balancer addresses as last resolved.
+    pub(crate) balancers: Mutex<HashSet<SocketAddr>>,
+    /// Set by drain/kill: background helpers (the resolver) stop.
+    pub(crate) stopping: AtomicBool,
 }
 
 impl Control {
@@ -174,7 +196,34 @@ impl Control {
         self.senders.len()
     }
 
+    /// Sends `command` to the first runtime thread.
+    pub(crate) fn send_first(&self, command: Command) {
+        if let Some(tx) = self.senders.first() {
+            let _ = tx.send(command);
+        }
+    }
+
+    /// Whether `addr` is still among the resolved balancer addresses.
+    pub(crate) fn is_current(&self, addr: SocketAddr) -> bool {
+        self.balancers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&addr)
+    }
+
+    /// Forgets a balancer's worker count (its address left DNS; if it returns, its count is
+    /// news again).
+    pub(crate) fn forget_worker_count(&self, addr: SocketAddr) {
+        self.worker_counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&addr);
+    }
+
     pub(crate) fn broadcast(&self, command: &Command) {
+        if matches!(command, Command::Drain | Command::Kill) {
+            self.stopping.store(true, Ordering::Release);
+        }
         for tx in &self.senders {
             // A thread that already ended has nothing left to do with it.
             let _ = tx.send(command.clone());
@@ -188,51 +237,5 @@ impl Control {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         counts.insert(addr, count) != Some(count)
-    }
-}
-
-/// Every address of every `HOST:PORT`, deduplicated, in order.
-fn resolve(balancers: &[String]) -> io::Result<Vec<SocketAddr>> {
-    let mut addrs = Vec::new();
-    for name in balancers {
-        let resolved = name
-            .to_socket_addrs()
-            .map_err(|e| io::Error::new(e.kind(), format!("resolving balancer {name}: {e}")))?;
-        for addr in resolved {
-            if !addrs.contains(&addr) {
-                addrs.push(addr);
-            }
-        }
-    }
-    if addrs.is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "no balancer address",
-        ));
-    }
-    Ok(addrs)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn resolves_and_deduplicates() {
-        let addrs = resolve(&[
-            "127.0.0.1:7000".into(),
-            "127.0.0.1:7000".into(),
-            "localhost:7001".into(),
-        ])
-        .unwrap();
-        assert_eq!(addrs[0], "127.0.0.1:7000".parse::<SocketAddr>().unwrap());
-        assert!(addrs.len() >= 2);
-        assert!(addrs.iter().all(|a| a.port() == 7000 || a.port() == 7001));
-    }
-
-    #[test]
-    fn unresolvable_balancer_names_the_balancer() {
-        let err = resolve(&["no-such-host.invalid:7000".into()]).unwrap_err();
-        assert!(err.to_string().contains("no-such-host.invalid"), "{err}");
     }
 }

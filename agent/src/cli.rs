@@ -72,6 +72,9 @@ pub struct AgentArgs {
     /// Backend response-head timeout, in milliseconds.
     #[arg(long, default_value_t = 60_000)]
     pub response_timeout_ms: u64,
+    /// How often balancer names are resolved again, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    pub resolve_interval_ms: u64,
     /// Grace period for in-flight requests on SIGTERM, in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     pub drain_grace_ms: u64,
@@ -116,6 +119,7 @@ impl AgentArgs {
         config.connect_timeout = Duration::from_millis(self.connect_timeout_ms);
         config.response_timeout = Duration::from_millis(self.response_timeout_ms);
         config.drain_grace = Duration::from_millis(self.drain_grace_ms);
+        config.resolve_interval = Duration::from_millis(self.resolve_interval_ms.max(100));
         Ok(config)
     }
 }

@@ -39,6 +39,8 @@ pub struct AgentConfig {
     pub response_timeout: Duration,
     /// How long a drain waits for in-flight streams before closing anyway.
     pub drain_grace: Duration,
+    /// How often balancer names are resolved again (new addresses get connections).
+    pub resolve_interval: Duration,
     /// Reconnect delays.
     pub backoff: BackoffConfig,
     /// Tunnel protocol settings (windows, frame size, heartbeat).
@@ -67,6 +69,7 @@ impl AgentConfig {
             connect_timeout: Duration::from_secs(2),
             response_timeout: Duration::from_secs(60),
             drain_grace: Duration::from_secs(10),
+            resolve_interval: Duration::from_secs(10),
             backoff: BackoffConfig::default(),
             tunnel: tunnel::Config::default(),
         }

@@ -19,6 +19,7 @@ pub mod hello;
 mod io;
 mod notify;
 mod pool;
+mod resolve;
 mod session;
 mod stream;
 mod tunnel;

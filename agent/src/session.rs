@@ -25,13 +25,14 @@ use crate::worker::Worker;
 const STABLE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Keeps one tunnel connection to `addr` alive (asking for balancer worker `want`) until the
-/// runtime thread drains or stops.
+/// runtime thread drains or stops, or the address leaves DNS.
 pub(crate) async fn run_slot(worker: Rc<Worker>, addr: SocketAddr, mut want: Option<u16>) {
+    let probe = want.is_none();
     let mut backoff = Backoff::new(worker.config.backoff);
     let hooks = SlotHooks {
         worker: worker.clone(),
     };
-    while !worker.is_draining() {
+    while worker.wants(addr) {
         match connect(&worker, addr).await {
             Ok(socket) => {
                 let hello = Hello {
@@ -72,13 +73,14 @@ pub(crate) async fn run_slot(worker: Rc<Worker>, addr: SocketAddr, mut want: Opt
             }
             Err(e) => tracing::debug!(balancer = %addr, error = %e, "cannot reach balancer"),
         }
-        if worker.is_draining() {
-            return;
+        if !worker.wants(addr) {
+            break;
         }
         let delay = backoff.next_delay();
         tracing::debug!(balancer = %addr, ?delay, "reconnecting after backoff");
         monoio::time::sleep(delay).await;
     }
+    worker.slot_ended(addr, want, probe);
 }
 
 async fn connect(worker: &Worker, addr: SocketAddr) -> std::io::Result<TcpStream> {

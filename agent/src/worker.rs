@@ -31,6 +31,8 @@ pub(crate) struct Worker {
     pool: Rc<BackendPool>,
     /// (balancer, worker index) pairs that have a slot task on this thread.
     slots: RefCell<HashSet<(SocketAddr, u16)>>,
+    /// Balancer addresses with a probe slot (first thread only).
+    probes: RefCell<HashSet<SocketAddr>>,
     tunnels: RefCell<Vec<Weak<Tunnel>>>,
     draining: Cell<bool>,
     in_flight: Cell<usize>,
@@ -52,6 +54,7 @@ impl Worker {
             control,
             pool,
             slots: RefCell::new(HashSet::new()),
+            probes: RefCell::new(HashSet::new()),
             tunnels: RefCell::new(Vec::new()),
             draining: Cell::new(false),
             in_flight: Cell::new(0),
@@ -68,7 +71,7 @@ impl Worker {
     ) {
         if self.index == 0 {
             for addr in addrs {
-                monoio::spawn(session::run_slot(self.clone(), addr, None));
+                self.add_balancer(addr);
             }
         }
         loop {
@@ -78,6 +81,7 @@ impl Worker {
                     worker_count,
                     taken,
                 }) => self.open_slots(addr, worker_count, taken),
+                Ok(Command::AddBalancer(addr)) => self.add_balancer(addr),
                 Ok(Command::Drain) => break,
                 Ok(Command::Kill) | Err(_) => return self.kill(),
             }
@@ -95,10 +99,6 @@ impl Worker {
                 }
             }
         }
-    }
-
-    pub(crate) fn is_draining(&self) -> bool {
-        self.draining.get()
     }
 
     pub(crate) fn stream_env(&self) -> StreamEnv {
@@ -171,6 +171,28 @@ impl Worker {
 
     pub(crate) async fn progress(&self) {
         self.progress.notified().await;
+    }
+
+    /// Opens the probe connection (any balancer worker) to a new balancer address.
+    fn add_balancer(self: &Rc<Self>, addr: SocketAddr) {
+        if self.probes.borrow_mut().insert(addr) {
+            monoio::spawn(session::run_slot(self.clone(), addr, None));
+        }
+    }
+
+    /// Whether a slot should keep reconnecting to `addr`.
+    pub(crate) fn wants(&self, addr: SocketAddr) -> bool {
+        !self.draining.get() && self.control.is_current(addr)
+    }
+
+    /// A slot gave up on `addr` (it left DNS): forget it so that it can come back.
+    pub(crate) fn slot_ended(&self, addr: SocketAddr, worker: Option<u16>, probe: bool) {
+        if let Some(index) = worker {
+            self.slots.borrow_mut().remove(&(addr, index));
+        }
+        if probe {
+            self.probes.borrow_mut().remove(&addr);
+        }
     }
 
     fn open_slots(self: &Rc<Self>, addr: SocketAddr, worker_count: u16, taken: u16) {

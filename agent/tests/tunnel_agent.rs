@@ -493,3 +493,38 @@ fn many_streams_share_one_connection() {
     }
     stop(agent);
 }
+
+#[test]
+fn balancer_named_by_dns_is_resolved_and_re_resolved() {
+    let backend = hello::spawn("127.0.0.1:0".parse().unwrap()).unwrap();
+    let lb = FakeBalancer::bind();
+    let mut config = config(lb.addr(), backend.addr);
+    config.balancers = vec![format!("localhost:{}", lb.addr().port())];
+    config.resolve_interval = Duration::from_millis(100);
+    let agent = Agent::start(config).unwrap();
+    assert!(
+        agent.balancers().contains(&lb.addr()),
+        "{:?}",
+        agent.balancers()
+    );
+    let mut conn = lb.accept(1, |_| 0);
+    // Several re-resolutions later the connection is still the only one and still serves.
+    std::thread::sleep(Duration::from_millis(350));
+    let reply = conn.request("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", &[]);
+    assert_eq!(reply.status(), 200);
+    assert!(lb.accept_socket(Duration::from_millis(100)).is_none());
+    let started = Instant::now();
+    stop(agent);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "resolver thread held up the stop"
+    );
+}
+
+#[test]
+fn name_without_port_is_rejected() {
+    let mut config = config(closed_port(), closed_port());
+    config.balancers = vec!["lb.example".into()];
+    let err = Agent::start(config).unwrap_err();
+    assert!(err.to_string().contains("lb.example"), "{err}");
+}
