@@ -98,6 +98,19 @@ pub(crate) struct AgentConn {
     closed: Cell<bool>,
     reader: RefCell<Option<Canceller>>,
     worker: Rc<Worker>,
+    stats: ConnStats,
+}
+
+/// Counters logged when the connection closes: how well frames were coalesced.
+#[derive(Default)]
+struct ConnStats {
+    streams: Cell<u64>,
+    reads: Cell<u64>,
+    writes: Cell<u64>,
+}
+
+fn bump(c: &Cell<u64>) {
+    c.set(c.get() + 1);
 }
 
 /// Reads the hello of a new agent connection; serves it here or hands it to the worker it asked for.
@@ -205,6 +218,7 @@ async fn serve(
         closed: Cell::new(false),
         reader: RefCell::new(Some(Canceller::new())),
         worker: worker.clone(),
+        stats: ConnStats::default(),
     });
     info!(
         agent = %hello.agent_id,
@@ -257,6 +271,7 @@ impl AgentConn {
             .open_stream(head, end)
             .map_err(|_| ProxyError::new(ErrorKind::AgentRefused))?;
         self.streams.borrow_mut().insert(id, StreamSlot::default());
+        bump(&self.stats.streams);
         self.load.borrow_mut().start();
         self.tx.notify();
         Ok(TunnelStream {
@@ -297,6 +312,7 @@ impl AgentConn {
                 .cancelable_read(buf.slice_mut(len..cap), handle.clone())
                 .await;
             buf = slice.into_inner();
+            bump(&self.stats.reads);
             match res {
                 Ok(0) => return "agent closed the connection".to_owned(),
                 Ok(_) => {}
@@ -322,6 +338,7 @@ impl AgentConn {
                 None => self.tx.wait().await,
             }
             if self.conn.borrow_mut().poll_transmit(&mut out) {
+                bump(&self.stats.writes);
                 let (res, buf) = wr.write_all(out).await;
                 out = buf;
                 out.clear();
@@ -402,7 +419,15 @@ impl AgentConn {
             return;
         }
         self.stop_new_streams();
-        info!(agent = %self.agent_id, worker = self.worker.index, reason, "agent connection closed");
+        info!(
+            agent = %self.agent_id,
+            worker = self.worker.index,
+            reason,
+            streams = self.stats.streams.get(),
+            reads = self.stats.reads.get(),
+            writes = self.stats.writes.get(),
+            "agent connection closed"
+        );
         for slot in self.streams.borrow_mut().values_mut() {
             slot.push(StreamEvent::Lost { refused: false });
         }

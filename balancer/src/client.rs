@@ -85,7 +85,7 @@ impl Client {
                 HeadRead::Gone => break,
                 HeadRead::Failed(e) => {
                     let id = self.worker.next_request_id();
-                    self.respond_error(e, &id, true, None).await;
+                    self.respond_error(e, id.as_str(), true, None).await;
                     break;
                 }
             };
@@ -152,15 +152,20 @@ impl Client {
 
     /// One request: route, pick, forward (retrying once where allowed), answer.
     async fn exchange(&mut self, head: RequestHead) -> Flow {
-        let request_id = match forward::request_id(&head) {
-            Some(id) => String::from_utf8_lossy(id).into_owned(),
-            None => self.worker.next_request_id(),
-        };
+        let own_id;
+        let request_id: &str =
+            match forward::request_id(&head).and_then(|id| std::str::from_utf8(id).ok()) {
+                Some(id) => id,
+                None => {
+                    own_id = self.worker.next_request_id();
+                    own_id.as_str()
+                }
+            };
         let framing = head.framing();
         let body_pending = !framing.is_empty();
         if head.wants_upgrade() {
             let e = ProxyError::new(ErrorKind::Malformed(501));
-            return self.respond_error(e, &request_id, true, None).await;
+            return self.respond_error(e, request_id, true, None).await;
         }
         let route = head
             .host()
@@ -172,13 +177,13 @@ impl Client {
                 ErrorKind::Malformed(400)
             };
             return self
-                .respond_error(ProxyError::new(kind), &request_id, body_pending, None)
+                .respond_error(ProxyError::new(kind), request_id, body_pending, None)
                 .await;
         };
         let Some(mut agent) = self.find_agent(route, None).await else {
             let e = ProxyError::new(ErrorKind::NoAgent);
             return self
-                .respond_error(e, &request_id, body_pending, Some(route))
+                .respond_error(e, request_id, body_pending, Some(route))
                 .await;
         };
 
@@ -186,7 +191,7 @@ impl Client {
         let info = ForwardInfo {
             client_addr: self.peer.ip(),
             proto: "http",
-            request_id: &request_id,
+            request_id,
         };
         forward::write_request(&head, &info, framing, &mut forwarded);
         let forwarded = forwarded.freeze();
@@ -222,7 +227,7 @@ impl Client {
             }
             let unread_body = !upload.done;
             return self
-                .respond_error(e, &request_id, unread_body, Some(route))
+                .respond_error(e, request_id, unread_body, Some(route))
                 .await;
         }
     }

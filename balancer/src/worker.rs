@@ -105,16 +105,15 @@ impl Worker {
         key
     }
 
-    /// A request id unique across workers and restarts (random prefix + counter).
-    pub(crate) fn next_request_id(&self) -> String {
+    /// A request id unique across workers and restarts (random prefix, worker, counter), built
+    /// without allocating.
+    pub(crate) fn next_request_id(&self) -> RequestId {
         let n = self.next_request.get();
         self.next_request.set(n + 1);
-        format!(
-            "{:08x}{:02x}{:06x}",
-            self.request_prefix,
-            self.index & 0xff,
-            n & 0xff_ffff
-        )
+        let value = (u64::from(self.request_prefix) << 32)
+            | (u64::from(self.index & 0xff) << 24)
+            | (n & 0xff_ffff);
+        RequestId::new(value)
     }
 
     /// Adds an agent connection as an endpoint of each of its routes and wakes parked requests.
@@ -179,5 +178,38 @@ impl Worker {
             }
         })
         .await
+    }
+}
+
+/// A request id the balancer generated: 16 lowercase hex digits.
+#[derive(Clone, Copy)]
+pub(crate) struct RequestId([u8; 16]);
+
+impl RequestId {
+    fn new(value: u64) -> Self {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut digits = [0u8; 16];
+        for (i, d) in digits.iter_mut().enumerate() {
+            *d = HEX[((value >> (60 - 4 * i)) & 0xf) as usize];
+        }
+        Self(digits)
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("0000000000000000")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RequestId;
+
+    #[test]
+    fn request_ids_are_hex() {
+        assert_eq!(
+            RequestId::new(0x0123_4567_89ab_cdef).as_str(),
+            "0123456789abcdef"
+        );
+        assert_eq!(RequestId::new(1).as_str(), "0000000000000001");
     }
 }
