@@ -361,6 +361,34 @@ fn limits_map_to_their_statuses() {
 }
 
 #[test]
+fn an_endless_request_line_is_refused_early_without_rescanning() {
+    let limits = Limits {
+        max_target_len: 100,
+        ..Limits::default()
+    };
+    // Target complete, then no line end: refused once the line cannot be valid any more.
+    let mut parser = RequestParser::new(limits);
+    let mut buf = BytesMut::from(&b"GET /x "[..]);
+    let mut result = parser.parse(&mut buf);
+    let mut fed = buf.len();
+    while matches!(result, Ok(None)) && fed < 10_000 {
+        buf.extend_from_slice(b"a");
+        fed += 1;
+        result = parser.parse(&mut buf);
+    }
+    assert_eq!(result.unwrap_err(), HttpError::InvalidRequestLine);
+    assert_eq!(fed, 100 + ringway_core::http::REQUEST_LINE_SLACK + 1);
+    // A method and no space at all: the "target" is empty, the line still cannot be valid.
+    let long = vec![b'G'; 200];
+    assert_eq!(
+        RequestParser::new(limits)
+            .parse(&mut BytesMut::from(&long[..]))
+            .unwrap_err(),
+        HttpError::InvalidRequestLine
+    );
+}
+
+#[test]
 fn header_limit_above_the_stack_array_still_works() {
     let limits = Limits {
         max_headers: 300,

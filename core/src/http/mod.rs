@@ -26,5 +26,5 @@ pub use body::{BodyDecoder, BodyEncoder, BodyEvent};
 pub use error::HttpError;
 pub use error_response::{closes_connection, reason_phrase, write_error_response, ErrorResponse};
 pub use limits::{BodyFraming, Limits, Version};
-pub use request::{RequestHead, RequestParser};
+pub use request::{RequestHead, RequestParser, REQUEST_LINE_SLACK};
 pub use response::{ResponseHead, ResponseParser};

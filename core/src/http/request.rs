@@ -57,13 +57,19 @@ impl RequestParser {
     }
 
     /// Checks the limits on a head that has not ended yet.
+    ///
+    /// While the request line is incomplete it can only be checked once the buffer is longer
+    /// than the longest allowed target; from then on it is either too long a target (414) or,
+    /// a few bytes later, longer than any valid request line with such a target can be (400).
+    /// So the O(n) look at the line happens on at most [`REQUEST_LINE_SLACK`] calls.
     fn check_partial(&self, buf: &[u8]) -> Result<(), HttpError> {
-        if self.scanner.start_line_end().is_none() {
-            // Still inside the request line: the target alone may already be too long.
-            if target_len(buf) > self.limits.max_target_len {
-                return Err(HttpError::UriTooLong {
-                    limit: self.limits.max_target_len,
-                });
+        let max_target = self.limits.max_target_len;
+        if self.scanner.start_line_end().is_none() && buf.len() > max_target {
+            if target_len(buf) > max_target {
+                return Err(HttpError::UriTooLong { limit: max_target });
+            }
+            if buf.len() > max_target.saturating_add(REQUEST_LINE_SLACK) {
+                return Err(HttpError::InvalidRequestLine);
             }
         }
         if buf.len() > self.limits.max_head_bytes {
@@ -85,6 +91,9 @@ impl RequestParser {
         }
     }
 }
+
+/// Room for method, two spaces and version around a target of the longest allowed length.
+pub const REQUEST_LINE_SLACK: usize = 64;
 
 /// RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the request line.
 pub(crate) fn skip_leading_empty_lines(buf: &mut BytesMut, scanner: &mut HeadScanner) {
