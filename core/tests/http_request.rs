@@ -379,7 +379,7 @@ fn an_endless_request_line_is_refused_early_without_rescanning() {
     assert_eq!(result.unwrap_err(), HttpError::InvalidRequestLine);
     assert_eq!(fed, 100 + ringway_core::http::REQUEST_LINE_SLACK + 1);
     // A method and no space at all: the "target" is empty, the line still cannot be valid.
-    let long = vec![b'G'; 200];
+    let long = [b'G'; 200];
     assert_eq!(
         RequestParser::new(limits)
             .parse(&mut BytesMut::from(&long[..]))
