@@ -255,3 +255,45 @@ pub(crate) fn tokens(v: &[u8]) -> impl Iterator<Item = &[u8]> {
 pub(crate) fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_length_is_plain_digits_that_fit_in_u64() {
+        assert_eq!(parse_content_length(b"0"), Ok(0));
+        assert_eq!(parse_content_length(b"007"), Ok(7));
+        assert_eq!(parse_content_length(b"18446744073709551615"), Ok(u64::MAX));
+        for bad in [
+            &b""[..],
+            b"18446744073709551616",
+            b" 1",
+            b"1 ",
+            b"+1",
+            b"1_000",
+            b"\xd9\xa1",
+        ] {
+            assert_eq!(
+                parse_content_length(bad),
+                Err(HttpError::InvalidContentLength),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn lists_are_split_on_commas_and_trimmed() {
+        let list: Vec<&[u8]> = tokens(b" keep-alive ,, \tUpgrade,close ").collect();
+        assert_eq!(list, vec![&b"keep-alive"[..], b"Upgrade", b"close"]);
+        assert_eq!(trim(b" \t a b \t"), b"a b");
+        assert_eq!(trim(b"   "), b"");
+    }
+
+    #[test]
+    fn span_of_a_foreign_slice_is_empty() {
+        let base = b"hello world";
+        assert_eq!(Span::of(base, &base[6..]).get(base), b"world");
+        assert_eq!(Span::of(base, b"elsewhere").get(base), b"");
+    }
+}
