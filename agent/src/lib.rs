@@ -19,6 +19,7 @@ pub mod hello;
 mod io;
 mod notify;
 mod pool;
+mod request_body;
 mod resolve;
 mod session;
 mod stream;

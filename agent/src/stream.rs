@@ -29,11 +29,9 @@ use ringway_core::tunnel::ResetCode;
 use crate::io::read_append;
 use crate::notify::Notify;
 use crate::pool::{BackendPool, ConnectError};
+use crate::request_body::{BodyChunk, RequestBody};
 use crate::tunnel::{StreamAborted, StreamSlot, Tunnel};
 
-/// Request-body bytes kept for a replay on a fresh connection; beyond this a stale pooled
-/// connection is reported as BackendReset instead of retried.
-const REPLAY_LIMIT: usize = 64 * 1024;
 /// Bytes asked of the backend socket per read.
 const READ_CHUNK: usize = 32 * 1024;
 /// Request-body bytes gathered before a backend write.
@@ -411,100 +409,4 @@ async fn read_some(
     read_append(rd, buf, READ_CHUNK)
         .await
         .map_err(|e| AttemptError::NoResponse(format!("reading from backend: {e}")))
-}
-
-/// One step of the request body.
-enum BodyChunk {
-    /// `fresh`: first time these bytes are written (their credit is released after the write);
-    /// replayed bytes were released already.
-    Data {
-        data: Bytes,
-        fresh: bool,
-    },
-    End,
-    /// Nothing available right now.
-    Pending,
-}
-
-/// The request body as received from the tunnel, with a bounded replay log for one retry.
-struct RequestBody {
-    framing: BodyFraming,
-    log: Vec<Bytes>,
-    log_bytes: usize,
-    replay_at: usize,
-    /// Keep a log (the current attempt is on a reused connection and may be retried).
-    replayable: bool,
-    overflowed: bool,
-}
-
-impl RequestBody {
-    fn new(framing: BodyFraming) -> Self {
-        Self {
-            framing,
-            log: Vec::new(),
-            log_bytes: 0,
-            replay_at: 0,
-            replayable: false,
-            overflowed: false,
-        }
-    }
-
-    /// Starts over for a retry; false when the body sent so far cannot be replayed.
-    fn rewind(&mut self) -> bool {
-        if self.overflowed {
-            return false;
-        }
-        self.replay_at = 0;
-        true
-    }
-
-    async fn next(
-        &mut self,
-        tunnel: &Tunnel,
-        slot: &StreamSlot,
-    ) -> Result<BodyChunk, StreamAborted> {
-        if let Some(chunk) = self.replay() {
-            return Ok(chunk);
-        }
-        match tunnel.recv(slot).await? {
-            Some(data) => Ok(self.logged(data)),
-            None => Ok(BodyChunk::End),
-        }
-    }
-
-    fn try_next(&mut self, slot: &StreamSlot) -> Result<BodyChunk, StreamAborted> {
-        if let Some(chunk) = self.replay() {
-            return Ok(chunk);
-        }
-        if let Some(code) = slot.reset_code() {
-            return Err(StreamAborted(code));
-        }
-        let popped = slot.try_pop();
-        Ok(match popped {
-            Some(data) => self.logged(data),
-            None if slot.is_end() => BodyChunk::End,
-            None => BodyChunk::Pending,
-        })
-    }
-
-    fn replay(&mut self) -> Option<BodyChunk> {
-        let data = self.log.get(self.replay_at)?.clone();
-        self.replay_at += 1;
-        Some(BodyChunk::Data { data, fresh: false })
-    }
-
-    fn logged(&mut self, data: Bytes) -> BodyChunk {
-        if self.replayable && !self.overflowed {
-            if self.log_bytes + data.len() <= REPLAY_LIMIT {
-                self.log_bytes += data.len();
-                self.log.push(data.clone());
-                self.replay_at = self.log.len();
-            } else {
-                self.overflowed = true;
-                self.log.clear();
-                self.replay_at = 0;
-            }
-        }
-        BodyChunk::Data { data, fresh: true }
-    }
 }

@@ -81,7 +81,7 @@ pub(crate) struct StreamSlot {
 }
 
 impl StreamSlot {
-    fn new(id: StreamId, end: bool) -> Self {
+    pub(crate) fn new(id: StreamId, end: bool) -> Self {
         Self {
             id,
             inbound: RefCell::new(VecDeque::new()),
@@ -100,6 +100,15 @@ impl StreamSlot {
         self.data.notify();
         self.writable.notify();
         self.aborted.notify();
+    }
+
+    /// Queues inbound body bytes as the reader would.
+    #[cfg(test)]
+    pub(crate) fn deliver(&self, data: Bytes, end: bool) {
+        self.inbound.borrow_mut().push_back(data);
+        if end {
+            self.end.set(true);
+        }
     }
 
     /// The next inbound body chunk if one is here.
