@@ -36,7 +36,7 @@ pub struct Cli {
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     pub cpus: Vec<usize>,
 
-    /// IO driver: io_uring when it can be set up (auto), io_uring only, or epoll.
+    /// IO driver of the load threads (as in ringway-balancer).
     #[arg(long, value_enum, default_value_t = IoDriver::Auto)]
     pub io_driver: IoDriver,
 

@@ -234,7 +234,8 @@ impl RunConfig {
 
 fn clock_seed() -> u64 {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    now.map_or(0x5eed, |d| d.as_nanos() as u64) ^ u64::from(std::process::id())
+    // 53 bits, so the seed survives JSON readers that hold numbers as doubles.
+    (now.map_or(0x5eed, |d| d.as_nanos() as u64) ^ u64::from(std::process::id())) & ((1 << 53) - 1)
 }
 
 fn is_token_byte(b: u8) -> bool {

@@ -81,9 +81,15 @@ pub async fn run_connection(mut spec: ConnSpec, rec: Rc<RefCell<Recorder>>) {
     let measured = |p: &Pending| p.intended >= phase.warmup_end;
     // Closed loop starts with the phase too: nothing before `start` belongs to the run.
     sleep_until(phase.start).await;
+    // The last clock reading; closed loop reuses the end of the previous read instead of reading
+    // the clock again (two clock reads per request: written and complete).
+    let mut last_done: Option<Instant> = None;
 
     loop {
-        let now = Instant::now();
+        let now = match (spec.schedule.is_some(), last_done.take()) {
+            (false, Some(done)) => done,
+            _ => Instant::now(),
+        };
         let next = next_start(spec.schedule.as_ref(), &phase, now);
         if inflight.is_empty() {
             let Some(next) = next else { break };
@@ -122,7 +128,6 @@ pub async fn run_connection(mut spec: ConnSpec, rec: Rc<RefCell<Recorder>>) {
         let first_new = inflight.len();
         let mut count = 0usize;
         while inflight.len() < spec.depth {
-            let now = Instant::now();
             let Some(start) = next_start(spec.schedule.as_ref(), &phase, now) else {
                 break;
             };
@@ -173,7 +178,7 @@ pub async fn run_connection(mut spec: ConnSpec, rec: Rc<RefCell<Recorder>>) {
         // Read until a response completes, the front request times out, or (open loop, room in
         // the pipeline) the next intended start comes.
         let deadline = front.sent + spec.timeout;
-        let next = next_start(spec.schedule.as_ref(), &phase, Instant::now());
+        let next = next_start(spec.schedule.as_ref(), &phase, now);
         let wake = match next {
             Some(t) if spec.schedule.is_some() && inflight.len() < spec.depth => t.min(deadline),
             _ => deadline,
@@ -183,6 +188,7 @@ pub async fn run_connection(mut spec: ConnSpec, rec: Rc<RefCell<Recorder>>) {
         let (outcome, buf) = read_until(conn, rbuf, wake, keep).await;
         rbuf = buf.unwrap_or_else(|| BytesMut::with_capacity(READ_CHUNK));
         let done = Instant::now();
+        last_done = Some(done);
         match outcome {
             ReadOutcome::Data(n) => {
                 rec.borrow_mut().tally_mut(measured(&front)).bytes_read += n as u64;
