@@ -28,6 +28,8 @@ use crate::notify::Notify;
 
 /// Bytes asked of the kernel per socket read.
 const READ_CHUNK: usize = 64 * 1024;
+/// How long an idle connection stays open after GOAWAY before it closes.
+const GOAWAY_LINGER: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// What the driver tells its owner about the connection's life.
 pub(crate) trait TunnelHooks {
@@ -354,6 +356,7 @@ impl Tunnel {
         hooks: &dyn TunnelHooks,
     ) -> TunnelExit {
         let mut out = BytesMut::with_capacity(READ_CHUNK);
+        let mut linger: Option<Instant> = None;
         loop {
             let now = Instant::now();
             self.conn.borrow_mut().handle_timeout(now);
@@ -377,10 +380,17 @@ impl Tunnel {
             if self.closed.get() {
                 return TunnelExit::Killed;
             }
+            let mut deadline = self.conn.borrow().poll_timeout();
             if self.closing.get() && self.streams.borrow().is_empty() {
-                return TunnelExit::Closed;
+                // Idle after GOAWAY: linger briefly so that requests the balancer sent before it
+                // saw the GOAWAY are answered with an explicit Refused (safe to retry elsewhere)
+                // instead of a lost connection.
+                let until = *linger.get_or_insert_with(|| now + GOAWAY_LINGER);
+                if now >= until {
+                    return TunnelExit::Closed;
+                }
+                deadline = Some(deadline.map_or(until, |d| d.min(until)));
             }
-            let deadline = self.conn.borrow().poll_timeout();
             match deadline {
                 Some(at) => {
                     let at = monoio::time::Instant::from_std(at);

@@ -528,3 +528,35 @@ fn name_without_port_is_rejected() {
     let err = Agent::start(config).unwrap_err();
     assert!(err.to_string().contains("lb.example"), "{err}");
 }
+
+#[test]
+fn drain_refuses_streams_that_cross_the_goaway() {
+    let backend = hello::spawn("127.0.0.1:0".parse().unwrap()).unwrap();
+    let lb = FakeBalancer::bind();
+    let agent = start(lb.addr(), backend.addr);
+    let mut conn = lb.accept(1, |_| 0);
+    assert_eq!(
+        conn.request("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", &[])
+            .status(),
+        200
+    );
+    agent.drain();
+    // The GOAWAY is on its way but not read yet: this stream crosses it.
+    std::thread::sleep(Duration::from_millis(50));
+    let id = conn.open("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", &[]);
+    let mut others = Vec::new();
+    let reply = conn.reply(id, &mut others);
+    assert_eq!(reply.reset, Some(ResetCode::Refused), "{reply:?}");
+    assert!(
+        others.iter().any(|e| matches!(e, Event::GoAway { .. })),
+        "{others:?}"
+    );
+    let started = Instant::now();
+    agent.join();
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(
+        backend.requests(),
+        1,
+        "the refused request never reached the backend"
+    );
+}
