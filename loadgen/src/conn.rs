@@ -62,7 +62,7 @@ const READ_CHUNK: usize = 16 * 1024;
 const CONNECT_RETRY_PAUSE: Duration = Duration::from_millis(10);
 
 /// How late after the end a request due before the end may still be written.
-const LATE_GRACE: Duration = Duration::from_millis(5);
+const LATE_GRACE: Duration = Duration::from_millis(20);
 
 /// A request written and not yet answered.
 #[derive(Debug, Clone, Copy)]

@@ -2,7 +2,7 @@
 //! thread-per-core runtimes, collects per-interval samples while it runs and merges the threads'
 //! recorders when it ends.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::mpsc;
@@ -95,6 +95,8 @@ enum ThreadMsg {
 /// An interval's sample from one thread.
 struct ThreadSample {
     index: u32,
+    /// Offset from the phase start where the sample ends (a tick, or the thread's end).
+    end: Duration,
     completed: u64,
     errors: u64,
     corrected: Histogram<u64>,
@@ -172,7 +174,10 @@ pub fn run_phase(
         let start_off = cfg.interval * index;
         let s = IntervalSample {
             start: start_off,
-            length: cfg.interval,
+            length: sample
+                .end
+                .saturating_sub(start_off)
+                .max(Duration::from_micros(1)),
             warmup: start_off + cfg.interval <= spec.warmup,
             completed: sample.completed,
             errors: sample.errors,
@@ -208,6 +213,7 @@ pub fn run_phase(
                 0,
                 ThreadSample {
                     index,
+                    end: Duration::ZERO,
                     completed: 0,
                     errors: 0,
                     corrected: new_histogram(),
@@ -215,6 +221,7 @@ pub fn run_phase(
             )
         });
         entry.0 += 1;
+        entry.1.end = entry.1.end.max(sample.end);
         entry.1.completed += sample.completed;
         entry.1.errors += sample.errors;
         let _ = entry.1.corrected.add(&sample.corrected);
@@ -267,23 +274,26 @@ async fn thread_main(
         .collect();
     let ticker_rec = rec.clone();
     let ticker_tx = tx.clone();
+    // Index of the next interval the ticker will report; the final sample takes it over.
+    let next_index = Rc::new(Cell::new(0u32));
+    let ticker_next = next_index.clone();
     let ticker = monoio::spawn(async move {
-        let mut index = 0u32;
         loop {
+            let index = ticker_next.get();
             let tick = phase.start + interval * (index + 1);
             monoio::time::sleep_until(monoio::time::Instant::from_std(tick)).await;
-            send_sample(&ticker_rec, &ticker_tx, index);
-            index += 1;
+            send_sample(&ticker_rec, &ticker_tx, index, interval * (index + 1));
+            ticker_next.set(index + 1);
         }
     });
     for task in tasks {
         task.await;
     }
     drop(ticker);
-    // The last, partial interval.
+    // The last, partial interval: from the last tick reported to now.
     let elapsed = Instant::now().saturating_duration_since(phase.start);
-    let index = u32::try_from(elapsed.as_nanos() / interval.as_nanos().max(1)).unwrap_or(u32::MAX);
-    send_sample(&rec, &tx, index);
+    let index = next_index.get();
+    send_sample(&rec, &tx, index, elapsed);
     // monoio does not drop the tasks left on a runtime (the ticker and its sender), so the end
     // is said explicitly.
     let _ = tx.send(ThreadMsg::Done);
@@ -291,10 +301,11 @@ async fn thread_main(
     (driver, out)
 }
 
-fn send_sample(rec: &RefCell<Recorder>, tx: &mpsc::Sender<ThreadMsg>, index: u32) {
+fn send_sample(rec: &RefCell<Recorder>, tx: &mpsc::Sender<ThreadMsg>, index: u32, end: Duration) {
     let mut r = rec.borrow_mut();
     let sample = ThreadSample {
         index,
+        end,
         completed: std::mem::take(&mut r.interval_completed),
         errors: std::mem::take(&mut r.interval_errors),
         corrected: r.interval.clone(),

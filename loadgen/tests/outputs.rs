@@ -227,11 +227,11 @@ fn find_max_finds_a_rate_and_stops_in_bounded_time() {
             "--slo",
             "p99=100ms",
             "--rate",
-            "200",
+            "400",
             "-c",
             "4",
             "--duration",
-            "0.3",
+            "0.5",
             "--find-max-steps",
             "5",
         ],
@@ -241,8 +241,8 @@ fn find_max_finds_a_rate_and_stops_in_bounded_time() {
     let fm = &doc["find_max"];
     let steps = fm["steps"].as_array().unwrap();
     assert!(!steps.is_empty() && steps.len() <= 5);
-    assert!(fm["max_rate"].as_f64().unwrap() >= 200.0);
-    assert_eq!(steps[0]["rate"].as_f64().unwrap(), 200.0);
+    assert!(fm["max_rate"].as_f64().unwrap() >= 400.0);
+    assert_eq!(steps[0]["rate"].as_f64().unwrap(), 400.0);
     assert_eq!(steps[0]["ok"], true);
     assert!(String::from_utf8_lossy(&out.stdout).contains("highest rate within the SLO"));
 }
