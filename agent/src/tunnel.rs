@@ -16,7 +16,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use monoio::io::{AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
@@ -29,7 +29,7 @@ use crate::notify::Notify;
 /// Bytes asked of the kernel per socket read.
 const READ_CHUNK: usize = 64 * 1024;
 /// How long an idle connection stays open after GOAWAY before it closes.
-const GOAWAY_LINGER: std::time::Duration = std::time::Duration::from_millis(200);
+const GOAWAY_LINGER: Duration = Duration::from_millis(200);
 
 /// What the driver tells its owner about the connection's life.
 pub(crate) trait TunnelHooks {
@@ -149,6 +149,8 @@ pub(crate) struct Tunnel {
     flush: Notify,
     /// Graceful close requested: finish streams, flush, exit.
     closing: Cell<bool>,
+    /// We sent GOAWAY (drain), as opposed to receiving one.
+    sent_goaway: Cell<bool>,
     /// Killed, or the socket is gone.
     closed: Cell<bool>,
     acked: Cell<Option<HelloAck>>,
@@ -165,6 +167,7 @@ impl Tunnel {
             streams: RefCell::new(HashMap::new()),
             flush: Notify::new(),
             closing: Cell::new(false),
+            sent_goaway: Cell::new(false),
             closed: Cell::new(false),
             acked: Cell::new(None),
             failed: RefCell::new(None),
@@ -188,7 +191,8 @@ impl Tunnel {
 
     /// Sends GOAWAY (no new streams), lets in-flight streams finish, then closes.
     pub(crate) fn go_away(&self) {
-        if !self.closing.replace(true) {
+        if !self.sent_goaway.replace(true) {
+            self.closing.set(true);
             self.conn.borrow_mut().go_away(ResetCode::NoError);
         }
         self.flush.notify();
@@ -382,10 +386,16 @@ impl Tunnel {
             }
             let mut deadline = self.conn.borrow().poll_timeout();
             if self.closing.get() && self.streams.borrow().is_empty() {
-                // Idle after GOAWAY: linger briefly so that requests the balancer sent before it
-                // saw the GOAWAY are answered with an explicit Refused (safe to retry elsewhere)
-                // instead of a lost connection.
-                let until = *linger.get_or_insert_with(|| now + GOAWAY_LINGER);
+                // Idle after our GOAWAY: linger briefly so that requests the balancer sent before
+                // it saw the GOAWAY are answered with an explicit Refused (safe to retry
+                // elsewhere) instead of a lost connection. After the balancer's GOAWAY nothing
+                // new can come: close at once.
+                let grace = if self.sent_goaway.get() {
+                    GOAWAY_LINGER
+                } else {
+                    Duration::ZERO
+                };
+                let until = *linger.get_or_insert_with(|| now + grace);
                 if now >= until {
                     return TunnelExit::Closed;
                 }
