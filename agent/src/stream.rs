@@ -229,6 +229,11 @@ async fn upload(
     wr: &mut OwnedWriteHalf<TcpStream>,
     responded: &std::cell::Cell<bool>,
 ) -> Result<(), AttemptError> {
+    if matches!(body.framing, BodyFraming::Empty) {
+        // No body (the common GET): the head goes out as it came, without a copy.
+        let (res, _) = wr.write_all(request.as_bytes().clone()).await;
+        return res.map(drop).map_err(|e| write_failed(&e, responded));
+    }
     let mut out = BytesMut::with_capacity(request.as_bytes().len() + 1024);
     out.extend_from_slice(request.as_bytes());
     let mut encoder = BodyEncoder::new(body.framing);
@@ -274,15 +279,15 @@ async fn write(
     let (res, mut buf) = wr.write_all(buf).await;
     buf.clear();
     *out = buf;
-    match res {
-        Ok(_) => Ok(()),
-        Err(e) if !responded.get() => {
-            Err(AttemptError::NoResponse(format!("writing to backend: {e}")))
-        }
-        Err(e) => Err(reset(
-            ResetCode::BackendReset,
-            format!("writing to backend: {e}"),
-        )),
+    res.map(drop).map_err(|e| write_failed(&e, responded))
+}
+
+/// A failed backend write: retryable while no response byte came back.
+fn write_failed(e: &std::io::Error, responded: &std::cell::Cell<bool>) -> AttemptError {
+    if responded.get() {
+        reset(ResetCode::BackendReset, format!("writing to backend: {e}"))
+    } else {
+        AttemptError::NoResponse(format!("writing to backend: {e}"))
     }
 }
 
