@@ -72,22 +72,6 @@ impl Schedule {
             Kind::Poisson(rng) => exponential(rng, self.gap_ns),
         };
     }
-
-    /// Skips every intended start before `offset` (used to line a schedule up with a phase).
-    pub fn skip_to(&mut self, offset: Duration) {
-        let target = offset.as_nanos() as f64;
-        match self.kind {
-            Kind::Even if self.next_ns < target => {
-                let steps = ((target - self.next_ns) / self.gap_ns).ceil();
-                self.next_ns += steps * self.gap_ns;
-            }
-            _ => {
-                while self.next_ns < target {
-                    self.advance();
-                }
-            }
-        }
-    }
 }
 
 /// An exponentially distributed gap with the given mean (inverse transform sampling).
@@ -139,12 +123,5 @@ mod tests {
         );
         let err = (n as f64 - 100_000.0).abs() / 100_000.0;
         assert!(err < 0.02, "{n} arrivals in 10 s at 10k/s");
-    }
-
-    #[test]
-    fn skip_to_lands_on_the_first_start_not_before() {
-        let mut s = Schedule::new(ArrivalsArg::Even, 100.0, 1, 0, 1);
-        s.skip_to(Duration::from_millis(25));
-        assert_eq!(s.peek(), Duration::from_millis(30));
     }
 }

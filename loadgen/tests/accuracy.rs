@@ -203,3 +203,71 @@ fn a_timeout_aborts_the_request_and_is_recorded_at_the_timeout() {
     assert!(t["requests"]["completed"].as_u64().unwrap() >= 5);
     assert_eq!(t["requests"]["connects"].as_u64().unwrap(), 2);
 }
+
+#[test]
+fn poisson_arrivals_keep_the_mean_rate_and_every_request_is_counted() {
+    let server = TestServer::start(ServerOptions::default());
+    let url = server.url();
+    let (doc, _) = loadgen_json(
+        "poisson",
+        &[
+            &url,
+            "--rate",
+            "1000",
+            "--arrivals",
+            "poisson",
+            "--seed",
+            "7",
+            "-c",
+            "4",
+            "--duration",
+            "1.5",
+        ],
+    );
+    assert_eq!(doc["config"]["seed"], 7);
+    assert_eq!(doc["config"]["arrivals"], "poisson");
+    let t = &doc["targets"][0];
+    let sent = t["requests"]["sent"].as_u64().unwrap();
+    // 1500 expected; a Poisson count has a standard deviation of sqrt(1500) ≈ 39.
+    assert!((1300..=1700).contains(&sent), "{sent} requests");
+    assert_eq!(
+        t["requests"]["completed"].as_u64().unwrap(),
+        server.requests()
+    );
+}
+
+#[test]
+fn method_headers_and_body_from_a_file_are_sent_as_given() {
+    let server = TestServer::start(ServerOptions::default());
+    let url = server.url();
+    let dir = common::temp_dir("body-input");
+    let body = dir.join("body.json");
+    std::fs::write(&body, br#"{"hello":"world"}"#).unwrap();
+    let body_arg = format!("@{}", body.display());
+    let (doc, _) = loadgen_json(
+        "body",
+        &[
+            &url,
+            "-m",
+            "PUT",
+            "-H",
+            "X-Test: yes",
+            "--body",
+            &body_arg,
+            "-c",
+            "1",
+            "--rate",
+            "50",
+            "--duration",
+            "0.2",
+        ],
+    );
+    assert_eq!(doc["targets"][0]["requests"]["completed"], 10);
+    let req = String::from_utf8(server.last_request()).unwrap();
+    assert!(req.starts_with("PUT /hello HTTP/1.1\r\n"), "{req}");
+    assert!(
+        req.contains("\r\nX-Test: yes\r\n") && req.contains("\r\nContent-Length: 17\r\n"),
+        "{req}"
+    );
+    assert!(req.ends_with("\r\n\r\n{\"hello\":\"world\"}"), "{req}");
+}

@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -22,6 +22,7 @@ pub struct ServerOptions {
 pub struct TestServer {
     pub addr: SocketAddr,
     requests: Arc<AtomicU64>,
+    last_request: Arc<Mutex<Vec<u8>>>,
 }
 
 impl TestServer {
@@ -30,20 +31,32 @@ impl TestServer {
         let addr = listener.local_addr().unwrap();
         let requests = Arc::new(AtomicU64::new(0));
         let stalled = Arc::new(AtomicBool::new(false));
+        let last_request = Arc::new(Mutex::new(Vec::new()));
         let counter = requests.clone();
+        let last = last_request.clone();
         thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
                 let counter = counter.clone();
                 let stalled = stalled.clone();
-                thread::spawn(move || serve(stream, &counter, &stalled, opts));
+                let last = last.clone();
+                thread::spawn(move || serve(stream, &counter, &stalled, &last, opts));
             }
         });
-        Self { addr, requests }
+        Self {
+            addr,
+            requests,
+            last_request,
+        }
     }
 
     pub fn url(&self) -> String {
         format!("http://{}/hello", self.addr)
+    }
+
+    /// The bytes (head and body) of the last request answered.
+    pub fn last_request(&self) -> Vec<u8> {
+        self.last_request.lock().unwrap().clone()
     }
 
     /// Requests answered so far.
@@ -54,7 +67,13 @@ impl TestServer {
 
 /// Serves one connection: every complete request head (plus its Content-Length body) gets a
 /// 200 with a 2-byte body; pipelined requests are answered in order, in one write per read.
-fn serve(mut stream: TcpStream, counter: &AtomicU64, stalled: &AtomicBool, opts: ServerOptions) {
+fn serve(
+    mut stream: TcpStream,
+    counter: &AtomicU64,
+    stalled: &AtomicBool,
+    last: &Mutex<Vec<u8>>,
+    opts: ServerOptions,
+) {
     let _ = stream.set_nodelay(true);
     let mut buf: Vec<u8> = Vec::with_capacity(8192);
     let mut chunk = [0u8; 8192];
@@ -76,7 +95,7 @@ fn serve(mut stream: TcpStream, counter: &AtomicU64, stalled: &AtomicBool, opts:
             if buf.len() < end + 4 + body_len {
                 break;
             }
-            buf.drain(..end + 4 + body_len);
+            *last.lock().unwrap() = buf.drain(..end + 4 + body_len).collect();
             let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
             if let Some((at, pause)) = opts.stall {
                 if n >= at && !stalled.swap(true, Ordering::SeqCst) {
