@@ -50,6 +50,9 @@ pub enum HttpError {
     /// An HTTP/1.1 request without a Host header.
     #[error("missing Host header")]
     MissingHost,
+    /// A Host value (or absolute-form authority) that is not `host[:port]`.
+    #[error("invalid Host")]
+    InvalidHost,
     /// More than one Host header.
     #[error("repeated Host header")]
     DuplicateHost,

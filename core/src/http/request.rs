@@ -162,6 +162,18 @@ fn parse_head(head: &[u8], limits: &Limits) -> Result<ParsedRequest, HttpError> 
         (Version::Http11, 0) => return Err(HttpError::MissingHost),
         _ => {}
     }
+    // RFC 9112 §3.2: a Host with an invalid value is refused like a missing one. Routing
+    // depends on it, so the absolute-form authority (which takes its place) is held to the same.
+    let host = match absolute_form(target.get(head)) {
+        Some((authority, _)) => Some(authority),
+        None => facts
+            .host_index
+            .and_then(|i| fields.get(i))
+            .map(|f| f.value.get(head)),
+    };
+    if host.is_some_and(|h| !is_valid_host(h)) {
+        return Err(HttpError::InvalidHost);
+    }
     let framing = request_framing(version, &facts, limits)?;
     Ok(ParsedRequest {
         method,
@@ -351,6 +363,41 @@ impl RequestHead {
     pub fn as_bytes(&self) -> &Bytes {
         &self.bytes
     }
+}
+
+/// `uri-host [ ":" port ]` (RFC 9110 §7.2): a reg-name (unreserved, pct-encoded, sub-delims), an
+/// IPv4 address or a bracketed IP literal, then optional port digits. Empty is allowed (a target
+/// without authority).
+fn is_valid_host(host: &[u8]) -> bool {
+    let (name, port) = match host.first() {
+        Some(b'[') => match host.iter().position(|&b| b == b']') {
+            Some(close) => {
+                let literal = &host[1..close];
+                let ok = !literal.is_empty()
+                    && literal
+                        .iter()
+                        .all(|&b| b.is_ascii_hexdigit() || b":.vV".contains(&b));
+                if !ok {
+                    return false;
+                }
+                (&host[..0], &host[close + 1..])
+            }
+            None => return false,
+        },
+        _ => match host.iter().position(|&b| b == b':') {
+            Some(colon) => (&host[..colon], &host[colon..]),
+            None => (host, &host[..0]),
+        },
+    };
+    let reg_name_ok = name
+        .iter()
+        .all(|&b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b));
+    let port_ok = match port.split_first() {
+        None => true,
+        Some((b':', digits)) => digits.iter().all(u8::is_ascii_digit),
+        Some(_) => false,
+    };
+    reg_name_ok && port_ok
 }
 
 /// Splits an absolute-form target `scheme://authority/path?query` into authority and the rest.
