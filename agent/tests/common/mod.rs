@@ -2,6 +2,8 @@
 //! blocking loopback socket, and a tiny blocking HTTP/1.1 client for the hello backend.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
+pub mod setup;
+
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
