@@ -445,3 +445,40 @@ fn end_to_end_fields_are_copied_byte_for_byte_in_order() {
     let pos = |n: &[u8]| names.iter().position(|x| x == n).unwrap();
     assert!(pos(b"X-Tight") < pos(b"X-Empty") && pos(b"X-Empty") < pos(b"X-Obs"));
 }
+
+#[test]
+fn a_head_at_every_limit_still_parses_after_forwarding_under_forwarded_limits() {
+    let limits = Limits::default();
+    let host = "h".repeat(limits.max_head_bytes / 4);
+    let mut raw = format!("GET / HTTP/1.1\r\nHost: {host}\r\n").into_bytes();
+    for i in 0..limits.max_headers - 3 {
+        raw.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+    }
+    raw.extend_from_slice(b"X-Forwarded-For: 10.0.0.1\r\n");
+    let pad = limits.max_head_bytes - raw.len() - 2 - "X-Pad: \r\n".len();
+    raw.extend_from_slice(format!("X-Pad: {}\r\n\r\n", "p".repeat(pad)).as_bytes());
+    // One more field would be too many; the head is exactly at the byte limit.
+    assert_eq!(raw.len(), limits.max_head_bytes);
+    let head = RequestParser::new(limits)
+        .parse(&mut BytesMut::from(&raw[..]))
+        .unwrap()
+        .unwrap();
+    assert_eq!(head.headers().count(), limits.max_headers);
+
+    let ipv6 = ForwardInfo {
+        client_addr: "2001:db8::1234:5678:9abc".parse().unwrap(),
+        proto: "https",
+        request_id: &"r".repeat(128),
+    };
+    let mut out = BytesMut::new();
+    forward::write_request(&head, &ipv6, BodyFraming::Chunked, &mut out);
+    assert!(
+        RequestParser::new(limits).parse(&mut out.clone()).is_err(),
+        "the plain limits are too tight"
+    );
+    let again = RequestParser::new(limits.forwarded())
+        .parse(&mut out)
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.header("x-pad").map(<[u8]>::len), Some(pad));
+}

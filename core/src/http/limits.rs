@@ -26,6 +26,21 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// The limits a next hop applies to heads that [`crate::http::forward::write_request`] wrote
+    /// from heads accepted under `self`: room for the fields the proxy adds (Host, X-Forwarded-*,
+    /// Forwarded, X-Request-Id, framing, Connection/Upgrade) and for the host repeated in
+    /// X-Forwarded-Host and Forwarded. The agent parses tunnelled request heads with these, so
+    /// a request the balancer accepted is never refused one hop later.
+    pub fn forwarded(self) -> Self {
+        Self {
+            max_head_bytes: self.max_head_bytes.saturating_mul(3).saturating_add(1024),
+            max_headers: self.max_headers.saturating_add(8),
+            ..self
+        }
+    }
+}
+
 /// The HTTP/1.x version of a message. Other versions are refused with 505.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Version {
