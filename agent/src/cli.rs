@@ -32,6 +32,9 @@ pub enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// I/O driver.
+        #[arg(long, value_enum, default_value_t = IoDriver::Auto)]
+        io_driver: IoDriver,
     },
 }
 
@@ -63,21 +66,21 @@ pub struct AgentArgs {
     /// Idle keep-alive backend connections kept per runtime thread.
     #[arg(long, default_value_t = 64)]
     pub pool_size: usize,
-    /// Idle time after which a pooled backend connection is not reused, in milliseconds.
-    #[arg(long, default_value_t = 15_000)]
-    pub pool_idle_ms: u64,
-    /// Connect timeout (backend and balancer), in milliseconds.
-    #[arg(long, default_value_t = 2_000)]
-    pub connect_timeout_ms: u64,
-    /// Backend response-head timeout, in milliseconds.
-    #[arg(long, default_value_t = 60_000)]
-    pub response_timeout_ms: u64,
-    /// How often balancer names are resolved again, in milliseconds.
-    #[arg(long, default_value_t = 10_000)]
-    pub resolve_interval_ms: u64,
-    /// Grace period for in-flight requests on SIGTERM, in milliseconds.
-    #[arg(long, default_value_t = 10_000)]
-    pub drain_grace_ms: u64,
+    /// Idle time after which a pooled backend connection is not reused (`250ms`, `15s`, `1m`).
+    #[arg(long, value_parser = parse_duration, default_value = "15s")]
+    pub pool_idle: Duration,
+    /// Connect timeout, backend and balancer.
+    #[arg(long, value_parser = parse_duration, default_value = "2s")]
+    pub connect_timeout: Duration,
+    /// Backend response-head timeout, counted from the end of the request body.
+    #[arg(long, value_parser = parse_duration, default_value = "60s")]
+    pub response_timeout: Duration,
+    /// How often balancer names are resolved again.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub resolve_interval: Duration,
+    /// Grace period for in-flight requests on SIGTERM.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub drain_grace: Duration,
 }
 
 /// Why the agent options do not make a configuration.
@@ -115,12 +118,33 @@ impl AgentArgs {
         config.workers = self.workers;
         config.io_driver = self.io_driver;
         config.pool_size = self.pool_size;
-        config.pool_idle_timeout = Duration::from_millis(self.pool_idle_ms);
-        config.connect_timeout = Duration::from_millis(self.connect_timeout_ms);
-        config.response_timeout = Duration::from_millis(self.response_timeout_ms);
-        config.drain_grace = Duration::from_millis(self.drain_grace_ms);
-        config.resolve_interval = Duration::from_millis(self.resolve_interval_ms.max(100));
+        config.pool_idle_timeout = self.pool_idle;
+        config.connect_timeout = self.connect_timeout;
+        config.response_timeout = self.response_timeout;
+        config.resolve_interval = self.resolve_interval.max(Duration::from_millis(100));
+        config.drain_grace = self.drain_grace;
         Ok(config)
+    }
+}
+
+/// Parses `250ms`, `2s`, `1m`, `1h` (a bare number is seconds), as the balancer does.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}"))?;
+    match unit.trim() {
+        "ms" => Ok(Duration::from_millis(n)),
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n.saturating_mul(60))),
+        "h" => Ok(Duration::from_secs(n.saturating_mul(3600))),
+        other => Err(format!(
+            "invalid duration unit {other:?} in {text:?} (use ms, s, m or h)"
+        )),
     }
 }
 
@@ -148,6 +172,10 @@ mod tests {
             "2",
             "--io-driver",
             "epoll",
+            "--drain-grace",
+            "1500ms",
+            "--response-timeout",
+            "2m",
         ])
         .unwrap();
         assert!(cli.command.is_none());
@@ -158,6 +186,9 @@ mod tests {
         assert_eq!(config.workers, 2);
         assert_eq!(config.io_driver, IoDriver::Epoll);
         assert_eq!(config.token, "s3cret");
+        assert_eq!(config.drain_grace, Duration::from_millis(1500));
+        assert_eq!(config.response_timeout, Duration::from_secs(120));
+        assert_eq!(config.connect_timeout, Duration::from_secs(2), "default");
         assert!(config
             .agent_id
             .ends_with(&format!("-{}", std::process::id())));
@@ -168,7 +199,10 @@ mod tests {
         let cli =
             Cli::try_parse_from(["ringway-agent", "hello", "--listen", "127.0.0.1:9999"]).unwrap();
         match cli.command {
-            Some(Command::Hello { listen }) => assert_eq!(listen.port(), 9999),
+            Some(Command::Hello { listen, io_driver }) => {
+                assert_eq!(listen.port(), 9999);
+                assert_eq!(io_driver, IoDriver::Auto);
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -184,5 +218,14 @@ mod tests {
         ])
         .unwrap();
         assert!(matches!(cli.agent.into_config(), Err(CliError::NoBalancer)));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("ms").is_err());
     }
 }

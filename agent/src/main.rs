@@ -18,18 +18,21 @@ fn main() -> ExitCode {
     };
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            // RINGWAY_LOG (as the balancer), else RUST_LOG, else info.
+            EnvFilter::try_from_env("RINGWAY_LOG")
+                .or_else(|_| EnvFilter::try_from_default_env())
+                .unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    if let Some(Command::Hello { listen }) = cli.command {
+    if let Some(Command::Hello { listen, io_driver }) = cli.command {
         // Nothing to drain: the first termination signal ends the process.
         if let Err(e) = exit_on_signal(signals) {
             eprintln!("ringway-agent hello: starting the signal thread: {e}");
             return ExitCode::FAILURE;
         }
-        return match hello::run(listen, cli.agent.io_driver) {
+        return match hello::run(listen, io_driver) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("ringway-agent hello: {e}");

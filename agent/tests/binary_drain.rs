@@ -24,7 +24,7 @@ fn spawn_agent(balancers: &[String], backend: std::net::SocketAddr, extra: &[&st
         &backend.to_string(),
     ])
     .args(extra)
-    .env("RUST_LOG", "warn")
+    .env("RINGWAY_LOG", "warn")
     .stdout(Stdio::null())
     .stderr(Stdio::inherit());
     cmd.spawn().unwrap()
