@@ -168,3 +168,20 @@ fn head_limits_apply_to_responses() {
         HttpError::HeadTooLarge { limit: 40 }
     );
 }
+
+#[test]
+fn bodies_are_reframed_for_the_client_version() {
+    use BodyFraming::{Chunked, Empty, Length, UntilClose, Upgrade};
+    for (from, v11, v10) in [
+        (Empty, Empty, Empty),
+        (Length(7), Length(7), Length(7)),
+        (Chunked, Chunked, UntilClose),
+        (UntilClose, Chunked, UntilClose),
+        (Upgrade, Upgrade, Upgrade),
+    ] {
+        assert_eq!(from.reframe_for(Version::Http11), v11, "{from:?} for 1.1");
+        assert_eq!(from.reframe_for(Version::Http10), v10, "{from:?} for 1.0");
+    }
+    assert!(UntilClose.ends_connection() && Upgrade.ends_connection());
+    assert!(!Chunked.ends_connection() && !Length(0).ends_connection() && !Empty.ends_connection());
+}

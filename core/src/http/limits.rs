@@ -88,4 +88,24 @@ impl BodyFraming {
     pub fn is_empty(self) -> bool {
         matches!(self, Self::Empty | Self::Length(0))
     }
+
+    /// How to frame this body when re-sending it to a peer speaking `version`: a known length
+    /// stays a length, no body stays none, an upgraded connection stays opaque; a body of unknown
+    /// length (chunked or close-delimited) becomes chunked for HTTP/1.1 and close-delimited for
+    /// HTTP/1.0, which has no chunked coding.
+    pub fn reframe_for(self, version: Version) -> Self {
+        match self {
+            Self::Empty | Self::Length(_) | Self::Upgrade => self,
+            Self::Chunked | Self::UntilClose => match version {
+                Version::Http11 => Self::Chunked,
+                Version::Http10 => Self::UntilClose,
+            },
+        }
+    }
+
+    /// Whether the connection must close after a body framed this way (its end is the close,
+    /// or the connection now carries another protocol).
+    pub fn ends_connection(self) -> bool {
+        matches!(self, Self::UntilClose | Self::Upgrade)
+    }
 }
