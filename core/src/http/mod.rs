@@ -7,10 +7,18 @@
 //! request-smuggling rules, bare LF, obs-fold, control characters, ambiguous framing) with one
 //! [`HttpError`] kind per rule, and the limits in [`Limits`].
 //!
-//! Order of use on a client connection: [`RequestParser::parse`] until a head arrives;
-//! [`BodyDecoder`] for its [`BodyFraming`]; [`forward::write_request`] for the next hop; the
-//! response comes back through [`ResponseParser`], [`BodyDecoder`], [`forward::write_response`]
-//! and [`BodyEncoder`]. Pipelined requests simply stay in the buffer for the next `parse`.
+//! Order of use on a client connection:
+//! 1. [`RequestParser::parse`] after each read until a head arrives (errors: answer
+//!    [`HttpError::status`] with [`write_error_response`] and close).
+//! 2. [`BodyDecoder::new`]`(head.framing(), limits.max_body_bytes)` for the request body.
+//! 3. [`forward::write_request`] writes the head for the next hop, which parses it with
+//!    [`Limits::forwarded`] (the rewrite adds fields).
+//! 4. The response: [`ResponseParser::parse`] (again after 1xx heads), its
+//!    [`ResponseHead::framing`] for the request method, [`BodyFraming::reframe_for`] the client's
+//!    version, [`forward::write_response`], then [`BodyDecoder`] → [`BodyEncoder`] for the body.
+//! 5. Keep the connection when [`RequestHead::keep_alive`], [`ResponseHead::keep_alive`] and not
+//!    [`BodyFraming::ends_connection`]. Pipelined requests are already in the buffer for the next
+//!    `parse`; answer them in order.
 
 mod body;
 mod error;
