@@ -11,7 +11,8 @@ use ringway_core::http::{
     BodyDecoder, BodyEncoder, BodyEvent, BodyFraming, Limits, RequestHead, RequestParser,
 };
 
-const SMALL_GET: &[u8] = b"GET /api/v1/items?id=42 HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\n";
+const SMALL_GET: &[u8] =
+    b"GET /api/v1/items?id=42 HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\n";
 
 /// A Chrome-like navigation request with 20 header fields.
 const BROWSER: &[u8] = b"GET /products/shoes/running?color=blue&size=42&sort=price HTTP/1.1\r\n\

@@ -7,7 +7,12 @@ use libfuzzer_sys::fuzz_target;
 use ringway_core::http::{Limits, RequestParser};
 
 fuzz_target!(|data: &[u8]| {
-    let limits = Limits { max_head_bytes: 4096, max_headers: 32, max_target_len: 1024, max_body_bytes: Some(1 << 20) };
+    let limits = Limits {
+        max_head_bytes: 4096,
+        max_headers: 32,
+        max_target_len: 1024,
+        max_body_bytes: Some(1 << 20),
+    };
     let mut whole = BytesMut::from(data);
     let a = RequestParser::new(limits).parse(&mut whole);
 
@@ -22,7 +27,13 @@ fuzz_target!(|data: &[u8]| {
     match (a, b) {
         (Ok(Some(x)), Ok(Some(y))) => {
             assert_eq!(x.as_bytes(), y.as_bytes());
-            let _ = (x.path(), x.host(), x.framing(), x.keep_alive(), x.headers().count());
+            let _ = (
+                x.path(),
+                x.host(),
+                x.framing(),
+                x.keep_alive(),
+                x.headers().count(),
+            );
         }
         (Ok(None), Ok(None)) => {}
         (Err(x), Err(y)) => assert_eq!(x, y),

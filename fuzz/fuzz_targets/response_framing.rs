@@ -8,7 +8,9 @@ use libfuzzer_sys::fuzz_target;
 use ringway_core::http::{forward, BodyDecoder, BodyEvent, Limits, ResponseParser};
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&selector, rest)) = data.split_first() else { return };
+    let Some((&selector, rest)) = data.split_first() else {
+        return;
+    };
     let method: &[u8] = match selector % 4 {
         0 => b"GET",
         1 => b"HEAD",
@@ -21,10 +23,14 @@ fuzz_target!(|data: &[u8]| {
         let framing = head.framing(method);
         let mut out = BytesMut::new();
         forward::write_response(&head, framing, selector & 4 != 0, &mut out);
-        let reparsed = ResponseParser::new(Limits { max_head_bytes: 1 << 20, max_headers: 1000, ..Limits::default() })
-            .parse(&mut out)
-            .expect("a rewritten head parses")
-            .expect("a rewritten head is complete");
+        let reparsed = ResponseParser::new(Limits {
+            max_head_bytes: 1 << 20,
+            max_headers: 1000,
+            ..Limits::default()
+        })
+        .parse(&mut out)
+        .expect("a rewritten head parses")
+        .expect("a rewritten head is complete");
         assert_eq!(reparsed.status(), head.status());
         if head.is_interim() {
             continue;
