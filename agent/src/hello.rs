@@ -104,7 +104,7 @@ async fn connection(mut stream: TcpStream, me: SocketAddr, requests: &AtomicU64)
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut out = BytesMut::with_capacity(16 * 1024);
     loop {
-        let mut parser = RequestParser::new(Limits::default());
+        let mut parser = RequestParser::new(limits());
         let head = loop {
             match parser.parse(&mut buf) {
                 Ok(Some(head)) => break head,
@@ -316,6 +316,16 @@ impl Request<'_> {
             out.extend_from_slice(b"Connection: close\r\n");
         }
         out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Heads up to 64 KiB (what one tunnel frame carries) and 128 fields.
+fn limits() -> Limits {
+    Limits {
+        max_head_bytes: 64 * 1024,
+        max_target_len: 64 * 1024,
+        max_headers: 128,
+        ..Limits::default()
     }
 }
 

@@ -42,6 +42,19 @@ const WRITE_BATCH: usize = 64 * 1024;
 pub(crate) struct StreamEnv {
     pub(crate) pool: Rc<BackendPool>,
     pub(crate) response_timeout: std::time::Duration,
+    /// Limits for parsing request heads (already accepted by the balancer) and backend response
+    /// heads: generous, since a head must fit one tunnel frame anyway.
+    pub(crate) head_limits: Limits,
+}
+
+/// Head limits derived from the tunnel's frame size.
+pub(crate) fn head_limits(max_frame_payload: u32) -> Limits {
+    let frame = usize::try_from(max_frame_payload).unwrap_or(usize::MAX);
+    let mut limits = Limits::default();
+    limits.max_head_bytes = limits.max_head_bytes.max(frame);
+    limits.max_target_len = limits.max_target_len.max(frame);
+    limits.max_headers = limits.max_headers.max(128);
+    limits
 }
 
 /// Serves one stream to completion (or reset).
@@ -101,7 +114,7 @@ async fn forward_stream(
     env: &StreamEnv,
 ) -> Result<(), Failure> {
     let mut head_buf = BytesMut::from(&head[..]);
-    let request = match RequestParser::new(Limits::default()).parse(&mut head_buf) {
+    let request = match RequestParser::new(env.head_limits).parse(&mut head_buf) {
         Ok(Some(request)) => request,
         Ok(None) => {
             return Err(Failure::Reset(
@@ -303,7 +316,7 @@ async fn download(
     upload_finished: &Notify,
 ) -> Result<bool, AttemptError> {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
-    let mut parser = ResponseParser::new(Limits::default());
+    let mut parser = ResponseParser::new(env.head_limits);
     // The response-head timer runs from the end of the upload: a long upload is not a slow
     // backend. When it fires the connection is dropped, so losing a pending read is harmless.
     let timer = async {
@@ -315,7 +328,7 @@ async fn download(
             match parser.parse(&mut buf) {
                 Ok(Some(head)) if head.is_interim() => {
                     tunnel.send_response_head(slot, head.as_bytes().clone(), false)?;
-                    parser = ResponseParser::new(Limits::default());
+                    parser = ResponseParser::new(env.head_limits);
                 }
                 Ok(Some(head)) => return Ok(head),
                 Ok(None) => {}

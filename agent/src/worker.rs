@@ -105,6 +105,7 @@ impl Worker {
         StreamEnv {
             pool: self.pool.clone(),
             response_timeout: self.config.response_timeout,
+            head_limits: crate::stream::head_limits(self.config.tunnel.max_frame_payload),
         }
     }
 

@@ -397,3 +397,47 @@ fn many_streams_share_one_connection() {
     }
     stop(agent);
 }
+
+#[test]
+fn large_heads_cross_both_ways() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let backend = listener.local_addr().unwrap();
+    let cookie = "c".repeat(30_000);
+    let set_cookie = cookie.clone();
+    std::thread::spawn(move || {
+        for sock in listener.incoming() {
+            let mut sock = sock.unwrap();
+            let mut got = Vec::new();
+            let mut chunk = [0u8; 8192];
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = sock.read(&mut chunk).unwrap();
+                assert!(n > 0);
+                got.extend_from_slice(&chunk[..n]);
+            }
+            let seen = got.len();
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nSet-Cookie: {set_cookie}\r\nContent-Length: {}\r\n\r\n{seen}",
+                seen.to_string().len()
+            );
+            sock.write_all(head.as_bytes()).unwrap();
+        }
+    });
+    let lb = FakeBalancer::bind();
+    let agent = start(lb.addr(), backend);
+    let mut conn = lb.accept(1, |_| 0);
+    let request = format!("GET / HTTP/1.1\r\nHost: example.com\r\nCookie: {cookie}\r\n\r\n");
+    let reply = conn.request(&request, &[]);
+    assert_eq!(reply.reset, None);
+    assert_eq!(reply.status(), 200);
+    assert_eq!(reply.head().header("set-cookie").unwrap().len(), 30_000);
+    let seen: usize = String::from_utf8(reply.body)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        seen,
+        request.len(),
+        "the request head reached the backend whole"
+    );
+    stop(agent);
+}

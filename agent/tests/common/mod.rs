@@ -98,7 +98,11 @@ impl Reply {
     pub fn head(&self) -> ResponseHead {
         let last = self.heads.last().expect("no response head");
         let mut buf = BytesMut::from(&last[..]);
-        ResponseParser::new(Limits::default())
+        let limits = Limits {
+            max_head_bytes: 64 * 1024,
+            ..Limits::default()
+        };
+        ResponseParser::new(limits)
             .parse(&mut buf)
             .unwrap()
             .expect("incomplete head")
