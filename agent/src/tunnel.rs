@@ -264,8 +264,12 @@ impl Tunnel {
             .send_response_head(slot.id, head, end);
         self.flush.notify();
         sent.map_err(|e| {
-            tracing::debug!(stream = %slot.id, error = %e, "response head refused by the state machine");
-            StreamAborted(ResetCode::StreamClosed)
+            // E.g. a head larger than one frame: the balancer must still learn that this stream
+            // failed, so reset it here; the stream task then just ends.
+            tracing::warn!(stream = %slot.id, error = %e, "response head refused by the state machine");
+            self.conn.borrow_mut().reset(slot.id, ResetCode::Internal);
+            slot.abort(ResetCode::Internal);
+            StreamAborted(ResetCode::Internal)
         })
     }
 

@@ -430,14 +430,36 @@ fn large_heads_cross_both_ways() {
     assert_eq!(reply.reset, None);
     assert_eq!(reply.status(), 200);
     assert_eq!(reply.head().header("set-cookie").unwrap().len(), 30_000);
-    let seen: usize = String::from_utf8(reply.body)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let seen: usize = String::from_utf8(reply.body).unwrap().parse().unwrap();
     assert_eq!(
         seen,
         request.len(),
         "the request head reached the backend whole"
     );
+    stop(agent);
+}
+
+#[test]
+fn response_head_too_large_for_a_frame_is_reset() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let backend = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for sock in listener.incoming() {
+            let mut sock = sock.unwrap();
+            let mut chunk = [0u8; 8192];
+            let _ = sock.read(&mut chunk).unwrap();
+            let huge = "h".repeat(70_000);
+            let head = format!("HTTP/1.1 200 OK\r\nX-Huge: {huge}\r\nContent-Length: 0\r\n\r\n");
+            let _ = sock.write_all(head.as_bytes());
+        }
+    });
+    let lb = FakeBalancer::bind();
+    let agent = start(lb.addr(), backend);
+    let mut conn = lb.accept(1, |_| 0);
+    let reply = conn.request("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", &[]);
+    assert!(reply.heads.is_empty());
+    assert_eq!(reply.reset, Some(ResetCode::BackendReset));
+    // The connection is fine for the next request.
+    let _ = conn.request("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", &[]);
     stop(agent);
 }
