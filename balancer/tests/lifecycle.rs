@@ -137,3 +137,27 @@ fn agents_reconnect_after_a_balancer_restart_within_two_seconds() {
         "traffic flowed again only after {took:?}"
     );
 }
+
+#[test]
+fn a_frozen_agent_is_declared_dead_by_the_heartbeat_and_traffic_moves_on() {
+    let balancer = Balancer::start(&["--ping-interval", "200ms", "--workers", "1"]);
+    let (b1, b2) = (hello_backend(), hello_backend());
+    let frozen = AgentProc::start(balancer.agents, "frozen", &[HOST], b1.addr);
+    let _alive = AgentProc::start(balancer.agents, "alive", &[HOST], b2.addr);
+    balancer.wait_registered("frozen", 1);
+    balancer.wait_registered("alive", 1);
+    frozen.signal("STOP");
+    // Three silent ping intervals (600 ms) and the connection is dead.
+    let dead = balancer
+        .log
+        .wait_for("reason=\"heartbeat missed\"", 1, Duration::from_secs(5));
+    assert!(dead, "no heartbeat death; log:\n{}", balancer.log.text());
+    // The frozen agent is out of the endpoint table: every request goes to the live one.
+    let before = b2.requests();
+    for _ in 0..5 {
+        assert_eq!(support::get(balancer.users, HOST, "/").unwrap().status, 200);
+    }
+    assert_eq!(b2.requests(), before + 5);
+    assert_eq!(b1.requests(), 0);
+    frozen.signal("CONT");
+}

@@ -9,13 +9,13 @@
 # all threads (/proc/PID/task/*/stat) over the requests served. ringway runs twice: io_uring and
 # epoll drivers (balancer and agent both). Writes results/tunnel-vs-nginx.md.
 #
-# Usage: benches/scripts/tunnel_vs_nginx.sh            (DURATION=10 RATE=20000 CONNS=50 to change)
+# Usage: benches/scripts/tunnel_vs_nginx.sh   (env: DURATION=10 RATE=10000 CONNS=50 DRIVERS="uring epoll")
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 DURATION=${DURATION:-10}
-RATE=${RATE:-20000}
+RATE=${RATE:-10000}
 CONNS=${CONNS:-50}
 OUT=${OUT:-$ROOT/results/tunnel-vs-nginx.md}
 BACKEND_PORT=${BACKEND_PORT:-18401}
@@ -159,7 +159,7 @@ NGINX_WORKER=$(nginx_worker "$NGINX_MASTER")
 measure "nginx 1.22 reverse proxy (1 worker, upstream keepalive)" "$NGINX_PORT" "$NGINX_WORKER"
 kill "$NGINX_MASTER"; wait "$NGINX_MASTER" 2>/dev/null || true
 
-for driver in uring epoll; do
+for driver in ${DRIVERS:-uring epoll}; do
     echo "== ringway tunnel, $driver: balancer on CPU 0, agent on CPU 1" >&2
     RINGWAY_LOG=warn taskset -c 0 "$BIN/ringway-balancer" --workers 1 --io-driver "$driver" \
         --listen "127.0.0.1:$RW_USERS" --agent-listen "127.0.0.1:$RW_AGENTS" \
@@ -183,7 +183,7 @@ NGINX_US=$(echo "${RESULTS[0]}" | cut -d'|' -f5)
     echo
     echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) CPUs ($(uname -r)); nginx $(nginx -v 2>&1 | sed 's/.*\///')."
     echo
-    echo "Command: \`DURATION=$DURATION RATE=$RATE CONNS=$CONNS benches/scripts/tunnel_vs_nginx.sh\` (release builds)."
+    echo "Command: \`DURATION=$DURATION RATE=$RATE CONNS=$CONNS DRIVERS=\"${DRIVERS:-uring epoll}\" benches/scripts/tunnel_vs_nginx.sh\` (release builds)."
     echo
     echo "Setup: the proxy under test alone on CPU 0 (\`taskset -c 0\`: nginx with 1 worker, or"
     echo "\`ringway-balancer --workers 1\`); the backend (nginx \`return 200\`, 12-byte body), the ringway"

@@ -150,14 +150,25 @@ impl Balancer {
         peak_rss_kib(self.pid())
     }
 
-    /// Waits until `n` tunnel connections of agent `id` are registered in total.
-    pub fn wait_registered(&self, id: &str, n: usize) {
+    /// Waits until agent `id` has registered one tunnel connection on each of `workers` workers
+    /// (connections the kernel delivered to the wrong worker were handed over).
+    pub fn wait_registered(&self, id: &str, workers: usize) {
         let needle = format!("agent registered agent={id} ");
         assert!(
-            self.log.wait_for(&needle, n, Duration::from_secs(20)),
-            "agent {id} did not register {n} connections; balancer log:\n{}",
+            self.log.wait_for(&needle, workers, Duration::from_secs(20)),
+            "agent {id} did not register {workers} connections; balancer log:\n{}",
             self.log.text()
         );
+        let text = self.log.text();
+        for w in 0..workers {
+            let on_worker = text
+                .lines()
+                .any(|l| l.contains(&needle) && l.contains(&format!(" worker={w} ")));
+            assert!(
+                on_worker,
+                "agent {id} has no connection on worker {w}; log:\n{text}"
+            );
+        }
     }
 
     pub fn kill(&mut self) {
@@ -229,10 +240,15 @@ impl AgentProc {
 
     /// Sends SIGTERM (graceful drain).
     pub fn terminate(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends a signal by name (`TERM`, `STOP`, `CONT`).
+    pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
+            .args([&format!("-{name}"), &self.pid().to_string()])
             .status();
-        assert!(status.is_ok_and(|s| s.success()), "kill -TERM failed");
+        assert!(status.is_ok_and(|s| s.success()), "kill -{name} failed");
     }
 
     /// SIGKILL.
