@@ -140,3 +140,30 @@ fn drain_refuses_streams_that_cross_the_goaway() {
         "the refused request never reached the backend"
     );
 }
+
+#[test]
+fn kill_stops_at_once_with_requests_in_flight() {
+    for driver in common::setup::drivers() {
+        let backend = hello::spawn("127.0.0.1:0".parse().unwrap()).unwrap();
+        let lb = FakeBalancer::bind();
+        let agent = common::setup::start_on(driver, lb.addr(), backend.addr);
+        let mut conn = lb.accept(1, |_| 0);
+        let _slow = conn.open("GET /slow/5000 HTTP/1.1\r\nHost: example.com\r\n\r\n", &[]);
+        let deadline = Instant::now() + PATIENCE;
+        while backend.requests() < 1 {
+            assert!(Instant::now() < deadline);
+            conn.turn();
+        }
+        let started = Instant::now();
+        agent.kill();
+        agent.join();
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{driver:?}: {:?}",
+            started.elapsed()
+        );
+        // The tunnel connection is gone.
+        while conn.next_event(Duration::from_millis(100)).is_some() {}
+        assert!(conn.eof, "{driver:?}: tunnel still open after kill");
+    }
+}
