@@ -365,6 +365,23 @@ impl RequestHead {
     }
 }
 
+/// Bytes allowed in a reg-name: unreserved, sub-delims and `%` of pct-encoded (RFC 3986 §3.2.2).
+const REG_NAME: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(c, b'-' | b'.' | b'_' | b'~' | b'%')
+            || matches!(
+                c,
+                b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
+            );
+        b += 1;
+    }
+    table
+};
+
 /// `uri-host [ ":" port ]` (RFC 9110 §7.2): a reg-name (unreserved, pct-encoded, sub-delims), an
 /// IPv4 address or a bracketed IP literal, then optional port digits. Empty is allowed (a target
 /// without authority).
@@ -389,9 +406,7 @@ fn is_valid_host(host: &[u8]) -> bool {
             None => (host, &host[..0]),
         },
     };
-    let reg_name_ok = name
-        .iter()
-        .all(|&b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b));
+    let reg_name_ok = name.iter().all(|&b| REG_NAME[usize::from(b)]);
     let port_ok = match port.split_first() {
         None => true,
         Some((b':', digits)) => digits.iter().all(u8::is_ascii_digit),
