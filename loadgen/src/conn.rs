@@ -61,6 +61,13 @@ const READ_CHUNK: usize = 16 * 1024;
 /// Pause after a failed connect in closed loop, so a dead target does not spin the CPU.
 const CONNECT_RETRY_PAUSE: Duration = Duration::from_millis(10);
 
+/// The resolution of monoio's timer wheel. Sleeps end on the first tick at or after their
+/// deadline, on average half a tick late plus the time to get scheduled. To keep that out of the
+/// latencies, open loop wakes one tick early and writes a request that is due within a tick
+/// right away; such a request is measured from when it was written (never from a moment before
+/// it existed), and the schedule as a whole keeps its rate.
+const TIMER_TICK: Duration = Duration::from_millis(1);
+
 /// How late after the end a request due before the end may still be written.
 const LATE_GRACE: Duration = Duration::from_millis(20);
 
@@ -93,8 +100,8 @@ pub async fn run_connection(mut spec: ConnSpec, rec: Rc<RefCell<Recorder>>) {
         let next = next_start(spec.schedule.as_ref(), &phase, now);
         if inflight.is_empty() {
             let Some(next) = next else { break };
-            if next > now {
-                sleep_until(next).await;
+            if next > now + TIMER_TICK {
+                sleep_until(next - TIMER_TICK).await;
                 continue;
             }
         }
@@ -131,7 +138,7 @@ pub async fn run_connection(mut spec: ConnSpec, rec: Rc<RefCell<Recorder>>) {
             let Some(start) = next_start(spec.schedule.as_ref(), &phase, now) else {
                 break;
             };
-            if start > now {
+            if start > now + TIMER_TICK {
                 break;
             }
             if let Some(s) = spec.schedule.as_mut() {
@@ -180,7 +187,9 @@ pub async fn run_connection(mut spec: ConnSpec, rec: Rc<RefCell<Recorder>>) {
         let deadline = front.sent + spec.timeout;
         let next = next_start(spec.schedule.as_ref(), &phase, now);
         let wake = match next {
-            Some(t) if spec.schedule.is_some() && inflight.len() < spec.depth => t.min(deadline),
+            Some(t) if spec.schedule.is_some() && inflight.len() < spec.depth => {
+                t.checked_sub(TIMER_TICK).unwrap_or(t).min(deadline)
+            }
             _ => deadline,
         };
         rbuf.reserve(READ_CHUNK);
@@ -264,8 +273,15 @@ fn next_start(schedule: Option<&Schedule>, phase: &Phase, now: Instant) -> Optio
     (t < phase.end && now < phase.end + LATE_GRACE).then_some(t)
 }
 
+/// Corrected, uncorrected and send-lag of a request. A request written up to a timer tick
+/// before its intended start (see [`TIMER_TICK`]) is measured from when it was written.
 fn latencies(p: &Pending, done: Instant) -> [Duration; 3] {
-    [done - p.intended, done - p.sent, p.sent - p.intended]
+    let from = p.intended.min(p.sent);
+    [
+        done.saturating_duration_since(from),
+        done.saturating_duration_since(p.sent),
+        p.sent.saturating_duration_since(p.intended),
+    ]
 }
 
 fn fail_all(
