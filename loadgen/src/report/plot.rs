@@ -66,6 +66,7 @@ pub fn write(run: &RunResult, path: &Path) -> Result<(), String> {
             ("sans-serif", 22),
         )
         .margin(16)
+        .margin_right(48)
         .x_label_area_size(44)
         .y_label_area_size(64)
         .build_cartesian_2d((1f64..X_MAX).log_scale(), 0f64..y_max)
