@@ -13,11 +13,9 @@
 //! only its own stream.
 
 use std::cell::{Cell, Ref, RefCell};
-use std::collections::{HashMap, VecDeque};
-use std::future::poll_fn;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -34,6 +32,7 @@ use tracing::{debug, info, warn};
 use crate::errors::{ErrorKind, ProxyError};
 use crate::handoff;
 use crate::registry::RouteId;
+use crate::tunnel_stream::{StreamEvent, StreamSlot, TunnelStream};
 use crate::worker::Worker;
 
 /// How long a new agent connection may take to send its hello.
@@ -41,61 +40,19 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bytes asked of one read.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// What a client task learns about its stream.
-#[derive(Debug)]
-pub(crate) enum StreamEvent {
-    /// A response head (1xx interim heads come before the final one).
-    Head { head: Bytes, end: bool },
-    /// Response body bytes.
-    Data { data: Bytes, end: bool },
-    /// The agent reset the stream.
-    Reset(ResetCode),
-    /// The connection is gone (or went away without processing this stream: `refused`).
-    Lost { refused: bool },
-    /// Send credit became available.
-    Writable,
-}
-
-#[derive(Default)]
-struct StreamSlot {
-    events: VecDeque<StreamEvent>,
-    writable: bool,
-    failed: bool,
-    waker: Option<Waker>,
-}
-
-impl StreamSlot {
-    fn push(&mut self, event: StreamEvent) {
-        if self.failed {
-            return;
-        }
-        if matches!(event, StreamEvent::Lost { .. } | StreamEvent::Reset(_)) {
-            self.failed = true;
-        }
-        self.events.push_back(event);
-        self.wake();
-    }
-
-    fn wake(&mut self) {
-        if let Some(w) = self.waker.take() {
-            w.wake();
-        }
-    }
-}
-
 /// One agent connection owned by this worker.
 pub(crate) struct AgentConn {
     key: u64,
     agent_id: String,
     routes: Vec<RouteId>,
-    conn: RefCell<Connection>,
-    streams: RefCell<HashMap<StreamId, StreamSlot>>,
-    load: RefCell<EndpointLoad>,
+    pub(crate) conn: RefCell<Connection>,
+    pub(crate) streams: RefCell<HashMap<StreamId, StreamSlot>>,
+    pub(crate) load: RefCell<EndpointLoad>,
     /// Wakes the writer.
-    tx: crate::signal::Signal,
+    pub(crate) tx: crate::signal::Signal,
     /// New streams may be opened (not draining, not closed).
     open: Cell<bool>,
-    closed: Cell<bool>,
+    pub(crate) closed: Cell<bool>,
     reader: RefCell<Option<Canceller>>,
     worker: Rc<Worker>,
     stats: ConnStats,
@@ -274,13 +231,7 @@ impl AgentConn {
         bump(&self.stats.streams);
         self.load.borrow_mut().start();
         self.tx.notify();
-        Ok(TunnelStream {
-            conn: self.clone(),
-            id,
-            started: Instant::now(),
-            rtt: Cell::new(None),
-            done: Cell::new(false),
-        })
+        Ok(TunnelStream::new(self.clone(), id))
     }
 
     async fn read_loop(&self, mut rd: OwnedReadHalf<TcpStream>, mut buf: BytesMut) -> String {
@@ -435,101 +386,5 @@ impl AgentConn {
             drop(c.cancel());
         }
         self.tx.notify();
-    }
-}
-
-/// A client task's end of one tunnel stream. Dropping it before the exchange completed resets the
-/// stream (the user went away or the balancer gave up on it).
-pub(crate) struct TunnelStream {
-    conn: Rc<AgentConn>,
-    id: StreamId,
-    started: Instant,
-    rtt: Cell<Option<Duration>>,
-    done: Cell<bool>,
-}
-
-impl TunnelStream {
-    pub(crate) fn id(&self) -> StreamId {
-        self.id
-    }
-
-    /// The next event of this stream (queued events first, then send credit).
-    pub(crate) async fn event(&self) -> StreamEvent {
-        poll_fn(|cx| {
-            let mut streams = self.conn.streams.borrow_mut();
-            let Some(slot) = streams.get_mut(&self.id) else {
-                return Poll::Ready(StreamEvent::Lost { refused: false });
-            };
-            if let Some(e) = slot.events.pop_front() {
-                return Poll::Ready(e);
-            }
-            if std::mem::take(&mut slot.writable) {
-                return Poll::Ready(StreamEvent::Writable);
-            }
-            slot.waker = Some(cx.waker().clone());
-            Poll::Pending
-        })
-        .await
-    }
-
-    /// A queued event, without waiting (to coalesce several DATA frames into one user write).
-    pub(crate) fn try_event(&self) -> Option<StreamEvent> {
-        self.conn
-            .streams
-            .borrow_mut()
-            .get_mut(&self.id)?
-            .events
-            .pop_front()
-    }
-
-    /// Sends body bytes from the front of `data` as far as credit allows; the rest waits for
-    /// `StreamEvent::Writable`. `end` goes out with the last byte.
-    pub(crate) fn send(&self, data: &mut Bytes, end: bool) -> Result<(), ProxyError> {
-        let res = self.conn.conn.borrow_mut().send_data(self.id, data, end);
-        self.conn.tx.notify();
-        res.map_err(|_| ProxyError::new(ErrorKind::AgentLost))
-    }
-
-    /// The user consumed `n` response bytes: the agent may send that many more.
-    pub(crate) fn release(&self, n: usize) {
-        if n > 0 && !self.conn.closed.get() {
-            self.conn.conn.borrow_mut().release(self.id, n);
-            self.conn.tx.notify();
-        }
-    }
-
-    /// The response head arrived: records the latency for the picker.
-    pub(crate) fn head_received(&self) {
-        if self.rtt.get().is_none() {
-            self.rtt.set(Some(self.started.elapsed()));
-        }
-    }
-
-    /// The exchange completed in both directions.
-    pub(crate) fn finish(&self) {
-        self.done.set(true);
-    }
-}
-
-impl Drop for TunnelStream {
-    fn drop(&mut self) {
-        let now = Instant::now();
-        let mut load = self.conn.load.borrow_mut();
-        match self.rtt.get() {
-            Some(rtt) => load.finish(now, rtt),
-            None => load.abandon(),
-        }
-        drop(load);
-        let slot = self.conn.streams.borrow_mut().remove(&self.id);
-        if !self.done.get() && !self.conn.closed.get() {
-            let failed = slot.is_some_and(|s| s.failed);
-            if !failed {
-                self.conn
-                    .conn
-                    .borrow_mut()
-                    .reset(self.id, ResetCode::Cancel);
-            }
-            self.conn.tx.notify();
-        }
     }
 }

@@ -21,10 +21,11 @@ use ringway_core::http::{
 };
 use tracing::{debug, info, info_span, Instrument};
 
-use crate::agent_conn::{AgentConn, StreamEvent, TunnelStream};
+use crate::agent_conn::AgentConn;
 use crate::errors::{from_reset, ErrorKind, ProxyError};
 use crate::registry::RouteId;
 use crate::timeouts::deadline_after;
+use crate::tunnel_stream::{StreamEvent, TunnelStream};
 use crate::worker::Worker;
 
 /// Bytes asked of one read from a user.

@@ -12,7 +12,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tracing::{debug, warn, Instrument};
+use tracing::{info, warn, Instrument};
 
 use crate::agent_conn;
 use crate::worker::Worker;
@@ -50,7 +50,7 @@ pub(crate) fn send(
     };
     match ringway_tuning::socket::into_std(stream) {
         Ok(stream) => {
-            debug!(%peer, target, "agent connection handed to its worker");
+            info!(%peer, target, "agent connection handed to its worker");
             if tx
                 .send(Handoff {
                     stream,

@@ -18,6 +18,7 @@ mod listener;
 mod registry;
 mod signal;
 mod timeouts;
+mod tunnel_stream;
 mod worker;
 
 use std::io;
