@@ -66,6 +66,9 @@ pub struct AgentArgs {
     /// Idle keep-alive backend connections kept per runtime thread.
     #[arg(long, default_value_t = 64)]
     pub pool_size: usize,
+    /// Backend connections (in use or idle) per runtime thread; streams beyond wait for one.
+    #[arg(long, default_value_t = 1024)]
+    pub max_backend_conns: usize,
     /// Idle time after which a pooled backend connection is not reused (`250ms`, `15s`, `1m`).
     #[arg(long, value_parser = parse_duration, default_value = "15s")]
     pub pool_idle: Duration,
@@ -118,6 +121,7 @@ impl AgentArgs {
         config.workers = self.workers;
         config.io_driver = self.io_driver;
         config.pool_size = self.pool_size;
+        config.max_backend_conns = self.max_backend_conns.max(1);
         config.pool_idle_timeout = self.pool_idle;
         config.connect_timeout = self.connect_timeout;
         config.response_timeout = self.response_timeout;

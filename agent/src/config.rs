@@ -30,6 +30,8 @@ pub struct AgentConfig {
     pub ring_entries: u32,
     /// Idle keep-alive backend connections kept per runtime thread.
     pub pool_size: usize,
+    /// Backend connections (in use or idle) per runtime thread; streams beyond wait for one.
+    pub max_backend_conns: usize,
     /// How long an idle pooled backend connection may be reused.
     pub pool_idle_timeout: Duration,
     /// Connecting to the backend or to a balancer.
@@ -65,6 +67,7 @@ impl AgentConfig {
             io_driver: IoDriver::default(),
             ring_entries: 1024,
             pool_size: 64,
+            max_backend_conns: 1024,
             pool_idle_timeout: Duration::from_secs(15),
             connect_timeout: Duration::from_secs(2),
             response_timeout: Duration::from_secs(60),

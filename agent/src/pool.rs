@@ -1,25 +1,56 @@
 //! The keep-alive pool of backend connections of one runtime thread.
 //!
-//! Bounded: at most `max_idle` idle connections are kept; a connection returned to a full pool is
-//! closed. An idle connection older than `idle_timeout` is closed instead of reused (backends close
-//! idle keep-alive connections themselves after a while). A reused connection may still turn out
-//! stale (the backend closed it while it sat idle); the stream driver then retries once on a fresh
+//! Bounded twice: at most `max_open` connections to the backend exist at once (in use or idle; a
+//! stream that finds none free waits for one to come back), and at most `max_idle` of them are
+//! kept idle (a connection returned to a full idle list closes the oldest). An idle connection
+//! older than `idle_timeout` is closed instead of reused (backends close idle keep-alive
+//! connections themselves after a while). A reused connection may still turn out stale (the
+//! backend closed it while it sat idle); the stream driver then retries once on a fresh
 //! connection, which [`BackendPool::connect_fresh`] provides.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use monoio::net::TcpStream;
 
-/// A backend connection checked out of the pool.
+/// Pool sizes and timeouts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PoolConfig {
+    pub(crate) max_open: usize,
+    pub(crate) max_idle: usize,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+}
+
+/// A backend connection checked out of the pool. Dropping it (with or without its stream)
+/// frees its place in the pool; [`BackendConn::checkin`] returns it for reuse.
 #[derive(Debug)]
 pub(crate) struct BackendConn {
-    pub(crate) stream: TcpStream,
+    stream: Option<TcpStream>,
     /// It served an earlier request (so it may be stale).
     pub(crate) reused: bool,
+    lease: Lease,
+}
+
+impl BackendConn {
+    /// The socket, for the exchange (the place in the pool stays taken).
+    pub(crate) fn take_stream(&mut self) -> Option<TcpStream> {
+        self.stream.take()
+    }
+
+    /// Returns a connection that finished a response cleanly and may serve another request.
+    pub(crate) fn checkin(mut self, stream: TcpStream) {
+        let pool = self.lease.pool.clone();
+        self.lease.held = false;
+        pool.put_idle(stream);
+    }
 }
 
 /// Why no backend connection could be had.
@@ -43,88 +74,52 @@ struct Idle {
 #[derive(Debug)]
 pub(crate) struct BackendPool {
     addr: SocketAddr,
-    max_idle: usize,
-    idle_timeout: Duration,
-    connect_timeout: Duration,
+    config: PoolConfig,
     idle: RefCell<VecDeque<Idle>>,
+    /// Connections that exist: checked out (or being connected) plus idle.
+    open: Cell<usize>,
+    /// Streams waiting for `open` to drop below `max_open`.
+    waiters: RefCell<Vec<Waker>>,
     opened: Cell<u64>,
 }
 
 impl BackendPool {
-    pub(crate) fn new(
-        addr: SocketAddr,
-        max_idle: usize,
-        idle_timeout: Duration,
-        connect_timeout: Duration,
-    ) -> Self {
-        Self {
+    pub(crate) fn new(addr: SocketAddr, config: PoolConfig) -> Rc<Self> {
+        Rc::new(Self {
             addr,
-            max_idle,
-            idle_timeout,
-            connect_timeout,
+            config,
             idle: RefCell::new(VecDeque::new()),
+            open: Cell::new(0),
+            waiters: RefCell::new(Vec::new()),
             opened: Cell::new(0),
-        }
-    }
-
-    /// The most recently returned idle connection that is young enough, else a new one.
-    pub(crate) async fn checkout(&self) -> Result<BackendConn, ConnectError> {
-        let now = Instant::now();
-        loop {
-            // Most recently used first: the warmest connection is the least likely to be stale.
-            let idle = self.idle.borrow_mut().pop_back();
-            let Some(idle) = idle else { break };
-            if now.duration_since(idle.since) < self.idle_timeout {
-                return Ok(BackendConn {
-                    stream: idle.stream,
-                    reused: true,
-                });
-            }
-        }
-        self.connect_fresh().await
-    }
-
-    /// A new connection, bypassing the idle list.
-    pub(crate) async fn connect_fresh(&self) -> Result<BackendConn, ConnectError> {
-        let addr = self.addr;
-        let stream = match monoio::time::timeout(
-            self.connect_timeout,
-            TcpStream::connect_addr(addr),
-        )
-        .await
-        {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(source)) => return Err(ConnectError::Io { addr, source }),
-            Err(_) => {
-                return Err(ConnectError::Timeout {
-                    addr,
-                    after: self.connect_timeout,
-                })
-            }
-        };
-        // Request heads and small responses go out at once; latency matters more than packets.
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(backend = %addr, error = %e, "set_nodelay failed");
-        }
-        self.opened.set(self.opened.get() + 1);
-        Ok(BackendConn {
-            stream,
-            reused: false,
         })
     }
 
-    /// Returns a connection that finished a response cleanly and may serve another request.
-    pub(crate) fn checkin(&self, stream: TcpStream) {
-        let mut idle = self.idle.borrow_mut();
-        if idle.len() >= self.max_idle {
-            // Full: drop the oldest, keep the warm one.
-            idle.pop_front();
+    /// The most recently returned idle connection that is young enough, else a new one (waiting
+    /// while `max_open` connections exist).
+    pub(crate) async fn checkout(self: &Rc<Self>) -> Result<BackendConn, ConnectError> {
+        loop {
+            if let Some(conn) = self.take_idle() {
+                return Ok(conn);
+            }
+            if let Some(lease) = self.try_lease() {
+                return self.connect(lease).await;
+            }
+            self.freed().await;
         }
-        if self.max_idle > 0 {
-            idle.push_back(Idle {
-                stream,
-                since: Instant::now(),
-            });
+    }
+
+    /// A new connection, bypassing the idle list (still within `max_open`).
+    pub(crate) async fn connect_fresh(self: &Rc<Self>) -> Result<BackendConn, ConnectError> {
+        loop {
+            if let Some(lease) = self.try_lease() {
+                return self.connect(lease).await;
+            }
+            // At the bound: an idle connection is closed to make room.
+            if self.close_oldest_idle() {
+                continue;
+            }
+            self.freed().await;
         }
     }
 
@@ -132,6 +127,12 @@ impl BackendPool {
     #[cfg(test)]
     pub(crate) fn idle_count(&self) -> usize {
         self.idle.borrow().len()
+    }
+
+    /// Connections that exist now (checked out plus idle).
+    #[cfg(test)]
+    pub(crate) fn open_count(&self) -> usize {
+        self.open.get()
     }
 
     /// Connections opened so far (fresh connects).
@@ -142,7 +143,142 @@ impl BackendPool {
 
     /// Closes every idle connection.
     pub(crate) fn clear(&self) {
-        self.idle.borrow_mut().clear();
+        while self.close_oldest_idle() {}
+    }
+
+    fn take_idle(self: &Rc<Self>) -> Option<BackendConn> {
+        let now = Instant::now();
+        loop {
+            // Most recently used first: the warmest connection is the least likely to be stale.
+            let idle = self.idle.borrow_mut().pop_back()?;
+            if now.duration_since(idle.since) < self.config.idle_timeout {
+                let lease = Lease {
+                    pool: self.clone(),
+                    held: true,
+                };
+                return Some(BackendConn {
+                    stream: Some(idle.stream),
+                    reused: true,
+                    lease,
+                });
+            }
+            self.closed_one();
+        }
+    }
+
+    fn try_lease(self: &Rc<Self>) -> Option<Lease> {
+        if self.open.get() >= self.config.max_open.max(1) {
+            return None;
+        }
+        self.open.set(self.open.get() + 1);
+        Some(Lease {
+            pool: self.clone(),
+            held: true,
+        })
+    }
+
+    async fn connect(&self, lease: Lease) -> Result<BackendConn, ConnectError> {
+        let addr = self.addr;
+        let after = self.config.connect_timeout;
+        // On an error the lease drops here and frees its place.
+        let stream = match monoio::time::timeout(after, TcpStream::connect_addr(addr)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(source)) => return Err(ConnectError::Io { addr, source }),
+            Err(_) => return Err(ConnectError::Timeout { addr, after }),
+        };
+        // Request heads and small responses go out at once; latency matters more than packets.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(backend = %addr, error = %e, "set_nodelay failed");
+        }
+        self.opened.set(self.opened.get() + 1);
+        Ok(BackendConn {
+            stream: Some(stream),
+            reused: false,
+            lease,
+        })
+    }
+
+    fn put_idle(&self, stream: TcpStream) {
+        if self.config.max_idle == 0 {
+            drop(stream);
+            self.closed_one();
+            return;
+        }
+        if self.idle.borrow().len() >= self.config.max_idle {
+            // Full: close the oldest, keep the warm one.
+            self.close_oldest_idle();
+        }
+        self.idle.borrow_mut().push_back(Idle {
+            stream,
+            since: Instant::now(),
+        });
+        self.wake_waiters();
+    }
+
+    fn close_oldest_idle(&self) -> bool {
+        let oldest = self.idle.borrow_mut().pop_front();
+        match oldest {
+            Some(idle) => {
+                drop(idle);
+                self.closed_one();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// One connection ceased to exist.
+    fn closed_one(&self) {
+        self.open.set(self.open.get().saturating_sub(1));
+        self.wake_waiters();
+    }
+
+    fn wake_waiters(&self) {
+        // Every waiter re-checks; a stale waker (its stream gave up) costs one empty poll.
+        for waker in self.waiters.borrow_mut().drain(..) {
+            waker.wake();
+        }
+    }
+
+    /// Completes after the next time a connection was returned or closed.
+    fn freed(&self) -> Freed<'_> {
+        Freed {
+            pool: self,
+            registered: false,
+        }
+    }
+}
+
+/// One place among the `max_open` connections; freed on drop unless handed to the idle list.
+#[derive(Debug)]
+struct Lease {
+    pool: Rc<BackendPool>,
+    held: bool,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if self.held {
+            self.pool.closed_one();
+        }
+    }
+}
+
+struct Freed<'a> {
+    pool: &'a BackendPool,
+    registered: bool,
+}
+
+impl Future for Freed<'_> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.registered {
+            return Poll::Ready(());
+        }
+        self.registered = true;
+        self.pool.waiters.borrow_mut().push(cx.waker().clone());
+        Poll::Pending
     }
 }
 
@@ -150,7 +286,7 @@ impl BackendPool {
 mod tests {
     use super::*;
 
-    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    fn block_on<F: Future>(f: F) -> F::Output {
         monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
             .enable_timer()
             .build()
@@ -158,67 +294,126 @@ mod tests {
             .block_on(f)
     }
 
-    #[test]
-    fn reuses_checked_in_connections_and_bounds_the_idle_list() {
+    fn config(max_open: usize, max_idle: usize, idle_timeout: Duration) -> PoolConfig {
+        PoolConfig {
+            max_open,
+            max_idle,
+            idle_timeout,
+            connect_timeout: Duration::from_secs(1),
+        }
+    }
+
+    /// A listener that accepts and holds `n` connections.
+    fn backend(
+        n: usize,
+    ) -> (
+        SocketAddr,
+        std::thread::JoinHandle<Vec<std::net::TcpStream>>,
+    ) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let accept = std::thread::spawn(move || {
-            let mut held = Vec::new();
-            for _ in 0..3 {
-                held.push(listener.accept().unwrap().0);
-            }
-            held
-        });
+        let accept =
+            std::thread::spawn(move || (0..n).map(|_| listener.accept().unwrap().0).collect());
+        (addr, accept)
+    }
+
+    fn checkin(mut conn: BackendConn) {
+        let stream = conn.take_stream().unwrap();
+        conn.checkin(stream);
+    }
+
+    #[test]
+    fn reuses_checked_in_connections_and_bounds_the_idle_list() {
+        let (addr, accept) = backend(3);
         block_on(async move {
-            let pool = BackendPool::new(addr, 2, Duration::from_secs(10), Duration::from_secs(1));
+            let pool = BackendPool::new(addr, config(10, 2, Duration::from_secs(10)));
             let a = pool.checkout().await.unwrap();
             let b = pool.checkout().await.unwrap();
             let c = pool.checkout().await.unwrap();
             assert!(!a.reused && !b.reused && !c.reused);
-            assert_eq!(pool.opened(), 3);
-            pool.checkin(a.stream);
-            pool.checkin(b.stream);
-            pool.checkin(c.stream);
+            assert_eq!((pool.opened(), pool.open_count()), (3, 3));
+            checkin(a);
+            checkin(b);
+            checkin(c);
             assert_eq!(pool.idle_count(), 2, "bounded by max_idle");
+            assert_eq!(pool.open_count(), 2, "the third was closed");
             let d = pool.checkout().await.unwrap();
             assert!(d.reused);
             assert_eq!(pool.opened(), 3, "no new connect for a pooled connection");
+            drop(d);
+            assert_eq!(pool.open_count(), 1, "a dropped connection frees its place");
         });
         accept.join().unwrap();
     }
 
     #[test]
-    fn refused_connect_is_an_io_error() {
+    fn at_most_max_open_connections_and_waiters_get_the_next_one() {
+        let (addr, accept) = backend(2);
+        block_on(async move {
+            let pool = BackendPool::new(addr, config(2, 2, Duration::from_secs(10)));
+            let a = pool.checkout().await.unwrap();
+            let b = pool.checkout().await.unwrap();
+            let waiter = {
+                let pool = pool.clone();
+                monoio::spawn(async move { pool.checkout().await.unwrap().reused })
+            };
+            monoio::time::sleep(Duration::from_millis(20)).await;
+            assert_eq!(
+                pool.open_count(),
+                2,
+                "the third stream waits instead of connecting"
+            );
+            checkin(a);
+            assert!(waiter.await, "the waiter took the returned connection");
+            drop(b);
+            assert_eq!(pool.opened(), 2);
+        });
+        accept.join().unwrap();
+    }
+
+    #[test]
+    fn fresh_connect_at_the_bound_closes_an_idle_connection() {
+        let (addr, accept) = backend(2);
+        block_on(async move {
+            let pool = BackendPool::new(addr, config(1, 1, Duration::from_secs(10)));
+            checkin(pool.checkout().await.unwrap());
+            let fresh = pool.connect_fresh().await.unwrap();
+            assert!(!fresh.reused);
+            assert_eq!((pool.idle_count(), pool.open_count()), (0, 1));
+        });
+        accept.join().unwrap();
+    }
+
+    #[test]
+    fn refused_connect_is_an_io_error_and_frees_its_place() {
         let addr = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap()
         };
         block_on(async move {
-            let pool = BackendPool::new(addr, 2, Duration::from_secs(10), Duration::from_secs(1));
-            match pool.checkout().await {
-                Err(ConnectError::Io { source, .. }) => {
-                    assert_eq!(source.kind(), io::ErrorKind::ConnectionRefused);
+            let pool = BackendPool::new(addr, config(1, 2, Duration::from_secs(10)));
+            for _ in 0..2 {
+                match pool.checkout().await {
+                    Err(ConnectError::Io { source, .. }) => {
+                        assert_eq!(source.kind(), io::ErrorKind::ConnectionRefused);
+                    }
+                    other => panic!("{other:?}"),
                 }
-                other => panic!("{other:?}"),
             }
+            assert_eq!(pool.open_count(), 0);
         });
     }
 
     #[test]
     fn expired_idle_connections_are_not_reused() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let accept = std::thread::spawn(move || {
-            (listener.accept().unwrap().0, listener.accept().unwrap().0)
-        });
+        let (addr, accept) = backend(2);
         block_on(async move {
-            let pool = BackendPool::new(addr, 4, Duration::from_millis(1), Duration::from_secs(1));
-            let a = pool.checkout().await.unwrap();
-            pool.checkin(a.stream);
+            let pool = BackendPool::new(addr, config(10, 4, Duration::from_millis(1)));
+            checkin(pool.checkout().await.unwrap());
             monoio::time::sleep(Duration::from_millis(5)).await;
             let b = pool.checkout().await.unwrap();
             assert!(!b.reused);
-            assert_eq!(pool.idle_count(), 0);
+            assert_eq!((pool.idle_count(), pool.open_count()), (0, 1));
         });
         accept.join().unwrap();
     }

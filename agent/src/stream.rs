@@ -130,29 +130,42 @@ async fn forward_stream(
         }
     };
     let mut body = RequestBody::new(request.framing());
-    let mut conn = match env.pool.checkout().await {
-        Ok(conn) => conn,
-        Err(e) => return Err(connect_failure(&e)),
-    };
+    let mut fresh_only = false;
     loop {
+        // The pool may make this stream wait for a connection: a reset ends the wait.
+        let checkout = async {
+            if fresh_only {
+                env.pool.connect_fresh().await
+            } else {
+                env.pool.checkout().await
+            }
+        };
+        let mut conn = monoio::select! {
+            conn = checkout => conn.map_err(|e| connect_failure(&e))?,
+            aborted = slot.aborted() => return Err(Failure::Aborted(aborted)),
+        };
+        let Some(stream) = conn.take_stream() else {
+            return Err(Failure::Reset(
+                ResetCode::Internal,
+                "pool handed out an empty connection".into(),
+            ));
+        };
         let reused = conn.reused;
         body.replayable = reused;
-        match exchange(tunnel, slot, &request, &mut body, conn.stream, env).await {
+        match exchange(tunnel, slot, &request, &mut body, stream, env).await {
             Ok(Some(stream)) => {
-                env.pool.checkin(stream);
+                conn.checkin(stream);
                 return Ok(());
             }
             Ok(None) => return Ok(()),
             Err(AttemptError::Failure(f)) => return Err(f),
-            Err(AttemptError::NoResponse(why)) if reused && body.rewind() => {
+            Err(AttemptError::NoResponse(why)) if reused && !fresh_only && body.rewind() => {
                 tracing::debug!(stream = %slot.id, reason = %why, "stale pooled backend connection, retrying on a fresh one");
-                conn = match env.pool.connect_fresh().await {
-                    Ok(conn) => conn,
-                    Err(e) => return Err(connect_failure(&e)),
-                };
+                // `conn` (the stale one) is dropped before the next checkout, freeing its place.
+                fresh_only = true;
             }
             Err(AttemptError::NoResponse(why)) => {
-                return Err(Failure::Reset(ResetCode::BackendReset, why))
+                return Err(Failure::Reset(ResetCode::BackendReset, why));
             }
         }
     }

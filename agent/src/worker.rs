@@ -17,7 +17,7 @@ use ringway_core::tunnel::HelloAck;
 use crate::agent::{Command, Control};
 use crate::config::AgentConfig;
 use crate::notify::Notify;
-use crate::pool::BackendPool;
+use crate::pool::{BackendPool, PoolConfig};
 use crate::session;
 use crate::stream::StreamEnv;
 use crate::tunnel::Tunnel;
@@ -42,12 +42,15 @@ pub(crate) struct Worker {
 
 impl Worker {
     pub(crate) fn new(index: usize, config: Arc<AgentConfig>, control: Arc<Control>) -> Rc<Self> {
-        let pool = Rc::new(BackendPool::new(
+        let pool = BackendPool::new(
             config.backend,
-            config.pool_size,
-            config.pool_idle_timeout,
-            config.connect_timeout,
-        ));
+            PoolConfig {
+                max_open: config.max_backend_conns,
+                max_idle: config.pool_size,
+                idle_timeout: config.pool_idle_timeout,
+                connect_timeout: config.connect_timeout,
+            },
+        );
         Rc::new(Self {
             index,
             config,

@@ -463,3 +463,26 @@ fn response_head_too_large_for_a_frame_is_reset() {
     let _ = conn.request("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", &[]);
     stop(agent);
 }
+
+#[test]
+fn backend_connections_are_bounded_and_streams_wait_for_one() {
+    let backend = hello::spawn("127.0.0.1:0".parse().unwrap()).unwrap();
+    let lb = FakeBalancer::bind();
+    let mut config = config(lb.addr(), backend.addr);
+    config.max_backend_conns = 2;
+    let agent = Agent::start(config).unwrap();
+    let mut conn = lb.accept(1, |_| 0);
+    let started = Instant::now();
+    let ids: Vec<_> = (0..6)
+        .map(|_| conn.open("GET /slow/100 HTTP/1.1\r\nHost: example.com\r\n\r\n", &[]))
+        .collect();
+    let replies = conn.replies(ids);
+    let took = started.elapsed();
+    assert!(replies
+        .values()
+        .all(|r| r.reset.is_none() && r.status() == 200));
+    // Two connections, six 100 ms requests: three rounds.
+    assert!(took >= Duration::from_millis(290), "not bounded: {took:?}");
+    assert_eq!(backend.requests(), 6);
+    stop(agent);
+}
