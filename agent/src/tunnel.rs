@@ -3,9 +3,10 @@
 //! The state machine lives in an `Rc<Tunnel>` shared by three kinds of task on one thread:
 //! - the **reader** reads the socket, feeds `handle_input` and dispatches events (new streams,
 //!   data, resets, credit) to the stream slots;
-//! - the **writer** sleeps until something was queued (or a timer is due), then encodes every
-//!   pending frame of every stream with `poll_transmit` and writes them with one socket write:
-//!   frames produced during one loop turn leave together;
+//! - the **writer** sleeps until something was queued, then encodes every pending frame of every
+//!   stream with `poll_transmit` and writes them with one socket write: frames produced during
+//!   one loop turn leave together;
+//! - the **watchdog** runs the heartbeat timers (pings, `Dead`);
 //! - one **stream task** per request (see `stream.rs`), which talks to the state machine through
 //!   the methods below and rings the writer's doorbell.
 //!
@@ -214,6 +215,7 @@ impl Tunnel {
         let exit = monoio::select! {
             exit = self.read_loop(rd, hooks) => exit,
             exit = self.write_loop(wr, hooks) => exit,
+            exit = self.watchdog(hooks) => exit,
         };
         self.closed.set(true);
         let slots: Vec<Rc<StreamSlot>> =
@@ -367,7 +369,6 @@ impl Tunnel {
         let mut linger: Option<Instant> = None;
         loop {
             let now = Instant::now();
-            self.conn.borrow_mut().handle_timeout(now);
             if let Some(exit) = self.dispatch(hooks) {
                 return exit;
             }
@@ -388,7 +389,7 @@ impl Tunnel {
             if self.closed.get() {
                 return TunnelExit::Killed;
             }
-            let mut deadline = self.conn.borrow().poll_timeout();
+            let mut deadline = None;
             if self.closing.get() && self.streams.borrow().is_empty() {
                 // Idle after our GOAWAY: linger briefly so that requests the balancer sent before
                 // it saw the GOAWAY are answered with an explicit Refused (safe to retry
@@ -403,7 +404,7 @@ impl Tunnel {
                 if now >= until {
                     return TunnelExit::Closed;
                 }
-                deadline = Some(deadline.map_or(until, |d| d.min(until)));
+                deadline = Some(until);
             }
             match deadline {
                 Some(at) => {
@@ -415,6 +416,25 @@ impl Tunnel {
                 }
                 None => self.flush.notified().await,
             }
+        }
+    }
+
+    /// Heartbeat timers, apart from the writer so that a write blocked on a balancer that stopped
+    /// reading cannot keep a dead connection alive: the state machine pings after a quiet
+    /// interval and reports `Dead` after missed ones, which ends the connection (and drops the
+    /// stuck write).
+    async fn watchdog(self: &Rc<Self>, hooks: &dyn TunnelHooks) -> TunnelExit {
+        loop {
+            let next = self.conn.borrow().poll_timeout();
+            let Some(at) = next else {
+                return std::future::pending().await;
+            };
+            monoio::time::sleep_until(monoio::time::Instant::from_std(at)).await;
+            self.conn.borrow_mut().handle_timeout(Instant::now());
+            if let Some(exit) = self.dispatch(hooks) {
+                return exit;
+            }
+            self.flush.notify();
         }
     }
 

@@ -2,8 +2,8 @@
 //!
 //! Balancer worker `i` of every balancer address is served by agent thread `i % threads`, so each
 //! thread owns whole tunnel connections and nothing on the request path crosses threads. Threads
-//! talk only through the control channel (`Command`), which carries drain/kill and the news that a
-//! balancer has a given worker count.
+//! talk only through the control channel (`Command`): drain/kill, the news that a balancer runs a
+//! given number of workers, and new balancer addresses from re-resolution.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;

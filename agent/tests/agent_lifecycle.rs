@@ -167,3 +167,31 @@ fn kill_stops_at_once_with_requests_in_flight() {
         assert!(conn.eof, "{driver:?}: tunnel still open after kill");
     }
 }
+
+#[test]
+fn silent_balancer_is_declared_dead_and_replaced() {
+    let backend = hello::spawn("127.0.0.1:0".parse().unwrap()).unwrap();
+    let lb = FakeBalancer::bind();
+    let mut config = config(lb.addr(), backend.addr);
+    config.tunnel.ping_interval = Duration::from_millis(100);
+    config.tunnel.dead_after_missed_pings = 3;
+    let agent = Agent::start(config).unwrap();
+    // Acked, then never read from nor answered again (the socket stays open).
+    let silent = lb.accept(1, |_| 0);
+    let started = Instant::now();
+    let mut again = lb.accept(1, |_| 0);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(250),
+        "declared dead too early: {took:?}"
+    );
+    assert!(
+        took < Duration::from_secs(3),
+        "dead connection kept: {took:?}"
+    );
+    // The new connection answers pings and serves.
+    let reply = again.request("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", &[]);
+    assert_eq!(reply.status(), 200);
+    drop(silent);
+    stop(agent);
+}
