@@ -9,7 +9,9 @@
 # all threads (/proc/PID/task/*/stat) over the requests served. ringway runs twice: io_uring and
 # epoll drivers (balancer and agent both). Writes results/tunnel-vs-nginx.md.
 #
-# Usage: benches/scripts/tunnel_vs_nginx.sh   (env: DURATION=10 RATE=10000 CONNS=50 DRIVERS="uring epoll")
+# Usage: benches/scripts/tunnel_vs_nginx.sh
+#   env: DURATION=10 RATE=10000 CONNS=50 ROUNDS=1 DRIVERS="uring epoll"
+#   (ROUNDS > 1 repeats nginx and ringway alternately; each ratio compares runs of the same round)
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -17,6 +19,7 @@ ROOT=$PWD
 DURATION=${DURATION:-10}
 RATE=${RATE:-10000}
 CONNS=${CONNS:-50}
+ROUNDS=${ROUNDS:-1}
 OUT=${OUT:-$ROOT/results/tunnel-vs-nginx.md}
 BACKEND_PORT=${BACKEND_PORT:-18401}
 NGINX_PORT=${NGINX_PORT:-18402}
@@ -148,42 +151,48 @@ taskset -c 1 nginx -p "$WORK" -c "$WORK/backend.conf" &
 PIDS+=($!)
 wait_200 "$BACKEND_PORT"
 
-echo "== nginx reverse proxy on CPU 0 (port $NGINX_PORT)" >&2
-nginx_conf proxy "upstream be { server 127.0.0.1:$BACKEND_PORT; keepalive 64; }
-    server { listen 127.0.0.1:$NGINX_PORT; location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
-taskset -c 0 nginx -p "$WORK" -c "$WORK/proxy.conf" &
-NGINX_MASTER=$!
-PIDS+=($NGINX_MASTER)
-wait_200 "$NGINX_PORT"
-NGINX_WORKER=$(nginx_worker "$NGINX_MASTER")
-measure "nginx 1.22 reverse proxy (1 worker, upstream keepalive)" "$NGINX_PORT" "$NGINX_WORKER"
-kill "$NGINX_MASTER"; wait "$NGINX_MASTER" 2>/dev/null || true
+LOAD_BEFORE=$(cut -d" " -f1-3 /proc/loadavg)
+for ROUND in $(seq 1 "$ROUNDS"); do
+    echo "== nginx reverse proxy on CPU 0 (port $NGINX_PORT)" >&2
+    nginx_conf proxy "upstream be { server 127.0.0.1:$BACKEND_PORT; keepalive 64; }
+        server { listen 127.0.0.1:$NGINX_PORT; location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
+    taskset -c 0 nginx -p "$WORK" -c "$WORK/proxy.conf" &
+    NGINX_MASTER=$!
+    PIDS+=($NGINX_MASTER)
+    wait_200 "$NGINX_PORT"
+    NGINX_WORKER=$(nginx_worker "$NGINX_MASTER")
+    measure "r$ROUND nginx 1.22 reverse proxy (1 worker, upstream keepalive)" "$NGINX_PORT" "$NGINX_WORKER"
+    kill "$NGINX_MASTER"; wait "$NGINX_MASTER" 2>/dev/null || true
 
-for driver in ${DRIVERS:-uring epoll}; do
-    echo "== ringway tunnel, $driver: balancer on CPU 0, agent on CPU 1" >&2
-    RINGWAY_LOG=warn taskset -c 0 "$BIN/ringway-balancer" --workers 1 --io-driver "$driver" \
-        --listen "127.0.0.1:$RW_USERS" --agent-listen "127.0.0.1:$RW_AGENTS" \
-        --route "$HOST_HDR" --token bench > "$WORK/balancer.out" 2> "$WORK/balancer.err" &
-    BAL=$!
-    PIDS+=($BAL)
-    RINGWAY_LOG=warn RUST_LOG=warn taskset -c 1 "$BIN/ringway-agent" --balancer "127.0.0.1:$RW_AGENTS" \
-        --token bench --route "$HOST_HDR" --backend "127.0.0.1:$BACKEND_PORT" --workers 1 \
-        --io-driver "$driver" > /dev/null 2> "$WORK/agent.err" &
-    AGENT=$!
-    PIDS+=($AGENT)
-    wait_200 "$RW_USERS"
-    measure "ringway tunnel, $driver (balancer 1 worker + agent 1 thread)" "$RW_USERS" "$BAL" "$AGENT"
-    kill "$AGENT" "$BAL"; wait "$AGENT" "$BAL" 2>/dev/null || true
+    for driver in ${DRIVERS:-uring epoll}; do
+        echo "== ringway tunnel, $driver: balancer on CPU 0, agent on CPU 1" >&2
+        RINGWAY_LOG=warn taskset -c 0 "$BIN/ringway-balancer" --workers 1 --io-driver "$driver" \
+            --listen "127.0.0.1:$RW_USERS" --agent-listen "127.0.0.1:$RW_AGENTS" \
+            --route "$HOST_HDR" --token bench > "$WORK/balancer.out" 2> "$WORK/balancer.err" &
+        BAL=$!
+        PIDS+=($BAL)
+        RINGWAY_LOG=warn RUST_LOG=warn taskset -c 1 "$BIN/ringway-agent" --balancer "127.0.0.1:$RW_AGENTS" \
+            --token bench --route "$HOST_HDR" --backend "127.0.0.1:$BACKEND_PORT" --workers 1 \
+            --io-driver "$driver" > /dev/null 2> "$WORK/agent.err" &
+        AGENT=$!
+        PIDS+=($AGENT)
+        wait_200 "$RW_USERS"
+        measure "r$ROUND ringway tunnel, $driver (balancer 1 worker + agent 1 thread)" "$RW_USERS" "$BAL" "$AGENT"
+        kill "$AGENT" "$BAL"; wait "$AGENT" "$BAL" 2>/dev/null || true
+    done
 done
+LOAD_AFTER=$(cut -d" " -f1-3 /proc/loadavg)
 
 # ---- report ----
-NGINX_US=$(echo "${RESULTS[0]}" | cut -d'|' -f5)
 {
     echo "# ringway tunnel vs nginx reverse proxy"
     echo
     echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) CPUs ($(uname -r)); nginx $(nginx -v 2>&1 | sed 's/.*\///')."
     echo
-    echo "Command: \`DURATION=$DURATION RATE=$RATE CONNS=$CONNS DRIVERS=\"${DRIVERS:-uring epoll}\" benches/scripts/tunnel_vs_nginx.sh\` (release builds)."
+    echo "Command: \`DURATION=$DURATION RATE=$RATE CONNS=$CONNS ROUNDS=$ROUNDS DRIVERS=\"${DRIVERS:-uring epoll}\" benches/scripts/tunnel_vs_nginx.sh\` (release builds)."
+    echo
+    echo "Host load average (1/5/15 min) before: $LOAD_BEFORE, after: $LOAD_AFTER (other work on the"
+    echo "machine during the run adds noise; rows of the same round ran back to back)."
     echo
     echo "Setup: the proxy under test alone on CPU 0 (\`taskset -c 0\`: nginx with 1 worker, or"
     echo "\`ringway-balancer --workers 1\`); the backend (nginx \`return 200\`, 12-byte body), the ringway"
@@ -197,6 +206,7 @@ NGINX_US=$(echo "${RESULTS[0]}" | cut -d'|' -f5)
     echo "|---|---|---|---|---|---|---|---|---|"
     for r in "${RESULTS[@]}"; do
         IFS='|' read -r name rps p99 fixed pus aus errors <<< "$r"
+        if [[ "$name" == *nginx* ]]; then NGINX_US=$pus; fi
         if [ "$aus" = "—" ]; then
             total=$pus; rt="1.00"; rb="—"
         else
