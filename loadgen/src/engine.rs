@@ -167,18 +167,21 @@ pub fn run_phase(
     }
     let mut pending: BTreeMap<u32, (usize, ThreadSample)> = BTreeMap::new();
     let mut intervals = Vec::new();
-    let finish = |index: u32,
-                  sample: ThreadSample,
-                  intervals: &mut Vec<IntervalSample>,
-                  progress: &mut Progress| {
-        let start_off = cfg.interval * index;
+    // Intervals are bounded by when the ticks actually fired (a late tick makes a longer
+    // interval, not a wrong rate); each starts where the previous one ended.
+    let mut last_end = Duration::ZERO;
+    let mut finish = |index: u32,
+                      sample: ThreadSample,
+                      intervals: &mut Vec<IntervalSample>,
+                      progress: &mut Progress| {
+        let start = last_end;
+        let end = sample.end.max(start + Duration::from_micros(1));
+        last_end = end;
         let s = IntervalSample {
-            start: start_off,
-            length: sample
-                .end
-                .saturating_sub(start_off)
-                .max(Duration::from_micros(1)),
-            warmup: start_off + cfg.interval <= spec.warmup,
+            start,
+            length: end - start,
+            // By the nominal tick: a tick fired a little late still ends the warm-up.
+            warmup: cfg.interval * (index + 1) <= spec.warmup,
             completed: sample.completed,
             errors: sample.errors,
             corrected: sample.corrected,
@@ -282,7 +285,8 @@ async fn thread_main(
             let index = ticker_next.get();
             let tick = phase.start + interval * (index + 1);
             monoio::time::sleep_until(monoio::time::Instant::from_std(tick)).await;
-            send_sample(&ticker_rec, &ticker_tx, index, interval * (index + 1));
+            let fired = Instant::now().saturating_duration_since(phase.start);
+            send_sample(&ticker_rec, &ticker_tx, index, fired);
             ticker_next.set(index + 1);
         }
     });

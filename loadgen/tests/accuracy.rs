@@ -11,10 +11,11 @@ use common::{loadgen_json, percentile, ServerOptions, TestServer};
 
 #[test]
 fn a_one_second_stall_shows_in_corrected_but_not_in_uncorrected_percentiles() {
+    let _timing = common::timing_lock();
     // 1000 req/s over 4 connections for 3 s; the server stalls for 1 s once, at request 500.
     // The stalled connection's next ~250 requests are due during the stall: their corrected
     // latency (from the intended start) runs up to ~1 s, about 8 % of all requests — p99 sees it.
-    // Uncorrected latency (from the actual send) has one slow sample: p99 and p99.9 stay fast.
+    // Uncorrected latency (from the actual send) has one slow sample (its max): p99 stays fast.
     let server = TestServer::start(ServerOptions {
         stall: Some((500, Duration::from_secs(1))),
     });
@@ -29,7 +30,6 @@ fn a_one_second_stall_shows_in_corrected_but_not_in_uncorrected_percentiles() {
     let c99 = percentile(corrected, 99.0);
     let cmax = corrected["max"].as_u64().unwrap();
     let u99 = percentile(uncorrected, 99.0);
-    let u999 = percentile(uncorrected, 99.9);
     assert!(
         c99 >= 500_000,
         "corrected p99 {c99} µs should show the 1 s stall"
@@ -42,9 +42,13 @@ fn a_one_second_stall_shows_in_corrected_but_not_in_uncorrected_percentiles() {
         u99 < 50_000,
         "uncorrected p99 {u99} µs should not show the stall"
     );
+    // The mean says the same without depending on where single samples fall: ~250 requests
+    // waited up to 1 s by the schedule, while only one waited long after being written.
+    let cmean = corrected["mean"].as_f64().unwrap();
+    let umean = uncorrected["mean"].as_f64().unwrap();
     assert!(
-        u999 < 100_000,
-        "uncorrected p99.9 {u999} µs should not show the stall"
+        cmean > 10.0 * umean,
+        "corrected mean {cmean} µs vs uncorrected mean {umean} µs"
     );
     // Send-lag: the requests queued behind the stall were written late.
     assert!(t["latency_us"]["send_lag"]["max"].as_u64().unwrap() >= 800_000);
@@ -53,6 +57,7 @@ fn a_one_second_stall_shows_in_corrected_but_not_in_uncorrected_percentiles() {
 
 #[test]
 fn open_loop_keeps_the_requested_rate_within_one_percent() {
+    let _timing = common::timing_lock();
     let server = TestServer::start(ServerOptions::default());
     let url = server.url();
     let (doc, _) = loadgen_json(
@@ -111,6 +116,7 @@ fn an_unreachable_rate_is_reported_loudly() {
 
 #[test]
 fn counts_agree_with_the_server_exactly() {
+    let _timing = common::timing_lock();
     // Closed loop with warm-up and pipelining: every request the server answered is counted
     // once, as warm-up or measured.
     let server = TestServer::start(ServerOptions::default());
@@ -206,6 +212,7 @@ fn a_timeout_aborts_the_request_and_is_recorded_at_the_timeout() {
 
 #[test]
 fn poisson_arrivals_keep_the_mean_rate_and_every_request_is_counted() {
+    let _timing = common::timing_lock();
     let server = TestServer::start(ServerOptions::default());
     let url = server.url();
     let (doc, _) = loadgen_json(

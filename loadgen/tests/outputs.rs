@@ -33,6 +33,7 @@ fn assert_valid(doc: &serde_json::Value) {
 
 #[test]
 fn hgrm_and_hlog_read_back_and_agree_with_the_json() {
+    let _timing = common::timing_lock();
     let server = TestServer::start(ServerOptions::default());
     let url = server.url();
     let dir = temp_dir("hgrm");
@@ -130,6 +131,7 @@ fn hgrm_and_hlog_read_back_and_agree_with_the_json() {
 
 #[test]
 fn compare_runs_every_target_in_rounds_with_one_histogram_each_and_ratios() {
+    let _timing = common::timing_lock();
     let a = TestServer::start(ServerOptions::default());
     let b = TestServer::start(ServerOptions::default());
     let (ua, ub) = (a.url(), b.url());
@@ -195,6 +197,7 @@ fn compare_runs_every_target_in_rounds_with_one_histogram_each_and_ratios() {
 
 #[test]
 fn watch_pid_reports_cpu_microseconds_per_request() {
+    let _timing = common::timing_lock();
     // The test server runs inside this test process: watch it.
     let server = TestServer::start(ServerOptions::default());
     let url = server.url();
@@ -216,6 +219,7 @@ fn watch_pid_reports_cpu_microseconds_per_request() {
 
 #[test]
 fn find_max_finds_a_rate_and_stops_in_bounded_time() {
+    let _timing = common::timing_lock();
     let server = TestServer::start(ServerOptions::default());
     let url = server.url();
     let started = Instant::now();

@@ -10,6 +10,17 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
+/// Tests whose assertions are about timing (or that saturate the CPU in closed loop) hold this
+/// lock, so that on a 2-core CI machine they do not disturb each other.
+pub static TIMING: Mutex<()> = Mutex::new(());
+
+/// Takes [`TIMING`] (a test that panicked while holding it does not poison the others).
+pub fn timing_lock() -> std::sync::MutexGuard<'static, ()> {
+    TIMING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// What the server does.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ServerOptions {
