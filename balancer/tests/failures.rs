@@ -234,3 +234,29 @@ fn config_check_names_the_bad_key() {
     assert!(err.contains("park"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn agent_lost_during_a_post_is_502_without_retry() {
+    // A long park time: a retry would wait for another agent; a POST must not be retried.
+    let balancer = Balancer::start(&["--park-time", "10s", "--workers", "1"]);
+    let backend = hello_backend();
+    let mut agent = AgentProc::start(balancer.agents, "doomed", &[HOST], backend.addr);
+    balancer.wait_registered("doomed", 1);
+    let users = balancer.users;
+    let post = thread::spawn(move || {
+        let mut c = Client::connect(users);
+        let start = Instant::now();
+        c.send(
+            format!("POST /slow/3000 HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: 4\r\n\r\ndata")
+                .as_bytes(),
+        )
+        .unwrap();
+        (c.response("POST").unwrap(), start.elapsed())
+    });
+    thread::sleep(Duration::from_millis(500));
+    agent.kill();
+    let (r, took) = post.join().unwrap();
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(r.header("x-request-id").is_some());
+    assert!(took < Duration::from_secs(3), "answered after {took:?}");
+}
