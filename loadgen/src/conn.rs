@@ -173,7 +173,14 @@ pub async fn run_connection(mut spec: ConnSpec, rec: Rc<RefCell<Recorder>>) {
                 b.freeze()
             };
             if let Err(class) = write_all(conn, bytes, sent + spec.timeout).await {
-                fail_all(&rec, &mut inflight, class, &phase);
+                // A write that timed out is a timeout like any other: recorded when given up.
+                let at = Instant::now();
+                let mut r = rec.borrow_mut();
+                for p in inflight.drain(..) {
+                    let lat = (class == ErrorClass::Timeout).then(|| latencies(&p, at));
+                    r.fail(measured(&p), class, lat);
+                }
+                drop(r);
                 stream = None;
                 continue;
             }
