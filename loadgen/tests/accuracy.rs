@@ -278,3 +278,32 @@ fn method_headers_and_body_from_a_file_are_sent_as_given() {
     );
     assert!(req.ends_with("\r\n\r\n{\"hello\":\"world\"}"), "{req}");
 }
+
+#[test]
+fn the_epoll_driver_counts_exactly_too_with_pipelined_open_loop() {
+    // Open loop with room in the pipeline reads with a cancellable read that is woken for the
+    // next intended start; under the epoll driver too, no byte and no response may be lost.
+    let server = TestServer::start(ServerOptions::default());
+    let url = server.url();
+    let (doc, _) = loadgen_json(
+        "epoll",
+        &[
+            &url,
+            "--io-driver",
+            "epoll",
+            "--rate",
+            "1000",
+            "--pipeline",
+            "4",
+            "-c",
+            "2",
+            "--duration",
+            "0.5",
+        ],
+    );
+    assert_eq!(doc["config"]["driver"], "epoll");
+    let r = &doc["targets"][0]["requests"];
+    assert_eq!(r["error_total"], 0);
+    assert_eq!(r["completed"].as_u64().unwrap(), server.requests());
+    assert!(r["completed"].as_u64().unwrap() >= 490);
+}
