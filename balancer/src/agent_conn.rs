@@ -13,7 +13,6 @@
 //! only its own stream.
 
 use std::cell::{Cell, Ref, RefCell};
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -32,6 +31,7 @@ use tracing::{debug, info, warn};
 use crate::errors::{ErrorKind, ProxyError};
 use crate::handoff;
 use crate::registry::RouteId;
+use crate::signal::IdMap;
 use crate::tunnel_stream::{StreamEvent, StreamSlot, TunnelStream};
 use crate::worker::Worker;
 
@@ -46,7 +46,7 @@ pub(crate) struct AgentConn {
     agent_id: String,
     routes: Vec<RouteId>,
     pub(crate) conn: RefCell<Connection>,
-    pub(crate) streams: RefCell<HashMap<StreamId, StreamSlot>>,
+    pub(crate) streams: RefCell<IdMap<StreamId, StreamSlot>>,
     pub(crate) load: RefCell<EndpointLoad>,
     /// Wakes the writer.
     pub(crate) tx: crate::signal::Signal,
@@ -168,7 +168,7 @@ async fn serve(
         agent_id: hello.agent_id.clone(),
         routes,
         conn: RefCell::new(conn),
-        streams: RefCell::new(HashMap::new()),
+        streams: RefCell::new(IdMap::default()),
         load: RefCell::new(EndpointLoad::new()),
         tx: crate::signal::Signal::default(),
         open: Cell::new(true),

@@ -3,7 +3,6 @@
 //! a request, its agent connection and its endpoint table never leave this thread.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::future::poll_fn;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -22,7 +21,7 @@ use crate::agent_conn::AgentConn;
 use crate::config::Config;
 use crate::handoff::{HandoffRx, HandoffTx};
 use crate::registry::{Registry, RouteId};
-use crate::signal::WakerSet;
+use crate::signal::{IdMap, WakerSet};
 use crate::timeouts::Timeouts;
 use crate::{handoff, listener};
 
@@ -54,7 +53,7 @@ pub(crate) struct Worker {
     pub(crate) tunnel: ringway_core::tunnel::Config,
     pub(crate) handoff: HandoffTx,
     pub(crate) timeouts: Timeouts,
-    endpoints: RefCell<HashMap<RouteId, RouteEndpoints>>,
+    endpoints: RefCell<IdMap<RouteId, RouteEndpoints>>,
     /// Requests parked until an agent appears on this worker.
     parked: WakerSet,
     rng: RefCell<SmallRng>,
@@ -83,7 +82,7 @@ impl Worker {
                 config: setup.config,
                 registry: setup.registry,
                 handoff: setup.handoff_tx,
-                endpoints: RefCell::new(HashMap::new()),
+                endpoints: RefCell::new(IdMap::default()),
                 parked: WakerSet::default(),
                 rng: RefCell::new(rng),
                 next_conn: Cell::new(1),
