@@ -84,3 +84,71 @@ impl std::hash::Hasher for IdHasher {
 /// A `HashMap` keyed by small integers, hashed with [`IdHasher`].
 pub(crate) type IdMap<K, V> =
     std::collections::HashMap<K, V, std::hash::BuildHasherDefault<IdHasher>>;
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    use ringway_tuning::runtime::{block_on, IoDriver};
+
+    use super::*;
+
+    #[test]
+    fn a_notify_before_the_wait_is_not_lost() {
+        block_on(IoDriver::Epoll, 256, |_| async {
+            let s = Signal::default();
+            s.notify();
+            s.notify();
+            s.wait().await;
+            // Two notifies before one wait count once: the next wait blocks until a new notify.
+            let s = Rc::new(s);
+            let waited = monoio::time::timeout(Duration::from_millis(20), s.wait()).await;
+            assert!(waited.is_err());
+            let notifier = s.clone();
+            monoio::spawn(async move { notifier.notify() });
+            s.wait().await;
+        });
+    }
+
+    #[test]
+    fn waker_set_wakes_every_waiter() {
+        block_on(IoDriver::Epoll, 256, |_| async {
+            let set = Rc::new(WakerSet::default());
+            let ready = Rc::new(Cell::new(false));
+            let woken = Rc::new(Cell::new(0));
+            let mut tasks = Vec::new();
+            for _ in 0..3 {
+                let (set, ready, woken) = (set.clone(), ready.clone(), woken.clone());
+                tasks.push(monoio::spawn(async move {
+                    poll_fn(|cx| {
+                        if ready.get() {
+                            Poll::Ready(())
+                        } else {
+                            set.register(cx.waker());
+                            Poll::Pending
+                        }
+                    })
+                    .await;
+                    woken.set(woken.get() + 1);
+                }));
+            }
+            monoio::time::sleep(Duration::from_millis(5)).await;
+            ready.set(true);
+            set.wake_all();
+            for t in tasks {
+                t.await;
+            }
+            assert_eq!(woken.get(), 3);
+        });
+    }
+
+    #[test]
+    fn id_hasher_spreads_sequential_ids() {
+        let b = BuildHasherDefault::<IdHasher>::default();
+        let hashes: std::collections::HashSet<u64> = (0u32..1000).map(|i| b.hash_one(i)).collect();
+        assert_eq!(hashes.len(), 1000);
+    }
+}
