@@ -52,6 +52,7 @@ pub(crate) async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAdd
         wr,
         buf: BytesMut::with_capacity(8 * 1024),
         out: BytesMut::with_capacity(16 * 1024),
+        heads: BytesMut::with_capacity(8 * 1024),
     };
     client.run().instrument(span).await;
 }
@@ -65,6 +66,8 @@ struct Client {
     buf: BytesMut,
     /// Bytes to write to the user.
     out: BytesMut,
+    /// Room for the rewritten request heads sent to agents.
+    heads: BytesMut,
     parser: RequestParser,
 }
 
@@ -188,14 +191,14 @@ impl Client {
                 .await;
         };
 
-        let mut forwarded = BytesMut::new();
         let info = ForwardInfo {
             client_addr: self.peer.ip(),
             proto: "http",
             request_id,
         };
-        forward::write_request(&head, &info, framing, &mut forwarded);
-        let forwarded = forwarded.freeze();
+        // Heads are written one after another into the same allocation (split off, frozen).
+        forward::write_request(&head, &info, framing, &mut self.heads);
+        let forwarded = self.heads.split().freeze();
         if head.expects_continue() && body_pending {
             self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
             if self.write_out().await.is_err() {
