@@ -105,6 +105,7 @@ impl Client {
     /// or from the first byte of the head; between requests the idle timeout applies.
     async fn read_head(&mut self, first: bool) -> HeadRead {
         let timeouts = self.worker.timeouts;
+        let mut started = !self.buf.is_empty();
         let mut deadline = if first {
             Some(deadline_after(timeouts.head))
         } else {
@@ -127,8 +128,10 @@ impl Client {
             };
             match monoio::time::timeout_at(at, self.read_more()).await {
                 Ok(Ok(0)) | Ok(Err(_)) => return HeadRead::Gone,
-                Ok(Ok(_)) => {}
-                Err(_) if idle => return HeadRead::Gone,
+                Ok(Ok(_)) => started = true,
+                // Nothing of a request arrived: close quietly (an idle or preconnected client).
+                // (The buffer itself went with the cancelled read.)
+                Err(_) if idle || !started => return HeadRead::Gone,
                 Err(_) => {
                     info!(peer = %self.peer, "request head deadline passed; closing");
                     return HeadRead::Failed(ProxyError::new(ErrorKind::Malformed(408)));

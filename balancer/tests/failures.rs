@@ -260,3 +260,16 @@ fn agent_lost_during_a_post_is_502_without_retry() {
     assert!(r.header("x-request-id").is_some());
     assert!(took < Duration::from_secs(3), "answered after {took:?}");
 }
+
+#[test]
+fn a_silent_connection_is_closed_quietly_at_the_head_deadline() {
+    let balancer = Balancer::start(&["--head-timeout", "300ms"]);
+    let mut c = Client::connect(balancer.users);
+    let start = Instant::now();
+    assert!(c.is_closed_by_server(), "no bytes, just a close");
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+}
