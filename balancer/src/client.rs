@@ -227,7 +227,15 @@ impl Client {
             if !retried && e.may_retry(head.is_idempotent(), upload.streamed) {
                 retried = true;
                 debug!(request_id, error = %e, agent = agent.agent_id(), "retrying on another agent");
-                if let Some(next) = self.find_agent(route, Some(agent.key())).await {
+                // An agent that went away may be replaced soon: park for one. A backend error
+                // is retried only on an agent that is already here.
+                let exclude = Some(agent.key());
+                let next = if matches!(e.kind, ErrorKind::AgentLost | ErrorKind::AgentRefused) {
+                    self.find_agent(route, exclude).await
+                } else {
+                    self.worker.pick(route, exclude)
+                };
+                if let Some(next) = next {
                     agent = next;
                     continue;
                 }

@@ -104,9 +104,16 @@ fn backend_down_is_502() {
     let balancer = Balancer::start(&[]);
     let _agent = AgentProc::start(balancer.agents, "nobackend", &[HOST], free_port());
     balancer.wait_registered("nobackend", 2);
+    let start = Instant::now();
     let r = support::get(balancer.users, HOST, "/").unwrap();
     assert_eq!(r.status, 502, "{}", r.text());
     assert!(r.header("x-request-id").is_some());
+    // No other agent: answered at once, without parking for one.
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[test]
