@@ -209,6 +209,16 @@ impl AgentConn {
         self.open.get()
     }
 
+    /// Whether another stream may be opened now (`tunnel.max_streams`).
+    pub(crate) fn has_capacity(&self) -> bool {
+        self.conn.borrow().stream_count() < self.worker.tunnel.max_streams as usize
+    }
+
+    /// A stream ended: requests parked because every connection was full may go now.
+    pub(crate) fn stream_ended(&self) {
+        self.worker.wake_parked();
+    }
+
     pub(crate) fn load(&self) -> Ref<'_, EndpointLoad> {
         self.load.borrow()
     }

@@ -48,6 +48,9 @@ impl WakerSet {
     }
 
     pub(crate) fn wake_all(&self) {
+        if self.wakers.borrow().is_empty() {
+            return;
+        }
         let wakers = std::mem::take(&mut *self.wakers.borrow_mut());
         for w in wakers {
             w.wake();

@@ -160,5 +160,6 @@ impl Drop for TunnelStream {
             }
             self.conn.tx.notify();
         }
+        self.conn.stream_ended();
     }
 }

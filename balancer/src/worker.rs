@@ -129,6 +129,11 @@ impl Worker {
         self.parked.wake_all();
     }
 
+    /// Wakes requests parked for an agent (one connected, or a full one finished a stream).
+    pub(crate) fn wake_parked(&self) {
+        self.parked.wake_all();
+    }
+
     /// Removes an agent connection from every route (it closed or is draining).
     pub(crate) fn remove_endpoint(&self, key: u64, routes: &[RouteId]) {
         let mut endpoints = self.endpoints.borrow_mut();
@@ -146,7 +151,7 @@ impl Worker {
         let candidates: Vec<&Rc<AgentConn>> = entry
             .conns
             .iter()
-            .filter(|c| Some(c.key()) != exclude && c.is_open())
+            .filter(|c| Some(c.key()) != exclude && c.is_open() && c.has_capacity())
             .collect();
         match candidates.len() {
             0 => None,

@@ -271,3 +271,22 @@ fn wrong_token_is_rejected_and_logged() {
     assert_eq!(r.status, 503);
     drop(agent);
 }
+
+#[test]
+fn requests_beyond_max_streams_wait_for_a_free_stream() {
+    let dir = std::env::temp_dir().join(format!("ringway-maxstreams-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("balancer.toml");
+    std::fs::write(&config, "[tunnel]\nmax_streams = 2\n").unwrap();
+    let (balancer, backend, _agent) =
+        setup(&["--workers", "1", "--config", config.to_str().unwrap()]);
+    let users = balancer.users;
+    let clients: Vec<_> = (0..6)
+        .map(|_| thread::spawn(move || support::get(users, HOST, "/slow/200").unwrap().status))
+        .collect();
+    for c in clients {
+        assert_eq!(c.join().unwrap(), 200);
+    }
+    assert_eq!(backend.requests(), 6);
+    let _ = std::fs::remove_dir_all(&dir);
+}
