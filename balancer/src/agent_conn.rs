@@ -187,6 +187,7 @@ async fn serve(
     worker.add_endpoint(&agent);
     agent.dispatch();
     monoio::spawn(agent.clone().write_loop(wr));
+    monoio::spawn(agent.clone().heartbeat_loop());
     agent.tx.notify();
     let reason = agent.read_loop(rd, pending).await;
     agent.close(&reason);
@@ -282,22 +283,11 @@ impl AgentConn {
         }
     }
 
+    /// Writes everything the state machine has queued, one write per wake-up.
     async fn write_loop(self: Rc<Self>, mut wr: OwnedWriteHalf<TcpStream>) {
         let mut out = BytesMut::with_capacity(READ_CHUNK);
         loop {
-            let deadline = self.conn.borrow().poll_timeout();
-            match deadline {
-                Some(at) => {
-                    if monoio::time::timeout_at(at.into(), self.tx.wait())
-                        .await
-                        .is_err()
-                    {
-                        self.conn.borrow_mut().handle_timeout(Instant::now());
-                        self.dispatch();
-                    }
-                }
-                None => self.tx.wait().await,
-            }
+            self.tx.wait().await;
             if self.conn.borrow_mut().poll_transmit(&mut out) {
                 bump(&self.stats.writes);
                 let (res, buf) = wr.write_all(out).await;
@@ -311,6 +301,21 @@ impl AgentConn {
                 let _ = wr.shutdown().await;
                 return;
             }
+        }
+    }
+
+    /// The heartbeat, in its own task so that a write blocked on a silent agent cannot keep a
+    /// dead connection alive: sleeps until the state machine's next timer, lets it send a ping or
+    /// declare the connection dead.
+    async fn heartbeat_loop(self: Rc<Self>) {
+        while !self.closed.get() {
+            let Some(at) = self.conn.borrow().poll_timeout() else {
+                return;
+            };
+            monoio::time::sleep_until(at.into()).await;
+            self.conn.borrow_mut().handle_timeout(Instant::now());
+            self.dispatch();
+            self.tx.notify();
         }
     }
 
