@@ -392,7 +392,12 @@ async fn download(
         ));
     }
     let mut head_out = BytesMut::with_capacity(head.as_bytes().len() + 64);
-    forward::write_response(&head, tunnel_framing, false, &mut head_out);
+    forward::write_response(
+        &head,
+        tunnel_framing,
+        forward::Persistence::Persistent,
+        &mut head_out,
+    );
     let empty = matches!(framing, BodyFraming::Empty);
     tunnel.send_response_head(slot, head_out.freeze(), empty)?;
     let reusable =

@@ -14,7 +14,7 @@ use monoio::io::{
     AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable,
 };
 use monoio::net::TcpStream;
-use ringway_core::http::forward::{self, ForwardInfo};
+use ringway_core::http::forward::{self, ForwardInfo, Persistence};
 use ringway_core::http::{
     BodyDecoder, BodyEncoder, BodyEvent, BodyFraming, ErrorResponse, Limits, RequestHead,
     RequestParser, ResponseHead, ResponseParser, Version,
@@ -280,9 +280,11 @@ impl Client {
             _ if head.version() == Version::Http11 => BodyFraming::Chunked,
             _ => BodyFraming::UntilClose,
         };
-        let close = !head.keep_alive() || !upload.done || client_framing == BodyFraming::UntilClose;
-        forward::write_response(&response, client_framing, close, &mut self.out);
-        let flow = if close { Flow::Close } else { Flow::KeepAlive };
+        let keep = head.keep_alive() && upload.done && client_framing != BodyFraming::UntilClose;
+        // An HTTP/1.0 client that asked to keep the connection is told so; it closes otherwise.
+        let persistence = Persistence::for_peer(head.version(), keep);
+        forward::write_response(&response, client_framing, persistence, &mut self.out);
+        let flow = if keep { Flow::KeepAlive } else { Flow::Close };
         let complete = if end || client_framing == BodyFraming::Empty {
             self.write_out().await.is_ok()
         } else {

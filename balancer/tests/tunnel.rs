@@ -73,6 +73,42 @@ fn pipelined_requests_are_answered_in_order() {
 }
 
 #[test]
+fn http10_keep_alive_client_keeps_its_connection() {
+    let (balancer, backend, _agent) = setup(&[]);
+    let mut c = Client::connect(balancer.users);
+    for path in ["/ka1", "/ka2"] {
+        let req = format!("GET {path} HTTP/1.0\r\nHost: {HOST}\r\nConnection: keep-alive\r\n\r\n");
+        c.send(req.as_bytes()).unwrap();
+        let r = c.response("GET").unwrap();
+        assert_eq!(r.status, 200);
+        assert!(r.text().contains(&format!("GET {path}")), "{}", r.text());
+        // Without this field an HTTP/1.0 client closes after the response.
+        assert_eq!(
+            r.header("connection"),
+            Some("keep-alive"),
+            "{:?}",
+            r.headers
+        );
+        assert!(
+            !r.chunked,
+            "an HTTP/1.0 client cannot read chunked: {:?}",
+            r.headers
+        );
+    }
+    assert_eq!(backend.requests(), 2);
+
+    // Without keep-alive, HTTP/1.0 means one response, `Connection: close`, then EOF.
+    let mut c = Client::connect(balancer.users);
+    c.send(format!("GET /once HTTP/1.0\r\nHost: {HOST}\r\n\r\n").as_bytes())
+        .unwrap();
+    let r = c.response("GET").unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("connection"), Some("close"));
+    c.set_read_timeout(Duration::from_secs(5));
+    assert!(c.is_closed_by_server());
+}
+
+#[test]
 fn chunked_both_ways() {
     let (balancer, _backend, _agent) = setup(&[]);
     let mut c = Client::connect(balancer.users);

@@ -5,10 +5,10 @@
 use std::net::IpAddr;
 
 use bytes::BytesMut;
-use ringway_core::http::forward::{self, ForwardInfo};
+use ringway_core::http::forward::{self, ForwardInfo, Persistence};
 use ringway_core::http::{
     closes_connection, write_error_response, BodyFraming, ErrorResponse, Limits, RequestHead,
-    RequestParser, ResponseHead, ResponseParser,
+    RequestParser, ResponseHead, ResponseParser, Version,
 };
 
 fn request(raw: &[u8]) -> RequestHead {
@@ -278,9 +278,9 @@ fn response(raw: &[u8]) -> ResponseHead {
         .unwrap()
 }
 
-fn rewritten_response(raw: &[u8], framing: BodyFraming, close: bool) -> ResponseHead {
+fn rewritten_response(raw: &[u8], framing: BodyFraming, persistence: Persistence) -> ResponseHead {
     let mut out = BytesMut::new();
-    forward::write_response(&response(raw), framing, close, &mut out);
+    forward::write_response(&response(raw), framing, persistence, &mut out);
     response(&out)
 }
 
@@ -289,7 +289,7 @@ fn response_hop_by_hop_removed_and_framing_rebuilt() {
     let out = rewritten_response(
         b"HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Internal\r\nKeep-Alive: timeout=5\r\nX-Internal: 1\r\nTransfer-Encoding: chunked\r\nServer: s\r\n\r\n",
         BodyFraming::Length(5),
-        false,
+        Persistence::Persistent,
     );
     assert_eq!(out.status(), 200);
     assert_eq!(out.reason(), b"OK");
@@ -306,7 +306,7 @@ fn response_close_adds_connection_close() {
     let out = rewritten_response(
         b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
         BodyFraming::Chunked,
-        true,
+        Persistence::Close,
     );
     assert_eq!(out.header("connection"), Some(&b"close"[..]));
     assert_eq!(out.header("transfer-encoding"), Some(&b"chunked"[..]));
@@ -314,17 +314,68 @@ fn response_close_adds_connection_close() {
 }
 
 #[test]
+fn response_to_http10_keep_alive_client_says_keep_alive() {
+    let raw = b"HTTP/1.1 200 OK\r\nConnection: close, X-Internal\r\nX-Internal: 1\r\nContent-Length: 2\r\n\r\n";
+    let persistence = Persistence::for_peer(Version::Http10, true);
+    assert_eq!(persistence, Persistence::KeepAlive);
+    assert!(!persistence.closes());
+    let mut out = BytesMut::new();
+    forward::write_response(
+        &response(raw),
+        BodyFraming::Length(2),
+        persistence,
+        &mut out,
+    );
+    // Exactly one Connection field: the backend's own is dropped, ours says keep-alive.
+    let text = String::from_utf8(out.to_vec()).unwrap();
+    assert_eq!(text.matches("Connection:").count(), 1, "{text}");
+    let out = response(&out);
+    assert_eq!(out.header("connection"), Some(&b"keep-alive"[..]));
+    assert_eq!(out.header("x-internal"), None);
+    assert_eq!(out.header("content-length"), Some(&b"2"[..]));
+}
+
+#[test]
+fn persistence_follows_client_version_and_keep() {
+    assert_eq!(
+        Persistence::for_peer(Version::Http11, true),
+        Persistence::Persistent
+    );
+    assert_eq!(
+        Persistence::for_peer(Version::Http10, true),
+        Persistence::KeepAlive
+    );
+    assert_eq!(
+        Persistence::for_peer(Version::Http10, false),
+        Persistence::Close
+    );
+    assert_eq!(
+        Persistence::for_peer(Version::Http11, false),
+        Persistence::Close
+    );
+    assert!(Persistence::Close.closes());
+    assert!(!Persistence::Persistent.closes());
+    let out = rewritten_response(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        BodyFraming::Length(0),
+        Persistence::Persistent,
+    );
+    assert_eq!(out.header("connection"), None);
+    assert!(out.keep_alive());
+}
+
+#[test]
 fn head_response_keeps_content_length_but_204_drops_it() {
     let out = rewritten_response(
         b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n",
         BodyFraming::Empty,
-        false,
+        Persistence::Persistent,
     );
     assert_eq!(out.header("content-length"), Some(&b"1234"[..]));
     let out = rewritten_response(
         b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n",
         BodyFraming::Empty,
-        false,
+        Persistence::Persistent,
     );
     assert_eq!(out.header("content-length"), None);
 }
@@ -334,7 +385,7 @@ fn switching_protocols_keeps_upgrade() {
     let out = rewritten_response(
         b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: x\r\n\r\n",
         BodyFraming::Upgrade,
-        false,
+        Persistence::Persistent,
     );
     assert_eq!(out.header("upgrade"), Some(&b"websocket"[..]));
     assert_eq!(out.header("connection"), Some(&b"upgrade"[..]));

@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use bytes::{BufMut, BytesMut};
 
 use super::fields::{is_tchar, tokens, trim};
-use super::limits::BodyFraming;
+use super::limits::{BodyFraming, Version};
 use super::request::RequestHead;
 use super::response::ResponseHead;
 
@@ -126,12 +126,47 @@ pub fn write_request(
     out.extend_from_slice(b"\r\n");
 }
 
-/// Writes `head` as the client should receive it: `HTTP/1.1` status line, end-to-end fields,
-/// framing rebuilt from `framing`, and `Connection: close` when `close`.
+/// What a forwarded response tells the next hop about the connection it arrives on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persistence {
+    /// The connection stays open and the next hop speaks HTTP/1.1, where that is the default:
+    /// no Connection field.
+    Persistent,
+    /// The connection stays open for an HTTP/1.0 next hop, which would close it unless told
+    /// otherwise: `Connection: keep-alive`.
+    KeepAlive,
+    /// The connection closes after this response: `Connection: close`.
+    Close,
+}
+
+impl Persistence {
+    /// For a next hop that spoke `version` and whose connection is kept when `keep`.
+    pub fn for_peer(version: Version, keep: bool) -> Self {
+        match (keep, version) {
+            (false, _) => Self::Close,
+            (true, Version::Http10) => Self::KeepAlive,
+            (true, Version::Http11) => Self::Persistent,
+        }
+    }
+
+    /// Whether the connection closes after the response.
+    pub fn closes(self) -> bool {
+        self == Self::Close
+    }
+}
+
+/// Writes `head` as the next hop should receive it: `HTTP/1.1` status line, end-to-end fields,
+/// framing rebuilt from `framing`, and the Connection field `persistence` asks for (none for
+/// [`Persistence::Persistent`]). A 101 upgrade says `Connection: upgrade` instead.
 ///
 /// With [`BodyFraming::Empty`] a HEAD response keeps its Content-Length (it describes the GET
 /// representation); 1xx and 204 never carry one.
-pub fn write_response(head: &ResponseHead, framing: BodyFraming, close: bool, out: &mut BytesMut) {
+pub fn write_response(
+    head: &ResponseHead,
+    framing: BodyFraming,
+    persistence: Persistence,
+    out: &mut BytesMut,
+) {
     let upgrading = framing == BodyFraming::Upgrade && head.status() == 101;
     let listed = ConnectionTokens::of(head.header_all("connection"));
     out.reserve(head.as_bytes().len() + 64);
@@ -161,8 +196,12 @@ pub fn write_response(head: &ResponseHead, framing: BodyFraming, close: bool, ou
             put_field(out, b"Upgrade", upgrade);
         }
         out.extend_from_slice(b"Connection: upgrade\r\n");
-    } else if close {
-        out.extend_from_slice(b"Connection: close\r\n");
+    } else {
+        match persistence {
+            Persistence::Persistent => {}
+            Persistence::KeepAlive => out.extend_from_slice(b"Connection: keep-alive\r\n"),
+            Persistence::Close => out.extend_from_slice(b"Connection: close\r\n"),
+        }
     }
     out.extend_from_slice(b"\r\n");
 }
