@@ -38,8 +38,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# nginx and wrk come from Debian's packages; install them when missing (as root with apt).
+if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "== installing nginx and wrk with apt" >&2
+        apt-get update -qq >/dev/null 2>&1 || true
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx wrk >/dev/null 2>&1 || true
+    fi
+fi
 for tool in nginx wrk taskset curl; do
-    command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }
+    command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install nginx wrk)" >&2; exit 1; }
 done
 
 echo "== building release binaries" >&2
