@@ -131,25 +131,15 @@ impl AgentArgs {
     }
 }
 
-/// Parses `250ms`, `2s`, `1m`, `1h` (a bare number is seconds), as the balancer does.
+/// Parses a duration as both the agent's flags and the balancer's configuration write it:
+/// humantime's forms (`250ms`, `2s`, `1m`, `1h`, `1h 30m`, `1.5s`) or a bare integer, which is
+/// seconds. The error says what was wrong; the caller adds the flag or key.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("invalid duration {text:?}"))?;
-    match unit.trim() {
-        "ms" => Ok(Duration::from_millis(n)),
-        "" | "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n.saturating_mul(60))),
-        "h" => Ok(Duration::from_secs(n.saturating_mul(3600))),
-        other => Err(format!(
-            "invalid duration unit {other:?} in {text:?} (use ms, s, m or h)"
-        )),
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(seconds));
     }
+    humantime::parse_duration(text).map_err(|e| format!("invalid duration {text:?}: {e}"))
 }
 
 #[cfg(test)]
@@ -229,7 +219,22 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration(" 2s "), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1m 30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("ms").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn a_bad_duration_names_the_flag() {
+        let err = Cli::try_parse_from(["ringway-agent", "--pool-idle", "5 parsecs"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--pool-idle"), "{err}");
+        assert!(err.contains("parsecs"), "{err}");
     }
 }

@@ -293,26 +293,9 @@ impl Config {
     }
 }
 
-/// Parses `"250ms"`, `"2s"`, `"1m"`, `"1h"` (a bare integer is seconds).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("invalid duration {text:?}"))?;
-    match unit.trim() {
-        "ms" => Ok(Duration::from_millis(n)),
-        "" | "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        "h" => Ok(Duration::from_secs(n * 3600)),
-        other => Err(format!(
-            "invalid duration unit {other:?} in {text:?} (use ms, s, m or h)"
-        )),
-    }
-}
+/// Parses `"250ms"`, `"2s"`, `"1m"`, `"1h"` (a bare integer is seconds): the agent's parser, so
+/// both programs accept the same durations.
+pub use ringway_agent::cli::parse_duration;
 
 fn de_duration<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(de)?;
@@ -399,6 +382,10 @@ mod tests {
         assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert!(parse_duration("fast").is_err());
-        assert!(parse_duration("2 days").is_err());
+        assert!(parse_duration("2 parsecs").is_err());
+        assert_eq!(
+            parse_duration("2 days").unwrap(),
+            Duration::from_secs(2 * 86_400)
+        );
     }
 }
