@@ -25,6 +25,7 @@ mod error;
 mod error_response;
 mod fields;
 pub mod forward;
+mod head;
 mod limits;
 mod request;
 mod response;

@@ -4,6 +4,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::error::HttpError;
 use super::fields::{self, FieldSpan, Fields, FramingFields, Span};
+use super::head::{check_transfer_encoding, head_field_accessors, keeps_alive, split_head};
 use super::limits::{BodyFraming, Limits, Version};
 use super::scan::{HeadScanner, Scan};
 
@@ -49,10 +50,8 @@ impl RequestParser {
         if end > self.limits.max_head_bytes {
             return Err(self.too_large(buf));
         }
-        let parsed = parse_head(&buf[..end], &self.limits);
-        self.scanner.reset();
-        let parsed = parsed?;
-        let bytes = buf.split_to(end).freeze();
+        let limits = &self.limits;
+        let (bytes, parsed) = split_head(buf, end, &mut self.scanner, |h| parse_head(h, limits))?;
         Ok(Some(RequestHead::from_parsed(bytes, parsed)))
     }
 
@@ -192,12 +191,7 @@ fn request_framing(
     limits: &Limits,
 ) -> Result<BodyFraming, HttpError> {
     if facts.has_te {
-        if version == Version::Http10 {
-            return Err(HttpError::TransferEncodingInHttp10);
-        }
-        if facts.content_length.is_some() {
-            return Err(HttpError::ContentLengthWithTransferEncoding);
-        }
+        check_transfer_encoding(version, facts)?;
         if !facts.te_chunked_last {
             return Err(HttpError::TransferEncodingNotChunked);
         }
@@ -287,31 +281,7 @@ impl RequestHead {
         }
     }
 
-    /// HTTP/1.0 or HTTP/1.1.
-    pub fn version(&self) -> Version {
-        self.version
-    }
-
-    /// Every header field in order, as (name, value) slices of the head's bytes.
-    pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
-        self.fields.iter(&self.bytes)
-    }
-
-    /// The first value of header `name` (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.fields.get(&self.bytes, name)
-    }
-
-    /// Every header field as (name, value, the field line as received without its CRLF), for
-    /// writers that copy a field unchanged in one piece.
-    pub(crate) fn field_lines(&self) -> impl Iterator<Item = (&[u8], &[u8], &[u8])> + '_ {
-        self.fields.lines(&self.bytes)
-    }
-
-    /// Every value of header `name` (case-insensitive), in order.
-    pub fn header_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.fields.all(&self.bytes, name)
-    }
+    head_field_accessors!();
 
     /// The host the request is for: the authority of an absolute-form target, else the Host
     /// header (RFC 9112 §3.2.2).
@@ -334,10 +304,7 @@ impl RequestHead {
     /// Whether the client wants the connection kept open after this request: HTTP/1.1 unless
     /// `Connection: close`; HTTP/1.0 only with `Connection: keep-alive` (and no `close`).
     pub fn keep_alive(&self) -> bool {
-        match self.version {
-            Version::Http11 => !self.facts.conn_close,
-            Version::Http10 => self.facts.conn_keep_alive && !self.facts.conn_close,
-        }
+        keeps_alive(self.version, &self.facts)
     }
 
     /// `Expect: 100-continue` on an HTTP/1.1 request with a body.
@@ -357,11 +324,6 @@ impl RequestHead {
     /// An HTTP/1.1 upgrade request: an `Upgrade` header named in `Connection`.
     pub fn wants_upgrade(&self) -> bool {
         self.version == Version::Http11 && self.facts.has_upgrade && self.facts.conn_upgrade
-    }
-
-    /// The head's bytes exactly as received, request line through the final CRLF CRLF.
-    pub fn as_bytes(&self) -> &Bytes {
-        &self.bytes
     }
 }
 

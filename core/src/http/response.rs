@@ -4,6 +4,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::error::HttpError;
 use super::fields::{self, FieldSpan, Fields, FramingFields, Span};
+use super::head::{check_transfer_encoding, head_field_accessors, keeps_alive, split_head};
 use super::limits::{BodyFraming, Limits, Version};
 use super::request::{map_httparse, skip_leading_empty_lines};
 use super::scan::{HeadScanner, Scan};
@@ -44,10 +45,8 @@ impl ResponseParser {
                 limit: self.limits.max_head_bytes,
             });
         }
-        let parsed = parse_head(&buf[..end], &self.limits);
-        self.scanner.reset();
-        let parsed = parsed?;
-        let bytes = buf.split_to(end).freeze();
+        let limits = &self.limits;
+        let (bytes, parsed) = split_head(buf, end, &mut self.scanner, |h| parse_head(h, limits))?;
         Ok(Some(ResponseHead {
             bytes,
             status: parsed.status,
@@ -95,14 +94,7 @@ fn parse_head(head: &[u8], limits: &Limits) -> Result<ParsedResponse, HttpError>
     }
     let facts = FramingFields::collect(head, &fields)?;
     if facts.has_te {
-        if version == Version::Http10 {
-            return Err(HttpError::TransferEncodingInHttp10);
-        }
-        if facts.content_length.is_some() {
-            // RFC 9112 §6.3 lets TE override CL, but also says such a message "ought to be
-            // handled as an error": a proxy that forwards it invites response splitting.
-            return Err(HttpError::ContentLengthWithTransferEncoding);
-        }
+        check_transfer_encoding(version, &facts)?;
         if facts.te_other {
             // A coding ringway would have to decode before it could re-frame the body.
             return Err(HttpError::UnsupportedTransferCoding);
@@ -139,38 +131,12 @@ impl ResponseHead {
         self.reason.get(&self.bytes)
     }
 
-    /// HTTP/1.0 or HTTP/1.1.
-    pub fn version(&self) -> Version {
-        self.version
-    }
-
-    /// Every header field in order.
-    pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
-        self.fields.iter(&self.bytes)
-    }
-
-    /// The first value of header `name` (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.fields.get(&self.bytes, name)
-    }
-
-    /// Every header field as (name, value, the field line as received without its CRLF).
-    pub(crate) fn field_lines(&self) -> impl Iterator<Item = (&[u8], &[u8], &[u8])> + '_ {
-        self.fields.lines(&self.bytes)
-    }
-
-    /// Every value of header `name` (case-insensitive), in order.
-    pub fn header_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.fields.all(&self.bytes, name)
-    }
+    head_field_accessors!();
 
     /// Whether the server lets the connection be reused after this response. A body delimited by
     /// close ([`BodyFraming::UntilClose`]) also ends the connection; check the framing too.
     pub fn keep_alive(&self) -> bool {
-        match self.version {
-            Version::Http11 => !self.facts.conn_close,
-            Version::Http10 => self.facts.conn_keep_alive && !self.facts.conn_close,
-        }
+        keeps_alive(self.version, &self.facts)
     }
 
     /// An interim response (1xx other than 101): a final head follows.
@@ -200,10 +166,5 @@ impl ResponseHead {
     /// The Content-Length the server declared, if any (meaningful for HEAD responses too).
     pub fn content_length(&self) -> Option<u64> {
         self.facts.content_length
-    }
-
-    /// The head's bytes exactly as received.
-    pub fn as_bytes(&self) -> &Bytes {
-        &self.bytes
     }
 }
