@@ -23,6 +23,8 @@ mod request_body;
 mod resolve;
 mod session;
 mod stream;
+#[cfg(test)]
+mod test_runtime;
 mod tunnel;
 mod worker;
 

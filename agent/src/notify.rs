@@ -60,15 +60,8 @@ impl Future for Notified<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_runtime::block_on;
     use std::rc::Rc;
-
-    fn block_on<F: Future>(f: F) -> F::Output {
-        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .enable_timer()
-            .build()
-            .unwrap()
-            .block_on(f)
-    }
 
     #[test]
     fn permit_sent_before_wait_is_kept() {

@@ -285,14 +285,7 @@ impl Future for Freed<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn block_on<F: Future>(f: F) -> F::Output {
-        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .enable_timer()
-            .build()
-            .unwrap()
-            .block_on(f)
-    }
+    use crate::test_runtime::block_on;
 
     fn config(max_open: usize, max_idle: usize, idle_timeout: Duration) -> PoolConfig {
         PoolConfig {
