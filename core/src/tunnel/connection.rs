@@ -21,7 +21,7 @@ use super::event::Event;
 use super::flow::{RecvCredit, SendCredit, INITIAL_CONNECTION_WINDOW};
 use super::frame::{Frame, Hello, HelloAck, ResetCode, StreamId, MAX_STREAM_ID};
 use super::heartbeat::Heartbeat;
-use super::stream::{ResetGrace, Stream, StreamMap};
+use super::stream::{open_for_sending, ResetGrace, Stream, StreamMap};
 
 /// How many recently reset stream ids are remembered: frames the peer had in flight for them
 /// are dropped quietly instead of failing the connection.
@@ -206,13 +206,7 @@ impl Connection {
         }
         self.check_open()?;
         self.check_head(&head)?;
-        let stream = self
-            .streams
-            .get_mut(&id)
-            .ok_or(StreamError::UnknownStream(id))?;
-        if stream.send_closed {
-            return Err(StreamError::AlreadyFinished(id));
-        }
+        let stream = open_for_sending(&mut self.streams, id)?;
         stream.head_sent = true;
         stream.send_closed = end;
         self.pending
@@ -232,13 +226,7 @@ impl Connection {
     ) -> Result<(), StreamError> {
         self.check_open()?;
         let is_agent = self.role == Role::Agent;
-        let stream = self
-            .streams
-            .get_mut(&id)
-            .ok_or(StreamError::UnknownStream(id))?;
-        if stream.send_closed {
-            return Err(StreamError::AlreadyFinished(id));
-        }
+        let stream = open_for_sending(&mut self.streams, id)?;
         if is_agent && !stream.head_sent {
             return Err(StreamError::HeadNotSent(id));
         }

@@ -3,6 +3,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 
+use super::error::StreamError;
 use super::flow::{RecvCredit, SendCredit, INITIAL_STREAM_WINDOW};
 use super::frame::StreamId;
 
@@ -76,6 +77,19 @@ impl Stream {
     pub(crate) fn unreleased(&self) -> usize {
         self.recv.unreleased()
     }
+}
+
+/// Stream `id` of `streams`, when this side may still send on it: known, and its sending
+/// direction not finished.
+pub(crate) fn open_for_sending(
+    streams: &mut StreamMap,
+    id: StreamId,
+) -> Result<&mut Stream, StreamError> {
+    let stream = streams.get_mut(&id).ok_or(StreamError::UnknownStream(id))?;
+    if stream.send_closed {
+        return Err(StreamError::AlreadyFinished(id));
+    }
+    Ok(stream)
 }
 
 /// The ids this side reset recently, oldest first, with O(1) lookup: frames the peer sent on
