@@ -105,42 +105,40 @@ per_request() { # seconds requests → µs per request
 backend_us() { # ticks_before ticks_after requests
     per_request "$(awk -v a="$1" -v b="$2" -v t="$CLK_TCK" 'BEGIN { print (b - a) / t }')" "$3"
 }
+# Runs one generator ("$@") alone on CPU 0 under /usr/bin/time, its stdout into $WORK/gen.out;
+# B0 and B1 are the backend's CPU ticks before and after.
+run_generator() {
+    B0=$(backend_ticks)
+    /usr/bin/time -f "%U %S" -o "$WORK/time" taskset -c 0 "$@" > "$WORK/gen.out"
+    B1=$(backend_ticks)
+}
+result_line() { # rps p99_ms requests, of the last run_generator → the four columns
+    echo "$1 $2 $(per_request "$(cpu_of "$WORK/time")" "$3") $(backend_us "$B0" "$B1" "$3")"
+}
 run_wrk() {
-    local b0 b1
-    b0=$(backend_ticks)
-    /usr/bin/time -f "%U %S" -o "$WORK/time" taskset -c 0 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$URL" > "$WORK/wrk.out"
-    b1=$(backend_ticks)
-    local rps reqs p99 cpu
-    rps=$(awk '/Requests\/sec/ { print $2 }' "$WORK/wrk.out")
-    reqs=$(awk '/requests in/ { print $1 }' "$WORK/wrk.out")
-    p99=$(awk '$1 == "99%" { v = $2; if (v ~ /us$/) { sub(/us/, "", v); v /= 1000 } else if (v ~ /ms$/) { sub(/ms/, "", v) } else if (v ~ /s$/) { sub(/s/, "", v); v *= 1000 }; print v }' "$WORK/wrk.out")
-    cpu=$(cpu_of "$WORK/time")
-    echo "$rps $p99 $(per_request "$cpu" "$reqs") $(backend_us "$b0" "$b1" "$reqs")"
+    run_generator wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$URL"
+    local out="$WORK/gen.out"
+    result_line \
+        "$(awk '/Requests\/sec/ { print $2 }' "$out")" \
+        "$(awk '$1 == "99%" { v = $2; if (v ~ /us$/) { sub(/us/, "", v); v /= 1000 } else if (v ~ /ms$/) { sub(/ms/, "", v) } else if (v ~ /s$/) { sub(/s/, "", v); v *= 1000 }; print v }' "$out")" \
+        "$(awk '/requests in/ { print $1 }' "$out")"
 }
 run_loadgen() { # driver
-    local b0 b1
-    b0=$(backend_ticks)
-    /usr/bin/time -f "%U %S" -o "$WORK/time" taskset -c 0 "$LOADGEN" "$URL" -t 1 -c "$CONNS" -d "$DURATION" \
-        --io-driver "$1" --quiet --json "$WORK/lg.json" > /dev/null
-    b1=$(backend_ticks)
-    local rps reqs p99 cpu
-    rps=$(jq '.targets[0].throughput | . * 100 | round / 100' "$WORK/lg.json")
-    reqs=$(jq '.targets[0].requests.completed + .targets[0].warmup_requests.completed' "$WORK/lg.json")
-    p99=$(jq '.targets[0].latency_us.corrected.percentiles[] | select(.percentile == 99) | .value / 1000' "$WORK/lg.json")
-    cpu=$(cpu_of "$WORK/time")
-    echo "$rps $p99 $(per_request "$cpu" "$reqs") $(backend_us "$b0" "$b1" "$reqs")"
+    run_generator "$LOADGEN" "$URL" -t 1 -c "$CONNS" -d "$DURATION" \
+        --io-driver "$1" --quiet --json "$WORK/lg.json"
+    local json="$WORK/lg.json"
+    result_line \
+        "$(jq '.targets[0].throughput | . * 100 | round / 100' "$json")" \
+        "$(jq '.targets[0].latency_us.corrected.percentiles[] | select(.percentile == 99) | .value / 1000' "$json")" \
+        "$(jq '.targets[0].requests.completed + .targets[0].warmup_requests.completed' "$json")"
 }
 run_oha() {
-    local b0 b1
-    b0=$(backend_ticks)
-    /usr/bin/time -f "%U %S" -o "$WORK/time" taskset -c 0 oha --no-tui -j -c "$CONNS" -z "${DURATION}s" "$URL" > "$WORK/oha.json"
-    b1=$(backend_ticks)
-    local rps reqs p99 cpu
-    rps=$(jq '.summary.requestsPerSec' "$WORK/oha.json")
-    reqs=$(jq '[.statusCodeDistribution[]] | add' "$WORK/oha.json")
-    p99=$(jq '.latencyPercentiles.p99 * 1000' "$WORK/oha.json")
-    cpu=$(cpu_of "$WORK/time")
-    echo "$rps $p99 $(per_request "$cpu" "$reqs") $(backend_us "$b0" "$b1" "$reqs")"
+    run_generator oha --no-tui -j -c "$CONNS" -z "${DURATION}s" "$URL"
+    local json="$WORK/gen.out"
+    result_line \
+        "$(jq '.summary.requestsPerSec' "$json")" \
+        "$(jq '.latencyPercentiles.p99 * 1000' "$json")" \
+        "$(jq '[.statusCodeDistribution[]] | add' "$json")"
 }
 
 TOOLS=(wrk loadgen-uring loadgen-epoll)
