@@ -1,10 +1,12 @@
 //! Accept loops: the user listener and the agent listener of one worker (each an SO_REUSEPORT
 //! member of its port's group, so the kernel spreads connections over workers).
 
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use monoio::net::TcpStream;
 use tracing::{info_span, warn, Instrument};
 
 use crate::worker::Worker;
@@ -12,30 +14,34 @@ use crate::{agent_conn, client};
 
 /// Accepts user connections until the listener fails; each is served on this worker.
 pub(crate) async fn accept_users(worker: Rc<Worker>, listener: std::net::TcpListener) {
-    let listener = match monoio::net::TcpListener::from_std(listener) {
-        Ok(l) => l,
-        Err(e) => {
-            warn!(error = %e, "user listener could not be registered");
-            return;
-        }
-    };
-    loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                let _ = stream.set_nodelay(true);
-                monoio::spawn(client::serve(worker.clone(), stream, peer));
-            }
-            Err(e) => accept_failed(&e, "user").await,
-        }
-    }
+    accept_loop(listener, "user", |stream, peer| {
+        monoio::spawn(client::serve(worker.clone(), stream, peer));
+    })
+    .await;
 }
 
 /// Accepts agent connections; each reads its hello and stays here or moves to its worker.
 pub(crate) async fn accept_agents(worker: Rc<Worker>, listener: std::net::TcpListener) {
+    accept_loop(listener, "agent", |stream, peer| {
+        let span = info_span!("agent", %peer);
+        monoio::spawn(
+            agent_conn::accept(worker.clone(), stream, peer, Bytes::new(), false).instrument(span),
+        );
+    })
+    .await;
+}
+
+/// Registers `listener` with this worker's runtime and hands every accepted connection, with
+/// Nagle off, to `serve`. `which` names the listener in logs.
+async fn accept_loop(
+    listener: std::net::TcpListener,
+    which: &'static str,
+    mut serve: impl FnMut(TcpStream, SocketAddr),
+) {
     let listener = match monoio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
-            warn!(error = %e, "agent listener could not be registered");
+            warn!(error = %e, listener = which, "{which} listener could not be registered");
             return;
         }
     };
@@ -43,13 +49,9 @@ pub(crate) async fn accept_agents(worker: Rc<Worker>, listener: std::net::TcpLis
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                let span = info_span!("agent", %peer);
-                monoio::spawn(
-                    agent_conn::accept(worker.clone(), stream, peer, Bytes::new(), false)
-                        .instrument(span),
-                );
+                serve(stream, peer);
             }
-            Err(e) => accept_failed(&e, "agent").await,
+            Err(e) => accept_failed(&e, which).await,
         }
     }
 }
