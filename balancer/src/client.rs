@@ -169,7 +169,10 @@ impl Client {
                 }
             };
         let framing = head.framing();
+        // An error answer ends the connection when the body was not read or the client asked to
+        // close (`Connection: close`, or HTTP/1.0 without keep-alive).
         let body_pending = !framing.is_empty();
+        let close_on_error = body_pending || !head.keep_alive();
         if head.wants_upgrade() {
             let e = ProxyError::new(ErrorKind::Malformed(501));
             return self.respond_error(e, request_id, true, None).await;
@@ -184,13 +187,13 @@ impl Client {
                 ErrorKind::Malformed(400)
             };
             return self
-                .respond_error(ProxyError::new(kind), request_id, body_pending, None)
+                .respond_error(ProxyError::new(kind), request_id, close_on_error, None)
                 .await;
         };
         let Some(mut agent) = self.find_agent(route, None).await else {
             let e = ProxyError::new(ErrorKind::NoAgent);
             return self
-                .respond_error(e, request_id, body_pending, Some(route))
+                .respond_error(e, request_id, close_on_error, Some(route))
                 .await;
         };
 
@@ -240,10 +243,8 @@ impl Client {
                     continue;
                 }
             }
-            let unread_body = !upload.done;
-            return self
-                .respond_error(e, request_id, unread_body, Some(route))
-                .await;
+            let close = !upload.done || !head.keep_alive();
+            return self.respond_error(e, request_id, close, Some(route)).await;
         }
     }
 
@@ -431,12 +432,13 @@ impl Client {
         }
     }
 
-    /// Answers with an error response; closes when the error or an unread request body demands it.
+    /// Answers with an error response; closes when `close` (an unread request body, a client that
+    /// asked to close) or the error demands it.
     async fn respond_error(
         &mut self,
         e: ProxyError,
         request_id: &str,
-        unread_body: bool,
+        close: bool,
         route: Option<RouteId>,
     ) -> Flow {
         let status = e.status();
@@ -461,7 +463,7 @@ impl Client {
             request_id,
             message: &message,
             retry_after,
-            close: unread_body || e.closes_connection(),
+            close: close || e.closes_connection(),
         };
         response.write(&mut self.out);
         let close = response.closes();

@@ -109,6 +109,29 @@ fn http10_keep_alive_client_keeps_its_connection() {
 }
 
 #[test]
+fn an_error_answer_closes_when_the_client_asked_to_close() {
+    let (balancer, _backend, _agent) = setup(&[]);
+    for req in [
+        "GET / HTTP/1.1\r\nHost: nobody.test\r\nConnection: close\r\n\r\n",
+        "GET / HTTP/1.0\r\nHost: nobody.test\r\n\r\n",
+    ] {
+        let mut c = Client::connect(balancer.users);
+        c.send(req.as_bytes()).unwrap();
+        let r = c.response("GET").unwrap();
+        assert_eq!(r.status, 404, "{req:?}");
+        assert_eq!(r.header("connection"), Some("close"), "{req:?}");
+        c.set_read_timeout(Duration::from_secs(5));
+        assert!(c.is_closed_by_server(), "{req:?}");
+    }
+    // A client that keeps its connection keeps it after an error answer too.
+    let mut c = Client::connect(balancer.users);
+    let r = c.get("nobody.test", "/").unwrap();
+    assert_eq!(r.status, 404);
+    assert_eq!(r.header("connection"), None);
+    assert_eq!(c.get(HOST, "/after").unwrap().status, 200);
+}
+
+#[test]
 fn chunked_both_ways() {
     let (balancer, _backend, _agent) = setup(&[]);
     let mut c = Client::connect(balancer.users);
