@@ -89,7 +89,8 @@ impl Client {
                 HeadRead::Gone => break,
                 HeadRead::Failed(e) => {
                     let id = self.worker.next_request_id();
-                    self.respond_error(e, id.as_str(), true, None).await;
+                    self.respond_error(e, id.as_str(), Persistence::Close, None)
+                        .await;
                     break;
                 }
             };
@@ -169,13 +170,15 @@ impl Client {
                 }
             };
         let framing = head.framing();
+        let body_pending = !framing.is_empty();
         // An error answer ends the connection when the body was not read or the client asked to
         // close (`Connection: close`, or HTTP/1.0 without keep-alive).
-        let body_pending = !framing.is_empty();
-        let close_on_error = body_pending || !head.keep_alive();
+        let on_error = Persistence::for_peer(head.version(), !body_pending && head.keep_alive());
         if head.wants_upgrade() {
             let e = ProxyError::new(ErrorKind::Malformed(501));
-            return self.respond_error(e, request_id, true, None).await;
+            return self
+                .respond_error(e, request_id, Persistence::Close, None)
+                .await;
         }
         let route = head
             .host()
@@ -187,13 +190,13 @@ impl Client {
                 ErrorKind::Malformed(400)
             };
             return self
-                .respond_error(ProxyError::new(kind), request_id, close_on_error, None)
+                .respond_error(ProxyError::new(kind), request_id, on_error, None)
                 .await;
         };
         let Some(mut agent) = self.find_agent(route, None).await else {
             let e = ProxyError::new(ErrorKind::NoAgent);
             return self
-                .respond_error(e, request_id, close_on_error, Some(route))
+                .respond_error(e, request_id, on_error, Some(route))
                 .await;
         };
 
@@ -243,8 +246,11 @@ impl Client {
                     continue;
                 }
             }
-            let close = !upload.done || !head.keep_alive();
-            return self.respond_error(e, request_id, close, Some(route)).await;
+            let keep = upload.done && head.keep_alive();
+            let persistence = Persistence::for_peer(head.version(), keep);
+            return self
+                .respond_error(e, request_id, persistence, Some(route))
+                .await;
         }
     }
 
@@ -432,13 +438,14 @@ impl Client {
         }
     }
 
-    /// Answers with an error response; closes when `close` (an unread request body, a client that
-    /// asked to close) or the error demands it.
+    /// Answers with an error response saying what `persistence` says about the connection
+    /// (close for an unread request body or a client that asked to close; keep-alive for an
+    /// HTTP/1.0 client that keeps it); closes too when the error demands it.
     async fn respond_error(
         &mut self,
         e: ProxyError,
         request_id: &str,
-        close: bool,
+        persistence: Persistence,
         route: Option<RouteId>,
     ) -> Flow {
         let status = e.status();
@@ -463,7 +470,11 @@ impl Client {
             request_id,
             message: &message,
             retry_after,
-            close: close || e.closes_connection(),
+            persistence: if e.closes_connection() {
+                Persistence::Close
+            } else {
+                persistence
+            },
         };
         response.write(&mut self.out);
         let close = response.closes();

@@ -123,11 +123,19 @@ fn an_error_answer_closes_when_the_client_asked_to_close() {
         c.set_read_timeout(Duration::from_secs(5));
         assert!(c.is_closed_by_server(), "{req:?}");
     }
-    // A client that keeps its connection keeps it after an error answer too.
+    // A client that keeps its connection keeps it after an error answer too; an HTTP/1.0 one is
+    // told so.
     let mut c = Client::connect(balancer.users);
     let r = c.get("nobody.test", "/").unwrap();
     assert_eq!(r.status, 404);
     assert_eq!(r.header("connection"), None);
+    assert_eq!(c.get(HOST, "/after").unwrap().status, 200);
+    let mut c = Client::connect(balancer.users);
+    c.send(b"GET / HTTP/1.0\r\nHost: nobody.test\r\nConnection: keep-alive\r\n\r\n")
+        .unwrap();
+    let r = c.response("GET").unwrap();
+    assert_eq!(r.status, 404);
+    assert_eq!(r.header("connection"), Some("keep-alive"));
     assert_eq!(c.get(HOST, "/after").unwrap().status, 200);
 }
 

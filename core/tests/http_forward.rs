@@ -451,7 +451,7 @@ fn error_response_can_close_after_any_status() {
         request_id: "r",
         message: "backend reset",
         retry_after: None,
-        close: true,
+        persistence: Persistence::Close,
     };
     assert!(response.closes());
     let mut out = BytesMut::new();
@@ -464,16 +464,46 @@ fn error_response_can_close_after_any_status() {
     assert_eq!(head.header("connection"), Some(&b"close"[..]));
     assert_eq!(&out[..], b"backend reset\n");
     assert!(ErrorResponse {
-        close: false,
+        persistence: Persistence::Persistent,
         status: 431,
         ..response
     }
     .closes());
     assert!(!ErrorResponse {
-        close: false,
+        persistence: Persistence::Persistent,
         ..response
     }
     .closes());
+}
+
+#[test]
+fn error_response_tells_an_http10_keep_alive_client_its_connection_stays() {
+    let response = ErrorResponse {
+        status: 404,
+        request_id: "r",
+        message: "no route",
+        retry_after: None,
+        persistence: Persistence::KeepAlive,
+    };
+    assert!(!response.closes());
+    let mut out = BytesMut::new();
+    response.write(&mut out);
+    let head = ResponseParser::new(Limits::default())
+        .parse(&mut out)
+        .unwrap()
+        .unwrap();
+    assert_eq!(head.header("connection"), Some(&b"keep-alive"[..]));
+    assert_eq!(&out[..], b"no route\n");
+    // A status that must close still closes, and says so once.
+    let mut out = BytesMut::new();
+    ErrorResponse {
+        status: 400,
+        ..response
+    }
+    .write(&mut out);
+    let text = String::from_utf8(out.to_vec()).unwrap();
+    assert_eq!(text.matches("Connection:").count(), 1, "{text}");
+    assert!(text.contains("Connection: close\r\n"), "{text}");
 }
 
 #[test]

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use bytes::BytesMut;
 
-use super::forward::StrSink;
+use super::forward::{Persistence, StrSink};
 
 /// Whether an error response with this status must close the client connection: the request's
 /// framing could not be trusted (400, 413, 414, 431, 501, 505) or it timed out (408).
@@ -57,13 +57,14 @@ pub fn write_error_response(
         request_id,
         message,
         retry_after,
-        close: false,
+        persistence: Persistence::Persistent,
     }
     .write(out);
 }
 
 /// An error response the proxy writes itself, for callers that need more than
-/// [`write_error_response`] offers (closing after a status that would not close by itself).
+/// [`write_error_response`] offers (closing after a status that would not close by itself, or
+/// telling an HTTP/1.0 client that its connection stays open).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ErrorResponse<'a> {
     /// The status code.
@@ -74,15 +75,17 @@ pub struct ErrorResponse<'a> {
     pub message: &'a str,
     /// `Retry-After` seconds (503 with no agent yet).
     pub retry_after: Option<u32>,
-    /// Add `Connection: close` even when the status alone would not (statuses for which
-    /// [`closes_connection`] is true always carry it).
-    pub close: bool,
+    /// What the response says about the connection: [`Persistence::Close`] adds
+    /// `Connection: close` even when the status alone would not, [`Persistence::KeepAlive`]
+    /// adds `Connection: keep-alive` for an HTTP/1.0 client. A status for which
+    /// [`closes_connection`] is true closes whatever this says.
+    pub persistence: Persistence,
 }
 
 impl ErrorResponse<'_> {
     /// Whether the written response says `Connection: close`.
     pub fn closes(&self) -> bool {
-        self.close || closes_connection(self.status)
+        self.persistence.closes() || closes_connection(self.status)
     }
 
     /// Appends the whole response, head and body, to `out`.
@@ -102,6 +105,8 @@ impl ErrorResponse<'_> {
         }
         if self.closes() {
             out.extend_from_slice(b"Connection: close\r\n");
+        } else if self.persistence == Persistence::KeepAlive {
+            out.extend_from_slice(b"Connection: keep-alive\r\n");
         }
         out.extend_from_slice(b"\r\n");
         put_sanitized(out, self.message.as_bytes(), true);
