@@ -1,0 +1,359 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: ringway tunnel mode vs nginx, HAProxy and rathole, in one run, same pinning.
+#
+#   CPU 0: the process under test alone — nginx (1 worker), HAProxy (nbthread 1), the rathole
+#          server, or ringway-balancer --workers 1
+#   CPU 1: the backend (nginx `return 200`, 12-byte body), the far half of a tunnel (ringway agent,
+#          1 thread; rathole client), the load generator
+#
+# For each system: wrk -t1 -c50 closed loop (req/s, p99), then, when ringway-loadgen is built, a
+# fixed-rate open-loop run (coordinated-omission-corrected p99). CPU per request is utime+stime of
+# all threads (/proc/PID/task/*/stat) of the CPU-0 process and of the far half (agent / rathole
+# client) over the requests served, in each of the two runs. Ratios compare each system with the
+# nginx run of the same round. Writes results/side-by-side.md (OUT=…).
+#
+# Usage: benches/scripts/side_by_side.sh
+#   env: DURATION=10 RATE=10000 CONNS=50 ROUNDS=1 WARMUP=2
+#        SYSTEMS="nginx haproxy rathole ringway-uring ringway-epoll"   (nginx first: the baseline)
+#        (any ringway-DRIVER where DRIVER is an --io-driver of the balancer and agent: uring, epoll, …)
+#        OUT=results/side-by-side.md TITLE="…" INSTALL=1 (0: never install missing tools)
+#        RATHOLE=/path/to/rathole (default: PATH, then ~/.cargo/bin; `cargo install rathole` if absent)
+# Rounds run every system back to back, in SYSTEMS order; ratios compare runs of the same round.
+set -euo pipefail
+
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+DURATION=${DURATION:-10}
+RATE=${RATE:-10000}
+CONNS=${CONNS:-50}
+ROUNDS=${ROUNDS:-1}
+WARMUP=${WARMUP:-2}
+SYSTEMS=${SYSTEMS:-nginx haproxy rathole ringway-uring ringway-epoll}
+INSTALL=${INSTALL:-1}
+OUT=${OUT:-$ROOT/results/side-by-side.md}
+TITLE=${TITLE:-ringway tunnel vs nginx, HAProxy and rathole}
+BACKEND_PORT=${BACKEND_PORT:-18401}
+NGINX_PORT=${NGINX_PORT:-18402}
+RW_USERS=${RW_USERS:-18403}
+RW_AGENTS=${RW_AGENTS:-18404}
+HAPROXY_PORT=${HAPROXY_PORT:-18405}
+RATHOLE_PORT=${RATHOLE_PORT:-18406}
+RATHOLE_CONTROL=${RATHOLE_CONTROL:-18407}
+HOST_HDR="bench.test"
+CLK_TCK=$(getconf CLK_TCK)
+COMMAND=${SIDE_BY_SIDE_COMMAND:-}
+[ -z "$COMMAND" ] && COMMAND="DURATION=$DURATION RATE=$RATE CONNS=$CONNS ROUNDS=$ROUNDS WARMUP=$WARMUP SYSTEMS=\"$SYSTEMS\" ${0#"$ROOT"/}"
+
+WORK=$(mktemp -d /tmp/ringway-side-by-side.XXXXXX)
+chmod 755 "$WORK"
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+wants() { [[ " $SYSTEMS " == *" $1 "* ]]; }
+wants_prefix() { [[ " $SYSTEMS " == *" $1"* ]]; }
+
+# ---- tools: nginx and wrk always, HAProxy and rathole when asked for ----
+apt_install() { # package…
+    if [ "$INSTALL" = 1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "== installing $* with apt" >&2
+        apt-get update -qq >/dev/null 2>&1 || true
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1 || true
+    fi
+}
+if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then apt_install nginx wrk; fi
+for tool in nginx wrk taskset curl python3; do
+    command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install nginx wrk)" >&2; exit 1; }
+done
+SKIPPED=()
+if wants haproxy && ! command -v haproxy >/dev/null; then apt_install haproxy; fi
+if wants haproxy && ! command -v haproxy >/dev/null; then
+    SKIPPED+=("haproxy: not installed (apt-get install haproxy)")
+fi
+RATHOLE=${RATHOLE:-}
+if wants rathole && [ -z "$RATHOLE" ]; then
+    RATHOLE=$(command -v rathole || true)
+    [ -z "$RATHOLE" ] && [ -x "${CARGO_HOME:-$HOME/.cargo}/bin/rathole" ] && RATHOLE=${CARGO_HOME:-$HOME/.cargo}/bin/rathole
+    if [ -z "$RATHOLE" ] && [ "$INSTALL" = 1 ]; then
+        # rathole 0.5's dependencies do not build with its own Cargo.lock on current Rust: not --locked.
+        echo "== installing rathole with cargo install (a few minutes)" >&2
+        cargo install rathole >&2 || true
+        [ -x "${CARGO_HOME:-$HOME/.cargo}/bin/rathole" ] && RATHOLE=${CARGO_HOME:-$HOME/.cargo}/bin/rathole
+    fi
+    [ -z "$RATHOLE" ] && SKIPPED+=("rathole: not installed (cargo install rathole)")
+fi
+
+echo "== building release binaries" >&2
+cargo build --release -q -p ringway-balancer -p ringway-agent
+BIN=$ROOT/target/release
+LOADGEN=""
+if cargo build --release -q -p ringway-loadgen 2>/dev/null && [ -x "$BIN/ringway-loadgen" ]; then
+    LOADGEN=$BIN/ringway-loadgen
+fi
+
+# ---- helpers ----
+# utime + stime of every thread of a process, in clock ticks.
+cpu_ticks() {
+    [ -z "$1" ] && { echo 0; return; }
+    cat /proc/"$1"/task/*/stat 2>/dev/null | sed 's/^.*) //' | awk '{ s += $12 + $13 } END { print s + 0 }'
+}
+
+# Busy and total clock ticks of CPU 0 so far (/proc/stat: busy = all but idle and iowait).
+cpu0_ticks() {
+    awk '$1 == "cpu0" { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat
+}
+
+# Share of CPU 0 (%) that processes other than the one under test used between two cpu0_ticks.
+others_on_cpu0() { # "busy0 total0" "busy1 total1" proxy-ticks
+    awk -v a="$1" -v b="$2" -v p="$3" 'BEGIN { split(a, x, " "); split(b, y, " "); t = y[2] - x[2];
+        o = (y[1] - x[1] - p) / (t > 0 ? t : 1) * 100; printf "%.0f", (o < 0 ? 0 : o) }'
+}
+
+us_per_req() { # ticks requests
+    awk -v t="$1" -v n="$2" -v hz="$CLK_TCK" 'BEGIN { if (n > 0) printf "%.2f", t / hz * 1e6 / n; else print "?" }'
+}
+
+wait_200() { # port
+    for _ in $(seq 1 150); do
+        if [ "$(curl -s -m 1 -o /dev/null -w '%{http_code}' -H "Host: $HOST_HDR" "http://127.0.0.1:$1/")" = 200 ]; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "no 200 from port $1" >&2
+    return 1
+}
+
+nginx_conf() { # name http-body
+    cat > "$WORK/$1.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $WORK/$1.pid;
+error_log $WORK/$1.err warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    default_type text/plain;
+    client_body_temp_path $WORK/$1-body;
+    proxy_temp_path $WORK/$1-proxy;
+    fastcgi_temp_path $WORK/$1-fcgi;
+    uwsgi_temp_path $WORK/$1-uwsgi;
+    scgi_temp_path $WORK/$1-scgi;
+    keepalive_requests 10000000;
+    $2
+}
+CONF
+}
+
+# The nginx worker of a master started with `daemon off`.
+nginx_worker() {
+    for _ in $(seq 1 50); do
+        local w
+        w=$(pgrep -P "$1" | head -n 1 || true)
+        if [ -n "$w" ]; then echo "$w"; return 0; fi
+        sleep 0.1
+    done
+    return 1
+}
+
+stop() { # pid…
+    kill "$@" 2>/dev/null || true
+    for p in "$@"; do wait "$p" 2>/dev/null || true; done
+}
+
+# p99 (ms, corrected), achieved rate and failures from a ringway-loadgen --json report.
+loadgen_summary() { # json
+    python3 - "$1" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+t = doc["targets"][0]
+p99 = next(p["value"] for p in t["latency_us"]["corrected"]["percentiles"] if p["percentile"] == 99.0)
+notes = []
+if t["requests"]["error_total"]:
+    notes.append(f"loadgen errors {t['requests']['error_total']}")
+if t["rate_shortfall"]:
+    notes.append(f"rate shortfall: {t['achieved_rate']:.0f} req/s")
+# CPU is sampled around the whole run, warm-up included: count its requests too.
+done = t["requests"]["completed"] + t["warmup_requests"]["completed"]
+print(f"{p99 / 1000:.2f}|{done}|{'; '.join(notes)}")
+PY
+}
+
+# measure KEY LABEL PORT PROXY_PID [FAR_PID]: one row of $WORK/rows.tsv
+measure() {
+    local key=$1 label=$2 port=$3 proxy=$4 far=${5:-}
+    local url="http://127.0.0.1:$port/"
+    taskset -c 1 wrk -t1 -c"$CONNS" -d"${WARMUP}s" -H "Host: $HOST_HDR" "$url" >/dev/null
+    local p0 f0 p1 f1 c0 c1
+    c0=$(cpu0_ticks); p0=$(cpu_ticks "$proxy"); f0=$(cpu_ticks "$far")
+    taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H "Host: $HOST_HDR" "$url" > "$WORK/wrk.txt"
+    p1=$(cpu_ticks "$proxy"); f1=$(cpu_ticks "$far"); c1=$(cpu0_ticks)
+    local others
+    others=$(others_on_cpu0 "$c0" "$c1" $((p1 - p0)))
+    local reqs rps p99 errors
+    reqs=$(awk '/requests in/ { print $1 }' "$WORK/wrk.txt")
+    rps=$(awk '/Requests\/sec/ { printf "%.0f", $2 }' "$WORK/wrk.txt")
+    p99=$(awk '$1 == "99%" { v = $2; if (v ~ /us$/) { sub(/us/, "", v); v = v / 1000 } else if (v ~ /ms$/) { sub(/ms/, "", v) } else if (v ~ /s$/) { sub(/s/, "", v); v = v * 1000 }; printf "%.2f", v }' "$WORK/wrk.txt")
+    errors=$(awk '/Non-2xx|Socket errors/ { print "wrk: " $0 }' "$WORK/wrk.txt" | tr '\n' ' ' | tr -s ' ')
+    local pus fus="—"
+    pus=$(us_per_req $((p1 - p0)) "$reqs")
+    [ -n "$far" ] && fus=$(us_per_req $((f1 - f0)) "$reqs")
+
+    local fixed="—" fpus="—" ffus="—"
+    if [ -n "$LOADGEN" ]; then
+        c0=$(cpu0_ticks); p0=$(cpu_ticks "$proxy"); f0=$(cpu_ticks "$far")
+        if taskset -c 1 "$LOADGEN" -q -c "$CONNS" -w 1 -d "$DURATION" -R "$RATE" -H "Host: $HOST_HDR" \
+            --json "$WORK/lg.json" "$url" > "$WORK/lg.txt" 2>&1; then
+            p1=$(cpu_ticks "$proxy"); f1=$(cpu_ticks "$far"); c1=$(cpu0_ticks)
+            others="$others / $(others_on_cpu0 "$c0" "$c1" $((p1 - p0)))"
+            local summary done notes
+            summary=$(loadgen_summary "$WORK/lg.json")
+            IFS='|' read -r fixed done notes <<< "$summary"
+            fpus=$(us_per_req $((p1 - p0)) "$done")
+            [ -n "$far" ] && ffus=$(us_per_req $((f1 - f0)) "$done")
+            [ -n "$notes" ] && errors="$errors $notes"
+        else
+            fixed="?"
+            errors="$errors loadgen failed: $(tail -n 1 "$WORK/lg.txt")"
+        fi
+    fi
+    echo "   $label: $rps req/s, p99 $p99 ms, CPU0 $pus µs/req, far $fus µs/req; at $RATE req/s: p99 $fixed ms, CPU0 $fpus, far $ffus; others on CPU 0: $others % $errors" >&2
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$ROUND" "$key" "$label" "$rps" "$p99" "$pus" "$fus" \
+        "$fixed" "$fpus" "$ffus" "$others" "$errors" >> "$WORK/rows.tsv"
+}
+
+# ---- the systems ----
+run_nginx() {
+    echo "== nginx reverse proxy on CPU 0 (port $NGINX_PORT)" >&2
+    nginx_conf proxy "upstream be { server 127.0.0.1:$BACKEND_PORT; keepalive 64; }
+        server { listen 127.0.0.1:$NGINX_PORT; location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
+    taskset -c 0 nginx -p "$WORK" -c "$WORK/proxy.conf" &
+    local master=$!
+    PIDS+=("$master")
+    wait_200 "$NGINX_PORT"
+    measure nginx "nginx $NGINX_VERSION reverse proxy (1 worker, upstream keepalive)" "$NGINX_PORT" "$(nginx_worker "$master")"
+    stop "$master"
+}
+
+run_haproxy() {
+    echo "== HAProxy reverse proxy on CPU 0 (port $HAPROXY_PORT)" >&2
+    cat > "$WORK/haproxy.cfg" <<CFG
+global
+    nbthread 1
+    maxconn 4096
+    pidfile $WORK/haproxy.pid
+defaults
+    mode http
+    option http-keep-alive
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+    timeout http-keep-alive 30s
+frontend users
+    bind 127.0.0.1:$HAPROXY_PORT
+    default_backend origin
+backend origin
+    http-reuse always
+    server b1 127.0.0.1:$BACKEND_PORT
+CFG
+    taskset -c 0 haproxy -db -f "$WORK/haproxy.cfg" > "$WORK/haproxy.out" 2>&1 &
+    local pid=$!
+    PIDS+=("$pid")
+    wait_200 "$HAPROXY_PORT"
+    measure haproxy "HAProxy $HAPROXY_VERSION reverse proxy (nbthread 1, http-reuse always)" "$HAPROXY_PORT" "$pid"
+    stop "$pid"
+}
+
+run_rathole() {
+    echo "== rathole TCP tunnel: server on CPU 0 (port $RATHOLE_PORT), client on CPU 1" >&2
+    cat > "$WORK/rathole-server.toml" <<TOML
+[server]
+bind_addr = "127.0.0.1:$RATHOLE_CONTROL"
+[server.transport]
+type = "tcp"
+[server.services.bench]
+token = "bench"
+bind_addr = "127.0.0.1:$RATHOLE_PORT"
+TOML
+    cat > "$WORK/rathole-client.toml" <<TOML
+[client]
+remote_addr = "127.0.0.1:$RATHOLE_CONTROL"
+[client.transport]
+type = "tcp"
+[client.services.bench]
+token = "bench"
+local_addr = "127.0.0.1:$BACKEND_PORT"
+TOML
+    RUST_LOG=warn TOKIO_WORKER_THREADS=1 taskset -c 0 "$RATHOLE" --server "$WORK/rathole-server.toml" > "$WORK/rathole-server.out" 2>&1 &
+    local server=$!
+    PIDS+=("$server")
+    RUST_LOG=warn TOKIO_WORKER_THREADS=1 taskset -c 1 "$RATHOLE" --client "$WORK/rathole-client.toml" > "$WORK/rathole-client.out" 2>&1 &
+    local client=$!
+    PIDS+=("$client")
+    wait_200 "$RATHOLE_PORT"
+    measure rathole "rathole $RATHOLE_VERSION TCP tunnel (server + client, 1 tokio worker each)" "$RATHOLE_PORT" "$server" "$client"
+    stop "$client" "$server"
+}
+
+run_ringway() { # driver
+    local driver=$1
+    echo "== ringway tunnel, $driver: balancer on CPU 0, agent on CPU 1" >&2
+    RINGWAY_LOG=warn taskset -c 0 "$BIN/ringway-balancer" --workers 1 --io-driver "$driver" \
+        --listen "127.0.0.1:$RW_USERS" --agent-listen "127.0.0.1:$RW_AGENTS" \
+        --route "$HOST_HDR" --token bench > "$WORK/balancer.out" 2> "$WORK/balancer.err" &
+    local bal=$!
+    PIDS+=("$bal")
+    RINGWAY_LOG=warn RUST_LOG=warn taskset -c 1 "$BIN/ringway-agent" --balancer "127.0.0.1:$RW_AGENTS" \
+        --token bench --route "$HOST_HDR" --backend "127.0.0.1:$BACKEND_PORT" --workers 1 \
+        --io-driver "$driver" > /dev/null 2> "$WORK/agent.err" &
+    local agent=$!
+    PIDS+=("$agent")
+    wait_200 "$RW_USERS"
+    measure "ringway-$driver" "ringway tunnel, $driver (balancer 1 worker + agent 1 thread)" "$RW_USERS" "$bal" "$agent"
+    stop "$agent" "$bal"
+}
+
+NGINX_VERSION=$(nginx -v 2>&1 | sed 's/.*\///')
+HAPROXY_VERSION=""
+wants haproxy && command -v haproxy >/dev/null && HAPROXY_VERSION=$(haproxy -v 2>/dev/null | awk 'NR == 1 { sub(/-.*/, "", $3); print $3 }' || true)
+RATHOLE_VERSION=""
+[ -n "$RATHOLE" ] && RATHOLE_VERSION=$("$RATHOLE" --version 2>/dev/null | awk '/Build Version/ { print $3 }' || true)
+
+echo "== backend: nginx return 200 on CPU 1 (port $BACKEND_PORT)" >&2
+nginx_conf backend "server { listen 127.0.0.1:$BACKEND_PORT; location / { return 200 \"hello world\\n\"; } }"
+taskset -c 1 nginx -p "$WORK" -c "$WORK/backend.conf" &
+PIDS+=($!)
+wait_200 "$BACKEND_PORT"
+
+: > "$WORK/rows.tsv"
+LOAD_BEFORE=$(cut -d" " -f1-3 /proc/loadavg)
+START=$(date +%s)
+for ROUND in $(seq 1 "$ROUNDS"); do
+    for system in $SYSTEMS; do
+        case $system in
+            nginx) run_nginx ;;
+            haproxy) if command -v haproxy >/dev/null; then run_haproxy; fi ;;
+            rathole) if [ -n "$RATHOLE" ]; then run_rathole; fi ;;
+            ringway-*) run_ringway "${system#ringway-}" ;;
+            *) echo "unknown system $system" >&2; exit 2 ;;
+        esac
+    done
+done
+LOAD_AFTER=$(cut -d" " -f1-3 /proc/loadavg)
+ELAPSED=$(( $(date +%s) - START ))
+
+# ---- report ----
+export TITLE COMMAND DURATION RATE CONNS WARMUP CLK_TCK LOAD_BEFORE LOAD_AFTER ELAPSED
+export MACHINE="$(nproc) CPUs, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), Linux $(uname -r)"
+export VERSIONS="nginx $NGINX_VERSION${HAPROXY_VERSION:+, HAProxy $HAPROXY_VERSION}${RATHOLE_VERSION:+, rathole $RATHOLE_VERSION}, wrk $(wrk -v 2>&1 | awk 'NR == 1 { sub(/^[^0-9]*/, "", $2); sub(/-.*/, "", $2); print $2 }')"
+export SKIPPED_TEXT
+SKIPPED_TEXT=$(printf '%s\n' "${SKIPPED[@]+"${SKIPPED[@]}"}")
+export WANTS_RINGWAY=0
+if wants_prefix ringway-; then WANTS_RINGWAY=1; fi
+python3 "$ROOT/benches/scripts/side_by_side_report.py" "$WORK/rows.tsv" > "$OUT"
+echo "== wrote $OUT" >&2
+cat "$OUT"
