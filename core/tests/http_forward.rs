@@ -563,3 +563,50 @@ fn a_head_at_every_limit_still_parses_after_forwarding_under_forwarded_limits() 
         .unwrap();
     assert_eq!(again.header("x-pad").map(<[u8]>::len), Some(pad));
 }
+
+#[test]
+fn expect_is_dropped_because_the_proxy_answers_it() {
+    let out = forwarded(
+        b"PUT /up HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\nX-Kept: 1\r\n\r\n",
+        "192.0.2.1",
+    );
+    assert_eq!(out.header("expect"), None);
+    assert!(!out.expects_continue());
+    assert_eq!(out.header("x-kept"), Some(&b"1"[..]));
+    assert_eq!(out.header("content-length"), Some(&b"5"[..]));
+}
+
+#[test]
+fn absolute_form_without_a_path_keeps_its_query() {
+    for (raw, line) in [
+        (
+            &b"GET http://h?x=1 HTTP/1.1\r\nHost: h\r\n\r\n"[..],
+            &b"GET /?x=1 HTTP/1.1\r\n"[..],
+        ),
+        (
+            b"GET http://h:8080?a=b&c HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GET /?a=b&c HTTP/1.1\r\n",
+        ),
+        (
+            b"GET http://h HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GET / HTTP/1.1\r\n",
+        ),
+        (
+            b"GET http://h/?q HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GET /?q HTTP/1.1\r\n",
+        ),
+        (
+            b"GET /p?q HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GET /p?q HTTP/1.1\r\n",
+        ),
+    ] {
+        let head = request(raw);
+        let mut out = BytesMut::new();
+        forward::write_request(&head, &info("192.0.2.1"), head.framing(), &mut out);
+        assert!(
+            out.starts_with(line),
+            "{:?} became {out:?}",
+            String::from_utf8_lossy(raw)
+        );
+    }
+}

@@ -2,7 +2,7 @@
 //!
 //! Order matters and is fixed here: hop-by-hop fields are dropped first (Connection, every field
 //! Connection names, Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade unless upgrading, and the
-//! client's framing fields), then the framing is rebuilt from the parsed [`BodyFraming`] (never
+//! client's framing fields; and `Expect`, which the proxy answers itself), then the framing is rebuilt from the parsed [`BodyFraming`] (never
 //! copied from the peer's bytes), then the trusted fields are added. A client can therefore not
 //! smuggle a trusted field past the proxy by naming it in `Connection`, nor keep one of its own
 //! framing fields.
@@ -60,7 +60,7 @@ pub fn write_request(
     out.reserve(head.as_bytes().len() + 256);
     out.extend_from_slice(head.method());
     out.put_u8(b' ');
-    out.extend_from_slice(head.origin_form());
+    put_origin_form(out, head);
     out.extend_from_slice(b" HTTP/1.1\r\n");
 
     let host = head.host();
@@ -124,6 +124,22 @@ pub fn write_request(
     let id = request_id(head).unwrap_or(info.request_id.as_bytes());
     put_field(out, b"X-Request-Id", id);
     out.extend_from_slice(b"\r\n");
+}
+
+/// The request target in origin-form. An absolute-form target with no path but a query
+/// (`http://h?x=1`) becomes `/?x=1`: the query is kept.
+fn put_origin_form(out: &mut BytesMut, head: &RequestHead) {
+    let origin = head.origin_form();
+    let target = head.target();
+    if origin == b"/" && !target.starts_with(b"/") {
+        // Absolute-form: the authority holds no `?`, so the first one starts the query.
+        if let Some(q) = target.iter().position(|&b| b == b'?') {
+            out.put_u8(b'/');
+            out.extend_from_slice(&target[q..]);
+            return;
+        }
+    }
+    out.extend_from_slice(origin);
 }
 
 /// What a forwarded response tells the next hop about the connection it arrives on.
@@ -212,6 +228,9 @@ enum FieldClass {
     /// Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade: never forwarded as is
     /// (an upgrading hop re-adds Upgrade and `Connection: upgrade` itself).
     HopByHop,
+    /// Expect: the proxy answers `100-continue` to its client itself, so the next hop must not
+    /// wait for the body or answer it a second time. Dropped from requests.
+    Expect,
     /// Content-Length, Transfer-Encoding: rebuilt from the parsed framing.
     Framing,
     /// X-Forwarded-For: the client's list, our hop appended.
@@ -236,6 +255,7 @@ impl FieldClass {
         match name.len() {
             2 if is("te") => Self::HopByHop,
             4 if is("host") => Self::Host,
+            6 if is("expect") => Self::Expect,
             7 if is("trailer") || is("upgrade") => Self::HopByHop,
             9 if is("forwarded") => Self::Forwarded,
             10 if is("connection") || is("keep-alive") => Self::HopByHop,
