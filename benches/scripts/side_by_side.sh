@@ -18,7 +18,8 @@
 #        (any ringway-DRIVER where DRIVER is an --io-driver of the balancer and agent: uring, epoll, …)
 #        OUT=results/side-by-side.md TITLE="…" INSTALL=1 (0: never install missing tools)
 #        RATHOLE=/path/to/rathole (default: PATH, then ~/.cargo/bin; `cargo install rathole` if absent)
-# Rounds run every system back to back, in SYSTEMS order; ratios compare runs of the same round.
+# Rounds run every system back to back: nginx first, the others in SYSTEMS order rotated by one place
+# per round; ratios compare runs of the same round.
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -102,16 +103,51 @@ cpu_ticks() {
     cat /proc/"$1"/task/*/stat 2>/dev/null | sed 's/^.*) //' | awk '{ s += $12 + $13 } END { print s + 0 }'
 }
 
-# Busy and total clock ticks of CPU 0 so far (/proc/stat: busy = all but idle and iowait).
-cpu0_ticks() {
-    awk '$1 == "cpu0" { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat
+# Busy and total clock ticks of one CPU so far (/proc/stat: busy = all but idle and iowait).
+cpu_busy() { # cpu
+    awk -v c="cpu$1" '$1 == c { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat
 }
 
-# Share of CPU 0 (%) that processes other than the one under test used between two cpu0_ticks.
-others_on_cpu0() { # "busy0 total0" "busy1 total1" proxy-ticks
-    awk -v a="$1" -v b="$2" -v p="$3" 'BEGIN { split(a, x, " "); split(b, y, " "); t = y[2] - x[2];
-        o = (y[1] - x[1] - p) / (t > 0 ? t : 1) * 100; printf "%.0f", (o < 0 ? 0 : o) }'
+# Share of a CPU (%) that processes other than the known ones used between two cpu_busy readings.
+others_pct() { # "busy0 total0" "busy1 total1" known-ticks
+    awk -v a="$1" -v b="$2" -v k="$3" 'BEGIN { split(a, x, " "); split(b, y, " "); t = y[2] - x[2];
+        o = (y[1] - x[1] - k) / (t > 0 ? t : 1) * 100; printf "%.0f", (o < 0 ? 0 : o) }'
 }
+
+# Runs a load generator on CPU 1; its own CPU (clock ticks) goes to $WORK/gen.ticks ("" if unknown).
+on_cpu1() { # command…
+    if [ -x /usr/bin/time ]; then
+        local rc=0
+        taskset -c 1 /usr/bin/time -f '%U %S' -o "$WORK/gen.time" "$@" || rc=$?
+        awk -v hz="$CLK_TCK" '{ printf "%.0f", ($1 + $2) * hz }' "$WORK/gen.time" > "$WORK/gen.ticks" 2>/dev/null || : > "$WORK/gen.ticks"
+        return $rc
+    fi
+    : > "$WORK/gen.ticks"
+    taskset -c 1 "$@"
+}
+
+# Snapshot of every counter measure() compares: S_P (CPU-0 process), S_F (far half), S_B (backend
+# worker) in ticks, S_C0 / S_C1 the two CPUs' "busy total".
+snapshot() { # proxy far
+    S_P=$(cpu_ticks "$1"); S_F=$(cpu_ticks "$2"); S_B=$(cpu_ticks "$BACKEND_WORKER")
+    S_C0=$(cpu_busy 0); S_C1=$(cpu_busy 1)
+}
+
+# After a run between snapshot A (the A_* copies) and snapshot S_*: sets D_P, D_F (ticks) and
+# OTHERS0, OTHERS1 (%: CPU 0 less the process under test; CPU 1 less backend, far half, generator).
+deltas() {
+    D_P=$((S_P - A_P)); D_F=$((S_F - A_F))
+    OTHERS0=$(others_pct "$A_C0" "$S_C0" "$D_P")
+    local gen
+    gen=$(cat "$WORK/gen.ticks" 2>/dev/null || true)
+    if [ -n "$gen" ]; then
+        OTHERS1=$(others_pct "$A_C1" "$S_C1" $((S_B - A_B + D_F + gen)))
+    else
+        OTHERS1="?"
+    fi
+}
+
+keep_snapshot() { A_P=$S_P; A_F=$S_F; A_B=$S_B; A_C0=$S_C0; A_C1=$S_C1; }
 
 us_per_req() { # ticks requests
     awk -v t="$1" -v n="$2" -v hz="$CLK_TCK" 'BEGIN { if (n > 0) printf "%.2f", t / hz * 1e6 / n; else print "?" }'
@@ -188,42 +224,40 @@ measure() {
     local key=$1 label=$2 port=$3 proxy=$4 far=${5:-}
     local url="http://127.0.0.1:$port/"
     taskset -c 1 wrk -t1 -c"$CONNS" -d"${WARMUP}s" -H "Host: $HOST_HDR" "$url" >/dev/null
-    local p0 f0 p1 f1 c0 c1
-    c0=$(cpu0_ticks); p0=$(cpu_ticks "$proxy"); f0=$(cpu_ticks "$far")
-    taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H "Host: $HOST_HDR" "$url" > "$WORK/wrk.txt"
-    p1=$(cpu_ticks "$proxy"); f1=$(cpu_ticks "$far"); c1=$(cpu0_ticks)
-    local others
-    others=$(others_on_cpu0 "$c0" "$c1" $((p1 - p0)))
+    snapshot "$proxy" "$far"; keep_snapshot
+    on_cpu1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H "Host: $HOST_HDR" "$url" > "$WORK/wrk.txt"
+    snapshot "$proxy" "$far"; deltas
+    local others0=$OTHERS0 others1=$OTHERS1
     local reqs rps p99 errors
     reqs=$(awk '/requests in/ { print $1 }' "$WORK/wrk.txt")
     rps=$(awk '/Requests\/sec/ { printf "%.0f", $2 }' "$WORK/wrk.txt")
     p99=$(awk '$1 == "99%" { v = $2; if (v ~ /us$/) { sub(/us/, "", v); v = v / 1000 } else if (v ~ /ms$/) { sub(/ms/, "", v) } else if (v ~ /s$/) { sub(/s/, "", v); v = v * 1000 }; printf "%.2f", v }' "$WORK/wrk.txt")
     errors=$(awk '/Non-2xx|Socket errors/ { print "wrk: " $0 }' "$WORK/wrk.txt" | tr '\n' ' ' | tr -s ' ')
     local pus fus="—"
-    pus=$(us_per_req $((p1 - p0)) "$reqs")
-    [ -n "$far" ] && fus=$(us_per_req $((f1 - f0)) "$reqs")
+    pus=$(us_per_req "$D_P" "$reqs")
+    [ -n "$far" ] && fus=$(us_per_req "$D_F" "$reqs")
 
     local fixed="—" fpus="—" ffus="—"
     if [ -n "$LOADGEN" ]; then
-        c0=$(cpu0_ticks); p0=$(cpu_ticks "$proxy"); f0=$(cpu_ticks "$far")
-        if taskset -c 1 "$LOADGEN" -q -c "$CONNS" -w 1 -d "$DURATION" -R "$RATE" -H "Host: $HOST_HDR" \
+        snapshot "$proxy" "$far"; keep_snapshot
+        if on_cpu1 "$LOADGEN" -q -c "$CONNS" -w 1 -d "$DURATION" -R "$RATE" -H "Host: $HOST_HDR" \
             --json "$WORK/lg.json" "$url" > "$WORK/lg.txt" 2>&1; then
-            p1=$(cpu_ticks "$proxy"); f1=$(cpu_ticks "$far"); c1=$(cpu0_ticks)
-            others="$others / $(others_on_cpu0 "$c0" "$c1" $((p1 - p0)))"
+            snapshot "$proxy" "$far"; deltas
+            others0="$others0 / $OTHERS0"; others1="$others1 / $OTHERS1"
             local summary done notes
             summary=$(loadgen_summary "$WORK/lg.json")
             IFS='|' read -r fixed done notes <<< "$summary"
-            fpus=$(us_per_req $((p1 - p0)) "$done")
-            [ -n "$far" ] && ffus=$(us_per_req $((f1 - f0)) "$done")
+            fpus=$(us_per_req "$D_P" "$done")
+            [ -n "$far" ] && ffus=$(us_per_req "$D_F" "$done")
             [ -n "$notes" ] && errors="$errors $notes"
         else
             fixed="?"
             errors="$errors loadgen failed: $(tail -n 1 "$WORK/lg.txt")"
         fi
     fi
-    echo "   $label: $rps req/s, p99 $p99 ms, CPU0 $pus µs/req, far $fus µs/req; at $RATE req/s: p99 $fixed ms, CPU0 $fpus, far $ffus; others on CPU 0: $others % $errors" >&2
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$ROUND" "$key" "$label" "$rps" "$p99" "$pus" "$fus" \
-        "$fixed" "$fpus" "$ffus" "$others" "$errors" >> "$WORK/rows.tsv"
+    echo "   $label: $rps req/s, p99 $p99 ms, CPU0 $pus µs/req, far $fus µs/req; at $RATE req/s: p99 $fixed ms, CPU0 $fpus, far $ffus; others on CPU 0: $others0 %, on CPU 1: $others1 % $errors" >&2
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$ROUND" "$key" "$label" "$rps" "$p99" "$pus" "$fus" \
+        "$fixed" "$fpus" "$ffus" "$others0" "$others1" "$errors" >> "$WORK/rows.tsv"
 }
 
 # ---- the systems ----
@@ -326,14 +360,22 @@ RATHOLE_VERSION=""
 echo "== backend: nginx return 200 on CPU 1 (port $BACKEND_PORT)" >&2
 nginx_conf backend "server { listen 127.0.0.1:$BACKEND_PORT; location / { return 200 \"hello world\\n\"; } }"
 taskset -c 1 nginx -p "$WORK" -c "$WORK/backend.conf" &
-PIDS+=($!)
+BACKEND_MASTER=$!
+PIDS+=("$BACKEND_MASTER")
 wait_200 "$BACKEND_PORT"
+BACKEND_WORKER=$(nginx_worker "$BACKEND_MASTER")
 
 : > "$WORK/rows.tsv"
 LOAD_BEFORE=$(cut -d" " -f1-3 /proc/loadavg)
 START=$(date +%s)
 for ROUND in $(seq 1 "$ROUNDS"); do
-    for system in $SYSTEMS; do
+    # nginx (the baseline) first; the others rotate by one place per round, so that none is always
+    # the one right after nginx or the last.
+    read -r -a rest <<< "$(printf '%s ' $SYSTEMS | sed 's/\bnginx //')"
+    order=()
+    wants nginx && order+=(nginx)
+    for i in "${!rest[@]}"; do order+=("${rest[$(( (i + ROUND - 1) % ${#rest[@]} ))]}"); done
+    for system in "${order[@]}"; do
         case $system in
             nginx) run_nginx ;;
             haproxy) if command -v haproxy >/dev/null; then run_haproxy; fi ;;

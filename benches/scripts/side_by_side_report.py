@@ -2,18 +2,23 @@
 """Markdown report of benches/scripts/side_by_side.sh: rows.tsv in, markdown on stdout.
 
 Each row of rows.tsv (tab-separated) is one system in one round:
-  round key label rps p99_ms cpu0_us far_us fixed_p99_ms fixed_cpu0_us fixed_far_us others notes
+  round key label rps p99_ms cpu0_us far_us fixed_p99_ms fixed_cpu0_us fixed_far_us others0 others1 notes
 where far_us is "—" for a proxy without a far half, and the fixed_* fields are "—" without
-ringway-loadgen, and others is "W / F": the % of CPU 0 that other processes used during the wrk
-run (W) and the fixed-rate run (F). Ratios compare a row with the nginx row of the same round. The run's
+ringway-loadgen. others0 and others1 are "W / F": the % of CPU 0 used by processes other than the
+one under test, and of CPU 1 by processes other than the backend, the far half and the load
+generator, during the wrk run (W) and the fixed-rate run (F). Ratios compare a row with the nginx row of the same round. The run's
 context (command, machine, load) comes in environment variables set by the script.
 """
 
 import os
+import re
 import statistics
 import sys
 
-FIELDS = ["round", "key", "label", "rps", "p99", "cpu0", "far", "fixed_p99", "fixed_cpu0", "fixed_far", "others", "notes"]
+# A row whose "others" shares all stay at or below this % counts as clean in the summary.
+NOISY = float(os.environ.get("NOISY_PCT", "10"))
+
+FIELDS = ["round", "key", "label", "rps", "p99", "cpu0", "far", "fixed_p99", "fixed_cpu0", "fixed_far", "others0", "others1", "notes"]
 
 
 def num(text):
@@ -52,8 +57,16 @@ def read_rows(path):
                 row[k] = num(row[k])
             row["total"] = total(row["cpu0"], row["far"])
             row["fixed_total"] = total(row["fixed_cpu0"], row["fixed_far"])
+            row["noise"] = noise(row)
+            row["clean_self"] = row["noise"] is not None and row["noise"] <= NOISY
             rows.append(row)
     return rows
+
+
+def noise(row):
+    """The largest "others" percentage of a row (None if none could be measured)."""
+    values = [float(v) for v in re.findall(r"\d+(?:\.\d+)?", row["others0"] + " " + row["others1"])]
+    return max(values) if values else None
 
 
 def with_ratios(rows):
@@ -62,12 +75,14 @@ def with_ratios(rows):
     for r in rows:
         n = baseline.get(r["round"])
         get = (lambda k: n[k]) if n else (lambda k: None)
+        r["clean"] = r["noise"] is not None and r["noise"] <= NOISY and n is not None and n["clean_self"]
         r["r_total"] = ratio(r["total"], get("total"))
         r["r_cpu0"] = ratio(r["cpu0"], get("cpu0"))
         r["r_rps"] = ratio(r["rps"], get("rps"))
         r["r_p99"] = ratio(r["p99"], get("p99"))
         r["r_fixed_p99"] = ratio(r["fixed_p99"], get("fixed_p99"))
         r["r_fixed_total"] = ratio(r["fixed_total"], get("fixed_total"))
+        r["r_fixed_cpu0"] = ratio(r["fixed_cpu0"], get("fixed_cpu0"))
     return rows
 
 
@@ -110,19 +125,21 @@ def main():
     w(f"CPU µs/request = utime+stime of all the process's threads (/proc/PID/task/*/stat, {env('CLK_TCK', '?')} Hz")
     w("ticks) over a run, divided by the requests completed in it. *CPU 0* is the proxy / tunnel")
     w("entrance; *far* the tunnel's other half (agent, rathole client); *total* their sum. The backend's")
-    w("and the load generator's CPU are not counted for anyone. *Others on CPU 0* = the share of CPU 0")
-    w("that processes other than the one under test used during the wrk run / the fixed-rate run")
-    w("(/proc/stat busy ticks minus the process's own): the noise indicator of that row.")
+    w("and the load generator's CPU are not counted for anyone. *Others on CPU 0 / CPU 1* = the share")
+    w("of that CPU used by processes outside the benchmark (CPU 0: all but the process under test;")
+    w("CPU 1: all but backend, far half and load generator) during the wrk run / the fixed-rate run,")
+    w("from /proc/stat busy ticks: the noise indicator of that row.")
     w("")
     w("## Measurements")
     w("")
     w(f"| round | system | req/s (wrk) | p99 ms (wrk) | CPU 0 µs/req | far µs/req | total µs/req "
-      f"| p99 ms at {rate} req/s | total µs/req at {rate} req/s | others on CPU 0 % |")
-    w("|---|---|---|---|---|---|---|---|---|---|")
+      f"| p99 ms at {rate} req/s | CPU 0 µs/req at {rate} req/s | total µs/req at {rate} req/s "
+      "| others on CPU 0 % | others on CPU 1 % |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         w(f"| {r['round']} | {r['label']} | {fmt(r['rps'], 0)} | {fmt(r['p99'])} | {fmt(r['cpu0'])} "
-          f"| {fmt(r['far'])} | {fmt(r['total'])} | {fmt(r['fixed_p99'])} | {fmt(r['fixed_total'])} "
-          f"| {r['others']} |")
+          f"| {fmt(r['far'])} | {fmt(r['total'])} | {fmt(r['fixed_p99'])} | {fmt(r['fixed_cpu0'])} "
+          f"| {fmt(r['fixed_total'])} | {r['others0']} | {r['others1']} |")
     notes = [r for r in rows if r["notes"].strip()]
     if notes:
         w("")
@@ -133,28 +150,34 @@ def main():
     w("## Ratios vs nginx (same round; below 1.00 = less CPU / lower latency / fewer req/s than nginx)")
     w("")
     w(f"| round | system | total CPU / nginx | CPU 0 / nginx | req/s / nginx | p99 (wrk) / nginx "
-      f"| p99 at {rate} req/s / nginx | total CPU at {rate} req/s / nginx |")
-    w("|---|---|---|---|---|---|---|---|")
+      f"| p99 at {rate} req/s / nginx | CPU 0 at {rate} req/s / nginx | total CPU at {rate} req/s / nginx |")
+    w("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if r["key"] == "nginx":
             continue
         w(f"| {r['round']} | {r['label']} | {fmt(r['r_total'])} | {fmt(r['r_cpu0'])} | {fmt(r['r_rps'])} "
-          f"| {fmt(r['r_p99'])} | {fmt(r['r_fixed_p99'])} | {fmt(r['r_fixed_total'])} |")
+          f"| {fmt(r['r_p99'])} | {fmt(r['r_fixed_p99'])} | {fmt(r['r_fixed_cpu0'])} | {fmt(r['r_fixed_total'])} |")
     rounds = sorted({r["round"] for r in rows})
     if len(rounds) > 1:
         w("")
         w(f"## Summary over {len(rounds)} rounds: median (min–max)")
         w("")
-        w("| system | total µs/req | total CPU / nginx | CPU 0 / nginx | req/s / nginx "
-          f"| p99 at {rate} req/s, ms | p99 at {rate} req/s / nginx |")
-        w("|---|---|---|---|---|---|---|")
+        w(f"Over the clean rounds of each system: those in which neither it nor that round's nginx saw more")
+        w(f"than {NOISY:.0f} % of either CPU used by other processes (all rounds, marked *noisy*, where none was clean).")
+        w("")
+        w("| system | rounds used | total µs/req | total CPU / nginx | CPU 0 / nginx | req/s / nginx "
+          f"| p99 at {rate} req/s, ms | p99 at {rate} req/s / nginx | total CPU at {rate} req/s / nginx |")
+        w("|---|---|---|---|---|---|---|---|---|")
         keys = list(dict.fromkeys(r["key"] for r in rows))
         for key in keys:
             mine = [r for r in rows if r["key"] == key]
-            w(f"| {mine[0]['label']} | {spread([r['total'] for r in mine])} "
-              f"| {spread([r['r_total'] for r in mine])} | {spread([r['r_cpu0'] for r in mine])} "
-              f"| {spread([r['r_rps'] for r in mine])} | {spread([r['fixed_p99'] for r in mine])} "
-              f"| {spread([r['r_fixed_p99'] for r in mine])} |")
+            clean = [r for r in mine if r["clean"]]
+            used = clean or mine
+            tag = f"{len(clean)} of {len(mine)}" if clean else f"{len(mine)} of {len(mine)}, *noisy*"
+            w(f"| {mine[0]['label']} | {tag} | {spread([r['total'] for r in used])} "
+              f"| {spread([r['r_total'] for r in used])} | {spread([r['r_cpu0'] for r in used])} "
+              f"| {spread([r['r_rps'] for r in used])} | {spread([r['fixed_p99'] for r in used])} "
+              f"| {spread([r['r_fixed_p99'] for r in used])} | {spread([r['r_fixed_total'] for r in used])} |")
     skipped = env("SKIPPED_TEXT", "").strip()
     if skipped:
         w("")
