@@ -39,6 +39,8 @@ use crate::worker::Worker;
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bytes asked of one read.
 const READ_CHUNK: usize = 64 * 1024;
+/// How long the last write of a closed connection (its GOAWAY) may take.
+const FINAL_FLUSH: Duration = Duration::from_secs(1);
 
 /// One agent connection owned by this worker.
 pub(crate) struct AgentConn {
@@ -283,14 +285,32 @@ impl AgentConn {
         }
     }
 
-    /// Writes everything the state machine has queued, one write per wake-up.
+    /// Writes everything the state machine has queued, one write per wake-up. A write blocked on
+    /// an agent that stopped reading is cancelled by `close` (with the reader), so a dead
+    /// connection's task, buffers and socket go away. What is queued when the connection closes
+    /// (a GOAWAY) gets one last write, bounded by [`FINAL_FLUSH`].
     async fn write_loop(self: Rc<Self>, mut wr: OwnedWriteHalf<TcpStream>) {
+        let Some(handle) = self.reader.borrow().as_ref().map(Canceller::handle) else {
+            return;
+        };
         let mut out = BytesMut::with_capacity(READ_CHUNK);
         loop {
             self.tx.wait().await;
+            let closed = self.closed.get();
             if self.conn.borrow_mut().poll_transmit(&mut out) {
                 bump(&self.stats.writes);
-                let (res, buf) = wr.write_all(out).await;
+                if closed {
+                    let at = (Instant::now() + FINAL_FLUSH).into();
+                    let _ = monoio::time::timeout_at(at, wr.write_all(out)).await;
+                    let _ = wr.shutdown().await;
+                    return;
+                }
+                let (res, buf) = monoio::io::CancelableAsyncWriteRentExt::write_all(
+                    &mut wr,
+                    out,
+                    handle.clone(),
+                )
+                .await;
                 out = buf;
                 out.clear();
                 if let Err(e) = res {
@@ -349,13 +369,10 @@ impl AgentConn {
                     last_stream_id,
                     code,
                 } => {
+                    // Core follows this event with Reset(Refused) for every stream above
+                    // `last_stream_id`: those were never processed and may go elsewhere.
                     info!(agent = %self.agent_id, ?code, last_stream_id = %last_stream_id, "agent is going away");
                     self.stop_new_streams();
-                    for (id, slot) in self.streams.borrow_mut().iter_mut() {
-                        if id.0 > last_stream_id.0 {
-                            slot.push(StreamEvent::Lost { refused: true });
-                        }
-                    }
                 }
                 Event::Dead => self.close("heartbeat missed"),
                 other => debug!(agent = %self.agent_id, event = ?other, "unexpected tunnel event"),
@@ -395,7 +412,7 @@ impl AgentConn {
             "agent connection closed"
         );
         for slot in self.streams.borrow_mut().values_mut() {
-            slot.push(StreamEvent::Lost { refused: false });
+            slot.push(StreamEvent::Lost);
         }
         if let Some(c) = self.reader.borrow_mut().take() {
             drop(c.cancel());

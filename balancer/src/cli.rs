@@ -56,6 +56,9 @@ pub struct Cli {
     /// Idle keep-alive timeout (`[timeouts] idle`).
     #[arg(long, value_parser = config::parse_duration)]
     pub idle_timeout: Option<Duration>,
+    /// Request/response body progress timeout (`[timeouts] body`).
+    #[arg(long, value_parser = config::parse_duration)]
+    pub body_timeout: Option<Duration>,
     /// Response head timeout (`[timeouts] response_head`).
     #[arg(long, value_parser = config::parse_duration)]
     pub response_timeout: Option<Duration>,
@@ -128,6 +131,9 @@ impl Cli {
         }
         if let Some(d) = self.idle_timeout {
             c.timeouts.idle = d;
+        }
+        if let Some(d) = self.body_timeout {
+            c.timeouts.body = d;
         }
         if let Some(d) = self.response_timeout {
             c.timeouts.response_head = d;

@@ -30,8 +30,6 @@ use crate::worker::Worker;
 
 /// Bytes asked of one read from a user.
 const READ_CHUNK: usize = 64 * 1024;
-/// A response head from an agent may be larger than what users may send.
-const RESPONSE_HEAD_LIMIT: usize = 64 * 1024;
 
 /// Whether the connection serves another request after this one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,9 +148,19 @@ impl Client {
         res
     }
 
+    /// Writes `out` to the user within the body timeout: a user that stops reading cannot hold
+    /// the connection, its stream and a backend connection forever. A timed-out write loses the
+    /// buffer; the caller closes the connection.
     async fn write_out(&mut self) -> std::io::Result<()> {
         let out = std::mem::take(&mut self.out);
-        let (res, mut out) = self.wr.write_all(out).await;
+        let at = deadline_after(self.worker.timeouts.body);
+        let Ok((res, mut out)) = monoio::time::timeout_at(at, self.wr.write_all(out)).await else {
+            info!(peer = %self.peer, "user stopped reading; closing");
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "user write timed out",
+            ));
+        };
         out.clear();
         self.out = out;
         res.map(drop)
@@ -222,7 +230,8 @@ impl Client {
         };
         let mut retried = false;
         loop {
-            let result = match agent.open_stream(forwarded.clone(), !body_pending) {
+            // A retry after the whole body went out opens the stream already ended.
+            let result = match agent.open_stream(forwarded.clone(), upload.done) {
                 Ok(stream) => self.forward(&stream, &head, &mut upload).await,
                 Err(e) => Err(e),
             };
@@ -276,18 +285,13 @@ impl Client {
     ) -> Result<Flow, ProxyError> {
         let mut early = None;
         if !upload.done {
-            early = self.upload(stream, upload).await?;
+            early = self.upload(stream, head, upload).await?;
         }
         let (response, end) = self.response_head(stream, head, early).await?;
         stream.head_received();
 
-        let client_framing = match response.framing(head.method()) {
-            BodyFraming::Empty => BodyFraming::Empty,
-            BodyFraming::Length(n) => BodyFraming::Length(n),
-            _ if head.version() == Version::Http11 => BodyFraming::Chunked,
-            _ => BodyFraming::UntilClose,
-        };
-        let keep = head.keep_alive() && upload.done && client_framing != BodyFraming::UntilClose;
+        let client_framing = response.framing(head.method()).reframe_for(head.version());
+        let keep = head.keep_alive() && upload.done && !client_framing.ends_connection();
         // An HTTP/1.0 client that asked to keep the connection is told so; it closes otherwise.
         let persistence = Persistence::for_peer(head.version(), keep);
         forward::write_response(&response, client_framing, persistence, &mut self.out);
@@ -305,11 +309,14 @@ impl Client {
         }
     }
 
-    /// Sends the request body, pacing on the stream's credit. Returns an event that arrived
-    /// while waiting for credit (an early response, a reset) for the response phase.
+    /// Sends the request body, pacing on the stream's credit. Interim heads that arrive while
+    /// waiting for credit are forwarded (a 100 is dropped: the balancer answered `Expect`
+    /// itself) and the upload goes on. Returns an event that ends the upload early (a final
+    /// response, a reset) for the response phase.
     async fn upload(
         &mut self,
         stream: &TunnelStream,
+        head: &RequestHead,
         upload: &mut Upload,
     ) -> Result<Option<StreamEvent>, ProxyError> {
         loop {
@@ -317,16 +324,37 @@ impl Client {
             match event {
                 Ok(BodyEvent::Data(mut data)) => {
                     upload.streamed = true;
-                    stream.send(&mut data, false)?;
+                    if let Some(early) = send(stream, &mut data, false)? {
+                        return Ok(Some(early));
+                    }
                     while !data.is_empty() {
-                        match stream.event().await {
-                            StreamEvent::Writable => stream.send(&mut data, false)?,
+                        // An agent that takes no body bytes for this long is as good as silent.
+                        let at = deadline_after(self.worker.timeouts.body);
+                        let Ok(event) = monoio::time::timeout_at(at, stream.event()).await else {
+                            info!(stream = %stream.id(), "backend took no request body in time");
+                            return Err(ProxyError::new(ErrorKind::ResponseTimeout));
+                        };
+                        match event {
+                            StreamEvent::Writable => {
+                                if let Some(early) = send(stream, &mut data, false)? {
+                                    return Ok(Some(early));
+                                }
+                            }
+                            StreamEvent::Head { head: bytes, end } => {
+                                let response = parse_response(bytes.clone())?;
+                                if !response.is_interim() {
+                                    return Ok(Some(StreamEvent::Head { head: bytes, end }));
+                                }
+                                self.interim(&response, head).await?;
+                            }
                             other => return Ok(Some(other)),
                         }
                     }
                 }
                 Ok(BodyEvent::End) => {
-                    stream.send(&mut Bytes::new(), true)?;
+                    if let Some(early) = send(stream, &mut Bytes::new(), true)? {
+                        return Ok(Some(early));
+                    }
                     upload.done = true;
                     return Ok(None);
                 }
@@ -334,12 +362,29 @@ impl Client {
                     let at = deadline_after(self.worker.timeouts.body);
                     match monoio::time::timeout_at(at, self.read_more()).await {
                         Ok(Ok(n)) if n > 0 => {}
-                        _ => return Err(ProxyError::new(ErrorKind::ClientIo)),
+                        Ok(_) => return Err(ProxyError::new(ErrorKind::ClientIo)),
+                        Err(_) => return Err(ProxyError::new(ErrorKind::ClientTimeout)),
                     }
                 }
                 Err(e) => return Err(ProxyError::from(&e)),
             }
         }
+    }
+
+    /// Forwards an interim (1xx) response head to an HTTP/1.1 user; a 100 is dropped (the
+    /// balancer answered `Expect: 100-continue` itself) and HTTP/1.0 users get none.
+    async fn interim(
+        &mut self,
+        response: &ResponseHead,
+        head: &RequestHead,
+    ) -> Result<(), ProxyError> {
+        if response.status() != 100 && head.version() == Version::Http11 {
+            self.out.extend_from_slice(response.as_bytes());
+            self.write_out()
+                .await
+                .map_err(|_| ProxyError::new(ErrorKind::ClientIo))?;
+        }
+        Ok(())
     }
 
     /// Waits for the final response head, forwarding interim (1xx) heads other than 100.
@@ -363,29 +408,12 @@ impl Client {
                     if !response.is_interim() {
                         return Ok((response, end));
                     }
-                    if response.status() != 100 && head.version() == Version::Http11 {
-                        self.out.extend_from_slice(response.as_bytes());
-                        self.write_out()
-                            .await
-                            .map_err(|_| ProxyError::new(ErrorKind::ClientIo))?;
-                    }
+                    self.interim(&response, head).await?;
                 }
                 StreamEvent::Writable => {}
                 StreamEvent::Data { .. } => return Err(ProxyError::new(ErrorKind::AgentProtocol)),
-                StreamEvent::Reset(code) => {
-                    let mut e = from_reset(code);
-                    if code == ringway_core::tunnel::ResetCode::Refused {
-                        // Nothing was processed: another agent may serve it.
-                        e.retry = true;
-                    }
-                    return Err(e);
-                }
-                StreamEvent::Lost { refused: true } => {
-                    return Err(ProxyError::new(ErrorKind::AgentRefused))
-                }
-                StreamEvent::Lost { refused: false } => {
-                    return Err(ProxyError::new(ErrorKind::AgentLost))
-                }
+                StreamEvent::Reset(code) => return Err(from_reset(code, stream.draining())),
+                StreamEvent::Lost => return Err(ProxyError::new(ErrorKind::AgentLost)),
             }
         }
     }
@@ -410,7 +438,7 @@ impl Client {
                         ended = end;
                     }
                     StreamEvent::Writable => {}
-                    StreamEvent::Head { .. } | StreamEvent::Reset(_) | StreamEvent::Lost { .. } => {
+                    StreamEvent::Head { .. } | StreamEvent::Reset(_) | StreamEvent::Lost => {
                         // Mid-body failure: the user sees the connection close before the body ends.
                         debug!(stream = %stream.id(), ?event, "response aborted mid-body");
                         let _ = self.write_out().await;
@@ -495,10 +523,27 @@ struct Upload {
     streamed: bool,
 }
 
+/// Sends body bytes; when the stream is already gone, an event the agent sent before it went
+/// (an early response, a reset) is returned instead of an error, so that an early answer such as
+/// a 413 reaches the user instead of a 502.
+fn send(
+    stream: &TunnelStream,
+    data: &mut Bytes,
+    end: bool,
+) -> Result<Option<StreamEvent>, ProxyError> {
+    match stream.send(data, end) {
+        Ok(()) => Ok(None),
+        Err(e) => stream.try_event().map(Some).ok_or(e),
+    }
+}
+
+/// Parses a tunnelled response head. The agent wrote it with `forward::write_response` from a
+/// head it accepted under the forwarded limits, so the same limits apply here; its size is
+/// bounded by the tunnel's frame size already.
 fn parse_response(bytes: Bytes) -> Result<ResponseHead, ProxyError> {
     let limits = Limits {
-        max_head_bytes: RESPONSE_HEAD_LIMIT,
-        ..Limits::default()
+        max_head_bytes: usize::MAX,
+        ..Limits::default().forwarded()
     };
     let mut buf = BytesMut::from(bytes);
     match ResponseParser::new(limits).parse(&mut buf) {

@@ -40,8 +40,10 @@ pub enum ErrorKind {
     ResponseTimeout,
     /// The agent sent something the protocol does not allow on this stream.
     AgentProtocol,
-    /// The client connection failed or timed out while its request body was read.
+    /// The client connection failed or closed while its request body was read.
     ClientIo,
+    /// The client sent no request body bytes within the body timeout.
+    ClientTimeout,
 }
 
 /// A request-path error.
@@ -59,14 +61,16 @@ impl ProxyError {
     /// An error of `kind` with its usual source and retry rule.
     pub fn new(kind: ErrorKind) -> Self {
         let (source, retry) = match kind {
-            ErrorKind::Malformed(_) | ErrorKind::ClientIo => (ErrorSource::Client, false),
+            ErrorKind::Malformed(_) | ErrorKind::ClientIo | ErrorKind::ClientTimeout => {
+                (ErrorSource::Client, false)
+            }
             ErrorKind::UnknownRoute | ErrorKind::NoAgent => (ErrorSource::Internal, false),
             ErrorKind::AgentLost => (ErrorSource::Agent, true),
             ErrorKind::AgentRefused => (ErrorSource::Agent, true),
             ErrorKind::AgentProtocol => (ErrorSource::Agent, false),
-            ErrorKind::BackendRefused | ErrorKind::BackendReset | ErrorKind::BackendTimeout => {
-                (ErrorSource::Backend, false)
-            }
+            // The agent could not reach its backend: nothing was processed.
+            ErrorKind::BackendRefused => (ErrorSource::Backend, true),
+            ErrorKind::BackendReset | ErrorKind::BackendTimeout => (ErrorSource::Backend, false),
             ErrorKind::ResponseTimeout => (ErrorSource::Backend, false),
         };
         Self {
@@ -83,6 +87,7 @@ impl ProxyError {
             ErrorKind::UnknownRoute => 404,
             ErrorKind::NoAgent => 503,
             ErrorKind::ClientIo => 400,
+            ErrorKind::ClientTimeout => 408,
             ErrorKind::ResponseTimeout | ErrorKind::BackendTimeout => 504,
             ErrorKind::AgentLost
             | ErrorKind::AgentRefused
@@ -112,20 +117,25 @@ impl ProxyError {
                 "the backend did not answer in time"
             }
             ErrorKind::ClientIo => "request body incomplete",
+            ErrorKind::ClientTimeout => "request body not received in time",
         }
     }
 
     /// Whether the user's connection must close after the error response.
     pub fn closes_connection(&self) -> bool {
-        matches!(self.kind, ErrorKind::Malformed(_) | ErrorKind::ClientIo)
+        matches!(
+            self.kind,
+            ErrorKind::Malformed(_) | ErrorKind::ClientIo | ErrorKind::ClientTimeout
+        )
     }
 
     /// Whether the request may go to another agent, given what was already sent.
     pub fn may_retry(&self, idempotent: bool, body_streamed: bool) -> bool {
         match self.kind {
-            // The agent never processed the stream: safe for any method, as long as the body
-            // bytes were not consumed from the client (they cannot be replayed).
-            ErrorKind::AgentRefused => !body_streamed,
+            // The agent never processed the stream (GOAWAY above it, or no backend connection):
+            // safe for any method, as long as the body bytes were not consumed from the client
+            // (they cannot be replayed).
+            ErrorKind::AgentRefused | ErrorKind::BackendRefused => !body_streamed,
             _ => self.retry && idempotent && !body_streamed,
         }
     }
@@ -152,10 +162,13 @@ impl From<&ringway_core::http::HttpError> for ProxyError {
     }
 }
 
-/// Maps an agent's reset code (received before any response byte) to an error.
-pub fn from_reset(code: ringway_core::tunnel::ResetCode) -> ProxyError {
+/// Maps an agent's reset code (received before any response byte) to an error. `Refused` means
+/// the stream was not processed: on a connection that is going away (its GOAWAY named streams
+/// below this one) the agent refused it, else the agent could not reach its backend.
+pub fn from_reset(code: ringway_core::tunnel::ResetCode, draining: bool) -> ProxyError {
     use ringway_core::tunnel::ResetCode;
     let kind = match code {
+        ResetCode::Refused if draining => ErrorKind::AgentRefused,
         ResetCode::Refused => ErrorKind::BackendRefused,
         ResetCode::BackendReset => ErrorKind::BackendReset,
         ResetCode::BackendTimeout => ErrorKind::BackendTimeout,
@@ -187,6 +200,25 @@ mod tests {
         let refused = ProxyError::new(ErrorKind::AgentRefused);
         assert!(refused.may_retry(false, false));
         assert!(!refused.may_retry(false, true));
-        assert!(!ProxyError::new(ErrorKind::BackendRefused).may_retry(true, false));
+        // A refused stream was never processed: any method may go elsewhere.
+        let backend_refused = from_reset(ringway_core::tunnel::ResetCode::Refused, false);
+        assert_eq!(backend_refused.kind, ErrorKind::BackendRefused);
+        assert!(backend_refused.may_retry(false, false));
+        assert!(!backend_refused.may_retry(false, true));
+        let goaway = from_reset(ringway_core::tunnel::ResetCode::Refused, true);
+        assert_eq!(goaway.kind, ErrorKind::AgentRefused);
+        assert!(goaway.may_retry(false, false));
+        assert!(
+            !from_reset(ringway_core::tunnel::ResetCode::BackendReset, false)
+                .may_retry(true, false)
+        );
+    }
+
+    #[test]
+    fn a_body_timeout_is_408_and_closes() {
+        let e = ProxyError::new(ErrorKind::ClientTimeout);
+        assert_eq!(e.status(), 408);
+        assert!(e.closes_connection());
+        assert_eq!(ProxyError::new(ErrorKind::ClientIo).status(), 400);
     }
 }

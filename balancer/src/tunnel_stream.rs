@@ -24,8 +24,9 @@ pub(crate) enum StreamEvent {
     Data { data: Bytes, end: bool },
     /// The agent reset the stream.
     Reset(ResetCode),
-    /// The connection is gone (or went away without processing this stream: `refused`).
-    Lost { refused: bool },
+    /// The connection is gone. (Streams a GOAWAY says were never processed get
+    /// `Reset(Refused)` from core.)
+    Lost,
     /// Send credit became available.
     Writable,
 }
@@ -43,7 +44,7 @@ impl StreamSlot {
         if self.failed {
             return;
         }
-        if matches!(event, StreamEvent::Lost { .. } | StreamEvent::Reset(_)) {
+        if matches!(event, StreamEvent::Lost | StreamEvent::Reset(_)) {
             self.failed = true;
         }
         self.events.push_back(event);
@@ -87,7 +88,7 @@ impl TunnelStream {
         poll_fn(|cx| {
             let mut streams = self.conn.streams.borrow_mut();
             let Some(slot) = streams.get_mut(&self.id) else {
-                return Poll::Ready(StreamEvent::Lost { refused: false });
+                return Poll::Ready(StreamEvent::Lost);
             };
             if let Some(e) = slot.events.pop_front() {
                 return Poll::Ready(e);
@@ -99,6 +100,11 @@ impl TunnelStream {
             Poll::Pending
         })
         .await
+    }
+
+    /// Whether the agent connection takes no new streams (GOAWAY received, or closed).
+    pub(crate) fn draining(&self) -> bool {
+        !self.conn.is_open()
     }
 
     /// A queued event, without waiting (to coalesce several DATA frames into one user write).

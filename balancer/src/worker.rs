@@ -58,8 +58,7 @@ pub(crate) struct Worker {
     parked: WakerSet,
     rng: RefCell<SmallRng>,
     next_conn: Cell<u64>,
-    next_request: Cell<u64>,
-    request_prefix: u32,
+    request_ids: RequestIds,
 }
 
 impl Worker {
@@ -72,7 +71,7 @@ impl Worker {
                 .build_hasher()
                 .finish();
             let mut rng = SmallRng::seed_from_u64(seed ^ u64::from(setup.index));
-            let request_prefix = rng.next_u32();
+            let request_ids = RequestIds::new(rng.next_u32() as u16, setup.index);
             let worker = Rc::new(Self {
                 index: setup.index,
                 count: setup.count,
@@ -86,8 +85,7 @@ impl Worker {
                 parked: WakerSet::default(),
                 rng: RefCell::new(rng),
                 next_conn: Cell::new(1),
-                next_request: Cell::new(1),
-                request_prefix,
+                request_ids,
             });
             monoio::spawn(handoff::receive(worker.clone(), setup.handoff_rx).in_current_span());
             monoio::spawn(listener::accept_agents(worker.clone(), setup.agents).in_current_span());
@@ -104,15 +102,9 @@ impl Worker {
         key
     }
 
-    /// A request id unique across workers and restarts (random prefix, worker, counter), built
-    /// without allocating.
+    /// A request id unique across workers and restarts, built without allocating.
     pub(crate) fn next_request_id(&self) -> RequestId {
-        let n = self.next_request.get();
-        self.next_request.set(n + 1);
-        let value = (u64::from(self.request_prefix) << 32)
-            | (u64::from(self.index & 0xff) << 24)
-            | (n & 0xff_ffff);
-        RequestId::new(value)
+        self.request_ids.next()
     }
 
     /// Adds an agent connection as an endpoint of each of its routes and wakes parked requests.
@@ -185,6 +177,31 @@ impl Worker {
     }
 }
 
+/// The request ids of one worker: a 16-bit random prefix (per start), 8 bits of worker index
+/// and a 40-bit counter, which repeats only after 2^40 requests on one worker.
+struct RequestIds {
+    base: u64,
+    next: Cell<u64>,
+}
+
+impl RequestIds {
+    const COUNTER_BITS: u32 = 40;
+    const COUNTER_MASK: u64 = (1 << Self::COUNTER_BITS) - 1;
+
+    fn new(prefix: u16, worker: u16) -> Self {
+        Self {
+            base: (u64::from(prefix) << 48) | (u64::from(worker & 0xff) << Self::COUNTER_BITS),
+            next: Cell::new(1),
+        }
+    }
+
+    fn next(&self) -> RequestId {
+        let n = self.next.get();
+        self.next.set(n.wrapping_add(1));
+        RequestId::new(self.base | (n & Self::COUNTER_MASK))
+    }
+}
+
 /// A request id the balancer generated: 16 lowercase hex digits.
 #[derive(Clone, Copy)]
 pub(crate) struct RequestId([u8; 16]);
@@ -206,7 +223,7 @@ impl RequestId {
 
 #[cfg(test)]
 mod tests {
-    use super::RequestId;
+    use super::{RequestId, RequestIds};
 
     #[test]
     fn request_ids_are_hex() {
@@ -215,5 +232,19 @@ mod tests {
             "0123456789abcdef"
         );
         assert_eq!(RequestId::new(1).as_str(), "0000000000000001");
+    }
+
+    #[test]
+    fn request_ids_do_not_repeat_after_2_pow_24() {
+        let ids = RequestIds::new(0xbeef, 3);
+        let first = ids.next().as_str().to_owned();
+        assert_eq!(first, "beef030000000001");
+        // Past the old 24-bit counter the ids keep counting instead of wrapping to the first one.
+        ids.next.set(1 << 24 | 1);
+        let later = ids.next().as_str().to_owned();
+        assert_ne!(later, first);
+        assert_eq!(later, "beef030001000001");
+        ids.next.set((1 << 40) - 1);
+        assert_eq!(ids.next().as_str(), "beef03ffffffffff");
     }
 }

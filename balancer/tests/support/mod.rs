@@ -94,9 +94,12 @@ impl Balancer {
             cmd.args(["--workers", "2"]);
         }
         cmd.args(["--token", TOKEN, "--no-pin"]).args(args);
-        cmd.env("RINGWAY_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.env(
+            "RINGWAY_LOG",
+            std::env::var("TEST_LOG").unwrap_or_else(|_| "info".to_owned()),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawning ringway-balancer");
         let log = Log::capture(child.stderr.take().unwrap());
         let stdout = child.stdout.take().unwrap();
@@ -218,9 +221,12 @@ impl AgentProc {
             cmd.args(["--route", r]);
         }
         cmd.args(extra);
-        cmd.env("RINGWAY_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        cmd.env(
+            "RINGWAY_LOG",
+            std::env::var("TEST_LOG").unwrap_or_else(|_| "info".to_owned()),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawning ringway-agent");
         let log = Log::capture(child.stderr.take().unwrap());
         Self {
@@ -383,10 +389,16 @@ impl Client {
         method: &str,
         mut on_data: impl FnMut(&[u8]),
     ) -> io::Result<Response> {
-        let mut parser = ResponseParser::new(Limits::default());
+        // Lenient on field count: tests check what the balancer forwards, not the client's limits.
+        let limits = Limits {
+            max_headers: 256,
+            ..Limits::default()
+        };
+        let mut parser = ResponseParser::new(limits);
         let head = loop {
             match parser.parse(&mut self.buf) {
-                Ok(Some(head)) if head.is_interim() => {}
+                // One parser per head: the next head after an interim one starts afresh.
+                Ok(Some(head)) if head.is_interim() => parser = ResponseParser::new(limits),
                 Ok(Some(head)) => break head,
                 Ok(None) => {
                     if self.fill()? == 0 {
@@ -477,4 +489,107 @@ pub fn wait_for_200(
         thread::sleep(Duration::from_millis(25));
     }
     None
+}
+
+/// A backend whose behaviour a test scripts: every request head read from a connection is handed
+/// to `serve`, with the connection, on the connection's own thread (reads and writes time out after 30 s, so no thread outlives a test by long).
+pub struct ScriptedBackend {
+    pub addr: SocketAddr,
+    /// Request heads received, as text.
+    pub heads: Arc<Mutex<Vec<String>>>,
+}
+
+impl ScriptedBackend {
+    pub fn spawn(serve: impl Fn(&mut TcpStream, &ScriptedRequest) + Send + Sync + 'static) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let seen = heads.clone();
+        let serve = Arc::new(serve);
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { break };
+                let (serve, seen) = (serve.clone(), seen.clone());
+                thread::spawn(move || {
+                    let t = Some(Duration::from_secs(30));
+                    conn.set_read_timeout(t).unwrap();
+                    conn.set_write_timeout(t).unwrap();
+                    // Keep-alive: the next request on the connection comes after the answer.
+                    while let Some(request) = ScriptedRequest::read(&mut conn) {
+                        seen.lock().unwrap().push(request.head.clone());
+                        serve(&mut conn, &request);
+                    }
+                });
+            }
+        });
+        Self { addr, heads }
+    }
+}
+
+/// A request head a scripted backend read, and the body bytes that came with it.
+pub struct ScriptedRequest {
+    pub head: String,
+    pub body_start: Vec<u8>,
+}
+
+impl ScriptedRequest {
+    fn read(conn: &mut TcpStream) -> Option<Self> {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                return Some(Self {
+                    head: String::from_utf8_lossy(&buf[..end + 4]).into_owned(),
+                    body_start: buf[end + 4..].to_vec(),
+                });
+            }
+            match conn.read(&mut chunk) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    /// The Content-Length the head announces (0 when none).
+    pub fn content_length(&self) -> usize {
+        self.head
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse().ok())?
+            })
+            .unwrap_or(0)
+    }
+
+    /// Reads the rest of a Content-Length body; returns how many body bytes arrived in all.
+    pub fn read_body(&self, conn: &mut TcpStream) -> usize {
+        let want = self.content_length();
+        let mut got = self.body_start.len();
+        let mut chunk = [0u8; 64 * 1024];
+        while got < want {
+            match conn.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+        }
+        got
+    }
+}
+
+/// Writes `len` bytes of request body to `stream` on a thread, stopping at the first error.
+pub fn send_body(stream: &TcpStream, len: usize) -> thread::JoinHandle<usize> {
+    let mut stream = stream.try_clone().unwrap();
+    thread::spawn(move || {
+        let chunk = vec![b'x'; 64 * 1024];
+        let mut sent = 0;
+        while sent < len {
+            let n = chunk.len().min(len - sent);
+            if stream.write_all(&chunk[..n]).is_err() {
+                break;
+            }
+            sent += n;
+        }
+        sent
+    })
 }
