@@ -4,9 +4,10 @@
 //! stream that finds none free waits for one to come back), and at most `max_idle` of them are
 //! kept idle (a connection returned to a full idle list closes the oldest). An idle connection
 //! older than `idle_timeout` is closed instead of reused (backends close idle keep-alive
-//! connections themselves after a while). A reused connection may still turn out stale (the
-//! backend closed it while it sat idle); the stream driver then retries once on a fresh
-//! connection, which [`BackendPool::connect_fresh`] provides.
+//! connections themselves after a while), and so is one that became readable while idle (the
+//! backend closed it). A reused connection may still turn out stale (the close crossed the
+//! request); the stream driver then retries once on a fresh connection, which
+//! [`BackendPool::connect_fresh`] provides.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -151,7 +152,7 @@ impl BackendPool {
         loop {
             // Most recently used first: the warmest connection is the least likely to be stale.
             let idle = self.idle.borrow_mut().pop_back()?;
-            if now.duration_since(idle.since) < self.config.idle_timeout {
+            if now.duration_since(idle.since) < self.config.idle_timeout && is_quiet(&idle.stream) {
                 let lease = Lease {
                     pool: self.clone(),
                     held: true,
@@ -247,6 +248,20 @@ impl BackendPool {
             registered: false,
         }
     }
+}
+
+/// An idle HTTP/1.1 connection has nothing to say: a readable one holds the backend's FIN or RST
+/// (it closed the connection while it sat idle) or stray bytes, and is not reused. Checked before
+/// each reuse with one `poll(2)` that does not wait, so that the common stale case is caught
+/// before a request is written to it (a request that was written is retried only when it is
+/// idempotent). An error of the check counts as not quiet.
+fn is_quiet(stream: &TcpStream) -> bool {
+    use std::os::fd::AsRawFd;
+
+    use nix::poll::{poll, PollFd, PollFlags};
+
+    let mut fds = [PollFd::new(stream.as_raw_fd(), PollFlags::POLLIN)];
+    matches!(poll(&mut fds, 0), Ok(0))
 }
 
 /// One place among the `max_open` connections; freed on drop unless handed to the idle list.
@@ -394,6 +409,30 @@ mod tests {
                 }
             }
             assert_eq!(pool.open_count(), 0);
+        });
+    }
+
+    #[test]
+    fn an_idle_connection_the_backend_closed_is_not_reused() {
+        let (addr, accept) = backend(2);
+        block_on(async move {
+            let pool = BackendPool::new(addr, config(10, 4, Duration::from_secs(10)));
+            let first = pool.checkout().await.unwrap();
+            let second = pool.checkout().await.unwrap();
+            checkin(first);
+            checkin(second);
+            // The backend closes the warmer connection (handed out first); the other stays open.
+            let mut held = accept.join().unwrap();
+            drop(held.pop());
+            monoio::time::sleep(Duration::from_millis(20)).await;
+            let open = pool.checkout().await.unwrap();
+            assert!(open.reused);
+            assert_eq!(
+                (pool.idle_count(), pool.open_count(), pool.opened()),
+                (0, 1, 2),
+                "the closed one was dropped, not handed out"
+            );
+            drop(held);
         });
     }
 

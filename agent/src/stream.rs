@@ -10,7 +10,8 @@
 //! Upload and download run concurrently inside the stream task (a backend may stream its response
 //! while the request body still flows, as `/echo` does). A reused pooled connection that fails
 //! before any response byte is retried once on a fresh connection when the request body sent so
-//! far can be replayed (kept while it is small).
+//! far can be replayed (kept while it is small) and the request is idempotent or never reached
+//! the backend. Once the response has started nothing is retried.
 
 use std::future::Future;
 use std::pin::pin;
@@ -190,8 +191,11 @@ async fn exchange(
 ) -> Result<Option<TcpStream>, AttemptError> {
     let (mut rd, mut wr) = stream.into_split();
     let responded = std::cell::Cell::new(false);
-    let (keep_alive, upload_done) = {
-        let upload = pin!(upload(tunnel, slot, request, body, &mut wr, &responded));
+    let sent = std::cell::Cell::new(false);
+    let outcome = {
+        let upload = pin!(upload(
+            tunnel, slot, request, body, &mut wr, &responded, &sent
+        ));
         let upload_finished = Notify::new();
         let download = pin!(download(
             tunnel,
@@ -232,8 +236,9 @@ async fn exchange(
                 Poll::Pending => Poll::Pending,
             }
         })
-        .await?
+        .await
     };
+    let (keep_alive, upload_done) = outcome.map_err(|e| unless_replayable(e, request, &sent))?;
     if !upload_done {
         // The response is complete but the request body is not: tell the balancer to stop sending.
         tunnel.reset(slot, ResetCode::NoError);
@@ -245,8 +250,27 @@ async fn exchange(
     Ok(rd.reunite(wr).ok())
 }
 
+/// A connection that failed before any response byte may be retried on a fresh one, but once a
+/// write reached it the backend may have processed the request (the close crossed it): only an
+/// idempotent request is run again then (RFC 9112 §9.3.1). A request whose first write failed
+/// never reached the backend and is always retryable.
+fn unless_replayable(
+    e: AttemptError,
+    request: &RequestHead,
+    sent: &std::cell::Cell<bool>,
+) -> AttemptError {
+    match e {
+        AttemptError::NoResponse(why) if sent.get() && !request.is_idempotent() => reset(
+            ResetCode::BackendReset,
+            format!("{why}; not retried: the request was sent and is not idempotent"),
+        ),
+        other => other,
+    }
+}
+
 /// Writes the request head and body to the backend. Chunks that are already queued go out in
-/// one write (with the head, for the first); their credit is released once written.
+/// one write (with the head, for the first); their credit is released once written. `sent` is
+/// set once a write succeeded.
 async fn upload(
     tunnel: &Tunnel,
     slot: &StreamSlot,
@@ -254,11 +278,14 @@ async fn upload(
     body: &mut RequestBody,
     wr: &mut OwnedWriteHalf<TcpStream>,
     responded: &std::cell::Cell<bool>,
+    sent: &std::cell::Cell<bool>,
 ) -> Result<(), AttemptError> {
     if matches!(body.framing, BodyFraming::Empty) {
         // No body (the common GET): the head goes out as it came, without a copy.
         let (res, _) = wr.write_all(request.as_bytes().clone()).await;
-        return res.map(drop).map_err(|e| write_failed(&e, responded));
+        res.map_err(|e| write_failed(&e, responded))?;
+        sent.set(true);
+        return Ok(());
     }
     let mut out = BytesMut::with_capacity(request.as_bytes().len() + 1024);
     out.extend_from_slice(request.as_bytes());
@@ -283,13 +310,16 @@ async fn upload(
             BodyChunk::Pending => {}
             BodyChunk::End => {
                 encoder.finish(&mut out);
-                write(wr, &mut out, responded).await?;
+                let written = write(wr, &mut out, responded, sent).await;
+                // Released whether or not the write worked: a retry replays these bytes from
+                // the log as not fresh, so this is the only release they get.
                 tunnel.release(slot.id, unreleased);
-                return Ok(());
+                return written;
             }
         }
-        write(wr, &mut out, responded).await?;
+        let written = write(wr, &mut out, responded, sent).await;
         tunnel.release(slot.id, std::mem::take(&mut unreleased));
+        written?;
     }
 }
 
@@ -297,6 +327,7 @@ async fn write(
     wr: &mut OwnedWriteHalf<TcpStream>,
     out: &mut BytesMut,
     responded: &std::cell::Cell<bool>,
+    sent: &std::cell::Cell<bool>,
 ) -> Result<(), AttemptError> {
     if out.is_empty() {
         return Ok(());
@@ -305,7 +336,9 @@ async fn write(
     let (res, mut buf) = wr.write_all(buf).await;
     buf.clear();
     *out = buf;
-    res.map(drop).map_err(|e| write_failed(&e, responded))
+    res.map_err(|e| write_failed(&e, responded))?;
+    sent.set(true);
+    Ok(())
 }
 
 /// A failed backend write: retryable while no response byte came back.
@@ -352,7 +385,7 @@ async fn download(
                     ))
                 }
             }
-            if read_some(rd, &mut buf).await? == 0 {
+            if read_some(rd, &mut buf, responded).await? == 0 {
                 return Err(if responded.get() {
                     reset(
                         ResetCode::BackendReset,
@@ -408,17 +441,17 @@ async fn download(
     let mut decoder = BodyDecoder::new(framing, None);
     loop {
         match decoder.decode(&mut buf) {
-            Ok(BodyEvent::Data(data)) => tunnel.send_data(slot, data, false).await?,
+            Ok(BodyEvent::Data(data)) => send_body(tunnel, slot, data, false, env).await?,
             Ok(BodyEvent::End) => {
-                tunnel.send_data(slot, Bytes::new(), true).await?;
+                send_body(tunnel, slot, Bytes::new(), true, env).await?;
                 // Bytes past the response mean a confused backend: do not reuse.
                 return Ok(reusable && buf.is_empty());
             }
             Ok(BodyEvent::NeedMore) => {
-                if read_some(rd, &mut buf).await? == 0 {
+                if read_some(rd, &mut buf, responded).await? == 0 {
                     return match decoder.finish_on_eof() {
                         Ok(()) => {
-                            tunnel.send_data(slot, Bytes::new(), true).await?;
+                            send_body(tunnel, slot, Bytes::new(), true, env).await?;
                             Ok(false)
                         }
                         Err(e) => Err(reset(
@@ -438,11 +471,45 @@ async fn download(
     }
 }
 
+/// Sends response body bytes, waiting for flow-control credit at most `response_timeout`: a
+/// balancer that stops returning credit (its user stopped reading) must not hold the stream and
+/// its backend connection forever. On timeout the stream is reset with `Cancel`.
+async fn send_body(
+    tunnel: &Tunnel,
+    slot: &StreamSlot,
+    data: Bytes,
+    end: bool,
+    env: &StreamEnv,
+) -> Result<(), AttemptError> {
+    match monoio::time::timeout(env.response_timeout, tunnel.send_data(slot, data, end)).await {
+        Ok(sent) => Ok(sent?),
+        Err(_) => Err(reset(
+            ResetCode::Cancel,
+            format!(
+                "no flow-control credit from the balancer within {:?}",
+                env.response_timeout
+            ),
+        )),
+    }
+}
+
+/// One backend read. A failed read is retryable only while no response byte came back: once the
+/// response started, the backend processed the request and running it again is wrong.
 async fn read_some(
     rd: &mut OwnedReadHalf<TcpStream>,
     buf: &mut BytesMut,
+    responded: &std::cell::Cell<bool>,
 ) -> Result<usize, AttemptError> {
-    read_append(rd, buf, READ_CHUNK)
-        .await
-        .map_err(|e| AttemptError::NoResponse(format!("reading from backend: {e}")))
+    read_append(rd, buf, READ_CHUNK).await.map_err(|e| {
+        let why = format!("reading from backend: {e}");
+        if responded.get() {
+            reset(ResetCode::BackendReset, why)
+        } else {
+            AttemptError::NoResponse(why)
+        }
+    })
 }
+
+#[cfg(test)]
+#[path = "stream_tests.rs"]
+mod tests;

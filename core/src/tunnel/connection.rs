@@ -301,8 +301,14 @@ impl Connection {
         self.release_connection(n);
     }
 
-    /// Abort stream `id` with `code`: queued frames of the stream are dropped, a RESET is sent,
-    /// and late frames the peer had in flight are ignored. No-op for a stream that is not open.
+    /// Ends stream `id` with a RESET carrying `code`; late frames the peer had in flight are
+    /// ignored. No-op for a stream that is not open.
+    ///
+    /// While this side is still sending, the RESET aborts the stream: its queued frames are
+    /// dropped. Once this side's direction has ended (END_STREAM queued), what it queued is a
+    /// complete message and still goes out, the RESET after it: the RESET then only stops the
+    /// peer's direction (with `NoError`, "stop sending, nothing went wrong": a backend that
+    /// answered before reading the whole request body).
     pub fn reset(&mut self, id: StreamId, code: ResetCode) {
         if self.state == State::Closed {
             return;
@@ -311,8 +317,9 @@ impl Connection {
             return;
         };
         self.release_connection(stream.unreleased());
+        let keep_queued = stream.send_closed && !self.opening_pending(id);
         // A stream whose REQUEST_HEAD never left is unknown to the peer: no RESET then.
-        if !self.drop_pending(id) {
+        if keep_queued || !self.drop_pending(id) {
             self.pending.push_back(Frame::Reset { id, code });
         }
         self.remember_reset(id);
@@ -477,6 +484,14 @@ impl Connection {
             self.wake_blocked();
         }
         opening
+    }
+
+    /// The balancer's REQUEST_HEAD of stream `id` is still queued (the agent never heard of it).
+    fn opening_pending(&self, id: StreamId) -> bool {
+        self.role == Role::Balancer
+            && self.pending.iter().any(
+                |frame| matches!(frame, Frame::RequestHead { id: opened, .. } if *opened == id),
+            )
     }
 
     pub(crate) fn forget_if_closed(&mut self, id: StreamId) {
