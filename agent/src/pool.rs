@@ -19,6 +19,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use monoio::net::TcpStream;
 
 /// Pool sizes and timeouts.
@@ -35,6 +36,9 @@ pub(crate) struct PoolConfig {
 #[derive(Debug)]
 pub(crate) struct BackendConn {
     stream: Option<TcpStream>,
+    /// The connection's read buffer, kept with it across requests: a reused connection brings
+    /// its allocation back instead of each request allocating one.
+    read_buf: BytesMut,
     /// It served an earlier request (so it may be stale).
     pub(crate) reused: bool,
     lease: Lease,
@@ -46,11 +50,18 @@ impl BackendConn {
         self.stream.take()
     }
 
-    /// Returns a connection that finished a response cleanly and may serve another request.
-    pub(crate) fn checkin(mut self, stream: TcpStream) {
+    /// The read buffer, for the exchange (empty; a reused connection's keeps its capacity).
+    pub(crate) fn take_read_buf(&mut self) -> BytesMut {
+        std::mem::take(&mut self.read_buf)
+    }
+
+    /// Returns a connection that finished a response cleanly and may serve another request,
+    /// with its (emptied) read buffer.
+    pub(crate) fn checkin(mut self, stream: TcpStream, mut read_buf: BytesMut) {
         let pool = self.lease.pool.clone();
         self.lease.held = false;
-        pool.put_idle(stream);
+        read_buf.clear();
+        pool.put_idle(stream, read_buf);
     }
 }
 
@@ -68,6 +79,7 @@ pub(crate) enum ConnectError {
 #[derive(Debug)]
 struct Idle {
     stream: TcpStream,
+    read_buf: BytesMut,
     since: Instant,
 }
 
@@ -159,6 +171,7 @@ impl BackendPool {
                 };
                 return Some(BackendConn {
                     stream: Some(idle.stream),
+                    read_buf: idle.read_buf,
                     reused: true,
                     lease,
                 });
@@ -194,12 +207,13 @@ impl BackendPool {
         self.opened.set(self.opened.get() + 1);
         Ok(BackendConn {
             stream: Some(stream),
+            read_buf: BytesMut::new(),
             reused: false,
             lease,
         })
     }
 
-    fn put_idle(&self, stream: TcpStream) {
+    fn put_idle(&self, stream: TcpStream, read_buf: BytesMut) {
         if self.config.max_idle == 0 {
             drop(stream);
             self.closed_one();
@@ -211,6 +225,7 @@ impl BackendPool {
         }
         self.idle.borrow_mut().push_back(Idle {
             stream,
+            read_buf,
             since: Instant::now(),
         });
         self.wake_waiters();
@@ -327,7 +342,8 @@ mod tests {
 
     fn checkin(mut conn: BackendConn) {
         let stream = conn.take_stream().unwrap();
-        conn.checkin(stream);
+        let read_buf = conn.take_read_buf();
+        conn.checkin(stream, read_buf);
     }
 
     #[test]
@@ -434,6 +450,28 @@ mod tests {
             );
             drop(held);
         });
+    }
+
+    #[test]
+    fn a_reused_connection_brings_its_read_buffer_back() {
+        let (addr, accept) = backend(1);
+        block_on(async move {
+            let pool = BackendPool::new(addr, config(10, 4, Duration::from_secs(10)));
+            let mut conn = pool.checkout().await.unwrap();
+            let stream = conn.take_stream().unwrap();
+            let mut read_buf = conn.take_read_buf();
+            read_buf.reserve(32 * 1024);
+            read_buf.extend_from_slice(b"a response, consumed");
+            let allocation = read_buf.as_ptr();
+            conn.checkin(stream, read_buf);
+            let mut again = pool.checkout().await.unwrap();
+            assert!(again.reused);
+            let read_buf = again.take_read_buf();
+            assert!(read_buf.is_empty());
+            assert!(read_buf.capacity() >= 32 * 1024);
+            assert_eq!(read_buf.as_ptr(), allocation, "the same allocation");
+        });
+        accept.join().unwrap();
     }
 
     #[test]

@@ -151,11 +151,22 @@ async fn forward_stream(
                 "pool handed out an empty connection".into(),
             ));
         };
+        let mut read_buf = conn.take_read_buf();
         let reused = conn.reused;
         body.replayable = reused;
-        match exchange(tunnel, slot, &request, &mut body, stream, env).await {
+        match exchange(
+            tunnel,
+            slot,
+            &request,
+            &mut body,
+            stream,
+            &mut read_buf,
+            env,
+        )
+        .await
+        {
             Ok(Some(stream)) => {
-                conn.checkin(stream);
+                conn.checkin(stream, read_buf);
                 return Ok(());
             }
             Ok(None) => return Ok(()),
@@ -187,24 +198,15 @@ async fn exchange(
     request: &RequestHead,
     body: &mut RequestBody,
     stream: TcpStream,
+    read_buf: &mut BytesMut,
     env: &StreamEnv,
 ) -> Result<Option<TcpStream>, AttemptError> {
     let (mut rd, mut wr) = stream.into_split();
-    let responded = std::cell::Cell::new(false);
-    let sent = std::cell::Cell::new(false);
+    let attempt = Attempt::default();
     let outcome = {
-        let upload = pin!(upload(
-            tunnel, slot, request, body, &mut wr, &responded, &sent
-        ));
-        let upload_finished = Notify::new();
+        let upload = pin!(upload(tunnel, slot, request, body, &mut wr, &attempt));
         let download = pin!(download(
-            tunnel,
-            slot,
-            request,
-            &mut rd,
-            env,
-            &responded,
-            &upload_finished
+            tunnel, slot, request, &mut rd, read_buf, env, &attempt
         ));
         let aborted = pin!(slot.aborted());
         let (mut upload, mut download, mut aborted) = (upload, download, aborted);
@@ -222,7 +224,7 @@ async fn exchange(
                     // already (e.g. 413 before reading the body), the download decides.
                     Poll::Ready(r) => {
                         upload_result = Some(r);
-                        upload_finished.notify();
+                        attempt.upload_finished.notify();
                     }
                     Poll::Pending => {}
                 }
@@ -238,7 +240,8 @@ async fn exchange(
         })
         .await
     };
-    let (keep_alive, upload_done) = outcome.map_err(|e| unless_replayable(e, request, &sent))?;
+    let (keep_alive, upload_done) =
+        outcome.map_err(|e| unless_replayable(e, request, &attempt.sent))?;
     if !upload_done {
         // The response is complete but the request body is not: tell the balancer to stop sending.
         tunnel.reset(slot, ResetCode::NoError);
@@ -248,6 +251,17 @@ async fn exchange(
         return Ok(None);
     }
     Ok(rd.reunite(wr).ok())
+}
+
+/// What the two halves of one attempt tell each other.
+#[derive(Default)]
+struct Attempt {
+    /// A response byte came back: the attempt can no longer be retried.
+    responded: std::cell::Cell<bool>,
+    /// A write to the backend succeeded: the backend may have the request.
+    sent: std::cell::Cell<bool>,
+    /// The upload ended (well or not): the response-head timer starts.
+    upload_finished: Notify,
 }
 
 /// A connection that failed before any response byte may be retried on a fresh one, but once a
@@ -269,17 +283,16 @@ fn unless_replayable(
 }
 
 /// Writes the request head and body to the backend. Chunks that are already queued go out in
-/// one write (with the head, for the first); their credit is released once written. `sent` is
-/// set once a write succeeded.
+/// one write (with the head, for the first); their credit is released once written.
 async fn upload(
     tunnel: &Tunnel,
     slot: &StreamSlot,
     request: &RequestHead,
     body: &mut RequestBody,
     wr: &mut OwnedWriteHalf<TcpStream>,
-    responded: &std::cell::Cell<bool>,
-    sent: &std::cell::Cell<bool>,
+    attempt: &Attempt,
 ) -> Result<(), AttemptError> {
+    let (responded, sent) = (&attempt.responded, &attempt.sent);
     if matches!(body.framing, BodyFraming::Empty) {
         // No body (the common GET): the head goes out as it came, without a copy.
         let (res, _) = wr.write_all(request.as_bytes().clone()).await;
@@ -357,11 +370,14 @@ async fn download(
     slot: &StreamSlot,
     request: &RequestHead,
     rd: &mut OwnedReadHalf<TcpStream>,
+    buf: &mut BytesMut,
     env: &StreamEnv,
-    responded: &std::cell::Cell<bool>,
-    upload_finished: &Notify,
+    attempt: &Attempt,
 ) -> Result<bool, AttemptError> {
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let (responded, upload_finished) = (&attempt.responded, &attempt.upload_finished);
+    // The pooled connection's buffer (empty: a connection is reused only when nothing followed
+    // its last response).
+    buf.clear();
     let mut parser = ResponseParser::new(env.head_limits);
     // The response-head timer runs from the end of the upload: a long upload is not a slow
     // backend. When it fires the connection is dropped, so losing a pending read is harmless.
@@ -371,7 +387,7 @@ async fn download(
     };
     let head_read = async {
         loop {
-            match parser.parse(&mut buf) {
+            match parser.parse(buf) {
                 Ok(Some(head)) if head.is_interim() => {
                     tunnel.send_response_head(slot, head.as_bytes().clone(), false)?;
                     parser = ResponseParser::new(env.head_limits);
@@ -385,7 +401,7 @@ async fn download(
                     ))
                 }
             }
-            if read_some(rd, &mut buf, responded).await? == 0 {
+            if read_some(rd, buf, responded).await? == 0 {
                 return Err(if responded.get() {
                     reset(
                         ResetCode::BackendReset,
@@ -440,7 +456,7 @@ async fn download(
     }
     let mut decoder = BodyDecoder::new(framing, None);
     loop {
-        match decoder.decode(&mut buf) {
+        match decoder.decode(buf) {
             Ok(BodyEvent::Data(data)) => send_body(tunnel, slot, data, false, env).await?,
             Ok(BodyEvent::End) => {
                 send_body(tunnel, slot, Bytes::new(), true, env).await?;
@@ -448,7 +464,7 @@ async fn download(
                 return Ok(reusable && buf.is_empty());
             }
             Ok(BodyEvent::NeedMore) => {
-                if read_some(rd, &mut buf, responded).await? == 0 {
+                if read_some(rd, buf, responded).await? == 0 {
                     return match decoder.finish_on_eof() {
                         Ok(()) => {
                             send_body(tunnel, slot, Bytes::new(), true, env).await?;

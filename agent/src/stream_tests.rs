@@ -1,7 +1,6 @@
 //! The upload half of an exchange against a backend connection that fails under it: the
 //! request-body credit taken for a failed write still goes back to the balancer.
 
-use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -12,7 +11,7 @@ use ringway_core::http::{Limits, RequestParser};
 use ringway_core::tunnel::pair::Pair;
 use ringway_core::tunnel::{Config, Connection, Event, Frame, FrameDecoder, StreamId};
 
-use super::{upload, AttemptError};
+use super::{upload, Attempt, AttemptError};
 use crate::request_body::RequestBody;
 use crate::test_runtime::block_on;
 use crate::tunnel::{StreamSlot, Tunnel};
@@ -94,17 +93,14 @@ fn credit_of_a_failed_write_is_released() {
         body.replayable = true;
         let backend = reset_connection().await;
         let (_rd, mut wr) = backend.into_split();
-        let (responded, sent) = (Cell::new(false), Cell::new(false));
+        let attempt = Attempt::default();
         tunnel.take_transmit();
-        let result = upload(
-            &tunnel, &slot, &request, &mut body, &mut wr, &responded, &sent,
-        )
-        .await;
+        let result = upload(&tunnel, &slot, &request, &mut body, &mut wr, &attempt).await;
         assert!(
             matches!(result, Err(AttemptError::NoResponse(_))),
             "the write to a reset connection fails: {result:?}"
         );
-        assert!(!sent.get());
+        assert!(!attempt.sent.get());
         // The bytes taken for the failed write went back: a stream WINDOW_UPDATE is due (half of
         // the 16 KiB window owed). A retry replays them from the log without releasing again.
         assert_eq!(
