@@ -88,6 +88,10 @@ if wants rathole && [ -z "$RATHOLE" ]; then
     [ -z "$RATHOLE" ] && SKIPPED+=("rathole: not installed (cargo install rathole)")
 fi
 
+# Others edit ringway while benchmarks run: record which code the release build is made of.
+RINGWAY_CODE="commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+DIRTY=$(git status --porcelain -- balancer agent core tuning loadgen Cargo.toml Cargo.lock 2>/dev/null | awk '{ print $2 }' | tr '\n' ' ')
+[ -n "$DIRTY" ] && RINGWAY_CODE="$RINGWAY_CODE + uncommitted changes in ${DIRTY% }"
 echo "== building release binaries" >&2
 cargo build --release -q -p ringway-balancer -p ringway-agent
 BIN=$ROOT/target/release
@@ -389,6 +393,7 @@ LOAD_AFTER=$(cut -d" " -f1-3 /proc/loadavg)
 ELAPSED=$(( $(date +%s) - START ))
 
 # ---- report ----
+export RINGWAY_CODE
 export TITLE COMMAND DURATION RATE CONNS WARMUP CLK_TCK LOAD_BEFORE LOAD_AFTER ELAPSED
 export MACHINE="$(nproc) CPUs, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), Linux $(uname -r)"
 export VERSIONS="nginx $NGINX_VERSION${HAPROXY_VERSION:+, HAProxy $HAPROXY_VERSION}${RATHOLE_VERSION:+, rathole $RATHOLE_VERSION}, wrk $(wrk -v 2>&1 | awk 'NR == 1 { sub(/^[^0-9]*/, "", $2); sub(/-.*/, "", $2); print $2 }')"

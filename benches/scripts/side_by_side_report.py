@@ -109,7 +109,8 @@ def main():
     w("")
     w(f"Command: `{env('COMMAND', '?')}` (release builds; {env('ELAPSED', '?')} s of measuring).")
     w("")
-    w(f"Machine: {env('MACHINE', '?')}. Versions: {env('VERSIONS', '?')}.")
+    w(f"Machine: {env('MACHINE', '?')}. Versions: {env('VERSIONS', '?')}; ringway built from "
+      f"{env('RINGWAY_CODE', '?')}.")
     w("")
     w(f"Host load average (1/5/15 min) before: {env('LOAD_BEFORE', '?')}, after: {env('LOAD_AFTER', '?')}")
     w("(other work on the machine adds noise; the systems of one round ran back to back, and each")
