@@ -226,3 +226,53 @@ fn a_response_head_with_more_than_100_fields_is_forwarded() {
     assert_eq!(r.header("x-field-103"), Some("103"));
     assert_eq!(r.text(), "ok");
 }
+
+#[test]
+fn a_dead_agent_that_stopped_reading_does_not_keep_its_socket() {
+    // The agent grants a large window, then stops reading: the balancer's tunnel writer blocks on
+    // a full socket. When the heartbeat declares the agent dead, that write must be cancelled and
+    // the socket closed.
+    // The route is known, so the request parks until the agent below registers.
+    let balancer = Balancer::start(&[
+        "--workers",
+        "1",
+        "--ping-interval",
+        "200ms",
+        "--route",
+        HOST,
+        "--park-time",
+        "10s",
+    ]);
+    let users = balancer.users;
+    let len = 256 * MIB;
+    let upload = thread::spawn(move || {
+        let mut c = Client::connect(users);
+        c.send(
+            format!("PUT /sink HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: {len}\r\n\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
+        let _ = send_body(&c.stream, len);
+        c.set_read_timeout(Duration::from_secs(10));
+        c.response("PUT").map(|r| r.status)
+    });
+    let agent = support::FreezingAgent::start(balancer.agents, "freezer", HOST, 1 << 30);
+    assert!(support::holds_socket_to(balancer.pid(), agent.local));
+    assert!(
+        balancer
+            .log
+            .wait_for("reason=\"heartbeat missed\"", 1, Duration::from_secs(5)),
+        "{}",
+        balancer.log.text()
+    );
+    let start = Instant::now();
+    while support::holds_socket_to(balancer.pid(), agent.local) {
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "the balancer still holds the dead agent's socket"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    // The user learns the agent is gone.
+    assert_eq!(upload.join().unwrap().unwrap(), 502);
+}

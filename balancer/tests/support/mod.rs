@@ -593,3 +593,98 @@ pub fn send_body(stream: &TcpStream, len: usize) -> thread::JoinHandle<usize> {
         sent
     })
 }
+
+/// An agent speaking the tunnel protocol from this process (core's state machine over a blocking
+/// socket), with windows of `window` bytes, that stops reading ("freezes") once the balancer
+/// opened a stream on it: the balancer's writes to it then block.
+pub struct FreezingAgent {
+    pub local: SocketAddr,
+    /// Held so the socket stays open (frozen: never read again).
+    _stream: TcpStream,
+}
+
+impl FreezingAgent {
+    pub fn start(balancer: SocketAddr, id: &str, route: &str, window: u32) -> Self {
+        use ringway_core::tunnel::{Config, Connection, Event, Hello, PROTOCOL_VERSION};
+        let mut stream = TcpStream::connect_timeout(&balancer, Duration::from_secs(5)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream
+            .set_write_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let config = Config {
+            stream_window: window,
+            connection_window: window,
+            ..Config::default()
+        };
+        let hello = Hello {
+            version: PROTOCOL_VERSION,
+            agent_id: id.to_owned(),
+            token: TOKEN.to_owned(),
+            routes: vec![route.to_owned()],
+            worker: None,
+        };
+        let mut conn = Connection::agent(config, hello, Instant::now());
+        let mut inbuf = BytesMut::new();
+        let mut out = BytesMut::new();
+        let mut chunk = vec![0u8; 64 * 1024];
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            assert!(Instant::now() < deadline, "no stream opened on the agent");
+            if conn.poll_transmit(&mut out) {
+                stream.write_all(&out).unwrap();
+                out.clear();
+            }
+            let mut opened = false;
+            while let Some(event) = conn.poll_event() {
+                opened |= matches!(event, Event::StreamOpened { .. });
+            }
+            if opened {
+                // Grant the window for the new stream, then never read again.
+                if conn.poll_transmit(&mut out) {
+                    stream.write_all(&out).unwrap();
+                }
+                break;
+            }
+            let n = stream.read(&mut chunk).unwrap();
+            assert!(n > 0, "balancer closed the tunnel before opening a stream");
+            inbuf.extend_from_slice(&chunk[..n]);
+            conn.handle_input(&mut inbuf, Instant::now()).unwrap();
+        }
+        Self {
+            local: stream.local_addr().unwrap(),
+            _stream: stream,
+        }
+    }
+}
+
+/// Whether process `pid` holds the loopback TCP socket whose peer is `peer` (an fd linking to
+/// its inode in /proc/net/tcp).
+pub fn holds_socket_to(pid: u32, peer: SocketAddr) -> bool {
+    let SocketAddr::V4(peer) = peer else {
+        panic!("IPv4 only")
+    };
+    let want = format!(
+        "{:08X}:{:04X}",
+        u32::from_le_bytes(peer.ip().octets()),
+        peer.port()
+    );
+    let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let inodes: Vec<String> = tcp
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(2) == Some(&want.as_str())).then(|| format!("socket:[{}]", f[9]))
+        })
+        .collect();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.filter_map(Result::ok).any(|fd| {
+        std::fs::read_link(fd.path())
+            .map(|l| inodes.iter().any(|i| l.to_string_lossy() == *i))
+            .unwrap_or(false)
+    })
+}
