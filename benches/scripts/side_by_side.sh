@@ -80,7 +80,7 @@ if wants rathole && [ -z "$RATHOLE" ]; then
     RATHOLE=$(command -v rathole || true)
     [ -z "$RATHOLE" ] && [ -x "${CARGO_HOME:-$HOME/.cargo}/bin/rathole" ] && RATHOLE=${CARGO_HOME:-$HOME/.cargo}/bin/rathole
     if [ -z "$RATHOLE" ] && [ "$INSTALL" = 1 ]; then
-        # rathole 0.5's dependencies do not build with its own Cargo.lock on current Rust: not --locked.
+        # Not --locked: its dependencies resolve to current versions.
         echo "== installing rathole with cargo install (a few minutes)" >&2
         cargo install rathole >&2 || true
         [ -x "${CARGO_HOME:-$HOME/.cargo}/bin/rathole" ] && RATHOLE=${CARGO_HOME:-$HOME/.cargo}/bin/rathole
