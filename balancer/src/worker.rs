@@ -43,6 +43,26 @@ struct RouteEndpoints {
     picker: Box<dyn Picker>,
 }
 
+/// Buffers `Worker::pick` reuses, so a pick allocates nothing.
+#[derive(Default)]
+struct PickScratch {
+    /// Indices of the eligible connections of the route.
+    candidates: Vec<usize>,
+    /// Their loads, copied out of their cells for the picker.
+    loads: Vec<EndpointLoad>,
+    /// Kept empty between picks: only its allocation is reused.
+    refs: Vec<&'static EndpointLoad>,
+}
+
+/// Empties `refs` and returns its allocation with the borrow's lifetime forgotten (the
+/// collect over an empty vector of the same layout happens in place).
+fn recycle(mut refs: Vec<&EndpointLoad>) -> Vec<&'static EndpointLoad> {
+    refs.clear();
+    refs.into_iter()
+        .map(|_| unreachable!("the vector was emptied"))
+        .collect()
+}
+
 /// A worker's state, shared by its tasks.
 pub(crate) struct Worker {
     pub(crate) index: u16,
@@ -57,6 +77,7 @@ pub(crate) struct Worker {
     /// Requests parked until an agent appears on this worker.
     parked: WakerSet,
     rng: RefCell<SmallRng>,
+    pick_scratch: RefCell<PickScratch>,
     next_conn: Cell<u64>,
     request_ids: RequestIds,
 }
@@ -84,6 +105,7 @@ impl Worker {
                 endpoints: RefCell::new(IdMap::default()),
                 parked: WakerSet::default(),
                 rng: RefCell::new(rng),
+                pick_scratch: RefCell::new(PickScratch::default()),
                 next_conn: Cell::new(1),
                 request_ids,
             });
@@ -136,27 +158,42 @@ impl Worker {
         }
     }
 
-    /// Picks an agent connection for `route`, skipping the one keyed `exclude`.
+    /// Picks an agent connection for `route`, skipping the one keyed `exclude`, without
+    /// allocating (the candidate and load lists live in the worker's scratch buffers).
     pub(crate) fn pick(&self, route: RouteId, exclude: Option<u64>) -> Option<Rc<AgentConn>> {
         let mut endpoints = self.endpoints.borrow_mut();
         let entry = endpoints.get_mut(&route)?;
-        let candidates: Vec<&Rc<AgentConn>> = entry
-            .conns
-            .iter()
-            .filter(|c| Some(c.key()) != exclude && c.is_open() && c.has_capacity())
-            .collect();
-        match candidates.len() {
-            0 => None,
-            1 => Some(candidates[0].clone()),
+        let mut scratch = self.pick_scratch.borrow_mut();
+        let PickScratch {
+            candidates,
+            loads,
+            refs,
+        } = &mut *scratch;
+        candidates.clear();
+        candidates.extend(
+            entry
+                .conns
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| Some(c.key()) != exclude && c.is_open() && c.has_capacity())
+                .map(|(i, _)| i),
+        );
+        let chosen = match candidates.len() {
+            0 => return None,
+            1 => candidates[0],
             _ => {
-                let guards: Vec<std::cell::Ref<'_, EndpointLoad>> =
-                    candidates.iter().map(|c| c.load()).collect();
-                let loads: Vec<&EndpointLoad> = guards.iter().map(|g| &**g).collect();
+                loads.clear();
+                loads.extend(candidates.iter().map(|&i| entry.conns[i].load().clone()));
+                let mut load_refs: Vec<&EndpointLoad> = std::mem::take(refs);
+                load_refs.extend(loads.iter());
                 let mut rng = self.rng.borrow_mut();
-                let i = entry.picker.pick(&loads, &mut *rng, Instant::now())?;
-                candidates.get(i).map(|c| (*c).clone())
+                let picked = entry.picker.pick(&load_refs, &mut *rng, Instant::now());
+                // Hand the (emptied) allocation back for the next pick.
+                *refs = recycle(load_refs);
+                *candidates.get(picked?)?
             }
-        }
+        };
+        entry.conns.get(chosen).cloned()
     }
 
     /// Waits until an agent for `route` (other than `exclude`) is connected to this worker.
@@ -223,7 +260,20 @@ impl RequestId {
 
 #[cfg(test)]
 mod tests {
-    use super::{RequestId, RequestIds};
+    use super::{recycle, RequestId, RequestIds};
+    use ringway_core::pick::EndpointLoad;
+
+    #[test]
+    fn pick_scratch_keeps_its_allocation() {
+        let load = EndpointLoad::new();
+        let mut refs: Vec<&EndpointLoad> = Vec::with_capacity(8);
+        refs.extend([&load, &load, &load]);
+        let ptr = refs.as_ptr() as usize;
+        let kept = recycle(refs);
+        assert!(kept.is_empty());
+        assert_eq!(kept.capacity(), 8);
+        assert_eq!(kept.as_ptr() as usize, ptr);
+    }
 
     #[test]
     fn request_ids_are_hex() {
