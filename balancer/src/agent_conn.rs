@@ -217,9 +217,9 @@ impl AgentConn {
         self.conn.borrow().stream_count() < self.worker.tunnel.max_streams as usize
     }
 
-    /// A stream ended: requests parked because every connection was full may go now.
+    /// A stream ended: a request parked because every connection was full may go now.
     pub(crate) fn stream_ended(&self) {
-        self.worker.wake_parked();
+        self.worker.stream_ended(&self.routes);
     }
 
     pub(crate) fn load(&self) -> Ref<'_, EndpointLoad> {

@@ -21,7 +21,7 @@ use crate::agent_conn::AgentConn;
 use crate::config::Config;
 use crate::handoff::{HandoffRx, HandoffTx};
 use crate::registry::{Registry, RouteId};
-use crate::signal::{IdMap, WakerSet};
+use crate::signal::{IdMap, WaitQueue};
 use crate::timeouts::Timeouts;
 use crate::{handoff, listener};
 
@@ -74,8 +74,8 @@ pub(crate) struct Worker {
     pub(crate) handoff: HandoffTx,
     pub(crate) timeouts: Timeouts,
     endpoints: RefCell<IdMap<RouteId, RouteEndpoints>>,
-    /// Requests parked until an agent appears on this worker.
-    parked: WakerSet,
+    /// Requests parked until an agent for their route can take them.
+    parked: WaitQueue<RouteId>,
     rng: RefCell<SmallRng>,
     pick_scratch: RefCell<PickScratch>,
     next_conn: Cell<u64>,
@@ -103,7 +103,7 @@ impl Worker {
                 registry: setup.registry,
                 handoff: setup.handoff_tx,
                 endpoints: RefCell::new(IdMap::default()),
-                parked: WakerSet::default(),
+                parked: WaitQueue::default(),
                 rng: RefCell::new(rng),
                 pick_scratch: RefCell::new(PickScratch::default()),
                 next_conn: Cell::new(1),
@@ -140,12 +140,17 @@ impl Worker {
             entry.conns.push(conn.clone());
         }
         drop(endpoints);
-        self.parked.wake_all();
+        for &route in conn.routes() {
+            self.parked.wake_all(route);
+        }
     }
 
-    /// Wakes requests parked for an agent (one connected, or a full one finished a stream).
-    pub(crate) fn wake_parked(&self) {
-        self.parked.wake_all();
+    /// A stream of a connection serving `routes` ended: the longest-parked request of each of
+    /// those routes may take the freed stream (one each, not every parked request).
+    pub(crate) fn stream_ended(&self, routes: &[RouteId]) {
+        for &route in routes {
+            self.parked.wake_one(route);
+        }
     }
 
     /// Removes an agent connection from every route (it closed or is draining).
@@ -203,14 +208,45 @@ impl Worker {
         route: RouteId,
         exclude: Option<u64>,
     ) -> Rc<AgentConn> {
+        let parked = Parked {
+            queue: &self.parked,
+            ticket: self.parked.ticket(),
+            route,
+            queued: Cell::new(false),
+            served: Cell::new(false),
+        };
         poll_fn(|cx| match self.pick(route, exclude) {
-            Some(conn) => Poll::Ready(conn),
+            Some(conn) => {
+                parked.served.set(true);
+                Poll::Ready(conn)
+            }
             None => {
-                self.parked.register(cx.waker());
+                self.parked.register(parked.ticket, route, cx.waker());
+                parked.queued.set(true);
                 Poll::Pending
             }
         })
         .await
+    }
+}
+
+/// One parked request's place in the worker's queue. Leaving (served, or the park time ran out)
+/// takes it out; a request that was woken but leaves unserved passes the wake-up on, so a freed
+/// stream is never lost on a request that gave up.
+struct Parked<'a> {
+    queue: &'a WaitQueue<RouteId>,
+    ticket: u64,
+    route: RouteId,
+    queued: Cell<bool>,
+    served: Cell<bool>,
+}
+
+impl Drop for Parked<'_> {
+    fn drop(&mut self) {
+        let still_queued = self.queue.remove(self.ticket);
+        if self.queued.get() && !still_queued && !self.served.get() {
+            self.queue.wake_one(self.route);
+        }
     }
 }
 
