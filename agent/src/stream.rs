@@ -391,6 +391,9 @@ async fn download(
                 Ok(Some(head)) if head.is_interim() => {
                     tunnel.send_response_head(slot, head.as_bytes().clone(), false)?;
                     parser = ResponseParser::new(env.head_limits);
+                    // The next head may already be in the buffer (a backend that writes its 1xx
+                    // and final heads together): parse again before reading.
+                    continue;
                 }
                 Ok(Some(head)) => return Ok(head),
                 Ok(None) => {}

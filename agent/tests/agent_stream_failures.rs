@@ -26,6 +26,7 @@ type Seen = Arc<Mutex<HashMap<String, usize>>>;
 /// - `/early`: answers `413` at once without reading the body, then closes;
 /// - `/vanish`: reads the request; closes without an answer when it is not the first request on
 ///   its connection (the close crossed the request), else answers `200 ok`;
+/// - `/hints`: answers `103`, `100` and `200 ok` in one write;
 /// - `/cut`: without reading the body, sends a head promising 100 bytes and 10 of them, then
 ///   closes with the body unread (the kernel answers with a RST).
 fn backend() -> (SocketAddr, Seen) {
@@ -80,6 +81,13 @@ fn serve(mut sock: TcpStream, seen: &Seen) {
         buf.drain(..head_end + len);
         if path == "/vanish" && nth > 0 {
             return;
+        }
+        if path == "/hints" {
+            // Two interim heads and the final one in a single write.
+            let _ = sock.write_all(
+                b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+            );
+            continue;
         }
         if sock
             .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
@@ -277,5 +285,25 @@ fn a_balancer_that_returns_no_credit_does_not_hold_the_backend_connection() {
     // The only backend connection was given up: the next request gets one.
     let reply = conn.request("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", &[]);
     assert_eq!(reply.status(), 200);
+    stop(agent);
+}
+
+#[test]
+fn interim_heads_written_together_with_the_final_one_all_arrive() {
+    let (addr, _seen) = backend();
+    let lb = FakeBalancer::bind();
+    let agent = start(lb.addr(), addr);
+    let mut conn = lb.accept(1, |_| 0);
+    let reply = conn.request("GET /hints HTTP/1.1\r\nHost: example.com\r\n\r\n", &[]);
+    assert_eq!(reply.reset, None, "{reply:?}");
+    assert_eq!(
+        reply.heads.len(),
+        3,
+        "103, 100 and the final head: {reply:?}"
+    );
+    assert!(reply.heads[0].starts_with(b"HTTP/1.1 103"), "{reply:?}");
+    assert!(reply.heads[1].starts_with(b"HTTP/1.1 100"), "{reply:?}");
+    assert_eq!(reply.status(), 200);
+    assert_eq!(reply.body, b"ok");
     stop(agent);
 }
