@@ -28,12 +28,12 @@ use ringway_core::pick::EndpointLoad;
 use ringway_core::tunnel::{Connection, Event, Hello, ResetCode, StreamId};
 use tracing::{debug, info, warn};
 
-use crate::errors::{ErrorKind, ProxyError};
 use crate::handoff;
 use crate::registry::RouteId;
 use crate::signal::IdMap;
 use crate::tunnel_stream::{StreamEvent, StreamSlot, TunnelStream};
 use crate::worker::Worker;
+use ringway_core::exchange::{ErrorKind, ProxyError};
 
 /// How long a new agent connection may take to send its hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -361,8 +361,7 @@ impl AgentConn {
                 }
                 Event::Writable { id } => {
                     if let Some(slot) = self.streams.borrow_mut().get_mut(&id) {
-                        slot.writable = true;
-                        slot.wake();
+                        slot.set_writable();
                     }
                 }
                 Event::GoAway {

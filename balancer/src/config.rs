@@ -100,6 +100,13 @@ pub struct TimeoutConfig {
     /// A request for a known route with no agent waits this long for one, then 503.
     #[serde(deserialize_with = "de_duration")]
     pub park: Duration,
+    /// An upgraded (WebSocket) connection that carries no byte either way for this long closes.
+    #[serde(deserialize_with = "de_duration")]
+    pub upgrade_idle: Duration,
+    /// After an answer that left part of the request body unread, the rest is read and dropped
+    /// for at most this long before the connection closes (lingering close).
+    #[serde(deserialize_with = "de_duration")]
+    pub linger: Duration,
 }
 
 impl Default for TimeoutConfig {
@@ -110,6 +117,8 @@ impl Default for TimeoutConfig {
             body: Duration::from_secs(60),
             response_head: Duration::from_secs(30),
             park: Duration::from_secs(2),
+            upgrade_idle: Duration::from_secs(600),
+            linger: Duration::from_secs(5),
         }
     }
 }
