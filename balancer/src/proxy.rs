@@ -135,7 +135,13 @@ pub(crate) async fn serve(conn: &mut UserConn, head: RequestHead) -> Flow {
             }
         }
         let persistence = exchange.borrow().error_persistence();
-        return answer::error(conn, e, request_id, persistence, Some(route)).await;
+        let flow = answer::error(conn, e, request_id, persistence, Some(route)).await;
+        // The user may still be sending a body nobody will read: a lingering close keeps the
+        // kernel from answering it with a reset that would destroy the error answer.
+        return match flow {
+            Flow::Close if !exchange.borrow().request_read() => Flow::Linger,
+            flow => flow,
+        };
     }
 }
 
