@@ -294,7 +294,7 @@ struct Changed {
 }
 
 impl Changed {
-    const fn any(&self) -> bool {
+    const fn any(self) -> bool {
         self.table || self.forget_at
     }
 }

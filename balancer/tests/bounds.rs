@@ -99,7 +99,10 @@ fn a_hello_with_more_routes_than_allowed_is_refused_with_too_many_routes() {
     // This agent never answers a request: let it go before asking for its routes.
     drop(agent);
     // The refused routes never became known; the accepted ones did (503: known, no agent).
-    assert_eq!(get(balancer.users, "r0.many.test", "/").unwrap().status, 404);
+    assert_eq!(
+        get(balancer.users, "r0.many.test", "/").unwrap().status,
+        404
+    );
     let r = get(balancer.users, "r255.enough.test", "/").unwrap();
     assert_ne!(r.status, 404, "a registered route is known");
 }
@@ -161,7 +164,12 @@ fn an_agent_only_route_answers_503_while_its_agent_is_gone_then_404_after_the_li
     );
     let balancer = Balancer::start(&["--config", config.to_str().unwrap(), "--route", "cfg.test"]);
     let backend = hello_backend();
-    let mut agent = AgentProc::start(balancer.agents, "a1", &["gone.test", "cfg.test"], backend.addr);
+    let mut agent = AgentProc::start(
+        balancer.agents,
+        "a1",
+        &["gone.test", "cfg.test"],
+        backend.addr,
+    );
     balancer.wait_registered("a1", 2);
     assert_eq!(get(balancer.users, "gone.test", "/").unwrap().status, 200);
 

@@ -692,7 +692,8 @@ pub fn holds_socket_to(pid: u32, peer: SocketAddr) -> bool {
 /// Writes `text` to a fresh TOML file for `--config` (under the temp dir, named after the test
 /// process and `name`).
 pub fn config_file(name: &str, text: &str) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("ringway-test-{}-{name}.toml", std::process::id()));
+    let path =
+        std::env::temp_dir().join(format!("ringway-test-{}-{name}.toml", std::process::id()));
     std::fs::write(&path, text).unwrap();
     path
 }
@@ -735,8 +736,8 @@ impl RawAgent {
         hello: ringway_core::tunnel::Hello,
         recv_buffer: Option<usize>,
     ) -> Self {
-        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
-            .unwrap();
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
         if let Some(size) = recv_buffer {
             socket.set_recv_buffer_size(size).unwrap();
         }
@@ -790,7 +791,11 @@ impl RawAgent {
                 Err(e) => panic!("reading the hello's answer: {e}"),
             };
             self.inbuf.extend_from_slice(&chunk[..n]);
-            if self.conn.handle_input(&mut self.inbuf, Instant::now()).is_err() {
+            if self
+                .conn
+                .handle_input(&mut self.inbuf, Instant::now())
+                .is_err()
+            {
                 return HelloOutcome::Closed;
             }
         }
@@ -798,7 +803,10 @@ impl RawAgent {
 
     /// Reads raw frames until the balancer closes the connection (EOF or reset) or `timeout`
     /// passes; returns the frames and whether it closed.
-    pub fn read_until_closed(&mut self, timeout: Duration) -> (Vec<ringway_core::tunnel::Frame>, bool) {
+    pub fn read_until_closed(
+        &mut self,
+        timeout: Duration,
+    ) -> (Vec<ringway_core::tunnel::Frame>, bool) {
         let mut decoder = ringway_core::tunnel::FrameDecoder::new((1 << 24) - 1);
         let mut buf = BytesMut::new();
         let mut frames = Vec::new();
