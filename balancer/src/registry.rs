@@ -174,7 +174,7 @@ impl Registry {
     ) -> Result<(Vec<RouteId>, Changed), RegisterError> {
         for (_, text) in &wanted {
             let required = match book.by_text.get(text) {
-                Some(id) => book.routes[id].token.as_deref(),
+                Some(id) => book.routes.get(id).and_then(|r| r.token.as_deref()),
                 None => self.global_token.as_deref(),
             };
             if required.is_some_and(|r| !token_eq(r.as_bytes(), token.as_bytes())) {
