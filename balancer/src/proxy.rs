@@ -178,7 +178,8 @@ fn exchange_config(worker: &Worker) -> ExchangeConfig {
         response_head_timeout: worker.timeouts.response_head,
         body_timeout: worker.timeouts.body,
         upgrade_idle_timeout: worker.timeouts.upgrade_idle,
-        ..ExchangeConfig::default()
+        // The tunnel already resets a stream past this many heads; the same bound here.
+        max_interim_heads: worker.tunnel.max_response_heads,
     }
 }
 
