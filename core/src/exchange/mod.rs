@@ -24,6 +24,7 @@
 //!   [`Exchange::prepare_retry`] after a failed attempt.
 
 mod error;
+pub mod replay;
 
 use std::time::{Duration, Instant};
 
