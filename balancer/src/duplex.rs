@@ -270,7 +270,7 @@ fn feed(
             exchange.handle_response_data(&data, end, out, now)?;
         }
         StreamEvent::Reset(code) => {
-            exchange.handle_upstream_reset(code, shared.stream.draining())?
+            exchange.handle_upstream_reset(code, shared.stream.draining())?;
         }
         StreamEvent::Lost => return Err(ProxyError::new(ErrorKind::AgentLost)),
     }
