@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use common::setup::{config, start, stop};
 use common::{closed_port, FakeBalancer, PATIENCE};
-use ringway_agent::{hello, Agent};
+use ringway_agent::Agent;
+use ringway_hello as hello;
 use ringway_core::tunnel::{Event, ResetCode};
 
 #[test]

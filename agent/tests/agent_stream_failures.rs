@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::setup::{config, start, stop};
 use common::{FakeBalancer, FakeConn, Reply};
-use ringway_agent::{hello, Agent};
+use ringway_agent::Agent;
+use ringway_hello as hello;
 use ringway_core::tunnel::{Event, ResetCode, StreamId};
 
 /// Requests seen per path.

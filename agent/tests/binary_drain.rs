@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{FakeBalancer, PATIENCE};
-use ringway_agent::hello;
+use ringway_hello as hello;
 use ringway_core::tunnel::Event;
 
 fn spawn_agent(balancers: &[String], backend: std::net::SocketAddr, extra: &[&str]) -> Child {

@@ -8,7 +8,6 @@
 
 pub mod cli;
 pub mod config;
-pub mod demo;
 pub mod errors;
 
 mod agent_conn;
