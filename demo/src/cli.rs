@@ -8,7 +8,12 @@ use ringway_tuning::runtime::IoDriver;
 
 /// ringway-demo: the balancer, an agent and the hello backend on loopback, in one process.
 #[derive(Debug, Parser)]
-#[command(name = "ringway-demo", version, about, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "ringway-demo",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     /// Run something other than the whole demo.
     #[command(subcommand)]

@@ -52,8 +52,8 @@ impl Demo {
     /// Starts the three parts; `config` is normally [`demo_config`] with flags applied.
     pub fn start(config: Config) -> Result<Self, String> {
         let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-        let backend =
-            ringway_hello::spawn(loopback).map_err(|e| format!("starting the hello backend: {e}"))?;
+        let backend = ringway_hello::spawn(loopback)
+            .map_err(|e| format!("starting the hello backend: {e}"))?;
         let balancer = Balancer::start(config).map_err(|e| {
             format!(
                 "starting the balancer: {e} (is the port taken? try --listen 127.0.0.1:0 \

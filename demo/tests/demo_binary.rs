@@ -63,7 +63,8 @@ impl Drop for Running {
 /// What curl would show: the status line and the body of one request on a fresh connection.
 fn curl(addr: SocketAddr, host: &str, method: &str, path: &str, body: &str) -> (String, String) {
     let mut sock = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let request = format!(
         "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()

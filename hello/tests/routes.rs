@@ -157,11 +157,7 @@ fn connection_close_is_honoured() {
     assert_eq!(r.head.status(), 200);
     assert!(!r.head.keep_alive());
     let mut rest = [0u8; 16];
-    assert_eq!(
-        sock.read(&mut rest).unwrap(),
-        0,
-        "connection stays open"
-    );
+    assert_eq!(sock.read(&mut rest).unwrap(), 0, "connection stays open");
 }
 
 /// A response read by [`http`].
