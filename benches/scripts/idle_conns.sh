@@ -78,8 +78,9 @@ if [[ " $SYSTEMS " == *" haproxy "* ]] && ! command -v haproxy >/dev/null; then
     SYSTEMS=${SYSTEMS/haproxy/}
 fi
 
-# File descriptors: a proxy holds a client and (briefly) an upstream socket per connection.
-NOFILE=$((2 * CONNS + 1000))
+# File descriptors: a proxy holds a client and (briefly) an upstream socket per connection, and
+# HAProxy wants two per maxconn (CONNS + 1000) to start.
+NOFILE=$((2 * CONNS + 4000))
 if [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt "$NOFILE" ]; then
     ulimit -Hn "$NOFILE" 2>/dev/null || { echo "the open-file hard limit $(ulimit -Hn) is below $NOFILE: lower --conns or raise it" >&2; exit 1; }
 fi
@@ -157,7 +158,10 @@ stop() { # pid…
 # FAR_PID (ringway's agent) is reported in the notes.
 measure() {
     local key=$1 label=$2 port=$3 pid=$4 far=${5:-}
-    wait_200 "$port"
+    if ! wait_200 "$port"; then
+        tail -n 5 "$WORK"/*.err "$WORK"/*.out >&2 2>/dev/null || true
+        exit 1
+    fi
     sleep 1
     local before far_before=""
     before=$(rss_kib "$pid")
@@ -244,7 +248,7 @@ run_ringway() {
         > /dev/null 2> "$WORK/agent.err" &
     local agent=$!
     PIDS+=("$agent")
-    measure ringway "ringway $(git rev-parse --short HEAD 2>/dev/null) (balancer --workers 1; agent --workers 1)" \
+    measure ringway "ringway (balancer --workers 1, agent --workers 1)" \
         "$RW_USERS" "$balancer" "$agent"
     stop "$agent" "$balancer"
 }
