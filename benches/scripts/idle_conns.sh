@@ -171,7 +171,7 @@ measure() {
     local client=$!
     PIDS+=("$client")
     local deadline=$((SECONDS + 300))
-    until grep -q '^ready' "$WORK/clients.out"; do
+    until grep -qs '^ready' "$WORK/clients.out"; do
         if ! kill -0 "$client" 2>/dev/null || [ $SECONDS -gt $deadline ]; then
             echo "idle-clients did not get ready against $key:" >&2
             cat "$WORK/clients.err" >&2
