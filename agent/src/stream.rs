@@ -19,7 +19,7 @@ use std::rc::Rc;
 use std::task::Poll;
 
 use bytes::{Bytes, BytesMut};
-use monoio::io::{AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
+use monoio::io::{AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
 use monoio::net::TcpStream;
 use ringway_core::http::{
     forward, BodyDecoder, BodyEncoder, BodyEvent, BodyFraming, Limits, RequestHead, RequestParser,
@@ -262,6 +262,8 @@ struct Attempt {
     sent: std::cell::Cell<bool>,
     /// The upload ended (well or not): the response-head timer starts.
     upload_finished: Notify,
+    /// The backend answered an Upgrade with 101: both sides now carry opaque bytes.
+    upgraded: std::cell::Cell<bool>,
 }
 
 /// A connection that failed before any response byte may be retried on a fresh one, but once a
@@ -298,6 +300,9 @@ async fn upload(
         let (res, _) = wr.write_all(request.as_bytes().clone()).await;
         res.map_err(|e| write_failed(&e, responded))?;
         sent.set(true);
+        if request.wants_upgrade() {
+            return upgraded_upload(tunnel, slot, wr, attempt).await;
+        }
         return Ok(());
     }
     let mut out = BytesMut::with_capacity(request.as_bytes().len() + 1024);
@@ -334,6 +339,33 @@ async fn upload(
         tunnel.release(slot.id, std::mem::take(&mut unreleased));
         written?;
     }
+}
+
+/// The request side of an Upgrade request after its head: once the backend switched protocols,
+/// the balancer's DATA are opaque bytes written to the backend as they come, until the
+/// balancer ends its side (then the backend's write side is shut). Without a 101 the balancer
+/// ends the request side right after the final head, and nothing was written.
+async fn upgraded_upload(
+    tunnel: &Tunnel,
+    slot: &StreamSlot,
+    wr: &mut OwnedWriteHalf<TcpStream>,
+    attempt: &Attempt,
+) -> Result<(), AttemptError> {
+    let mut out = BytesMut::new();
+    while let Some(chunk) = tunnel.recv(slot).await? {
+        // Every chunk already queued goes out in one write; its credit returns once written.
+        out.extend_from_slice(&chunk);
+        while let Some(more) = slot.try_pop() {
+            out.extend_from_slice(&more);
+        }
+        let taken = out.len();
+        write(wr, &mut out, &attempt.responded, &attempt.sent).await?;
+        tunnel.release(slot.id, taken);
+    }
+    if attempt.upgraded.get() {
+        let _ = wr.shutdown().await;
+    }
+    Ok(())
 }
 
 async fn write(
@@ -438,10 +470,7 @@ async fn download(
         (other, _) => other,
     };
     if matches!(framing, BodyFraming::Upgrade) {
-        return Err(reset(
-            ResetCode::Internal,
-            "protocol upgrades are not supported by the agent",
-        ));
+        return upgraded_download(tunnel, slot, request, &head, rd, buf, env, attempt).await;
     }
     let mut head_out = BytesMut::with_capacity(head.as_bytes().len() + 64);
     forward::write_response(
@@ -486,6 +515,45 @@ async fn download(
                     format!("backend response body: {e}"),
                 ))
             }
+        }
+    }
+}
+
+/// The backend switched protocols: the 101 goes to the balancer, then whatever the backend
+/// sends is opaque bytes for the user until it closes. A 101 nobody asked for is refused.
+#[allow(clippy::too_many_arguments)]
+async fn upgraded_download(
+    tunnel: &Tunnel,
+    slot: &StreamSlot,
+    request: &RequestHead,
+    head: &ringway_core::http::ResponseHead,
+    rd: &mut OwnedReadHalf<TcpStream>,
+    buf: &mut BytesMut,
+    env: &StreamEnv,
+    attempt: &Attempt,
+) -> Result<bool, AttemptError> {
+    if head.status() != 101 || !request.wants_upgrade() {
+        return Err(reset(
+            ResetCode::BackendReset,
+            "the backend switched protocols without an Upgrade request",
+        ));
+    }
+    let mut head_out = BytesMut::with_capacity(head.as_bytes().len() + 64);
+    forward::write_response(
+        head,
+        BodyFraming::Upgrade,
+        forward::Persistence::Close,
+        &mut head_out,
+    );
+    tunnel.send_response_head(slot, head_out.freeze(), false)?;
+    attempt.upgraded.set(true);
+    loop {
+        if !buf.is_empty() {
+            send_body(tunnel, slot, buf.split().freeze(), false, env).await?;
+        }
+        if read_some(rd, buf, &attempt.responded).await? == 0 {
+            send_body(tunnel, slot, Bytes::new(), true, env).await?;
+            return Ok(false);
         }
     }
 }

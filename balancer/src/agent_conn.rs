@@ -28,12 +28,12 @@ use ringway_core::pick::EndpointLoad;
 use ringway_core::tunnel::{Connection, Event, Hello, ResetCode, StreamId};
 use tracing::{debug, info, warn};
 
-use crate::errors::{ErrorKind, ProxyError};
 use crate::handoff;
 use crate::registry::RouteId;
 use crate::signal::IdMap;
 use crate::tunnel_stream::{StreamEvent, StreamSlot, TunnelStream};
 use crate::worker::Worker;
+use ringway_core::exchange::{ErrorKind, ProxyError};
 
 /// How long a new agent connection may take to send its hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -89,6 +89,12 @@ pub(crate) async fn accept(
     let hello = loop {
         if let Err(e) = conn.handle_input(&mut pending, Instant::now()) {
             warn!(%peer, error = %e, "agent broke the protocol before its hello");
+            // The GOAWAY with the error's code (e.g. TOO_MANY_ROUTES) tells the agent why.
+            let mut out = BytesMut::new();
+            conn.poll_transmit(&mut out);
+            let at = (Instant::now() + FINAL_FLUSH).into();
+            let _ = monoio::time::timeout_at(at, stream.write_all(out)).await;
+            let _ = stream.shutdown().await;
             return;
         }
         if let Some(hello) = take_hello(&mut conn) {
@@ -148,12 +154,17 @@ async fn serve(
     peer: SocketAddr,
 ) {
     let (rd, mut wr) = stream.into_split();
-    let routes = match worker.registry.register(&hello.routes, &hello.token) {
-        Ok(routes) => routes,
+    // Held until this function returns (the connection closed): then the routes let go.
+    let registration = match worker
+        .registry
+        .register(&hello.agent_id, &hello.routes, &hello.token)
+    {
+        Ok(registration) => registration,
         Err(e) => {
             let code = match e {
                 crate::registry::RegisterError::BadToken { .. } => ResetCode::Unauthorized,
                 crate::registry::RegisterError::InvalidRoute { .. } => ResetCode::BadRoute,
+                crate::registry::RegisterError::TooManyRoutes { .. } => ResetCode::TooManyRoutes,
             };
             warn!(agent = %hello.agent_id, %peer, error = %e, "agent rejected");
             conn.reject_hello(code);
@@ -168,7 +179,7 @@ async fn serve(
     let agent = Rc::new(AgentConn {
         key: worker.next_conn_key(),
         agent_id: hello.agent_id.clone(),
-        routes,
+        routes: registration.ids().to_vec(),
         conn: RefCell::new(conn),
         streams: RefCell::new(IdMap::default()),
         load: RefCell::new(EndpointLoad::new()),
@@ -193,6 +204,7 @@ async fn serve(
     agent.tx.notify();
     let reason = agent.read_loop(rd, pending).await;
     agent.close(&reason);
+    drop(registration);
 }
 
 impl AgentConn {
@@ -361,8 +373,7 @@ impl AgentConn {
                 }
                 Event::Writable { id } => {
                     if let Some(slot) = self.streams.borrow_mut().get_mut(&id) {
-                        slot.writable = true;
-                        slot.wake();
+                        slot.set_writable();
                     }
                 }
                 Event::GoAway {

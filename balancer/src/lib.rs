@@ -8,16 +8,19 @@
 
 pub mod cli;
 pub mod config;
-pub mod errors;
 
 mod agent_conn;
+mod answer;
 mod client;
+mod duplex;
 mod handoff;
 mod listener;
+mod proxy;
 mod registry;
 mod signal;
 mod timeouts;
 mod tunnel_stream;
+mod user_io;
 mod worker;
 
 use std::io;

@@ -1,6 +1,10 @@
 //! A client task's view of one tunnel stream: the per-stream event queue the connection driver
 //! fills (`StreamSlot`), and the handle a client task holds (`TunnelStream`) to send body bytes,
 //! wait for response events and release credit as it writes to its user.
+//!
+//! The two directions are waited on apart, so that an upload and a download of the same
+//! stream run at once (full duplex): response events wake [`TunnelStream::event`], send credit
+//! wakes [`TunnelStream::writable`].
 
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -13,7 +17,7 @@ use bytes::Bytes;
 use ringway_core::tunnel::{ResetCode, StreamId};
 
 use crate::agent_conn::AgentConn;
-use crate::errors::{ErrorKind, ProxyError};
+use ringway_core::exchange::{ErrorKind, ProxyError};
 
 /// What a client task learns about its stream.
 #[derive(Debug)]
@@ -27,8 +31,6 @@ pub(crate) enum StreamEvent {
     /// The connection is gone. (Streams a GOAWAY says were never processed get
     /// `Reset(Refused)` from core.)
     Lost,
-    /// Send credit became available.
-    Writable,
 }
 
 #[derive(Default)]
@@ -36,7 +38,10 @@ pub(crate) struct StreamSlot {
     pub(crate) events: VecDeque<StreamEvent>,
     pub(crate) writable: bool,
     pub(crate) failed: bool,
+    /// The task waiting for response events.
     pub(crate) waker: Option<Waker>,
+    /// The task waiting for send credit.
+    pub(crate) writable_waker: Option<Waker>,
 }
 
 impl StreamSlot {
@@ -53,6 +58,21 @@ impl StreamSlot {
 
     pub(crate) fn wake(&mut self) {
         if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+        if self.failed {
+            self.wake_writer();
+        }
+    }
+
+    /// Send credit became available.
+    pub(crate) fn set_writable(&mut self) {
+        self.writable = true;
+        self.wake_writer();
+    }
+
+    fn wake_writer(&mut self) {
+        if let Some(w) = self.writable_waker.take() {
             w.wake();
         }
     }
@@ -83,7 +103,7 @@ impl TunnelStream {
         self.id
     }
 
-    /// The next event of this stream (queued events first, then send credit).
+    /// The next response event of this stream.
     pub(crate) async fn event(&self) -> StreamEvent {
         poll_fn(|cx| {
             let mut streams = self.conn.streams.borrow_mut();
@@ -93,13 +113,27 @@ impl TunnelStream {
             if let Some(e) = slot.events.pop_front() {
                 return Poll::Ready(e);
             }
-            if std::mem::take(&mut slot.writable) {
-                return Poll::Ready(StreamEvent::Writable);
-            }
             slot.waker = Some(cx.waker().clone());
             Poll::Pending
         })
         .await
+    }
+
+    /// Completes once send credit came back since the last call, or the stream failed (the
+    /// next [`TunnelStream::send`] then says so).
+    pub(crate) async fn writable(&self) {
+        poll_fn(|cx| {
+            let mut streams = self.conn.streams.borrow_mut();
+            let Some(slot) = streams.get_mut(&self.id) else {
+                return Poll::Ready(());
+            };
+            if std::mem::take(&mut slot.writable) || slot.failed {
+                return Poll::Ready(());
+            }
+            slot.writable_waker = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await;
     }
 
     /// Whether the agent connection takes no new streams (GOAWAY received, or closed).

@@ -153,12 +153,17 @@ impl Worker {
         }
     }
 
-    /// Removes an agent connection from every route (it closed or is draining).
+    /// Removes an agent connection from every route (it closed or is draining). A route left
+    /// without connections on this worker leaves the table, so routes forgotten by the registry
+    /// do not pile up here.
     pub(crate) fn remove_endpoint(&self, key: u64, routes: &[RouteId]) {
         let mut endpoints = self.endpoints.borrow_mut();
         for route in routes {
             if let Some(entry) = endpoints.get_mut(route) {
                 entry.conns.retain(|c| c.key() != key);
+                if entry.conns.is_empty() {
+                    endpoints.remove(route);
+                }
             }
         }
     }

@@ -126,7 +126,7 @@ fn a_stalled_request_body_is_408() {
     let mut c = Client::connect(balancer.users);
     let start = Instant::now();
     c.send(
-        format!("POST /echo HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: 100\r\n\r\n0123456789")
+        format!("POST /upload HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: 100\r\n\r\n0123456789")
             .as_bytes(),
     )
     .unwrap();
