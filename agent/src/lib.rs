@@ -1,9 +1,8 @@
 //! ringway-agent as a library: tunnel connections out to every balancer worker, the keep-alive
-//! backend pool, stream ↔ backend forwarding, graceful drain, and the built-in hello backend.
+//! backend pool, stream ↔ backend forwarding and graceful drain.
 //!
 //! - [`Agent::start`] runs an agent on its own runtime thread(s) and returns an [`AgentHandle`]
-//!   (`drain`, `kill`, `join`); the balancer's `--demo` and tests use it in-process.
-//! - [`hello::spawn`] starts the hello HTTP/1.1 backend.
+//!   (`drain`, `kill`, `join`); `ringway-demo` and tests use it in-process.
 //!
 //! Inside: `session` keeps one tunnel connection per balancer worker (reconnecting with backoff),
 //! `tunnel` drives one connection over core's state machine, `stream` forwards one request to the
@@ -15,7 +14,6 @@ mod backoff;
 pub mod cli;
 mod config;
 mod drain;
-pub mod hello;
 mod io;
 mod notify;
 mod pool;

@@ -333,9 +333,9 @@ impl Config {
     }
 }
 
-/// Parses `"250ms"`, `"2s"`, `"1m"`, `"1h"` (a bare integer is seconds): the agent's parser, so
-/// both programs accept the same durations.
-pub use ringway_agent::cli::parse_duration;
+/// Parses `"250ms"`, `"2s"`, `"1m"`, `"1h"` (a bare integer is seconds): the parser the agent's
+/// flags use too, so both programs accept the same durations.
+pub use ringway_tuning::duration::parse_duration;
 
 fn de_duration<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(de)?;

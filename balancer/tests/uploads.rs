@@ -9,7 +9,7 @@ use std::io::Write;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ringway_agent::hello::HelloHandle;
+use ringway_hello::HelloHandle;
 use support::{free_port, hello_backend, send_body, AgentProc, Balancer, Client, ScriptedBackend};
 
 const HOST: &str = "up.test";

@@ -293,8 +293,8 @@ pub fn peak_rss_kib(pid: u32) -> u64 {
 }
 
 /// A hello backend on a free loopback port.
-pub fn hello_backend() -> ringway_agent::hello::HelloHandle {
-    ringway_agent::hello::spawn(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap()
+pub fn hello_backend() -> ringway_hello::HelloHandle {
+    ringway_hello::spawn(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap()
 }
 
 /// A loopback port with nothing listening on it (bound, then released), for a backend that is down.
