@@ -10,6 +10,7 @@
 
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::time::Instant;
 
 use bytes::BytesMut;
 use monoio::io::AsyncWriteRent;
@@ -21,9 +22,15 @@ use tracing::{debug_span, info, Instrument};
 
 use crate::answer;
 use crate::proxy::{self, Flow};
-use crate::timeouts::deadline_after;
 use crate::user_io::{linger, read_more, release_if_empty, HEAD_READ};
 use crate::worker::Worker;
+
+/// `now + d`, saturating far in the future instead of overflowing.
+fn after(d: std::time::Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .unwrap_or_else(|| now + std::time::Duration::from_secs(86_400 * 365))
+}
 
 /// Serves one user connection to the end.
 pub(crate) async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
@@ -71,7 +78,15 @@ impl UserConn {
                 HeadRead::Gone => break Flow::Close,
                 HeadRead::Failed(e) => {
                     let id = self.worker.next_request_id();
-                    answer::error(self, e, id.as_str(), Persistence::Close, None).await;
+                    // Boxed, like the request below: rare paths must not grow the idle task.
+                    Box::pin(answer::error(
+                        self,
+                        e,
+                        id.as_str(),
+                        Persistence::Close,
+                        None,
+                    ))
+                    .await;
                     break Flow::Close;
                 }
             };
@@ -87,18 +102,20 @@ impl UserConn {
         let Some(mut stream) = self.stream.take() else {
             return;
         };
-        let _ = stream.shutdown().await;
+        let _ = Box::pin(stream.shutdown()).await;
         if flow == Flow::Linger {
-            linger(&mut stream, self.worker.timeouts.linger).await;
+            Box::pin(linger(&mut stream, self.worker.timeouts.linger)).await;
         }
     }
 
     /// Reads until a whole head is parsed. The head deadline runs from the accept (first request)
     /// or from the first byte of the head; between requests the idle timeout applies, and the
-    /// wait holds no buffer.
+    /// wait holds no buffer. Both are the worker's coarse deadlines (no timer per connection).
     async fn read_head(&mut self, first: bool) -> HeadRead {
         let timeouts = self.worker.timeouts;
-        let mut deadline = first.then(|| deadline_after(timeouts.head));
+        let worker = self.worker.clone();
+        let deadlines = &worker.deadlines;
+        let mut deadline = first.then(|| after(timeouts.head));
         loop {
             if !self.buf.is_empty() {
                 match self.parser.parse(&mut self.buf) {
@@ -106,26 +123,29 @@ impl UserConn {
                     Ok(None) => {}
                     Err(e) => return HeadRead::Failed(ProxyError::from(&e)),
                 }
-                deadline.get_or_insert_with(|| deadline_after(timeouts.head));
+                deadline.get_or_insert_with(|| after(timeouts.head));
             }
             let Some(stream) = self.stream.as_mut() else {
                 return HeadRead::Gone;
             };
             let started = !self.buf.is_empty();
-            let at = deadline.unwrap_or_else(|| deadline_after(timeouts.idle));
+            let at = deadline.unwrap_or_else(|| after(timeouts.idle));
             if !started {
                 // Idle (or a fresh connection): wait for bytes without lending the ring a buffer.
-                match monoio::time::timeout_at(at, stream.readable(false)).await {
-                    Ok(Ok(())) => {}
+                match deadlines.timeout_at(at, stream.readable(false)).await {
+                    Some(Ok(())) => {}
                     // Nothing of a request arrived: close quietly (an idle or preconnected client).
-                    Ok(Err(_)) | Err(_) => return HeadRead::Gone,
+                    Some(Err(_)) | None => return HeadRead::Gone,
                 }
             }
-            match monoio::time::timeout_at(at, read_more(stream, &mut self.buf, HEAD_READ)).await {
-                Ok(Ok(0)) | Ok(Err(_)) => return HeadRead::Gone,
-                Ok(Ok(_)) => {}
-                Err(_) if !started => return HeadRead::Gone,
-                Err(_) => return self.head_too_slow(),
+            match deadlines
+                .timeout_at(at, read_more(stream, &mut self.buf, HEAD_READ))
+                .await
+            {
+                Some(Ok(0) | Err(_)) => return HeadRead::Gone,
+                Some(Ok(_)) => {}
+                None if !started => return HeadRead::Gone,
+                None => return self.head_too_slow(),
             }
         }
     }

@@ -12,6 +12,7 @@ pub mod config;
 mod agent_conn;
 mod answer;
 mod client;
+mod deadlines;
 mod duplex;
 mod handoff;
 mod listener;

@@ -19,6 +19,7 @@ use tracing::{info, info_span, Instrument};
 
 use crate::agent_conn::AgentConn;
 use crate::config::Config;
+use crate::deadlines::Deadlines;
 use crate::handoff::{HandoffRx, HandoffTx};
 use crate::registry::{Registry, RouteId};
 use crate::signal::{IdMap, WaitQueue};
@@ -73,6 +74,8 @@ pub(crate) struct Worker {
     pub(crate) tunnel: ringway_core::tunnel::Config,
     pub(crate) handoff: HandoffTx,
     pub(crate) timeouts: Timeouts,
+    /// Coarse deadlines of the connections that wait (head, idle).
+    pub(crate) deadlines: Deadlines,
     endpoints: RefCell<IdMap<RouteId, RouteEndpoints>>,
     /// Requests parked until an agent for their route can take them.
     parked: WaitQueue<RouteId>,
@@ -99,6 +102,7 @@ impl Worker {
                 limits: setup.config.limits.to_core(),
                 tunnel: setup.config.tunnel.to_core(),
                 timeouts: Timeouts::from(setup.config.timeouts),
+                deadlines: Deadlines::default(),
                 config: setup.config,
                 registry: setup.registry,
                 handoff: setup.handoff_tx,
@@ -110,6 +114,8 @@ impl Worker {
                 request_ids,
             });
             monoio::spawn(handoff::receive(worker.clone(), setup.handoff_rx).in_current_span());
+            let ticking = worker.clone();
+            monoio::spawn(async move { ticking.deadlines.run().await });
             monoio::spawn(listener::accept_agents(worker.clone(), setup.agents).in_current_span());
             listener::accept_users(worker, setup.users).await;
         }
