@@ -14,18 +14,20 @@ use std::hash::{BuildHasher, Hasher};
 
 use rand::{RngCore, SeedableRng};
 use ringway_core::pick::{EndpointLoad, Picker};
-use ringway_tuning::runtime::DriverKind;
-use tracing::{info, info_span, Instrument};
+use ringway_io::tunnel::READ_CHUNK;
+use ringway_io::{BufPool, IdMap};
 
-use crate::agent_conn::AgentConn;
+use crate::agent_conn::{AgentConn, ConnOwner};
 use crate::config::Config;
 use crate::handoff::{HandoffRx, HandoffTx};
 use crate::registry::{Registry, RouteId};
-use crate::signal::{IdMap, WaitQueue};
+use crate::signal::WaitQueue;
 use crate::timeouts::Timeouts;
-use crate::{handoff, listener};
 
-/// What every worker is started with.
+/// Spare read buffers a worker keeps for its connections.
+const SPARE_BUFFERS: usize = 16;
+
+/// What every worker is started with (the listeners go to `listener::run`).
 pub(crate) struct WorkerSetup {
     pub(crate) index: u16,
     pub(crate) count: u16,
@@ -80,41 +82,35 @@ pub(crate) struct Worker {
     pick_scratch: RefCell<PickScratch>,
     next_conn: Cell<u64>,
     request_ids: RequestIds,
+    /// Read buffers for this worker's connections.
+    pub(crate) bufs: Rc<BufPool>,
 }
 
 impl Worker {
-    /// Runs a worker to completion on the current thread's runtime.
-    pub(crate) async fn run(setup: WorkerSetup, driver: DriverKind) {
-        let span = info_span!("worker", index = setup.index);
-        async move {
-            info!(driver = %driver, "worker started");
-            let seed = std::collections::hash_map::RandomState::new()
-                .build_hasher()
-                .finish();
-            let mut rng = SmallRng::seed_from_u64(seed ^ u64::from(setup.index));
-            let request_ids = RequestIds::new(rng.next_u32() as u16, setup.index);
-            let worker = Rc::new(Self {
-                index: setup.index,
-                count: setup.count,
-                limits: setup.config.limits.to_core(),
-                tunnel: setup.config.tunnel.to_core(),
-                timeouts: Timeouts::from(setup.config.timeouts),
-                config: setup.config,
-                registry: setup.registry,
-                handoff: setup.handoff_tx,
-                endpoints: RefCell::new(IdMap::default()),
-                parked: WaitQueue::default(),
-                rng: RefCell::new(rng),
-                pick_scratch: RefCell::new(PickScratch::default()),
-                next_conn: Cell::new(1),
-                request_ids,
-            });
-            monoio::spawn(handoff::receive(worker.clone(), setup.handoff_rx).in_current_span());
-            monoio::spawn(listener::accept_agents(worker.clone(), setup.agents).in_current_span());
-            listener::accept_users(worker, setup.users).await;
-        }
-        .instrument(span)
-        .await;
+    /// A worker's state, built from its setup.
+    pub(crate) fn new(setup: &WorkerSetup) -> Rc<Self> {
+        let seed = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let mut rng = SmallRng::seed_from_u64(seed ^ u64::from(setup.index));
+        let request_ids = RequestIds::new(rng.next_u32() as u16, setup.index);
+        Rc::new(Self {
+            index: setup.index,
+            count: setup.count,
+            limits: setup.config.limits.to_core(),
+            tunnel: setup.config.tunnel.to_core(),
+            timeouts: Timeouts::from(setup.config.timeouts),
+            config: setup.config.clone(),
+            registry: setup.registry.clone(),
+            handoff: setup.handoff_tx.clone(),
+            endpoints: RefCell::new(IdMap::default()),
+            parked: WaitQueue::default(),
+            rng: RefCell::new(rng),
+            pick_scratch: RefCell::new(PickScratch::default()),
+            next_conn: Cell::new(1),
+            request_ids,
+            bufs: Rc::new(BufPool::new(READ_CHUNK, SPARE_BUFFERS)),
+        })
     }
 
     /// A fresh id for an agent connection owned by this worker.
@@ -227,6 +223,17 @@ impl Worker {
             }
         })
         .await
+    }
+}
+
+/// An agent connection reports to the worker that owns it.
+impl ConnOwner for Worker {
+    fn stream_ended(&self, routes: &[RouteId]) {
+        Self::stream_ended(self, routes);
+    }
+
+    fn remove_endpoint(&self, key: u64, routes: &[RouteId]) {
+        Self::remove_endpoint(self, key, routes);
     }
 }
 
