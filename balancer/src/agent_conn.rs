@@ -106,10 +106,11 @@ impl AgentConn {
     pub(crate) fn closed(&self, exit: &Exit) {
         self.stop_new_streams();
         let stats = self.link.stats();
+        let reason = exit.to_string();
         info!(
             agent = %self.id.agent_id,
             worker = self.id.worker_index,
-            reason = %exit,
+            reason = reason.as_str(),
             streams = self.opened.get(),
             reads = stats.reads,
             writes = stats.writes,

@@ -33,8 +33,9 @@ pub enum Exit {
     /// The peer broke the protocol (a GOAWAY saying so was flushed, within a bound).
     #[error("protocol error: {0}")]
     Protocol(ProtocolError),
-    /// No frame for too many ping intervals: the peer is gone without a FIN.
-    #[error("peer stopped answering pings")]
+    /// No frame for too many ping intervals: the peer is gone without a FIN. (The balancer's
+    /// tests and operators look for this wording in its log.)
+    #[error("heartbeat missed")]
     Dead,
     /// The balancer refused the agent's hello (a GOAWAY before the hello-ack).
     #[error("hello rejected by the balancer: {0}")]
