@@ -338,7 +338,7 @@ fn invalid(e: ringway_core::http::HttpError) -> io::Error {
 }
 
 async fn read_more(stream: &mut TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
-    crate::io::read_append(stream, buf, CHUNK).await
+    ringway_io::read_append(stream, buf, CHUNK).await
 }
 
 async fn flush(stream: &mut TcpStream, out: BytesMut) -> io::Result<BytesMut> {

@@ -36,7 +36,7 @@ pub(crate) async fn accept(
     // `raw` keeps every byte read, for a hand-off; `pending` is what the state machine has not
     // consumed yet.
     let mut raw = BytesMut::from(&received[..]);
-    let mut pending = worker.bufs.take();
+    let mut pending = ringway_io::tunnel::buffers().take();
     pending.extend_from_slice(&received);
     let deadline = Instant::now() + HELLO_TIMEOUT;
     let hello = loop {
@@ -105,7 +105,7 @@ async fn serve(
         }
     };
     conn.accept_hello(worker.count, worker.index);
-    let link = Link::new(conn, worker.bufs.clone());
+    let link = Link::new(conn);
     let identity = AgentIdentity {
         key: worker.next_conn_key(),
         agent_id: hello.agent_id.clone(),

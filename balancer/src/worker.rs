@@ -14,8 +14,7 @@ use std::hash::{BuildHasher, Hasher};
 
 use rand::{RngCore, SeedableRng};
 use ringway_core::pick::{EndpointLoad, Picker};
-use ringway_io::tunnel::READ_CHUNK;
-use ringway_io::{BufPool, IdMap};
+use ringway_io::IdMap;
 
 use crate::agent_conn::{AgentConn, ConnOwner};
 use crate::config::Config;
@@ -23,9 +22,6 @@ use crate::handoff::{HandoffRx, HandoffTx};
 use crate::registry::{Registry, RouteId};
 use crate::signal::WaitQueue;
 use crate::timeouts::Timeouts;
-
-/// Spare read buffers a worker keeps for its connections.
-const SPARE_BUFFERS: usize = 16;
 
 /// What every worker is started with (the listeners go to `listener::run`).
 pub(crate) struct WorkerSetup {
@@ -82,8 +78,6 @@ pub(crate) struct Worker {
     pick_scratch: RefCell<PickScratch>,
     next_conn: Cell<u64>,
     request_ids: RequestIds,
-    /// Read buffers for this worker's connections.
-    pub(crate) bufs: Rc<BufPool>,
 }
 
 impl Worker {
@@ -109,7 +103,6 @@ impl Worker {
             pick_scratch: RefCell::new(PickScratch::default()),
             next_conn: Cell::new(1),
             request_ids,
-            bufs: Rc::new(BufPool::new(READ_CHUNK, SPARE_BUFFERS)),
         })
     }
 

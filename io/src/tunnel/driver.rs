@@ -13,7 +13,7 @@
 //!
 //! Closing ([`Link::close`]) cancels the blocked read and write, so a dead peer that stopped
 //! reading does not keep the socket; what is queued then (a GOAWAY after a protocol error) gets
-//! one last write bounded by [`FINAL_FLUSH`]. After a GOAWAY the writer closes the connection
+//! one last write bounded by [`FINAL_FLUSH`] (none when the owner killed the connection). After a GOAWAY the writer closes the connection
 //! once no stream is left and the linger asked for has passed.
 
 use std::rc::Rc;
@@ -28,12 +28,25 @@ use monoio::net::TcpStream;
 use ringway_core::tunnel::Event;
 
 use super::link::{Exit, Link};
-use crate::{read_append_cancelable, write_all_by};
+use crate::{read_append_cancelable, write_all_by, BufPool};
 
-/// Bytes asked of the kernel per socket read.
+/// Bytes asked of the kernel per socket read (and the size of the pool's buffers).
 pub const READ_CHUNK: usize = 64 * 1024;
+/// Spare buffers the thread's pool keeps.
+const SPARE_BUFFERS: usize = 16;
 /// How long the last write of a closed connection (its GOAWAY) may take.
 pub const FINAL_FLUSH: Duration = Duration::from_secs(1);
+
+thread_local! {
+    static BUFFERS: Rc<BufPool> = Rc::new(BufPool::new(READ_CHUNK, SPARE_BUFFERS));
+}
+
+/// This thread's pool of tunnel read and write buffers ([`READ_CHUNK`] bytes each). Every
+/// connection's driver takes its buffers here and gives them back when it ends; bytes read
+/// before a driver starts (an agent's hello) may use it too.
+pub fn buffers() -> Rc<BufPool> {
+    BUFFERS.with(Rc::clone)
+}
 
 /// What one end does with the events the driver does not hand to a stream itself.
 pub trait Role {
@@ -129,7 +142,9 @@ async fn write_loop<R: Role>(
         if link.conn().poll_transmit(&mut out) {
             link.writes.set(link.writes.get() + 1);
             if closed {
-                let _ = write_all_by(&mut wr, out, Instant::now() + FINAL_FLUSH).await;
+                if !link.killed() {
+                    let _ = write_all_by(&mut wr, out, Instant::now() + FINAL_FLUSH).await;
+                }
                 let _ = wr.shutdown().await;
                 return;
             }

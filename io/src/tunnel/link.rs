@@ -12,6 +12,7 @@ use bytes::Bytes;
 use monoio::io::Canceller;
 use ringway_core::tunnel::{Connection, ProtocolError, ResetCode, StreamError, StreamId};
 
+use super::driver::buffers;
 use super::slot::StreamSlot;
 use crate::{BufPool, Doorbell, IdMap};
 
@@ -84,8 +85,9 @@ impl std::fmt::Debug for Link {
 }
 
 impl Link {
-    /// A link around `conn`; its read and write buffers come from `bufs` (the thread's pool).
-    pub fn new(conn: Connection, bufs: Rc<BufPool>) -> Rc<Self> {
+    /// A link around `conn`; its read and write buffers come from the thread's pool
+    /// ([`super::buffers`]).
+    pub fn new(conn: Connection) -> Rc<Self> {
         Rc::new(Self {
             conn: RefCell::new(conn),
             streams: RefCell::new(IdMap::default()),
@@ -95,7 +97,7 @@ impl Link {
             exit: RefCell::new(None),
             canceller: RefCell::new(None),
             drain_linger: Cell::new(None),
-            bufs,
+            bufs: buffers(),
             reads: Cell::new(0),
             writes: Cell::new(0),
         })
@@ -124,7 +126,7 @@ impl Link {
 
     /// Closes the connection for `exit` (the first reason sticks): every stream is lost, the
     /// reader and a blocked write are cancelled, and the writer flushes what is queued (a
-    /// GOAWAY) once, within a bound, then shuts the socket down.
+    /// GOAWAY) once, within a bound — unless the owner killed it — then shuts the socket down.
     pub fn close(&self, exit: Exit) {
         if self.closed.replace(true) {
             return;
@@ -139,6 +141,11 @@ impl Link {
         }
         self.writer.ring();
         self.closing.ring();
+    }
+
+    /// Whether its owner closed the connection ([`Exit::Killed`]): nothing is flushed then.
+    pub(super) fn killed(&self) -> bool {
+        matches!(*self.exit.borrow(), Some(Exit::Killed))
     }
 
     /// Why the connection closed; `None` while open (taken once).

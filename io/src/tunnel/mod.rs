@@ -14,7 +14,6 @@
 //! use bytes::BytesMut;
 //! use ringway_core::tunnel::{Config, Connection, Event};
 //! use ringway_io::tunnel::{drive, Exit, Link, Role};
-//! use ringway_io::BufPool;
 //!
 //! struct Quiet;
 //! impl Role for Quiet {
@@ -24,9 +23,8 @@
 //! }
 //!
 //! # async fn run(socket: monoio::net::TcpStream) {
-//! let bufs = Rc::new(BufPool::new(64 * 1024, 8));
 //! let conn = Connection::balancer(Config::default(), std::time::Instant::now());
-//! let link = Link::new(conn, bufs);
+//! let link = Link::new(conn);
 //! let exit = drive(link, socket, BytesMut::new(), Rc::new(Quiet)).await;
 //! println!("connection closed: {exit}");
 //! # }
@@ -36,6 +34,6 @@ mod driver;
 mod link;
 mod slot;
 
-pub use driver::{drive, Role, FINAL_FLUSH, READ_CHUNK};
+pub use driver::{buffers, drive, Role, FINAL_FLUSH, READ_CHUNK};
 pub use link::{Exit, Link, LinkStats};
 pub use slot::{StreamAborted, StreamEvent, StreamSlot};
