@@ -27,26 +27,11 @@ use monoio::io::{
 use monoio::net::TcpStream;
 use ringway_core::tunnel::Event;
 
-use super::link::{Exit, Link};
-use crate::{read_append_cancelable, write_all_by, BufPool};
+use super::link::{Exit, Link, READ_CHUNK};
+use crate::{read_append_cancelable, write_all_by};
 
-/// Bytes asked of the kernel per socket read (and the size of the pool's buffers).
-pub const READ_CHUNK: usize = 64 * 1024;
-/// Spare buffers the thread's pool keeps.
-const SPARE_BUFFERS: usize = 16;
 /// How long the last write of a closed connection (its GOAWAY) may take.
 pub const FINAL_FLUSH: Duration = Duration::from_secs(1);
-
-thread_local! {
-    static BUFFERS: Rc<BufPool> = Rc::new(BufPool::new(READ_CHUNK, SPARE_BUFFERS));
-}
-
-/// This thread's pool of tunnel read and write buffers ([`READ_CHUNK`] bytes each). Every
-/// connection's driver takes its buffers here and gives them back when it ends; bytes read
-/// before a driver starts (an agent's hello) may use it too.
-pub fn buffers() -> Rc<BufPool> {
-    BUFFERS.with(Rc::clone)
-}
 
 /// What one end does with the events the driver does not hand to a stream itself.
 pub trait Role {

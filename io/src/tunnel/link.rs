@@ -12,9 +12,24 @@ use bytes::Bytes;
 use monoio::io::Canceller;
 use ringway_core::tunnel::{Connection, ProtocolError, ResetCode, StreamError, StreamId};
 
-use super::driver::buffers;
 use super::slot::StreamSlot;
 use crate::{BufPool, Doorbell, IdMap};
+
+/// Bytes asked of the kernel per socket read (and the size of the pool's buffers).
+pub const READ_CHUNK: usize = 64 * 1024;
+/// Spare buffers the thread's pool keeps.
+const SPARE_BUFFERS: usize = 16;
+
+thread_local! {
+    static BUFFERS: Rc<BufPool> = Rc::new(BufPool::new(READ_CHUNK, SPARE_BUFFERS));
+}
+
+/// This thread's pool of tunnel read and write buffers ([`READ_CHUNK`] bytes each). Every
+/// link's driver takes its buffers here and gives them back when it ends; bytes read before a
+/// driver starts (an agent's hello) may use it too.
+pub fn buffers() -> Rc<BufPool> {
+    BUFFERS.with(Rc::clone)
+}
 
 /// Why a tunnel connection ended.
 #[derive(Debug, thiserror::Error)]
@@ -86,7 +101,7 @@ impl std::fmt::Debug for Link {
 
 impl Link {
     /// A link around `conn`; its read and write buffers come from the thread's pool
-    /// ([`super::buffers`]).
+    /// ([`buffers`]).
     pub fn new(conn: Connection) -> Rc<Self> {
         Rc::new(Self {
             conn: RefCell::new(conn),

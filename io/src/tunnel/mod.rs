@@ -34,6 +34,6 @@ mod driver;
 mod link;
 mod slot;
 
-pub use driver::{buffers, drive, Role, FINAL_FLUSH, READ_CHUNK};
-pub use link::{Exit, Link, LinkStats};
+pub use driver::{drive, Role, FINAL_FLUSH};
+pub use link::{buffers, Exit, Link, LinkStats, READ_CHUNK};
 pub use slot::{StreamAborted, StreamEvent, StreamSlot};
