@@ -211,7 +211,10 @@ async fn kill(worker: &Worker) {
     while !worker.live_tunnels().is_empty() {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            tracing::warn!(thread = worker.index, "tunnel connections still closing after a kill");
+            tracing::warn!(
+                thread = worker.index,
+                "tunnel connections still closing after a kill"
+            );
             return;
         }
         let _ = monoio::time::timeout(left, worker.progress()).await;

@@ -99,6 +99,10 @@ mod tests {
         split.extend_from_slice(&[7; 600]);
         let _handed_out = split.split().freeze();
         pool.give(split);
-        assert_eq!(pool.kept(), 0, "a tail too small for a whole buffer is freed");
+        assert_eq!(
+            pool.kept(),
+            0,
+            "a tail too small for a whole buffer is freed"
+        );
     }
 }

@@ -17,8 +17,8 @@ mod buf_pool;
 mod doorbell;
 mod id_map;
 pub mod ring;
-mod rw;
 pub mod runtime;
+mod rw;
 pub mod tunnel;
 
 pub use buf_pool::BufPool;

@@ -90,7 +90,12 @@ async fn connected(config: &Config) -> (Rc<Link>, monoio::task::JoinHandle<Exit>
     let mut conn = Connection::balancer(config.clone(), Instant::now());
     let mut buf = BytesMut::new();
     loop {
-        assert!(read_append(&mut balancer_sock, &mut buf, 4096).await.unwrap() > 0);
+        assert!(
+            read_append(&mut balancer_sock, &mut buf, 4096)
+                .await
+                .unwrap()
+                > 0
+        );
         conn.handle_input(&mut buf, Instant::now()).unwrap();
         if matches!(conn.poll_event(), Some(Event::Hello(_))) {
             break;
@@ -229,9 +234,7 @@ async fn echo_peer(mut peer: Peer, id: StreamId) {
             continue;
         }
         // The body's end goes out only after the upload ended, with its last bytes.
-        peer.conn
-            .send_data(id, &mut pending, upload_ended)
-            .unwrap();
+        peer.conn.send_data(id, &mut pending, upload_ended).unwrap();
         if upload_ended && pending.is_empty() {
             peer.flush().await;
             return;

@@ -236,9 +236,7 @@ impl Link {
     pub async fn writable(&self, slot: &StreamSlot) {
         slot.use_writable();
         loop {
-            if slot.is_failed()
-                || self.is_closed()
-                || self.conn.borrow().send_credit(slot.id()) > 0
+            if slot.is_failed() || self.is_closed() || self.conn.borrow().send_credit(slot.id()) > 0
             {
                 return;
             }

@@ -273,8 +273,14 @@ mod tests {
         s.deliver(Bytes::from_static(b"body"), true);
         s.fail(ResetCode::Cancel);
         s.deliver(Bytes::from_static(b"late"), true);
-        assert!(matches!(s.try_event(), Some(StreamEvent::Head { end: false, .. })));
-        assert!(matches!(s.try_event(), Some(StreamEvent::Data { end: true, .. })));
+        assert!(matches!(
+            s.try_event(),
+            Some(StreamEvent::Head { end: false, .. })
+        ));
+        assert!(matches!(
+            s.try_event(),
+            Some(StreamEvent::Data { end: true, .. })
+        ));
         assert_eq!(s.try_event(), Some(StreamEvent::Reset(ResetCode::Cancel)));
         assert_eq!(s.try_event(), Some(StreamEvent::Reset(ResetCode::Cancel)));
     }
