@@ -13,8 +13,9 @@
 //!
 //! Closing ([`Link::close`]) cancels the blocked read and write, so a dead peer that stopped
 //! reading does not keep the socket; what is queued then (a GOAWAY after a protocol error) gets
-//! one last write bounded by [`FINAL_FLUSH`] (none when the owner killed the connection). After a GOAWAY the writer closes the connection
-//! once no stream is left and the linger asked for has passed.
+//! one last write bounded by [`FINAL_FLUSH`] (none when the owner killed the connection). After
+//! a GOAWAY the writer closes the connection once no stream is left and the linger asked for
+//! has passed.
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
