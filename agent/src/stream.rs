@@ -26,9 +26,8 @@ use ringway_core::http::{
     ResponseParser,
 };
 use ringway_core::tunnel::ResetCode;
+use ringway_io::{read_append, Doorbell};
 
-use crate::io::read_append;
-use crate::notify::Notify;
 use crate::pool::{BackendPool, ConnectError};
 use crate::request_body::{BodyChunk, RequestBody};
 use crate::tunnel::{StreamAborted, StreamSlot, Tunnel};
@@ -60,7 +59,7 @@ pub(crate) fn head_limits(max_frame_payload: u32) -> Limits {
 
 /// Serves one stream to completion (or reset).
 pub(crate) async fn serve(tunnel: Rc<Tunnel>, slot: Rc<StreamSlot>, head: Bytes, env: StreamEnv) {
-    let id = slot.id;
+    let id = slot.id();
     let outcome = forward_stream(&tunnel, &slot, head, &env).await;
     match outcome {
         Ok(()) => tunnel.finish(&slot),
@@ -172,7 +171,7 @@ async fn forward_stream(
             Ok(None) => return Ok(()),
             Err(AttemptError::Failure(f)) => return Err(f),
             Err(AttemptError::NoResponse(why)) if reused && !fresh_only && body.rewind() => {
-                tracing::debug!(stream = %slot.id, reason = %why, "stale pooled backend connection, retrying on a fresh one");
+                tracing::debug!(stream = %slot.id(), reason = %why, "stale pooled backend connection, retrying on a fresh one");
                 // `conn` (the stale one) is dropped before the next checkout, freeing its place.
                 fresh_only = true;
             }
@@ -224,7 +223,7 @@ async fn exchange(
                     // already (e.g. 413 before reading the body), the download decides.
                     Poll::Ready(r) => {
                         upload_result = Some(r);
-                        attempt.upload_finished.notify();
+                        attempt.upload_finished.ring();
                     }
                     Poll::Pending => {}
                 }
@@ -261,7 +260,7 @@ struct Attempt {
     /// A write to the backend succeeded: the backend may have the request.
     sent: std::cell::Cell<bool>,
     /// The upload ended (well or not): the response-head timer starts.
-    upload_finished: Notify,
+    upload_finished: Doorbell,
     /// The backend answered an Upgrade with 101: both sides now carry opaque bytes.
     upgraded: std::cell::Cell<bool>,
 }
@@ -331,12 +330,12 @@ async fn upload(
                 let written = write(wr, &mut out, responded, sent).await;
                 // Released whether or not the write worked: a retry replays these bytes from
                 // the log as not fresh, so this is the only release they get.
-                tunnel.release(slot.id, unreleased);
+                tunnel.release(slot.id(), unreleased);
                 return written;
             }
         }
         let written = write(wr, &mut out, responded, sent).await;
-        tunnel.release(slot.id, std::mem::take(&mut unreleased));
+        tunnel.release(slot.id(), std::mem::take(&mut unreleased));
         written?;
     }
 }
@@ -360,7 +359,7 @@ async fn upgraded_upload(
         }
         let taken = out.len();
         write(wr, &mut out, &attempt.responded, &attempt.sent).await?;
-        tunnel.release(slot.id, taken);
+        tunnel.release(slot.id(), taken);
     }
     if attempt.upgraded.get() {
         let _ = wr.shutdown().await;
@@ -414,7 +413,7 @@ async fn download(
     // The response-head timer runs from the end of the upload: a long upload is not a slow
     // backend. When it fires the connection is dropped, so losing a pending read is harmless.
     let timer = async {
-        upload_finished.notified().await;
+        upload_finished.wait().await;
         monoio::time::sleep(env.response_timeout).await;
     };
     let head_read = async {

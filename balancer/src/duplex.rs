@@ -25,9 +25,9 @@ use monoio::io::{AsyncWriteRent, Canceller, OwnedReadHalf, OwnedWriteHalf};
 use monoio::net::TcpStream;
 use ringway_core::exchange::{ErrorKind, Exchange, ProxyError, UploadStep};
 use ringway_core::http::{Limits, ResponseHead, ResponseParser};
+use ringway_io::Doorbell;
 use tracing::{debug, info};
 
-use crate::signal::Signal;
 use crate::tunnel_stream::{StreamEvent, TunnelStream};
 use crate::user_io::{read_more_cancelable, write_out, BODY_READ};
 
@@ -58,9 +58,9 @@ struct Shared<'a> {
     exchange: &'a RefCell<Exchange>,
     stream: &'a TunnelStream,
     /// Wakes the upload loop: the exchange's request side may have changed, or it must stop.
-    upload_bell: Signal,
+    upload_bell: Doorbell,
     /// Wakes the response loop: the upload progressed, ended or failed.
-    response_bell: Signal,
+    response_bell: Doorbell,
     /// The upload loop's failure, for the response loop to report.
     upload_failed: Cell<Option<ProxyError>>,
     stop: Cell<bool>,
@@ -82,8 +82,8 @@ pub(crate) async fn run(
     let shared = Shared {
         exchange,
         stream,
-        upload_bell: Signal::default(),
-        response_bell: Signal::default(),
+        upload_bell: Doorbell::new(),
+        response_bell: Doorbell::new(),
         upload_failed: Cell::new(None),
         stop: Cell::new(false),
     };
@@ -103,7 +103,7 @@ pub(crate) async fn run(
                 if let Some(c) = canceller.take() {
                     drop(c.cancel());
                 }
-                shared.upload_bell.notify();
+                shared.upload_bell.ring();
             }
         }
         if !upload_done && upload.as_mut().poll(cx).is_ready() {
@@ -127,7 +127,7 @@ async fn upload(
 ) {
     let fail = |e: ProxyError| {
         shared.upload_failed.set(Some(e));
-        shared.response_bell.notify();
+        shared.response_bell.ring();
     };
     while !shared.stop.get() {
         let step = shared
@@ -140,7 +140,7 @@ async fn upload(
                 if shared.stream.send(&mut data, end).is_err() {
                     // The stream is gone: the response loop learns why from its events (an early
                     // answer, a reset) and tells this loop what to do next.
-                    shared.response_bell.notify();
+                    shared.response_bell.ring();
                     shared.upload_bell.wait().await;
                     continue;
                 }
@@ -149,7 +149,7 @@ async fn upload(
                     .exchange
                     .borrow_mut()
                     .upload_sent(data, end, Instant::now());
-                shared.response_bell.notify();
+                shared.response_bell.ring();
                 if blocked {
                     monoio::select! {
                         () = shared.stream.writable() => {}
@@ -175,7 +175,7 @@ async fn upload(
             }
             Ok(UploadStep::Wait) => shared.upload_bell.wait().await,
             Ok(UploadStep::Done) => {
-                shared.response_bell.notify();
+                shared.response_bell.ring();
                 return;
             }
         }
@@ -273,9 +273,11 @@ fn feed(
             exchange.handle_upstream_reset(code, shared.stream.draining())?;
         }
         StreamEvent::Lost => return Err(ProxyError::new(ErrorKind::AgentLost)),
+        // Credit is the upload loop's business (`TunnelStream::writable`).
+        StreamEvent::Writable => {}
     }
     // The request side may have changed (an upgrade, an early answer that stops the upload).
-    shared.upload_bell.notify();
+    shared.upload_bell.ring();
     Ok(())
 }
 

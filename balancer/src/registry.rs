@@ -26,7 +26,7 @@ use arc_swap::ArcSwap;
 use ringway_core::route::{RoutePattern, RouteTable};
 
 use crate::config::Config;
-use crate::signal::IdMap;
+use ringway_io::IdMap;
 
 /// Id of a known route; never reused for another route in the life of the process.
 pub(crate) type RouteId = u64;
