@@ -221,6 +221,8 @@ async fn respond(
         let mut taken = 0;
         let mut event = Some(first);
         while let Some(ev) = event.take() {
+            // A reset or a lost connection is the stream's last word (the slot repeats it).
+            let last = matches!(ev, StreamEvent::Reset(_) | StreamEvent::Lost);
             if let Err(e) = feed(shared, ev, out, &mut taken) {
                 // What was framed for the user before the failure still goes out.
                 if !out.is_empty() && shared.exchange.borrow().response_started() {
@@ -228,7 +230,9 @@ async fn respond(
                 }
                 return AttemptEnd::Failed(e);
             }
-            event = stream.try_event();
+            if !last {
+                event = stream.try_event();
+            }
         }
         if !out.is_empty() {
             if let Err(e) = write_out(wr, out, write_limit).await {
