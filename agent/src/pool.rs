@@ -21,6 +21,12 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use monoio::net::TcpStream;
+use ringway_io::BufPool;
+
+/// Bytes of a backend read buffer (what one read asks for, see `stream.rs`).
+const READ_BUF: usize = 32 * 1024;
+/// Spare read buffers a pool keeps for the next requests.
+const SPARE_BUFS: usize = 64;
 
 /// Pool sizes and timeouts.
 #[derive(Debug, Clone, Copy)]
@@ -36,8 +42,7 @@ pub(crate) struct PoolConfig {
 #[derive(Debug)]
 pub(crate) struct BackendConn {
     stream: Option<TcpStream>,
-    /// The connection's read buffer, kept with it across requests: a reused connection brings
-    /// its allocation back instead of each request allocating one.
+    /// The read buffer for this request, from the pool's buffers; an idle connection holds none.
     read_buf: BytesMut,
     /// It served an earlier request (so it may be stale).
     pub(crate) reused: bool,
@@ -50,18 +55,19 @@ impl BackendConn {
         self.stream.take()
     }
 
-    /// The read buffer, for the exchange (empty; a reused connection's keeps its capacity).
+    /// The read buffer, for the exchange (empty, taken from the pool's spare buffers).
     pub(crate) fn take_read_buf(&mut self) -> BytesMut {
         std::mem::take(&mut self.read_buf)
     }
 
-    /// Returns a connection that finished a response cleanly and may serve another request,
-    /// with its (emptied) read buffer.
+    /// Returns a connection that finished a response cleanly and may serve another request;
+    /// its (emptied) read buffer goes back to the pool's spare buffers, not with it.
     pub(crate) fn checkin(mut self, stream: TcpStream, mut read_buf: BytesMut) {
         let pool = self.lease.pool.clone();
         self.lease.held = false;
         read_buf.clear();
-        pool.put_idle(stream, read_buf);
+        pool.bufs.give(read_buf);
+        pool.put_idle(stream);
     }
 }
 
@@ -79,7 +85,6 @@ pub(crate) enum ConnectError {
 #[derive(Debug)]
 struct Idle {
     stream: TcpStream,
-    read_buf: BytesMut,
     since: Instant,
 }
 
@@ -94,6 +99,9 @@ pub(crate) struct BackendPool {
     /// Streams waiting for `open` to drop below `max_open`.
     waiters: RefCell<Vec<Waker>>,
     opened: Cell<u64>,
+    /// Read buffers between requests: a connection takes one for a request and gives it back
+    /// after, so idle connections hold no buffer.
+    bufs: BufPool,
 }
 
 impl BackendPool {
@@ -105,6 +113,7 @@ impl BackendPool {
             open: Cell::new(0),
             waiters: RefCell::new(Vec::new()),
             opened: Cell::new(0),
+            bufs: BufPool::new(READ_BUF, SPARE_BUFS),
         })
     }
 
@@ -171,7 +180,7 @@ impl BackendPool {
                 };
                 return Some(BackendConn {
                     stream: Some(idle.stream),
-                    read_buf: idle.read_buf,
+                    read_buf: self.bufs.take(),
                     reused: true,
                     lease,
                 });
@@ -207,13 +216,13 @@ impl BackendPool {
         self.opened.set(self.opened.get() + 1);
         Ok(BackendConn {
             stream: Some(stream),
-            read_buf: BytesMut::new(),
+            read_buf: self.bufs.take(),
             reused: false,
             lease,
         })
     }
 
-    fn put_idle(&self, stream: TcpStream, read_buf: BytesMut) {
+    fn put_idle(&self, stream: TcpStream) {
         if self.config.max_idle == 0 {
             drop(stream);
             self.closed_one();
@@ -225,7 +234,6 @@ impl BackendPool {
         }
         self.idle.borrow_mut().push_back(Idle {
             stream,
-            read_buf,
             since: Instant::now(),
         });
         self.wake_waiters();
@@ -453,7 +461,7 @@ mod tests {
     }
 
     #[test]
-    fn a_reused_connection_brings_its_read_buffer_back() {
+    fn an_idle_connection_holds_no_buffer_and_the_next_request_reuses_the_allocation() {
         let (addr, accept) = backend(1);
         block_on(async move {
             let pool = BackendPool::new(addr, config(10, 4, Duration::from_secs(10)));
