@@ -36,7 +36,6 @@ fn after(d: std::time::Duration) -> Instant {
 pub(crate) async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
     let span = debug_span!("client", %peer);
     let mut conn = UserConn {
-        parser: RequestParser::new(worker.limits),
         worker,
         peer,
         stream: Some(stream),
@@ -57,7 +56,6 @@ pub(crate) struct UserConn {
     pub(crate) buf: BytesMut,
     /// Bytes to write to the user. No allocation while idle.
     pub(crate) out: BytesMut,
-    parser: RequestParser,
 }
 
 /// How reading the next request head ended.
@@ -71,28 +69,29 @@ enum HeadRead {
 
 impl UserConn {
     async fn run(&mut self) {
-        let mut first = true;
+        let worker = self.worker.clone();
+        // The first request's head must arrive within the head timeout of the accept.
+        let mut head_deadline = Some(after(worker.timeouts.head));
         let flow = loop {
-            let head = match self.read_head(first).await {
-                HeadRead::Head(head) => head,
-                HeadRead::Gone => break Flow::Close,
-                HeadRead::Failed(e) => {
-                    let id = self.worker.next_request_id();
-                    // Boxed, like the request below: rare paths must not grow the idle task.
-                    Box::pin(answer::error(
-                        self,
-                        e,
-                        id.as_str(),
-                        Persistence::Close,
-                        None,
-                    ))
-                    .await;
+            if self.buf.is_empty() {
+                // Idle (or fresh): wait for bytes without lending the ring a buffer. This is
+                // the only state an idle connection's task is in; all else is boxed below.
+                let Some(stream) = self.stream.as_ref() else {
                     break Flow::Close;
+                };
+                let at = head_deadline.unwrap_or_else(|| after(worker.timeouts.idle));
+                match worker
+                    .deadlines
+                    .timeout_at(at, stream.readable(false))
+                    .await
+                {
+                    Some(Ok(())) => {}
+                    // Nothing of a request arrived: close quietly (an idle or preconnected client).
+                    Some(Err(_)) | None => break Flow::Close,
                 }
-            };
-            first = false;
+            }
             // The request's state machine and buffers live only while it runs.
-            let flow = Box::pin(proxy::serve(self, head)).await;
+            let flow = Box::pin(self.serve_one(head_deadline.take())).await;
             if flow != Flow::KeepAlive {
                 break flow;
             }
@@ -104,44 +103,45 @@ impl UserConn {
         };
         let _ = Box::pin(stream.shutdown()).await;
         if flow == Flow::Linger {
-            Box::pin(linger(&mut stream, self.worker.timeouts.linger)).await;
+            Box::pin(linger(&mut stream, worker.timeouts.linger)).await;
         }
     }
 
-    /// Reads until a whole head is parsed. The head deadline runs from the accept (first request)
-    /// or from the first byte of the head; between requests the idle timeout applies, and the
-    /// wait holds no buffer. Both are the worker's coarse deadlines (no timer per connection).
-    async fn read_head(&mut self, first: bool) -> HeadRead {
-        let timeouts = self.worker.timeouts;
+    /// Reads one request head (bytes are there or on their way) and serves the request.
+    async fn serve_one(&mut self, head_deadline: Option<Instant>) -> Flow {
+        match self.read_head(head_deadline).await {
+            HeadRead::Head(head) => proxy::serve(self, head).await,
+            HeadRead::Gone => Flow::Close,
+            HeadRead::Failed(e) => {
+                let id = self.worker.next_request_id();
+                answer::error(self, e, id.as_str(), Persistence::Close, None).await;
+                Flow::Close
+            }
+        }
+    }
+
+    /// Reads until a whole head is parsed, within `deadline` (the first request's, from the
+    /// accept) or the head timeout from now (later requests: their first byte is here or
+    /// about to be). Both are the worker's coarse deadlines (no timer per connection).
+    async fn read_head(&mut self, deadline: Option<Instant>) -> HeadRead {
         let worker = self.worker.clone();
-        let deadlines = &worker.deadlines;
-        let mut deadline = first.then(|| after(timeouts.head));
+        let at = deadline.unwrap_or_else(|| after(worker.timeouts.head));
+        // A parser per head: nothing of it needs to live while the connection is idle.
+        let mut parser = RequestParser::new(worker.limits);
         loop {
             if !self.buf.is_empty() {
-                match self.parser.parse(&mut self.buf) {
+                match parser.parse(&mut self.buf) {
                     Ok(Some(head)) => return HeadRead::Head(head),
                     Ok(None) => {}
                     Err(e) => return HeadRead::Failed(ProxyError::from(&e)),
                 }
-                deadline.get_or_insert_with(|| after(timeouts.head));
             }
             let Some(stream) = self.stream.as_mut() else {
                 return HeadRead::Gone;
             };
             let started = !self.buf.is_empty();
-            let at = deadline.unwrap_or_else(|| after(timeouts.idle));
-            if !started {
-                // Idle (or a fresh connection): wait for bytes without lending the ring a buffer.
-                match deadlines.timeout_at(at, stream.readable(false)).await {
-                    Some(Ok(())) => {}
-                    // Nothing of a request arrived: close quietly (an idle or preconnected client).
-                    Some(Err(_)) | None => return HeadRead::Gone,
-                }
-            }
-            match deadlines
-                .timeout_at(at, read_more(stream, &mut self.buf, HEAD_READ))
-                .await
-            {
+            let read = read_more(stream, &mut self.buf, HEAD_READ);
+            match worker.deadlines.timeout_at(at, read).await {
                 Some(Ok(0) | Err(_)) => return HeadRead::Gone,
                 Some(Ok(_)) => {}
                 None if !started => return HeadRead::Gone,
