@@ -62,14 +62,37 @@ mod tests {
     use super::*;
     use crate::test_runtime::block_on;
     use std::rc::Rc;
+    use std::time::Duration;
+
+    /// Longer than any of these waits should take; reaching it fails the test instead of
+    /// hanging it.
+    const PATIENCE: Duration = Duration::from_secs(10);
+
+    /// Polls `fut` once with a waker that does nothing: whether it is ready right now.
+    fn ready_now<F: Future>(fut: F) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        std::pin::pin!(fut).poll(&mut cx).is_ready()
+    }
 
     #[test]
-    fn permit_sent_before_wait_is_kept() {
+    fn permit_sent_before_wait_is_kept_and_used_once() {
         block_on(async {
             let n = Notify::new();
             n.notify();
-            n.notified().await;
+            n.notify();
+            monoio::time::timeout(PATIENCE, n.notified())
+                .await
+                .expect("a permit sent before the wait completes it");
+            assert!(
+                !ready_now(n.notified()),
+                "two notifications with nobody waiting are one permit, and it was used"
+            );
         });
+    }
+
+    #[test]
+    fn nothing_completes_without_a_notification() {
+        assert!(!ready_now(Notify::new().notified()));
     }
 
     #[test]
@@ -81,9 +104,22 @@ mod tests {
                 n2.notified().await;
                 7
             });
-            monoio::time::sleep(std::time::Duration::from_millis(5)).await;
+            // Until the waiter has polled and parked (its waker stored). A self-wake would not
+            // do: monoio runs a task that wakes itself again first.
+            let deadline = std::time::Instant::now() + PATIENCE;
+            while n.waker.borrow().is_none() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the waiter never waited"
+                );
+                monoio::time::sleep(Duration::from_millis(1)).await;
+            }
             n.notify();
-            assert_eq!(waiter.await, 7);
+            let got = monoio::time::timeout(PATIENCE, waiter)
+                .await
+                .expect("the notification woke the waiting task");
+            assert_eq!(got, 7);
+            assert!(!n.permit.get(), "the woken task consumed the permit");
         });
     }
 }
