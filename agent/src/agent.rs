@@ -16,7 +16,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -49,6 +49,7 @@ impl Agent {
             live: AtomicUsize::new(0),
             worker_counts: Mutex::new(HashMap::new()),
             balancers: Mutex::new(addrs.iter().copied().collect()),
+            resolutions: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
         });
         let config = Arc::new(config);
@@ -135,6 +136,12 @@ impl AgentHandle {
         &self.balancers
     }
 
+    /// How many times the balancer names were resolved again since the start (one per
+    /// `resolve_interval`); always 0 when every balancer is a literal address.
+    pub fn resolutions(&self) -> u64 {
+        self.remote.control.resolutions.load(Ordering::Acquire)
+    }
+
     /// A `Send` handle that can drain or kill the agent from another thread (signal handling).
     pub fn remote(&self) -> AgentRemote {
         self.remote.clone()
@@ -187,6 +194,8 @@ pub(crate) struct Control {
     worker_counts: Mutex<HashMap<SocketAddr, u16>>,
     /// Balancer addresses as last resolved.
     pub(crate) balancers: Mutex<HashSet<SocketAddr>>,
+    /// Re-resolutions done by the resolver thread.
+    pub(crate) resolutions: AtomicU64,
     /// Set by drain/kill: background helpers (the resolver) stop.
     pub(crate) stopping: AtomicBool,
 }
