@@ -254,7 +254,10 @@ fn balancer_reset_cancels_a_slow_request() {
     // Reset once the request is at the backend.
     let deadline = Instant::now() + PATIENCE;
     while backend.requests() < 1 {
-        assert!(Instant::now() < deadline, "the request never reached the backend");
+        assert!(
+            Instant::now() < deadline,
+            "the request never reached the backend"
+        );
         conn.turn();
     }
     conn.conn.reset(id, ResetCode::Cancel);

@@ -272,7 +272,10 @@ fn agent_lost_during_a_post_is_502_without_retry() {
     // Kill the agent once the POST is at the backend.
     let deadline = Instant::now() + Duration::from_secs(10);
     while backend.requests() < 1 {
-        assert!(Instant::now() < deadline, "the POST never reached the backend");
+        assert!(
+            Instant::now() < deadline,
+            "the POST never reached the backend"
+        );
         thread::sleep(Duration::from_millis(5));
     }
     agent.kill();

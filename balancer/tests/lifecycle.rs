@@ -174,7 +174,10 @@ fn a_frozen_agent_is_declared_dead_by_the_heartbeat_and_traffic_moves_on() {
     // Freeze the agent once the upload is at its backend.
     let deadline = Instant::now() + Duration::from_secs(10);
     while b1.requests() < 1 {
-        assert!(Instant::now() < deadline, "the upload never reached the backend");
+        assert!(
+            Instant::now() < deadline,
+            "the upload never reached the backend"
+        );
         thread::sleep(Duration::from_millis(5));
     }
     frozen.signal("STOP");
