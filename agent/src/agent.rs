@@ -13,18 +13,23 @@
 //! agent.join();
 //! ```
 
-use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use ringway_tuning::runtime::{spawn_worker, WorkerSpec};
+use ringway_io::runtime::{spawn_worker, WorkerSpec};
 
 use crate::config::AgentConfig;
-use crate::resolve;
+use crate::control::{Command, Control};
 use crate::worker::Worker;
+use crate::{drain, resolve, session};
+
+/// How long a killed thread waits for its tunnel connections' drivers to end.
+const KILL_WAIT: Duration = Duration::from_millis(200);
 
 /// Entry point of the agent library.
 #[derive(Debug)]
@@ -44,14 +49,7 @@ impl Agent {
             senders.push(tx);
             receivers.push(rx);
         }
-        let control = Arc::new(Control {
-            senders,
-            live: AtomicUsize::new(0),
-            worker_counts: Mutex::new(HashMap::new()),
-            balancers: Mutex::new(addrs.iter().copied().collect()),
-            resolutions: AtomicU64::new(0),
-            stopping: AtomicBool::new(false),
-        });
+        let control = Arc::new(Control::new(senders, addrs.iter().copied()));
         let config = Arc::new(config);
         let mut handles = Vec::with_capacity(threads);
         for (index, rx) in receivers.into_iter().enumerate() {
@@ -64,7 +62,7 @@ impl Agent {
             let (config, shared, addrs) = (config.clone(), control.clone(), addrs.clone());
             let spawned = spawn_worker(spec, move |driver| async move {
                 tracing::info!(thread = index, %driver, agent = %config.agent_id, "agent thread started");
-                Worker::new(index, config, shared).run(rx, addrs).await;
+                run_thread(Worker::new(index, config, shared), rx, addrs).await;
             });
             match spawned {
                 Ok(handle) => handles.push(handle),
@@ -171,80 +169,60 @@ impl AgentRemote {
     }
 }
 
-/// Messages between the agent's threads.
-#[derive(Debug, Clone)]
-pub(crate) enum Command {
-    /// A balancer runs `worker_count` workers; `taken` already has a connection.
-    OpenSlots {
-        addr: SocketAddr,
-        worker_count: u16,
-        taken: u16,
-    },
-    /// A balancer address appeared (first thread only): open a probe connection to it.
-    AddBalancer(SocketAddr),
-    Drain,
-    Kill,
+/// One runtime thread's main task: starts the first slots, then obeys the control channel until
+/// a drain completes or a kill arrives.
+async fn run_thread(
+    worker: Rc<Worker>,
+    commands: flume::Receiver<Command>,
+    addrs: Vec<SocketAddr>,
+) {
+    if worker.index == 0 {
+        for addr in addrs {
+            session::open_probe(&worker, addr);
+        }
+    }
+    loop {
+        match commands.recv_async().await {
+            Ok(Command::OpenSlots {
+                addr,
+                worker_count,
+                taken,
+            }) => session::open_slots(&worker, addr, worker_count, taken),
+            Ok(Command::AddBalancer(addr)) => session::open_probe(&worker, addr),
+            Ok(Command::Drain) => break,
+            Ok(Command::Kill) | Err(_) => return kill(&worker).await,
+        }
+    }
+    // Draining: a kill may still cut it short.
+    let drain = drain::drain(&worker);
+    let mut drain = std::pin::pin!(drain);
+    loop {
+        monoio::select! {
+            () = &mut drain => return,
+            cmd = commands.recv_async() => {
+                if matches!(cmd, Ok(Command::Kill) | Err(_)) {
+                    return kill(&worker).await;
+                }
+            }
+        }
+    }
 }
 
-/// What the agent's threads share.
-#[derive(Debug)]
-pub(crate) struct Control {
-    senders: Vec<flume::Sender<Command>>,
-    pub(crate) live: AtomicUsize,
-    worker_counts: Mutex<HashMap<SocketAddr, u16>>,
-    /// Balancer addresses as last resolved.
-    pub(crate) balancers: Mutex<HashSet<SocketAddr>>,
-    /// Re-resolutions done by the resolver thread.
-    pub(crate) resolutions: AtomicU64,
-    /// Set by drain/kill: background helpers (the resolver) stop.
-    pub(crate) stopping: AtomicBool,
-}
-
-impl Control {
-    pub(crate) fn threads(&self) -> usize {
-        self.senders.len()
-    }
-
-    /// Sends `command` to the first runtime thread.
-    pub(crate) fn send_first(&self, command: Command) {
-        if let Some(tx) = self.senders.first() {
-            let _ = tx.send(command);
+/// Kills the thread's tunnel connections and waits, briefly, until their drivers have ended:
+/// tasks still parked when the thread's runtime goes away are never dropped, and neither would
+/// their sockets be.
+async fn kill(worker: &Worker) {
+    worker.kill();
+    let deadline = Instant::now() + KILL_WAIT;
+    while !worker.live_tunnels().is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            tracing::warn!(
+                thread = worker.index,
+                "tunnel connections still closing after a kill"
+            );
+            return;
         }
-    }
-
-    /// Whether `addr` is still among the resolved balancer addresses.
-    pub(crate) fn is_current(&self, addr: SocketAddr) -> bool {
-        self.balancers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .contains(&addr)
-    }
-
-    /// Forgets a balancer's worker count (its address left DNS; if it returns, its count is
-    /// news again).
-    pub(crate) fn forget_worker_count(&self, addr: SocketAddr) {
-        self.worker_counts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&addr);
-    }
-
-    pub(crate) fn broadcast(&self, command: &Command) {
-        if matches!(command, Command::Drain | Command::Kill) {
-            self.stopping.store(true, Ordering::Release);
-        }
-        for tx in &self.senders {
-            // A thread that already ended has nothing left to do with it.
-            let _ = tx.send(command.clone());
-        }
-    }
-
-    /// Records a balancer's worker count; true when it is news.
-    pub(crate) fn learn_worker_count(&self, addr: SocketAddr, count: u16) -> bool {
-        let mut counts = self
-            .worker_counts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        counts.insert(addr, count) != Some(count)
+        let _ = monoio::time::timeout(left, worker.progress()).await;
     }
 }

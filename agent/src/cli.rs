@@ -3,39 +3,19 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser};
+use ringway_tuning::duration::parse_duration;
 use ringway_tuning::runtime::IoDriver;
 
 use crate::config::{default_agent_id, AgentConfig};
 
 /// ringway-agent: dials out to ringway-balancer and serves its routes from a local backend.
 #[derive(Debug, Parser)]
-#[command(
-    name = "ringway-agent",
-    version,
-    args_conflicts_with_subcommands = true
-)]
+#[command(name = "ringway-agent", version)]
 pub struct Cli {
-    /// Run something other than the agent.
-    #[command(subcommand)]
-    pub command: Option<Command>,
     /// Agent options.
     #[command(flatten)]
     pub agent: AgentArgs,
-}
-
-/// Subcommands.
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run the built-in hello HTTP/1.1 backend alone (demos, benchmarks).
-    Hello {
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
-        /// I/O driver.
-        #[arg(long, value_enum, default_value_t = IoDriver::Auto)]
-        io_driver: IoDriver,
-    },
 }
 
 /// Options of the agent itself.
@@ -131,17 +111,6 @@ impl AgentArgs {
     }
 }
 
-/// Parses a duration as both the agent's flags and the balancer's configuration write it:
-/// humantime's forms (`250ms`, `2s`, `1m`, `1h`, `1h 30m`, `1.5s`) or a bare integer, which is
-/// seconds. The error says what was wrong; the caller adds the flag or key.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    if let Ok(seconds) = text.parse::<u64>() {
-        return Ok(Duration::from_secs(seconds));
-    }
-    humantime::parse_duration(text).map_err(|e| format!("invalid duration {text:?}: {e}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,7 +141,6 @@ mod tests {
             "2m",
         ])
         .unwrap();
-        assert!(cli.command.is_none());
         let config = cli.agent.into_config().unwrap();
         assert_eq!(config.balancers, ["127.0.0.1:7000", "lb.example:7000"]);
         assert_eq!(config.routes, ["example.com", "example.com/api"]);
@@ -189,19 +157,6 @@ mod tests {
     }
 
     #[test]
-    fn hello_subcommand() {
-        let cli =
-            Cli::try_parse_from(["ringway-agent", "hello", "--listen", "127.0.0.1:9999"]).unwrap();
-        match cli.command {
-            Some(Command::Hello { listen, io_driver }) => {
-                assert_eq!(listen.port(), 9999);
-                assert_eq!(io_driver, IoDriver::Auto);
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
     fn missing_options_are_named() {
         let cli = Cli::try_parse_from([
             "ringway-agent",
@@ -212,21 +167,6 @@ mod tests {
         ])
         .unwrap();
         assert!(matches!(cli.agent.into_config(), Err(CliError::NoBalancer)));
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
-        assert_eq!(parse_duration(" 2s "), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("1m 30s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert!(parse_duration("5 parsecs").is_err());
-        assert!(parse_duration("ms").is_err());
-        assert!(parse_duration("").is_err());
-        assert!(parse_duration("-1s").is_err());
     }
 
     #[test]

@@ -1,27 +1,27 @@
 //! ringway-agent as a library: tunnel connections out to every balancer worker, the keep-alive
-//! backend pool, stream ↔ backend forwarding, graceful drain, and the built-in hello backend.
+//! backend pool, stream ↔ backend forwarding and graceful drain.
 //!
 //! - [`Agent::start`] runs an agent on its own runtime thread(s) and returns an [`AgentHandle`]
-//!   (`drain`, `kill`, `join`); the balancer's `--demo` and tests use it in-process.
-//! - [`hello::spawn`] starts the hello HTTP/1.1 backend.
+//!   (`drain`, `kill`, `join`); `ringway-demo` and tests use it in-process.
 //!
-//! Inside: `session` keeps one tunnel connection per balancer worker (reconnecting with backoff),
-//! `tunnel` drives one connection over core's state machine, `stream` forwards one request to the
-//! backend through `pool`, and `drain` handles SIGTERM.
+//! Inside: `agent` starts the runtime threads and runs each one's control loop (`control`: what
+//! the threads share), `worker` is one thread's state, `session` keeps one tunnel connection per
+//! balancer worker (reconnecting with backoff), `tunnel` is the agent's side of the shared tunnel
+//! driver (`ringway_io::tunnel`), `stream` forwards one request to the backend through `pool`,
+//! `drain` drains a thread and `signals` turns SIGTERM into a drain.
 #![forbid(unsafe_code)]
 
 mod agent;
 mod backoff;
 pub mod cli;
 mod config;
+mod control;
 mod drain;
-pub mod hello;
-mod io;
-mod notify;
 mod pool;
 mod request_body;
 mod resolve;
 mod session;
+mod signals;
 mod stream;
 #[cfg(test)]
 mod test_runtime;
@@ -31,4 +31,4 @@ mod worker;
 pub use agent::{Agent, AgentHandle, AgentRemote};
 pub use backoff::BackoffConfig;
 pub use config::{default_agent_id, AgentConfig};
-pub use drain::{block_termination_signals, watch_signals};
+pub use signals::{block_termination_signals, watch_signals};

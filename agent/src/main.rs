@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use ringway_agent::cli::{Cli, Command};
-use ringway_agent::{block_termination_signals, hello, watch_signals, Agent};
+use ringway_agent::cli::Cli;
+use ringway_agent::{block_termination_signals, watch_signals, Agent};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -26,20 +26,6 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    if let Some(Command::Hello { listen, io_driver }) = cli.command {
-        // Nothing to drain: the first termination signal ends the process.
-        if let Err(e) = exit_on_signal(signals) {
-            eprintln!("ringway-agent hello: starting the signal thread: {e}");
-            return ExitCode::FAILURE;
-        }
-        return match hello::run(listen, io_driver) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("ringway-agent hello: {e}");
-                ExitCode::FAILURE
-            }
-        };
-    }
     let config = match cli.agent.into_config() {
         Ok(config) => config,
         Err(e) => {
@@ -71,16 +57,4 @@ fn main() -> ExitCode {
     agent.join();
     tracing::info!("stopped");
     ExitCode::SUCCESS
-}
-
-fn exit_on_signal(mut signals: nix::sys::signalfd::SignalFd) -> std::io::Result<()> {
-    std::thread::Builder::new()
-        .name("ringway-signals".into())
-        .spawn(move || loop {
-            if let Ok(Some(info)) = signals.read_signal() {
-                tracing::info!(signal = info.ssi_signo, "termination signal: exiting");
-                std::process::exit(0);
-            }
-        })?;
-    Ok(())
 }

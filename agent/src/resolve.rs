@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::agent::{Command, Control};
+use crate::control::{Command, Control};
 
 /// Checks every name has the `HOST:PORT` shape, without resolving it.
 pub(crate) fn check_names(names: &[String]) -> io::Result<()> {

@@ -14,24 +14,47 @@ use std::time::Instant;
 use bytes::Bytes;
 use monoio::net::TcpStream;
 use ringway_core::tunnel::{Connection, Hello, HelloAck, PROTOCOL_VERSION};
+use ringway_io::tunnel::Exit;
 
 use crate::backoff::Backoff;
 use crate::stream;
-use crate::tunnel::{StreamSlot, Tunnel, TunnelExit, TunnelHooks};
+use crate::tunnel::{StreamSlot, Tunnel, TunnelHooks};
 use crate::worker::Worker;
 
 /// A connection that lived this long counts as healthy: the next reconnect starts the backoff
 /// series over (fast first retry).
 const STABLE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// Opens the probe slot (any balancer worker) of a new balancer address.
+pub(crate) fn open_probe(worker: &Rc<Worker>, addr: SocketAddr) {
+    if worker.claim_probe(addr) {
+        monoio::spawn(run_slot(worker.clone(), addr, None));
+    }
+}
+
+/// Opens the slots of this thread for a balancer running `worker_count` workers, but for the
+/// one (`taken`) that has a connection already.
+pub(crate) fn open_slots(worker: &Rc<Worker>, addr: SocketAddr, worker_count: u16, taken: u16) {
+    let threads = worker.threads();
+    for i in 0..worker_count {
+        if i == taken || usize::from(i) % threads != worker.index {
+            continue;
+        }
+        if worker.claim_slot(addr, i) {
+            tracing::debug!(balancer = %addr, worker = i, thread = worker.index, "opening tunnel connection");
+            monoio::spawn(run_slot(worker.clone(), addr, Some(i)));
+        }
+    }
+}
+
 /// Keeps one tunnel connection to `addr` alive (asking for balancer worker `want`) until the
 /// runtime thread drains or stops, or the address leaves DNS.
-pub(crate) async fn run_slot(worker: Rc<Worker>, addr: SocketAddr, mut want: Option<u16>) {
+async fn run_slot(worker: Rc<Worker>, addr: SocketAddr, mut want: Option<u16>) {
     let probe = want.is_none();
     let mut backoff = Backoff::new(worker.config.backoff);
-    let hooks = SlotHooks {
+    let hooks: Rc<dyn TunnelHooks> = Rc::new(SlotHooks {
         worker: worker.clone(),
-    };
+    });
     while worker.wants(addr) {
         match connect(&worker, addr).await {
             Ok(socket) => {
@@ -46,7 +69,7 @@ pub(crate) async fn run_slot(worker: Rc<Worker>, addr: SocketAddr, mut want: Opt
                 let tunnel = Tunnel::new(addr, conn);
                 worker.register(&tunnel);
                 let started = Instant::now();
-                let exit = tunnel.drive(socket, &hooks).await;
+                let exit = tunnel.drive(socket, hooks.clone()).await;
                 worker.unregister(&tunnel);
                 if let Some(ack) = tunnel.ack() {
                     want = Some(ack.worker_index);
@@ -57,17 +80,17 @@ pub(crate) async fn run_slot(worker: Rc<Worker>, addr: SocketAddr, mut want: Opt
                     }
                 }
                 match &exit {
-                    TunnelExit::Closed | TunnelExit::Killed => {
+                    Exit::Drained | Exit::Killed => {
                         tracing::info!(balancer = %addr, worker = ?want, "tunnel connection closed");
                     }
-                    TunnelExit::Rejected(code) => {
+                    Exit::Rejected(code) => {
                         tracing::error!(balancer = %addr, %code, "balancer rejected this agent (token or routes?)");
                     }
                     other => {
                         tracing::warn!(balancer = %addr, worker = ?want, reason = %other, "tunnel connection lost");
                     }
                 }
-                if matches!(exit, TunnelExit::Killed) {
+                if matches!(exit, Exit::Killed) {
                     return;
                 }
             }

@@ -19,16 +19,15 @@ use std::rc::Rc;
 use std::task::Poll;
 
 use bytes::{Bytes, BytesMut};
-use monoio::io::{AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
+use monoio::io::{AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
 use monoio::net::TcpStream;
 use ringway_core::http::{
     forward, BodyDecoder, BodyEncoder, BodyEvent, BodyFraming, Limits, RequestHead, RequestParser,
     ResponseParser,
 };
 use ringway_core::tunnel::ResetCode;
+use ringway_io::{read_append, Doorbell};
 
-use crate::io::read_append;
-use crate::notify::Notify;
 use crate::pool::{BackendPool, ConnectError};
 use crate::request_body::{BodyChunk, RequestBody};
 use crate::tunnel::{StreamAborted, StreamSlot, Tunnel};
@@ -60,7 +59,7 @@ pub(crate) fn head_limits(max_frame_payload: u32) -> Limits {
 
 /// Serves one stream to completion (or reset).
 pub(crate) async fn serve(tunnel: Rc<Tunnel>, slot: Rc<StreamSlot>, head: Bytes, env: StreamEnv) {
-    let id = slot.id;
+    let id = slot.id();
     let outcome = forward_stream(&tunnel, &slot, head, &env).await;
     match outcome {
         Ok(()) => tunnel.finish(&slot),
@@ -172,7 +171,7 @@ async fn forward_stream(
             Ok(None) => return Ok(()),
             Err(AttemptError::Failure(f)) => return Err(f),
             Err(AttemptError::NoResponse(why)) if reused && !fresh_only && body.rewind() => {
-                tracing::debug!(stream = %slot.id, reason = %why, "stale pooled backend connection, retrying on a fresh one");
+                tracing::debug!(stream = %slot.id(), reason = %why, "stale pooled backend connection, retrying on a fresh one");
                 // `conn` (the stale one) is dropped before the next checkout, freeing its place.
                 fresh_only = true;
             }
@@ -224,7 +223,7 @@ async fn exchange(
                     // already (e.g. 413 before reading the body), the download decides.
                     Poll::Ready(r) => {
                         upload_result = Some(r);
-                        attempt.upload_finished.notify();
+                        attempt.upload_finished.ring();
                     }
                     Poll::Pending => {}
                 }
@@ -261,7 +260,9 @@ struct Attempt {
     /// A write to the backend succeeded: the backend may have the request.
     sent: std::cell::Cell<bool>,
     /// The upload ended (well or not): the response-head timer starts.
-    upload_finished: Notify,
+    upload_finished: Doorbell,
+    /// The backend answered an Upgrade with 101: both sides now carry opaque bytes.
+    upgraded: std::cell::Cell<bool>,
 }
 
 /// A connection that failed before any response byte may be retried on a fresh one, but once a
@@ -298,6 +299,9 @@ async fn upload(
         let (res, _) = wr.write_all(request.as_bytes().clone()).await;
         res.map_err(|e| write_failed(&e, responded))?;
         sent.set(true);
+        if request.wants_upgrade() {
+            return upgraded_upload(tunnel, slot, wr, attempt).await;
+        }
         return Ok(());
     }
     let mut out = BytesMut::with_capacity(request.as_bytes().len() + 1024);
@@ -326,14 +330,41 @@ async fn upload(
                 let written = write(wr, &mut out, responded, sent).await;
                 // Released whether or not the write worked: a retry replays these bytes from
                 // the log as not fresh, so this is the only release they get.
-                tunnel.release(slot.id, unreleased);
+                tunnel.release(slot.id(), unreleased);
                 return written;
             }
         }
         let written = write(wr, &mut out, responded, sent).await;
-        tunnel.release(slot.id, std::mem::take(&mut unreleased));
+        tunnel.release(slot.id(), std::mem::take(&mut unreleased));
         written?;
     }
+}
+
+/// The request side of an Upgrade request after its head: once the backend switched protocols,
+/// the balancer's DATA are opaque bytes written to the backend as they come, until the
+/// balancer ends its side (then the backend's write side is shut). Without a 101 the balancer
+/// ends the request side right after the final head, and nothing was written.
+async fn upgraded_upload(
+    tunnel: &Tunnel,
+    slot: &StreamSlot,
+    wr: &mut OwnedWriteHalf<TcpStream>,
+    attempt: &Attempt,
+) -> Result<(), AttemptError> {
+    let mut out = BytesMut::new();
+    while let Some(chunk) = tunnel.recv(slot).await? {
+        // Every chunk already queued goes out in one write; its credit returns once written.
+        out.extend_from_slice(&chunk);
+        while let Some(more) = slot.try_pop() {
+            out.extend_from_slice(&more);
+        }
+        let taken = out.len();
+        write(wr, &mut out, &attempt.responded, &attempt.sent).await?;
+        tunnel.release(slot.id(), taken);
+    }
+    if attempt.upgraded.get() {
+        let _ = wr.shutdown().await;
+    }
+    Ok(())
 }
 
 async fn write(
@@ -382,7 +413,7 @@ async fn download(
     // The response-head timer runs from the end of the upload: a long upload is not a slow
     // backend. When it fires the connection is dropped, so losing a pending read is harmless.
     let timer = async {
-        upload_finished.notified().await;
+        upload_finished.wait().await;
         monoio::time::sleep(env.response_timeout).await;
     };
     let head_read = async {
@@ -438,10 +469,7 @@ async fn download(
         (other, _) => other,
     };
     if matches!(framing, BodyFraming::Upgrade) {
-        return Err(reset(
-            ResetCode::Internal,
-            "protocol upgrades are not supported by the agent",
-        ));
+        return upgraded_download(tunnel, slot, request, &head, rd, buf, env, attempt).await;
     }
     let mut head_out = BytesMut::with_capacity(head.as_bytes().len() + 64);
     forward::write_response(
@@ -486,6 +514,45 @@ async fn download(
                     format!("backend response body: {e}"),
                 ))
             }
+        }
+    }
+}
+
+/// The backend switched protocols: the 101 goes to the balancer, then whatever the backend
+/// sends is opaque bytes for the user until it closes. A 101 nobody asked for is refused.
+#[allow(clippy::too_many_arguments)]
+async fn upgraded_download(
+    tunnel: &Tunnel,
+    slot: &StreamSlot,
+    request: &RequestHead,
+    head: &ringway_core::http::ResponseHead,
+    rd: &mut OwnedReadHalf<TcpStream>,
+    buf: &mut BytesMut,
+    env: &StreamEnv,
+    attempt: &Attempt,
+) -> Result<bool, AttemptError> {
+    if head.status() != 101 || !request.wants_upgrade() {
+        return Err(reset(
+            ResetCode::BackendReset,
+            "the backend switched protocols without an Upgrade request",
+        ));
+    }
+    let mut head_out = BytesMut::with_capacity(head.as_bytes().len() + 64);
+    forward::write_response(
+        head,
+        BodyFraming::Upgrade,
+        forward::Persistence::Close,
+        &mut head_out,
+    );
+    tunnel.send_response_head(slot, head_out.freeze(), false)?;
+    attempt.upgraded.set(true);
+    loop {
+        if !buf.is_empty() {
+            send_body(tunnel, slot, buf.split().freeze(), false, env).await?;
+        }
+        if read_some(rd, buf, &attempt.responded).await? == 0 {
+            send_body(tunnel, slot, Bytes::new(), true, env).await?;
+            return Ok(false);
         }
     }
 }

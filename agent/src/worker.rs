@@ -1,9 +1,11 @@
-//! One runtime thread of the agent: its tunnel slots, its backend pool, its control loop.
+//! The state of one runtime thread of the agent: its tunnel slots and connections, its backend
+//! pool, its streams in flight. (The thread's control loop is `agent::run_thread`; the slots'
+//! reconnect loops are `session`.)
 //!
 //! Balancer worker `i` of every balancer address is served by agent thread `i % threads`, so each
 //! thread owns whole tunnel connections and nothing on the request path crosses threads. Threads
-//! talk only through the control channel (`Command`): drain/kill, the news that a balancer runs a
-//! given number of workers, and new balancer addresses from re-resolution.
+//! talk only through the control channel (`control::Command`): drain/kill, the news that a
+//! balancer runs a given number of workers, and new balancer addresses from re-resolution.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
@@ -13,12 +15,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use ringway_core::tunnel::HelloAck;
+use ringway_io::Doorbell;
 
-use crate::agent::{Command, Control};
 use crate::config::AgentConfig;
-use crate::notify::Notify;
+use crate::control::{Command, Control};
 use crate::pool::{BackendPool, PoolConfig};
-use crate::session;
 use crate::stream::StreamEnv;
 use crate::tunnel::Tunnel;
 
@@ -37,7 +38,7 @@ pub(crate) struct Worker {
     draining: Cell<bool>,
     in_flight: Cell<usize>,
     /// Rung when a tunnel closes or a stream finishes (drain waits on it).
-    progress: Notify,
+    progress: Doorbell,
 }
 
 impl Worker {
@@ -61,47 +62,8 @@ impl Worker {
             tunnels: RefCell::new(Vec::new()),
             draining: Cell::new(false),
             in_flight: Cell::new(0),
-            progress: Notify::new(),
+            progress: Doorbell::new(),
         })
-    }
-
-    /// The thread's main future: starts the first slots, then obeys the control channel until a
-    /// drain completes or a kill arrives.
-    pub(crate) async fn run(
-        self: Rc<Self>,
-        commands: flume::Receiver<Command>,
-        addrs: Vec<SocketAddr>,
-    ) {
-        if self.index == 0 {
-            for addr in addrs {
-                self.add_balancer(addr);
-            }
-        }
-        loop {
-            match commands.recv_async().await {
-                Ok(Command::OpenSlots {
-                    addr,
-                    worker_count,
-                    taken,
-                }) => self.open_slots(addr, worker_count, taken),
-                Ok(Command::AddBalancer(addr)) => self.add_balancer(addr),
-                Ok(Command::Drain) => break,
-                Ok(Command::Kill) | Err(_) => return self.kill(),
-            }
-        }
-        // Draining: a kill may still cut it short.
-        let drain = crate::drain::drain(&self);
-        let mut drain = std::pin::pin!(drain);
-        loop {
-            monoio::select! {
-                () = &mut drain => return,
-                cmd = commands.recv_async() => {
-                    if matches!(cmd, Ok(Command::Kill) | Err(_)) {
-                        return self.kill();
-                    }
-                }
-            }
-        }
     }
 
     pub(crate) fn stream_env(&self) -> StreamEnv {
@@ -125,7 +87,7 @@ impl Worker {
         if tunnel.ack().is_some() {
             self.control.live.fetch_sub(1, Ordering::AcqRel);
         }
-        self.progress.notify();
+        self.progress.ring();
     }
 
     /// A tunnel connection was accepted by its balancer worker.
@@ -152,7 +114,7 @@ impl Worker {
 
     pub(crate) fn stream_finished(&self) {
         self.in_flight.set(self.in_flight.get().saturating_sub(1));
-        self.progress.notify();
+        self.progress.ring();
     }
 
     /// Streams being served on this thread.
@@ -174,14 +136,22 @@ impl Worker {
     }
 
     pub(crate) async fn progress(&self) {
-        self.progress.notified().await;
+        self.progress.wait().await;
     }
 
-    /// Opens the probe connection (any balancer worker) to a new balancer address.
-    fn add_balancer(self: &Rc<Self>, addr: SocketAddr) {
-        if self.probes.borrow_mut().insert(addr) {
-            monoio::spawn(session::run_slot(self.clone(), addr, None));
-        }
+    /// Claims the probe slot of balancer `addr`; false when it has one already.
+    pub(crate) fn claim_probe(&self, addr: SocketAddr) -> bool {
+        self.probes.borrow_mut().insert(addr)
+    }
+
+    /// Claims the slot for worker `index` of balancer `addr`; false when it is taken.
+    pub(crate) fn claim_slot(&self, addr: SocketAddr, index: u16) -> bool {
+        self.slots.borrow_mut().insert((addr, index))
+    }
+
+    /// How many runtime threads the agent runs.
+    pub(crate) fn threads(&self) -> usize {
+        self.control.threads()
     }
 
     /// Whether a slot should keep reconnecting to `addr`.
@@ -199,20 +169,8 @@ impl Worker {
         }
     }
 
-    fn open_slots(self: &Rc<Self>, addr: SocketAddr, worker_count: u16, taken: u16) {
-        let threads = self.control.threads();
-        for i in 0..worker_count {
-            if i == taken || usize::from(i) % threads != self.index {
-                continue;
-            }
-            if self.slots.borrow_mut().insert((addr, i)) {
-                tracing::debug!(balancer = %addr, worker = i, thread = self.index, "opening tunnel connection");
-                monoio::spawn(session::run_slot(self.clone(), addr, Some(i)));
-            }
-        }
-    }
-
-    fn kill(&self) {
+    /// Kills every tunnel connection of this thread and empties its backend pool.
+    pub(crate) fn kill(&self) {
         self.draining.set(true);
         for tunnel in self.live_tunnels() {
             tunnel.kill();

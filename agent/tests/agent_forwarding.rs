@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use common::setup::{config, drivers, start, start_on, stop};
 use common::{closed_port, FakeBalancer, PATIENCE};
-use ringway_agent::{hello, Agent};
+use ringway_agent::Agent;
 use ringway_core::tunnel::{Event, ResetCode};
+use ringway_hello as hello;
 use ringway_tuning::runtime::IoDriver;
 
 #[test]

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use common::setup::{config, start, stop};
 use common::{closed_port, FakeBalancer, PATIENCE};
-use ringway_agent::{hello, Agent};
+use ringway_agent::Agent;
 use ringway_core::tunnel::{Event, Frame, ResetCode};
+use ringway_hello as hello;
 
 #[test]
 fn hello_carries_identity_and_one_connection_per_balancer_worker() {

@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::setup::{config, start, stop};
 use common::{FakeBalancer, FakeConn, Reply};
-use ringway_agent::{hello, Agent};
+use ringway_agent::Agent;
 use ringway_core::tunnel::{Event, ResetCode, StreamId};
+use ringway_hello as hello;
 
 /// Requests seen per path.
 type Seen = Arc<Mutex<HashMap<String, usize>>>;

@@ -7,8 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{FakeBalancer, PATIENCE};
-use ringway_agent::hello;
 use ringway_core::tunnel::Event;
+use ringway_hello as hello;
 
 fn spawn_agent(balancers: &[String], backend: std::net::SocketAddr, extra: &[&str]) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringway-agent"));

@@ -20,9 +20,6 @@ pub struct Cli {
     /// Load and validate the configuration, print it, and exit.
     #[arg(long)]
     pub check: bool,
-    /// Run a self-contained demo: balancer + in-process agent + hello backend on loopback.
-    #[arg(long)]
-    pub demo: bool,
     /// User listener address (`[listen] users`).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,

@@ -100,6 +100,13 @@ pub struct TimeoutConfig {
     /// A request for a known route with no agent waits this long for one, then 503.
     #[serde(deserialize_with = "de_duration")]
     pub park: Duration,
+    /// An upgraded (WebSocket) connection that carries no byte either way for this long closes.
+    #[serde(deserialize_with = "de_duration")]
+    pub upgrade_idle: Duration,
+    /// After an answer that left part of the request body unread, the rest is read and dropped
+    /// for at most this long before the connection closes (lingering close).
+    #[serde(deserialize_with = "de_duration")]
+    pub linger: Duration,
 }
 
 impl Default for TimeoutConfig {
@@ -110,6 +117,8 @@ impl Default for TimeoutConfig {
             body: Duration::from_secs(60),
             response_head: Duration::from_secs(30),
             park: Duration::from_secs(2),
+            upgrade_idle: Duration::from_secs(600),
+            linger: Duration::from_secs(5),
         }
     }
 }
@@ -169,6 +178,13 @@ pub struct TunnelConfig {
     pub ping_interval: Duration,
     /// The connection is dead after this many ping intervals without any inbound frame.
     pub dead_after_missed_pings: u32,
+    /// PONGs waiting for a blocked write; one PING more fails the connection
+    /// (`ENHANCE_YOUR_CALM`).
+    pub max_queued_pongs: u32,
+    /// Response heads (interim and final) per stream; one more resets it (`TOO_MANY_HEADS`).
+    pub max_response_heads: u32,
+    /// Routes one hello may register (`TOO_MANY_ROUTES`).
+    pub max_routes_per_hello: u16,
 }
 
 impl Default for TunnelConfig {
@@ -181,6 +197,9 @@ impl Default for TunnelConfig {
             max_streams: core.max_streams,
             ping_interval: core.ping_interval,
             dead_after_missed_pings: core.dead_after_missed_pings,
+            max_queued_pongs: core.max_queued_pongs,
+            max_response_heads: core.max_response_heads,
+            max_routes_per_hello: core.max_routes_per_hello,
         }
     }
 }
@@ -195,12 +214,15 @@ impl TunnelConfig {
             max_streams: self.max_streams,
             ping_interval: self.ping_interval,
             dead_after_missed_pings: self.dead_after_missed_pings,
+            max_queued_pongs: self.max_queued_pongs,
+            max_response_heads: self.max_response_heads,
+            max_routes_per_hello: self.max_routes_per_hello,
         }
     }
 }
 
-/// `[agents]`: authentication and picking.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// `[agents]`: authentication, picking, and what agents may register.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AgentsConfig {
     /// Token every agent must present (a route's own `token` overrides it for that route).
@@ -210,6 +232,24 @@ pub struct AgentsConfig {
     /// `weighted-round-robin`, `least-outstanding`.
     #[serde(deserialize_with = "de_picker")]
     pub picker: PickerKind,
+    /// Distinct routes one agent (by agent id, over all its connections) may hold at once; a
+    /// hello that would take it past this is rejected (`TOO_MANY_ROUTES`).
+    pub max_routes_per_agent: usize,
+    /// A route only agents registered (not in the config) is forgotten once its last agent has
+    /// been gone this long: users then get 404 instead of 503.
+    #[serde(deserialize_with = "de_duration")]
+    pub route_linger: Duration,
+}
+
+impl Default for AgentsConfig {
+    fn default() -> Self {
+        Self {
+            token: None,
+            picker: PickerKind::default(),
+            max_routes_per_agent: 1024,
+            route_linger: Duration::from_secs(5 * 60),
+        }
+    }
 }
 
 /// One `[[route]]` entry.
@@ -293,9 +333,9 @@ impl Config {
     }
 }
 
-/// Parses `"250ms"`, `"2s"`, `"1m"`, `"1h"` (a bare integer is seconds): the agent's parser, so
-/// both programs accept the same durations.
-pub use ringway_agent::cli::parse_duration;
+/// Parses `"250ms"`, `"2s"`, `"1m"`, `"1h"` (a bare integer is seconds): the parser the agent's
+/// flags use too, so both programs accept the same durations.
+pub use ringway_tuning::duration::parse_duration;
 
 fn de_duration<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(de)?;
@@ -362,6 +402,34 @@ mod tests {
         assert_eq!(c.routes[0].pattern.text, "example.com/api");
         assert_eq!(c.token_for("example.com/api"), Some("route-secret"));
         assert_eq!(c.token_for(&c.routes[1].pattern.text), Some("secret"));
+    }
+
+    #[test]
+    fn bounds_have_defaults_and_parse() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.agents.max_routes_per_agent, 1024);
+        assert_eq!(c.agents.route_linger, Duration::from_secs(300));
+        assert_eq!(c.tunnel.max_routes_per_hello, 256);
+        assert_eq!(c.tunnel.to_core().max_queued_pongs, 16);
+        assert_eq!(c.tunnel.to_core().max_response_heads, 8);
+        let c = Config::parse(
+            "[agents]\nmax_routes_per_agent = 3\nroute_linger = \"1s\"\n\
+             [tunnel]\nmax_routes_per_hello = 2\nmax_queued_pongs = 4\nmax_response_heads = 2\n",
+        )
+        .unwrap();
+        assert_eq!(c.agents.max_routes_per_agent, 3);
+        assert_eq!(c.agents.route_linger, Duration::from_secs(1));
+        let core = c.tunnel.to_core();
+        assert_eq!(
+            (
+                core.max_routes_per_hello,
+                core.max_queued_pongs,
+                core.max_response_heads
+            ),
+            (2, 4, 2)
+        );
+        let err = Config::parse("[tunnel]\nmax_routes_per_hello = 70000\n").unwrap_err();
+        assert!(err.contains("max_routes_per_hello"), "{err}");
     }
 
     #[test]

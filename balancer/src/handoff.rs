@@ -5,24 +5,21 @@
 //! not the one asked for, the accepting worker turns the socket into a plain file descriptor
 //! (`ringway_tuning::socket::into_std`) and sends it, with the bytes it has already read, over a
 //! channel to the right worker, which registers it with its own runtime and reads the hello again.
-//! The channel is only used at connection set-up, never on the request path.
+//! The channel is only used at connection set-up, never on the request path. The receiving
+//! loop is `listener::receive_handoffs`.
 
 use std::net::SocketAddr;
-use std::rc::Rc;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tracing::{info, warn, Instrument};
-
-use crate::agent_conn;
-use crate::worker::Worker;
+use tracing::{info, warn};
 
 /// An agent connection on its way to another worker.
 pub(crate) struct Handoff {
-    stream: std::net::TcpStream,
+    pub(crate) stream: std::net::TcpStream,
     /// Everything read from the connection so far (at least the hello).
-    received: Bytes,
-    peer: SocketAddr,
+    pub(crate) received: Bytes,
+    pub(crate) peer: SocketAddr,
 }
 
 /// The senders to every worker, indexed by worker.
@@ -36,15 +33,15 @@ pub(crate) fn channels(workers: usize) -> (HandoffTx, Vec<HandoffRx>) {
     (txs.into(), rxs)
 }
 
-/// Sends `stream` (with no IO in flight) to worker `target`.
+/// Sends `stream` (with no IO in flight) to worker `target` over its channel in `senders`.
 pub(crate) fn send(
-    worker: &Worker,
+    senders: &HandoffTx,
     target: u16,
     stream: monoio::net::TcpStream,
     received: Bytes,
     peer: SocketAddr,
 ) {
-    let Some(tx) = worker.handoff.get(usize::from(target)) else {
+    let Some(tx) = senders.get(usize::from(target)) else {
         warn!(%peer, target, "hand-off to a worker that does not exist");
         return;
     };
@@ -63,23 +60,5 @@ pub(crate) fn send(
             }
         }
         Err(e) => warn!(%peer, target, error = %e, "agent connection hand-off failed"),
-    }
-}
-
-/// Receives connections handed to this worker and serves them.
-pub(crate) async fn receive(worker: Rc<Worker>, rx: HandoffRx) {
-    while let Ok(h) = rx.recv_async().await {
-        match monoio::net::TcpStream::from_std(h.stream) {
-            Ok(stream) => {
-                let span = tracing::info_span!("agent", peer = %h.peer);
-                monoio::spawn(
-                    agent_conn::accept(worker.clone(), stream, h.peer, h.received, true)
-                        .instrument(span),
-                );
-            }
-            Err(e) => {
-                warn!(peer = %h.peer, error = %e, "registering a handed-off connection failed");
-            }
-        }
     }
 }

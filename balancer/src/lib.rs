@@ -8,17 +8,21 @@
 
 pub mod cli;
 pub mod config;
-pub mod demo;
-pub mod errors;
 
+mod agent_accept;
 mod agent_conn;
+mod answer;
 mod client;
+mod deadlines;
+mod duplex;
 mod handoff;
 mod listener;
+mod proxy;
 mod registry;
 mod signal;
 mod timeouts;
 mod tunnel_stream;
+mod user_io;
 mod worker;
 
 use std::io;
@@ -26,14 +30,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use ringway_io::runtime::{spawn_worker, WorkerSpec};
 use ringway_tuning::cpu::PinPlan;
-use ringway_tuning::runtime::{spawn_worker, WorkerSpec};
 use ringway_tuning::socket::listener_group;
 
 pub use config::Config;
 
 use crate::registry::Registry;
-use crate::worker::{Worker, WorkerSetup};
+use crate::worker::WorkerSetup;
 
 /// A running balancer.
 pub struct Balancer {
@@ -87,7 +91,7 @@ impl Balancer {
                 handoff_rx,
             };
             workers.push(spawn_worker(spec, move |driver| {
-                Worker::run(setup, driver)
+                listener::run(setup, driver)
             })?);
         }
         Ok(Self {

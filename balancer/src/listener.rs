@@ -1,5 +1,6 @@
-//! Accept loops: the user listener and the agent listener of one worker (each an SO_REUSEPORT
-//! member of its port's group, so the kernel spreads connections over workers).
+//! A worker's main task and its accept loops: the user listener and the agent listener (each an
+//! SO_REUSEPORT member of its port's group, so the kernel spreads connections over workers), and
+//! the agent connections other workers hand over (`handoff.rs`).
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -7,10 +8,35 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use monoio::net::TcpStream;
-use tracing::{info_span, warn, Instrument};
+use ringway_io::runtime::DriverKind;
+use tracing::{info, info_span, warn, Instrument};
 
-use crate::worker::Worker;
-use crate::{agent_conn, client};
+use crate::handoff::HandoffRx;
+use crate::worker::{Worker, WorkerSetup};
+use crate::{agent_accept, client};
+
+/// Runs a worker to completion on the current thread's runtime: builds its state, then serves
+/// its listeners and hand-offs.
+pub(crate) async fn run(setup: WorkerSetup, driver: DriverKind) {
+    let span = info_span!("worker", index = setup.index);
+    async move {
+        info!(driver = %driver, "worker started");
+        let worker = Worker::new(&setup);
+        let WorkerSetup {
+            users,
+            agents,
+            handoff_rx,
+            ..
+        } = setup;
+        monoio::spawn(receive_handoffs(worker.clone(), handoff_rx).in_current_span());
+        monoio::spawn(accept_agents(worker.clone(), agents).in_current_span());
+        let ticking = worker.clone();
+        monoio::spawn(async move { ticking.deadlines.run().await });
+        accept_users(worker, users).await;
+    }
+    .instrument(span)
+    .await;
+}
 
 /// Accepts user connections until the listener fails; each is served on this worker.
 pub(crate) async fn accept_users(worker: Rc<Worker>, listener: std::net::TcpListener) {
@@ -25,10 +51,29 @@ pub(crate) async fn accept_agents(worker: Rc<Worker>, listener: std::net::TcpLis
     accept_loop(listener, "agent", |stream, peer| {
         let span = info_span!("agent", %peer);
         monoio::spawn(
-            agent_conn::accept(worker.clone(), stream, peer, Bytes::new(), false).instrument(span),
+            agent_accept::accept(worker.clone(), stream, peer, Bytes::new(), false)
+                .instrument(span),
         );
     })
     .await;
+}
+
+/// Receives agent connections other workers handed to this one and serves them.
+pub(crate) async fn receive_handoffs(worker: Rc<Worker>, rx: HandoffRx) {
+    while let Ok(h) = rx.recv_async().await {
+        match TcpStream::from_std(h.stream) {
+            Ok(stream) => {
+                let span = info_span!("agent", peer = %h.peer);
+                monoio::spawn(
+                    agent_accept::accept(worker.clone(), stream, h.peer, h.received, true)
+                        .instrument(span),
+                );
+            }
+            Err(e) => {
+                warn!(peer = %h.peer, error = %e, "registering a handed-off connection failed");
+            }
+        }
+    }
 }
 
 /// Registers `listener` with this worker's runtime and hands every accepted connection, with

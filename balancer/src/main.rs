@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use ringway_balancer::cli::Cli;
-use ringway_balancer::{demo, Balancer};
+use ringway_balancer::Balancer;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -17,15 +17,6 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    if cli.demo {
-        return match demo::run(&cli) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("ringway-balancer: demo failed: {e}");
-                ExitCode::FAILURE
-            }
-        };
-    }
     let config = match cli.config() {
         Ok(c) => c,
         Err(e) => {

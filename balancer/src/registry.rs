@@ -1,58 +1,35 @@
 //! Known routes, shared by all workers as an immutable snapshot behind `arc-swap`.
 //!
-//! A route becomes known from the config (`[[route]]`) or when an agent registers it, and stays
-//! known for the life of the process: once its last agent leaves, users get 503 (after the park
-//! time) rather than 404. Readers (`lookup`, on every request) only load the current snapshot; a
-//! registration of a new route builds a new snapshot and swaps it in. Which agents serve a route is
-//! not here: each worker keeps its own endpoint table (see `worker`).
+//! A route becomes known from the config (`[[route]]`) or when an agent registers it. Config
+//! routes stay known for the life of the process. A route only agents registered is counted:
+//! while at least one agent connection holds it, it is served; once the last one has gone, users
+//! get 503 (after the park time) for `agents.route_linger`, then the route is forgotten and they
+//! get 404 (or the next less specific route).
+//!
+//! Readers (`lookup`, on every request) only load the current snapshot. Writers (a hello, a
+//! closed agent connection) take one lock, change the book of routes, and publish a new snapshot
+//! when what readers see changed: a route added or forgotten (a new routing table), or a route
+//! losing its last agent or getting one back (a new forget time). Forgetting is lazy, with no
+//! timer: every writer first drops routes whose time passed, and a lookup that lands on one
+//! drops it (once, under the lock) and looks again, so a forgotten route is never answered and
+//! a less specific route behind it is found.
+//!
+//! Which agents serve a route is not here: each worker keeps its own endpoint table (see
+//! `worker`). Route ids are never reused, so a worker's tables never confuse a forgotten route
+//! with a new one.
 
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use ringway_core::route::{RoutePattern, RouteTable};
 
 use crate::config::Config;
+use ringway_io::IdMap;
 
-/// Index of a known route; stable for the life of the process.
-pub(crate) type RouteId = u32;
-
-/// One known route.
-#[derive(Debug, Clone)]
-pub(crate) struct KnownRoute {
-    /// Canonical pattern text.
-    pub(crate) text: String,
-    /// Token required of agents for this route (route's own, else the global one).
-    pub(crate) token: Option<String>,
-}
-
-/// An immutable snapshot of the known routes.
-pub(crate) struct RouteSnapshot {
-    table: RouteTable<RouteId>,
-    routes: Vec<KnownRoute>,
-}
-
-impl RouteSnapshot {
-    fn build(routes: Vec<KnownRoute>) -> Result<Self, String> {
-        let mut builder = RouteTable::builder();
-        for (id, route) in routes.iter().enumerate() {
-            let pattern = RoutePattern::parse(&route.text)
-                .map_err(|e| format!("route {:?}: {e}", route.text))?;
-            let id = RouteId::try_from(id).map_err(|_| "too many routes".to_owned())?;
-            builder.insert(pattern, id);
-        }
-        Ok(Self {
-            table: builder.build(),
-            routes,
-        })
-    }
-
-    fn find(&self, text: &str) -> Option<RouteId> {
-        self.routes
-            .iter()
-            .position(|r| r.text == text)
-            .and_then(|i| RouteId::try_from(i).ok())
-    }
-}
+/// Id of a known route; never reused for another route in the life of the process.
+pub(crate) type RouteId = u64;
 
 /// Why an agent's hello was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -63,113 +40,366 @@ pub(crate) enum RegisterError {
     /// The token does not match the one required for a route.
     #[error("wrong token for route {route:?}")]
     BadToken { route: String },
+    /// The agent would hold more routes than `agents.max_routes_per_agent`.
+    #[error("agent {agent:?} would hold {count} routes, more than the limit of {max}")]
+    TooManyRoutes {
+        agent: String,
+        count: usize,
+        max: usize,
+    },
 }
 
 /// The shared set of known routes.
 pub(crate) struct Registry {
     current: ArcSwap<RouteSnapshot>,
+    book: Mutex<Book>,
     global_token: Option<String>,
-    writer: Mutex<()>,
+    max_routes_per_agent: usize,
+    linger: Duration,
+}
+
+/// An agent connection's hold on its routes; dropping it lets them go (see [`Registry::register`]).
+pub(crate) struct Registration {
+    registry: Arc<Registry>,
+    agent: String,
+    ids: Vec<RouteId>,
 }
 
 impl Registry {
     /// The registry holding the config's routes.
     pub(crate) fn new(config: &Config) -> Result<Self, String> {
-        let routes = config
-            .routes
-            .iter()
-            .map(|r| KnownRoute {
-                text: r.pattern.text.clone(),
-                token: config.token_for(&r.pattern.text).map(str::to_owned),
-            })
-            .collect();
+        let mut book = Book::default();
+        for r in &config.routes {
+            if book.by_text.contains_key(&r.pattern.text) {
+                continue;
+            }
+            let token = config.token_for(&r.pattern.text).map(str::to_owned);
+            book.add(
+                r.pattern.pattern.clone(),
+                r.pattern.text.clone(),
+                token,
+                true,
+            );
+        }
+        let linger = config.agents.route_linger;
+        let current = ArcSwap::from_pointee(RouteSnapshot::build(&book, None, linger));
         Ok(Self {
-            current: ArcSwap::from_pointee(RouteSnapshot::build(routes)?),
+            current,
+            book: Mutex::new(book),
             global_token: config.agents.token.clone(),
-            writer: Mutex::new(()),
+            max_routes_per_agent: config.agents.max_routes_per_agent,
+            linger,
         })
     }
 
-    /// The route for a request, if any is known.
+    /// The route for a request, if any is known (and not forgotten).
     pub(crate) fn lookup(&self, host: &[u8], path: &[u8]) -> Option<RouteId> {
-        self.current.load().table.lookup(host, path).copied()
+        let snapshot = self.current.load();
+        let id = *snapshot.routes.table.lookup(host, path)?;
+        let Some(&forget_at) = snapshot.forget_at.get(&id) else {
+            return Some(id);
+        };
+        let now = Instant::now();
+        if now < forget_at {
+            return Some(id);
+        }
+        // Its time passed but no writer has come by since: forget it now and look again.
+        drop(snapshot);
+        let mut book = self.lock();
+        if book.sweep(now, self.linger) {
+            self.publish(&book, true);
+        }
+        drop(book);
+        let snapshot = self.current.load();
+        let id = *snapshot.routes.table.lookup(host, path)?;
+        let live = snapshot.forget_at.get(&id).is_none_or(|&t| now < t);
+        live.then_some(id)
     }
 
-    /// The canonical text of a route (for logs).
+    /// The canonical text of a route (for logs); empty once forgotten.
     pub(crate) fn route_text(&self, id: RouteId) -> String {
         let snapshot = self.current.load();
         snapshot
             .routes
-            .get(id as usize)
-            .map(|r| r.text.clone())
+            .texts
+            .get(&id)
+            .map(|t| t.to_string())
             .unwrap_or_default()
     }
 
-    /// Checks an agent's token against every route it announces, makes unknown routes known, and
-    /// returns their ids (in the order given).
+    /// Registers the routes of one connection of agent `agent`: checks `token` against every
+    /// route, checks the agent's route limit, makes unknown routes known, and holds them until
+    /// the returned [`Registration`] is dropped (when the connection closes). Its ids are in the
+    /// order given, duplicates removed.
     pub(crate) fn register(
-        &self,
+        self: &Arc<Self>,
+        agent: &str,
         routes: &[String],
         token: &str,
-    ) -> Result<Vec<RouteId>, RegisterError> {
-        let mut texts = Vec::with_capacity(routes.len());
+    ) -> Result<Registration, RegisterError> {
+        let mut wanted: Vec<(RoutePattern, String)> = Vec::with_capacity(routes.len());
         for given in routes {
-            match RoutePattern::parse(given) {
-                Ok(p) => texts.push(p.to_string()),
-                Err(e) => {
-                    return Err(RegisterError::InvalidRoute {
-                        route: given.clone(),
-                        reason: e.to_string(),
-                    })
-                }
+            let pattern = RoutePattern::parse(given).map_err(|e| RegisterError::InvalidRoute {
+                route: given.clone(),
+                reason: e.to_string(),
+            })?;
+            let text = pattern.to_string();
+            if !wanted.iter().any(|(_, t)| *t == text) {
+                wanted.push((pattern, text));
             }
         }
-        for (text, given) in texts.iter().zip(routes) {
-            let snapshot = self.current.load();
-            let required = match snapshot.find(text) {
-                Some(id) => snapshot.routes[id as usize].token.clone(),
-                None => self.global_token.clone(),
+        let now = Instant::now();
+        let mut book = self.lock();
+        let swept = book.sweep(now, self.linger);
+        let result = self.register_locked(&mut book, agent, wanted, token);
+        let changed = result.as_ref().map_or(Changed::default(), |(_, c)| *c);
+        if swept || changed.any() {
+            self.publish(&book, swept || changed.table);
+        }
+        drop(book);
+        let (ids, _) = result?;
+        Ok(Registration {
+            registry: self.clone(),
+            agent: agent.to_owned(),
+            ids,
+        })
+    }
+
+    fn register_locked(
+        &self,
+        book: &mut Book,
+        agent: &str,
+        wanted: Vec<(RoutePattern, String)>,
+        token: &str,
+    ) -> Result<(Vec<RouteId>, Changed), RegisterError> {
+        for (_, text) in &wanted {
+            let required = match book.by_text.get(text) {
+                Some(id) => book.routes.get(id).and_then(|r| r.token.as_deref()),
+                None => self.global_token.as_deref(),
             };
-            if let Some(required) = required {
-                if !token_eq(required.as_bytes(), token.as_bytes()) {
-                    return Err(RegisterError::BadToken {
-                        route: given.clone(),
-                    });
-                }
+            if required.is_some_and(|r| !token_eq(r.as_bytes(), token.as_bytes())) {
+                return Err(RegisterError::BadToken {
+                    route: text.clone(),
+                });
             }
         }
-        let _writer = self
-            .writer
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let snapshot = self.current.load_full();
-        let mut routes = snapshot.routes.clone();
-        let mut ids = Vec::with_capacity(texts.len());
-        for text in &texts {
-            let id = match routes.iter().position(|r| &r.text == text) {
-                Some(i) => i,
+        let held = book.agents.get(agent);
+        let added = wanted
+            .iter()
+            .filter(|(_, text)| {
+                let id = book.by_text.get(text);
+                !id.is_some_and(|id| held.is_some_and(|h| h.contains_key(id)))
+            })
+            .count();
+        let count = held.map_or(0, IdMap::len) + added;
+        if count > self.max_routes_per_agent {
+            return Err(RegisterError::TooManyRoutes {
+                agent: agent.to_owned(),
+                count,
+                max: self.max_routes_per_agent,
+            });
+        }
+        let mut changed = Changed::default();
+        let mut ids = Vec::with_capacity(wanted.len());
+        for (pattern, text) in wanted {
+            let id = match book.by_text.get(&text) {
+                Some(&id) => id,
                 None => {
-                    routes.push(KnownRoute {
-                        text: text.clone(),
-                        token: self.global_token.clone(),
-                    });
-                    routes.len() - 1
+                    changed.table = true;
+                    book.add(pattern, text, self.global_token.clone(), false)
                 }
             };
-            ids.push(RouteId::try_from(id).unwrap_or(RouteId::MAX));
+            if let Some(route) = book.routes.get_mut(&id) {
+                route.conns += 1;
+                changed.forget_at |= route.orphaned_since.take().is_some();
+            }
+            *book
+                .agents
+                .entry(agent.to_owned())
+                .or_default()
+                .entry(id)
+                .or_default() += 1;
+            ids.push(id);
         }
-        if routes.len() != snapshot.routes.len() {
-            match RouteSnapshot::build(routes) {
-                Ok(next) => self.current.store(Arc::new(next)),
-                Err(reason) => {
-                    return Err(RegisterError::InvalidRoute {
-                        route: texts.join(","),
-                        reason,
-                    })
+        Ok((ids, changed))
+    }
+
+    /// A connection of `agent` holding `ids` closed.
+    fn unregister(&self, agent: &str, ids: &[RouteId]) {
+        let now = Instant::now();
+        let mut book = self.lock();
+        let swept = book.sweep(now, self.linger);
+        let mut orphaned = false;
+        for id in ids {
+            if let Some(route) = book.routes.get_mut(id) {
+                route.conns = route.conns.saturating_sub(1);
+                if route.conns == 0 && !route.from_config {
+                    route.orphaned_since = Some(now);
+                    orphaned = true;
                 }
             }
         }
-        Ok(ids)
+        if let Some(held) = book.agents.get_mut(agent) {
+            for id in ids {
+                if let Some(n) = held.get_mut(id) {
+                    *n -= 1;
+                    if *n == 0 {
+                        held.remove(id);
+                    }
+                }
+            }
+            if held.is_empty() {
+                book.agents.remove(agent);
+            }
+        }
+        if swept || orphaned {
+            self.publish(&book, swept);
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Book> {
+        self.book
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Swaps in a snapshot of `book`; the routing table is rebuilt only when `routes_changed`.
+    fn publish(&self, book: &Book, routes_changed: bool) {
+        let keep = (!routes_changed).then(|| self.current.load().routes.clone());
+        self.current
+            .store(Arc::new(RouteSnapshot::build(book, keep, self.linger)));
+    }
+}
+
+impl Registration {
+    /// The registered routes' ids.
+    pub(crate) fn ids(&self) -> &[RouteId] {
+        &self.ids
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.registry.unregister(&self.agent, &self.ids);
+    }
+}
+
+/// What a registration changed for readers.
+#[derive(Default, Clone, Copy)]
+struct Changed {
+    /// A route was added: the routing table must be rebuilt.
+    table: bool,
+    /// A route got an agent back: it has no forget time any more.
+    forget_at: bool,
+}
+
+impl Changed {
+    const fn any(self) -> bool {
+        self.table || self.forget_at
+    }
+}
+
+/// The writers' view of every known route, behind the registry's lock.
+#[derive(Default)]
+struct Book {
+    routes: IdMap<RouteId, BookRoute>,
+    by_text: HashMap<String, RouteId>,
+    /// Per agent id: the routes its connections hold, each with how many connections hold it.
+    agents: HashMap<String, IdMap<RouteId, u32>>,
+    next_id: RouteId,
+}
+
+struct BookRoute {
+    pattern: RoutePattern,
+    text: Arc<str>,
+    /// Token required of agents for this route (route's own, else the global one).
+    token: Option<String>,
+    /// From the config: never forgotten.
+    from_config: bool,
+    /// Agent connections holding the route now.
+    conns: u32,
+    /// When the last agent connection holding it went away (agent routes only).
+    orphaned_since: Option<Instant>,
+}
+
+impl Book {
+    fn add(
+        &mut self,
+        pattern: RoutePattern,
+        text: String,
+        token: Option<String>,
+        from_config: bool,
+    ) -> RouteId {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.by_text.insert(text.clone(), id);
+        self.routes.insert(
+            id,
+            BookRoute {
+                pattern,
+                text: text.into(),
+                token,
+                from_config,
+                conns: 0,
+                orphaned_since: None,
+            },
+        );
+        id
+    }
+
+    /// Forgets every agent route whose last agent left at least `linger` before `now`; true
+    /// when any was.
+    fn sweep(&mut self, now: Instant, linger: Duration) -> bool {
+        let before = self.routes.len();
+        let by_text = &mut self.by_text;
+        self.routes.retain(|_, route| {
+            let expired = route
+                .orphaned_since
+                .is_some_and(|since| now.saturating_duration_since(since) >= linger);
+            if expired {
+                by_text.remove(&*route.text);
+            }
+            !expired
+        });
+        self.routes.len() != before
+    }
+}
+
+/// What readers see: the routing table and, for agent routes without an agent, when they are
+/// forgotten.
+struct RouteSnapshot {
+    routes: Arc<RouteSet>,
+    forget_at: IdMap<RouteId, Instant>,
+}
+
+/// The routing table and the route texts; shared by snapshots until a route is added or
+/// forgotten.
+struct RouteSet {
+    table: RouteTable<RouteId>,
+    texts: IdMap<RouteId, Arc<str>>,
+}
+
+impl RouteSnapshot {
+    /// A snapshot of `book`, reusing `routes` when given (the set of routes did not change).
+    fn build(book: &Book, routes: Option<Arc<RouteSet>>, linger: Duration) -> Self {
+        let routes = routes.unwrap_or_else(|| {
+            let mut builder = RouteTable::builder();
+            let mut texts = IdMap::default();
+            for (&id, route) in &book.routes {
+                builder.insert(route.pattern.clone(), id);
+                texts.insert(id, route.text.clone());
+            }
+            Arc::new(RouteSet {
+                table: builder.build(),
+                texts,
+            })
+        });
+        let forget_at = book
+            .routes
+            .iter()
+            .filter_map(|(&id, r)| Some((id, r.orphaned_since? + linger)))
+            .collect();
+        Self { routes, forget_at }
     }
 }
 
@@ -182,41 +412,143 @@ fn token_eq(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    fn config(text: &str) -> Config {
-        Config::parse(text).unwrap()
+    fn registry(text: &str) -> Arc<Registry> {
+        Arc::new(Registry::new(&Config::parse(text).unwrap()).unwrap())
+    }
+
+    fn routes(texts: &[&str]) -> Vec<String> {
+        texts.iter().map(|&t| t.to_owned()).collect()
     }
 
     #[test]
     fn config_routes_are_known() {
-        let r = Registry::new(&config("[[route]]\npattern = \"a.test/api\"\n")).unwrap();
+        let r = registry("[[route]]\npattern = \"a.test/api\"\n");
         assert_eq!(r.lookup(b"a.test", b"/api/x"), Some(0));
         assert_eq!(r.lookup(b"b.test", b"/"), None);
     }
 
     #[test]
     fn agents_add_routes_and_tokens_are_checked() {
-        let r = Registry::new(&config(
-            "[agents]\ntoken = \"g\"\n[[route]]\npattern = \"a.test\"\ntoken = \"r\"\n",
-        ))
-        .unwrap();
+        let r =
+            registry("[agents]\ntoken = \"g\"\n[[route]]\npattern = \"a.test\"\ntoken = \"r\"\n");
         assert!(matches!(
-            r.register(&["a.test".into()], "g"),
+            r.register("x", &routes(&["a.test"]), "g"),
             Err(RegisterError::BadToken { .. })
         ));
-        assert_eq!(r.register(&["a.test".into()], "r").unwrap(), vec![0]);
-        assert!(r.register(&["b.test/x".into()], "r").is_err());
+        assert_eq!(
+            r.register("x", &routes(&["a.test"]), "r").unwrap().ids(),
+            [0]
+        );
+        assert!(r.register("x", &routes(&["b.test/x"]), "r").is_err());
         assert!(r
-            .register(&["B.test/x".into(), "a.test/".into()], "g")
+            .register("x", &routes(&["B.test/x", "a.test/"]), "g")
             .is_err());
-        assert_eq!(r.register(&["B.test/x".into()], "g").unwrap(), vec![1]);
+        let b = r.register("x", &routes(&["B.test/x"]), "g").unwrap();
+        assert_eq!(b.ids(), [1]);
         assert_eq!(r.lookup(b"b.test", b"/x/y"), Some(1));
-        // Registering again does not add a route.
-        assert_eq!(r.register(&["b.test/x".into()], "g").unwrap(), vec![1]);
+        // Registering again does not add a route; duplicates in one hello count once.
+        let again = r
+            .register("y", &routes(&["b.test/x", "B.TEST/x"]), "g")
+            .unwrap();
+        assert_eq!(again.ids(), [1]);
     }
 
     #[test]
     fn no_token_configured_accepts_any() {
-        let r = Registry::new(&config("")).unwrap();
-        assert_eq!(r.register(&["c.test".into()], "whatever").unwrap(), vec![0]);
+        let r = registry("");
+        assert_eq!(
+            r.register("x", &routes(&["c.test"]), "whatever")
+                .unwrap()
+                .ids(),
+            [0]
+        );
+    }
+
+    #[test]
+    fn an_agent_may_hold_only_so_many_routes_over_its_connections() {
+        let r = registry("[agents]\nmax_routes_per_agent = 3\n");
+        let first = r
+            .register("a1", &routes(&["a.test", "b.test"]), "")
+            .unwrap();
+        // The same routes again (its connection to another worker) cost nothing.
+        let second = r
+            .register("a1", &routes(&["a.test", "b.test"]), "")
+            .unwrap();
+        let third = r.register("a1", &routes(&["c.test"]), "").unwrap();
+        assert_eq!(
+            r.register("a1", &routes(&["d.test"]), "").err(),
+            Some(RegisterError::TooManyRoutes {
+                agent: "a1".into(),
+                count: 4,
+                max: 3
+            })
+        );
+        // Another agent has its own allowance.
+        assert!(r.register("a2", &routes(&["d.test", "a.test"]), "").is_ok());
+        assert!(r
+            .register("a3", &routes(&["1.t", "2.t", "3.t", "4.t"]), "")
+            .is_err());
+        // Routes come back to the allowance when no connection of the agent holds them.
+        drop(third);
+        drop(first);
+        let two_more = routes(&["d.test", "e.test"]);
+        assert!(
+            r.register("a1", &two_more, "").is_err(),
+            "the second still holds a, b"
+        );
+        drop(second);
+        let _d = r
+            .register("a1", &routes(&["d.test", "e.test", "f.test"]), "")
+            .unwrap();
+    }
+
+    #[test]
+    fn agent_routes_are_forgotten_after_the_linger_config_routes_never() {
+        let r = registry("[agents]\nroute_linger = \"0s\"\n[[route]]\npattern = \"cfg.test\"\n");
+        let cfg = r
+            .register("a", &routes(&["cfg.test", "agent.test"]), "")
+            .unwrap();
+        let agent_route = cfg.ids()[1];
+        assert_eq!(r.lookup(b"agent.test", b"/"), Some(agent_route));
+        drop(cfg);
+        assert_eq!(r.lookup(b"agent.test", b"/"), None, "forgotten");
+        assert_eq!(r.lookup(b"cfg.test", b"/"), Some(0), "config routes stay");
+        assert_eq!(r.route_text(agent_route), "");
+        // Registered again, it comes back under a new id.
+        let again = r.register("a", &routes(&["agent.test"]), "").unwrap();
+        assert_ne!(again.ids()[0], agent_route);
+        assert_eq!(r.lookup(b"agent.test", b"/"), Some(again.ids()[0]));
+    }
+
+    #[test]
+    fn a_route_lingers_while_its_agent_is_gone_and_stays_while_any_connection_holds_it() {
+        let r = registry("[agents]\nroute_linger = \"1h\"\n");
+        let one = r.register("a", &routes(&["x.test"]), "").unwrap();
+        let two = r.register("a", &routes(&["x.test"]), "").unwrap();
+        let id = one.ids()[0];
+        drop(one);
+        assert!(
+            r.current.load().forget_at.is_empty(),
+            "one connection still holds it"
+        );
+        drop(two);
+        assert!(r.current.load().forget_at.contains_key(&id));
+        assert_eq!(r.lookup(b"x.test", b"/"), Some(id), "lingers");
+        let back = r.register("b", &routes(&["x.test"]), "").unwrap();
+        assert_eq!(back.ids(), [id], "back before the linger: same route");
+        assert!(r.current.load().forget_at.is_empty());
+    }
+
+    #[test]
+    fn a_forgotten_route_uncovers_the_less_specific_one_behind_it() {
+        let r = registry("[agents]\nroute_linger = \"0s\"\n[[route]]\npattern = \"a.test\"\n");
+        let api = r.register("x", &routes(&["a.test/api"]), "").unwrap();
+        let api_id = api.ids()[0];
+        assert_eq!(r.lookup(b"a.test", b"/api/v1"), Some(api_id));
+        drop(api);
+        // Its time has passed, but no writer came by since: the lookup itself forgets it.
+        assert!(r.lock().routes.contains_key(&api_id));
+        assert_eq!(r.lookup(b"a.test", b"/api/v1"), Some(0));
+        assert!(!r.lock().routes.contains_key(&api_id));
     }
 }

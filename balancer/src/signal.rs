@@ -1,65 +1,59 @@
-//! Wake-ups between tasks of one worker thread: no locks, no atomics, no allocation per signal.
+//! Parked requests of one worker thread, woken in arrival order: no locks, no atomics. (The
+//! one-waiter doorbell between tasks is `ringway_io::Doorbell`.)
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
-use std::future::poll_fn;
-use std::task::{Poll, Waker};
+use std::task::Waker;
 
-/// A single-waiter notification: `notify` sets a flag and wakes the waiter; `wait` resolves once
-/// the flag is set and clears it. Notifications before the wait are not lost.
-#[derive(Default)]
-pub(crate) struct Signal {
-    set: Cell<bool>,
-    waker: Cell<Option<Waker>>,
-}
-
-impl Signal {
-    pub(crate) fn notify(&self) {
-        self.set.set(true);
-        if let Some(w) = self.waker.take() {
-            w.wake();
-        }
-    }
-
-    pub(crate) async fn wait(&self) {
-        poll_fn(|cx| {
-            if self.set.replace(false) {
-                Poll::Ready(())
-            } else {
-                self.waker.set(Some(cx.waker().clone()));
-                Poll::Pending
-            }
-        })
-        .await;
-    }
-}
+use ringway_io::IdMap;
 
 /// Tasks waiting for something keyed by `K` (requests parked for a route), in arrival order.
 /// A freed stream wakes only the longest-waiting request of its routes, not every parked one; a
 /// new agent wakes all of its routes' requests. Each waiter holds a ticket: it re-registers under
 /// it when polled again, and removes it when it stops waiting, so a waiter woken but gone can
 /// pass the wake-up on (see `Worker::wait_for_agent`).
+///
+/// Every operation but `wake_all` is O(1): waiters live in a map by ticket and are linked, per
+/// key, into a FIFO list (oldest at the head), so a waiter that leaves is unlinked where it is.
 pub(crate) struct WaitQueue<K> {
     next_ticket: Cell<u64>,
-    waiters: RefCell<VecDeque<Waiter<K>>>,
+    lists: RefCell<Lists<K>>,
+}
+
+/// The waiters by ticket and, per key, the ends of its list.
+struct Lists<K> {
+    waiters: IdMap<u64, Waiter<K>>,
+    ends: IdMap<K, Ends>,
 }
 
 struct Waiter<K> {
-    ticket: u64,
     key: K,
     waker: Waker,
+    /// The next older waiter of the same key.
+    prev: Option<u64>,
+    /// The next newer waiter of the same key.
+    next: Option<u64>,
+}
+
+/// The oldest and the newest waiter of one key.
+#[derive(Clone, Copy)]
+struct Ends {
+    head: u64,
+    tail: u64,
 }
 
 impl<K> Default for WaitQueue<K> {
     fn default() -> Self {
         Self {
             next_ticket: Cell::new(0),
-            waiters: RefCell::new(VecDeque::new()),
+            lists: RefCell::new(Lists {
+                waiters: IdMap::default(),
+                ends: IdMap::default(),
+            }),
         }
     }
 }
 
-impl<K: Copy + Eq> WaitQueue<K> {
+impl<K: Copy + Eq + std::hash::Hash> WaitQueue<K> {
     /// A ticket for a new waiter.
     pub(crate) fn ticket(&self) -> u64 {
         let t = self.next_ticket.get();
@@ -67,122 +61,142 @@ impl<K: Copy + Eq> WaitQueue<K> {
         t
     }
 
-    /// Queues waiter `ticket` for `key` (or refreshes its waker, keeping its place).
+    /// Queues waiter `ticket` for `key` at the back (or refreshes its waker, keeping its place).
     pub(crate) fn register(&self, ticket: u64, key: K, waker: &Waker) {
-        let mut waiters = self.waiters.borrow_mut();
-        if let Some(w) = waiters.iter_mut().find(|w| w.ticket == ticket) {
+        let mut lists = self.lists.borrow_mut();
+        if let Some(w) = lists.waiters.get_mut(&ticket) {
             if !w.waker.will_wake(waker) {
                 w.waker = waker.clone();
             }
             return;
         }
-        waiters.push_back(Waiter {
+        let prev = match lists.ends.get_mut(&key) {
+            Some(ends) => {
+                let old_tail = std::mem::replace(&mut ends.tail, ticket);
+                if let Some(w) = lists.waiters.get_mut(&old_tail) {
+                    w.next = Some(ticket);
+                }
+                Some(old_tail)
+            }
+            None => {
+                lists.ends.insert(
+                    key,
+                    Ends {
+                        head: ticket,
+                        tail: ticket,
+                    },
+                );
+                None
+            }
+        };
+        lists.waiters.insert(
             ticket,
-            key,
-            waker: waker.clone(),
-        });
+            Waiter {
+                key,
+                waker: waker.clone(),
+                prev,
+                next: None,
+            },
+        );
     }
 
     /// Takes waiter `ticket` out of the queue; false when it was not queued (woken already).
     pub(crate) fn remove(&self, ticket: u64) -> bool {
-        let mut waiters = self.waiters.borrow_mut();
-        match waiters.iter().position(|w| w.ticket == ticket) {
-            Some(i) => {
-                waiters.remove(i);
-                true
-            }
-            None => false,
-        }
+        self.lists.borrow_mut().unlink(ticket).is_some()
     }
 
     /// Wakes the longest-waiting waiter for `key`, if any.
     pub(crate) fn wake_one(&self, key: K) {
         let woken = {
-            let mut waiters = self.waiters.borrow_mut();
-            let i = waiters.iter().position(|w| w.key == key);
-            i.and_then(|i| waiters.remove(i))
+            let mut lists = self.lists.borrow_mut();
+            let head = lists.ends.get(&key).map(|e| e.head);
+            head.and_then(|t| lists.unlink(t))
         };
         if let Some(w) = woken {
             w.waker.wake();
         }
     }
 
-    /// Wakes every waiter for `key`.
+    /// Wakes every waiter for `key`, oldest first.
     pub(crate) fn wake_all(&self, key: K) {
-        let woken: VecDeque<Waiter<K>> = {
-            let mut waiters = self.waiters.borrow_mut();
-            if !waiters.iter().any(|w| w.key == key) {
+        let woken: Vec<Waker> = {
+            let mut lists = self.lists.borrow_mut();
+            let Some(ends) = lists.ends.remove(&key) else {
                 return;
+            };
+            let mut woken = Vec::new();
+            let mut at = Some(ends.head);
+            while let Some(ticket) = at {
+                let Some(w) = lists.waiters.remove(&ticket) else {
+                    break;
+                };
+                at = w.next;
+                woken.push(w.waker);
             }
-            let (woken, kept) = std::mem::take(&mut *waiters)
-                .into_iter()
-                .partition(|w| w.key == key);
-            *waiters = kept;
             woken
         };
         for w in woken {
-            w.waker.wake();
-        }
-    }
-}
-
-/// A hasher for small integer keys (stream ids, route ids): the key itself, spread by one
-/// multiplication. Maps on the request path use it instead of SipHash; the keys come from the
-/// balancer itself, not from the network.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) ^ u64::from(b);
+            w.wake();
         }
     }
 
-    fn write_u32(&mut self, n: u32) {
-        self.0 = u64::from(n);
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
+    /// Waiters queued now (all keys).
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lists.borrow().waiters.len()
     }
 }
 
-/// A `HashMap` keyed by small integers, hashed with [`IdHasher`].
-pub(crate) type IdMap<K, V> =
-    std::collections::HashMap<K, V, std::hash::BuildHasherDefault<IdHasher>>;
+impl<K: Copy + Eq + std::hash::Hash> Lists<K> {
+    /// Takes waiter `ticket` out of its key's list, joining its neighbours.
+    fn unlink(&mut self, ticket: u64) -> Option<Waiter<K>> {
+        let w = self.waiters.remove(&ticket)?;
+        match w.prev {
+            Some(p) => {
+                if let Some(prev) = self.waiters.get_mut(&p) {
+                    prev.next = w.next;
+                }
+            }
+            None => {
+                if let (Some(ends), Some(n)) = (self.ends.get_mut(&w.key), w.next) {
+                    ends.head = n;
+                }
+            }
+        }
+        match w.next {
+            Some(n) => {
+                if let Some(next) = self.waiters.get_mut(&n) {
+                    next.prev = w.prev;
+                }
+            }
+            None => match w.prev {
+                Some(p) => {
+                    if let Some(ends) = self.ends.get_mut(&w.key) {
+                        ends.tail = p;
+                    }
+                }
+                // It was the only waiter of its key.
+                None => {
+                    self.ends.remove(&w.key);
+                }
+            },
+        }
+        Some(w)
+    }
+}
 
 #[cfg(test)]
 mod tests {
     use std::cell::Cell;
-    use std::hash::{BuildHasher, BuildHasherDefault};
+    use std::future::poll_fn;
     use std::rc::Rc;
+    use std::sync::{Arc, Mutex};
+    use std::task::Poll;
     use std::time::Duration;
 
     use ringway_tuning::runtime::{block_on, IoDriver};
 
     use super::*;
-
-    #[test]
-    fn a_notify_before_the_wait_is_not_lost() {
-        block_on(IoDriver::Epoll, 256, |_| async {
-            let s = Signal::default();
-            s.notify();
-            s.notify();
-            s.wait().await;
-            // Two notifies before one wait count once: the next wait blocks until a new notify.
-            let s = Rc::new(s);
-            let waited = monoio::time::timeout(Duration::from_millis(20), s.wait()).await;
-            assert!(waited.is_err());
-            let notifier = s.clone();
-            monoio::spawn(async move { notifier.notify() });
-            s.wait().await;
-        });
-    }
 
     /// A task waiting in `queue` under `key` until `ready`; counts itself in `woken`.
     fn waiter(
@@ -245,10 +259,68 @@ mod tests {
         assert!(!queue.remove(b));
     }
 
+    /// A waker that appends `id` to `log` when woken.
+    fn logging_waker(id: u64, log: &Arc<Mutex<Vec<u64>>>) -> Waker {
+        struct Logger(u64, Arc<Mutex<Vec<u64>>>);
+        impl std::task::Wake for Logger {
+            fn wake(self: Arc<Self>) {
+                self.1.lock().unwrap().push(self.0);
+            }
+        }
+        Waker::from(Arc::new(Logger(id, log.clone())))
+    }
+
     #[test]
-    fn id_hasher_spreads_sequential_ids() {
-        let b = BuildHasherDefault::<IdHasher>::default();
-        let hashes: std::collections::HashSet<u64> = (0u32..1000).map(|i| b.hash_one(i)).collect();
-        assert_eq!(hashes.len(), 1000);
+    fn wait_queue_keeps_fifo_order_when_waiters_leave_from_anywhere() {
+        let queue = WaitQueue::default();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let tickets: Vec<u64> = (0..6).map(|_| queue.ticket()).collect();
+        // Key 1 gets 0, 2, 3, 5; key 2 gets 1 and 4, interleaved.
+        for &t in &tickets {
+            let key = if t == 1 || t == 4 { 2u32 } else { 1 };
+            queue.register(t, key, &logging_waker(t, &log));
+        }
+        // Leaving from the middle, the head and the tail of key 1's list.
+        assert!(queue.remove(2));
+        assert!(queue.remove(0));
+        assert!(!queue.remove(0), "a removed waiter is gone");
+        assert!(queue.remove(5));
+        // Re-registering a removed ticket queues it at the back.
+        queue.register(0, 1, &logging_waker(0, &log));
+        // Refreshing a queued waiter keeps its place.
+        queue.register(3, 1, &logging_waker(3, &log));
+        for _ in 0..3 {
+            queue.wake_one(1);
+        }
+        assert_eq!(*log.lock().unwrap(), vec![3, 0], "key 1 in arrival order");
+        queue.wake_all(2);
+        assert_eq!(*log.lock().unwrap(), vec![3, 0, 1, 4]);
+        assert_eq!(queue.len(), 0);
+        queue.wake_one(1);
+        queue.wake_all(2);
+        assert_eq!(log.lock().unwrap().len(), 4, "nothing left to wake");
+    }
+
+    #[test]
+    fn wait_queue_operations_do_not_scan_other_waiters() {
+        // 100,000 waiters of one key, each leaving in turn from the middle of the list: linear
+        // removal would take seconds, linked removal takes milliseconds.
+        let queue = WaitQueue::default();
+        let waker = Waker::noop();
+        let n = 100_000u64;
+        for _ in 0..n {
+            let t = queue.ticket();
+            queue.register(t, 7u32, waker);
+        }
+        let started = std::time::Instant::now();
+        for t in (0..n).step_by(2).chain((1..n).step_by(2)) {
+            assert!(queue.remove(t));
+        }
+        assert_eq!(queue.len(), 0);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }

@@ -8,6 +8,8 @@
 //!   progress for this long → the connection is closed.
 //! - **response_head**: no response head within this time of the request being sent → 504.
 //! - **park**: a known route with no agent on this worker waits this long for one → 503.
+//! - **upgrade_idle**: an upgraded (WebSocket) connection idle both ways this long closes.
+//! - **linger**: the lingering close after an answer that left request body bytes unread.
 //! - The tunnel heartbeat (`[tunnel] ping_interval`, `dead_after_missed_pings`) lives in core's
 //!   tunnel state machine; the agent connection driver only sleeps until its `poll_timeout`.
 
@@ -23,6 +25,8 @@ pub(crate) struct Timeouts {
     pub(crate) body: Duration,
     pub(crate) response_head: Duration,
     pub(crate) park: Duration,
+    pub(crate) upgrade_idle: Duration,
+    pub(crate) linger: Duration,
 }
 
 impl From<TimeoutConfig> for Timeouts {
@@ -33,6 +37,8 @@ impl From<TimeoutConfig> for Timeouts {
             body: c.body,
             response_head: c.response_head,
             park: c.park,
+            upgrade_idle: c.upgrade_idle,
+            linger: c.linger,
         }
     }
 }

@@ -1,60 +1,52 @@
-//! A client task's view of one tunnel stream: the per-stream event queue the connection driver
-//! fills (`StreamSlot`), and the handle a client task holds (`TunnelStream`) to send body bytes,
-//! wait for response events and release credit as it writes to its user.
+//! A client task's end of one tunnel stream: opened on an agent connection with
+//! `AgentConn::open_stream`, it sends the request body within credit, yields the response's
+//! events from the stream's slot (filled by the shared driver, `ringway_io::tunnel`) and
+//! releases credit as the client writes to its user.
+//!
+//! Full duplex: [`TunnelStream::writable`] (send credit) and [`TunnelStream::event`] (response
+//! events) wait on separate doorbells, so an upload loop and a download loop may wait at once.
 
 use std::cell::Cell;
-use std::collections::VecDeque;
-use std::future::poll_fn;
 use std::rc::Rc;
-use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ringway_core::tunnel::{ResetCode, StreamId};
+use ringway_io::tunnel::StreamSlot;
 
 use crate::agent_conn::AgentConn;
-use crate::errors::{ErrorKind, ProxyError};
+use ringway_core::exchange::{ErrorKind, ProxyError};
 
-/// What a client task learns about its stream.
-#[derive(Debug)]
-pub(crate) enum StreamEvent {
-    /// A response head (1xx interim heads come before the final one).
-    Head { head: Bytes, end: bool },
-    /// Response body bytes.
-    Data { data: Bytes, end: bool },
-    /// The agent reset the stream.
-    Reset(ResetCode),
-    /// The connection is gone. (Streams a GOAWAY says were never processed get
-    /// `Reset(Refused)` from core.)
-    Lost,
-    /// Send credit became available.
-    Writable,
-}
+/// What a client task learns about its stream: `Head`, `Data`, `Reset`, `Lost`, `Writable`.
+pub(crate) use ringway_io::tunnel::StreamEvent;
 
-#[derive(Default)]
-pub(crate) struct StreamSlot {
-    pub(crate) events: VecDeque<StreamEvent>,
-    pub(crate) writable: bool,
-    pub(crate) failed: bool,
-    pub(crate) waker: Option<Waker>,
-}
-
-impl StreamSlot {
-    pub(crate) fn push(&mut self, event: StreamEvent) {
-        if self.failed {
-            return;
+impl AgentConn {
+    /// Opens a stream carrying a request head (`end`: no body follows).
+    pub(crate) fn open_stream(
+        self: &Rc<Self>,
+        head: Bytes,
+        end: bool,
+    ) -> Result<TunnelStream, ProxyError> {
+        if !self.is_open() {
+            return Err(ProxyError::new(ErrorKind::AgentRefused));
         }
-        if matches!(event, StreamEvent::Lost | StreamEvent::Reset(_)) {
-            self.failed = true;
-        }
-        self.events.push_back(event);
-        self.wake();
-    }
-
-    pub(crate) fn wake(&mut self) {
-        if let Some(w) = self.waker.take() {
-            w.wake();
-        }
+        let id = self
+            .link
+            .conn()
+            .open_stream(head, end)
+            .map_err(|_| ProxyError::new(ErrorKind::AgentRefused))?;
+        let slot = Rc::new(StreamSlot::new(id, false));
+        self.link.insert_stream(slot.clone());
+        self.count_stream();
+        self.load.borrow_mut().start();
+        self.link.flush();
+        Ok(TunnelStream {
+            conn: self.clone(),
+            slot,
+            started: Instant::now(),
+            rtt: Cell::new(None),
+            done: Cell::new(false),
+        })
     }
 }
 
@@ -62,44 +54,29 @@ impl StreamSlot {
 /// stream (the user went away or the balancer gave up on it).
 pub(crate) struct TunnelStream {
     conn: Rc<AgentConn>,
-    id: StreamId,
+    slot: Rc<StreamSlot>,
     started: Instant,
     rtt: Cell<Option<Duration>>,
     done: Cell<bool>,
 }
 
 impl TunnelStream {
-    pub(crate) fn new(conn: Rc<AgentConn>, id: StreamId) -> Self {
-        Self {
-            conn,
-            id,
-            started: Instant::now(),
-            rtt: Cell::new(None),
-            done: Cell::new(false),
-        }
-    }
-
     pub(crate) fn id(&self) -> StreamId {
-        self.id
+        self.slot.id()
     }
 
-    /// The next event of this stream (queued events first, then send credit).
+    /// The next event of this stream: queued heads and data first, then its failure (`Reset`,
+    /// `Lost`; every time it is asked), then `Writable` once per credit arrival — but only on a
+    /// stream that never waited in [`Self::writable`]: once an upload waits for credit there,
+    /// `event` is the response side's alone and never reports `Writable`. One task at a time.
     pub(crate) async fn event(&self) -> StreamEvent {
-        poll_fn(|cx| {
-            let mut streams = self.conn.streams.borrow_mut();
-            let Some(slot) = streams.get_mut(&self.id) else {
-                return Poll::Ready(StreamEvent::Lost);
-            };
-            if let Some(e) = slot.events.pop_front() {
-                return Poll::Ready(e);
-            }
-            if std::mem::take(&mut slot.writable) {
-                return Poll::Ready(StreamEvent::Writable);
-            }
-            slot.waker = Some(cx.waker().clone());
-            Poll::Pending
-        })
-        .await
+        self.slot.event().await
+    }
+
+    /// Waits until the stream has send credit, or failed (its `event` then says how), or the
+    /// connection closed. Independent of [`Self::event`]; one task at a time.
+    pub(crate) async fn writable(&self) {
+        self.conn.link.writable(&self.slot).await;
     }
 
     /// Whether the agent connection takes no new streams (GOAWAY received, or closed).
@@ -107,30 +84,28 @@ impl TunnelStream {
         !self.conn.is_open()
     }
 
-    /// A queued event, without waiting (to coalesce several DATA frames into one user write).
+    /// A queued event or the failure, without waiting (to coalesce several DATA frames into
+    /// one user write); never `Writable`.
     pub(crate) fn try_event(&self) -> Option<StreamEvent> {
-        self.conn
-            .streams
-            .borrow_mut()
-            .get_mut(&self.id)?
-            .events
-            .pop_front()
+        self.slot.try_event()
     }
 
     /// Sends body bytes from the front of `data` as far as credit allows; the rest waits for
-    /// `StreamEvent::Writable`. `end` goes out with the last byte.
+    /// credit ([`Self::writable`], or `StreamEvent::Writable`). `end` goes out with the last
+    /// byte.
     pub(crate) fn send(&self, data: &mut Bytes, end: bool) -> Result<(), ProxyError> {
-        let res = self.conn.conn.borrow_mut().send_data(self.id, data, end);
-        self.conn.tx.notify();
-        res.map_err(|_| ProxyError::new(ErrorKind::AgentLost))
+        if self.conn.link.is_closed() {
+            return Err(ProxyError::new(ErrorKind::AgentLost));
+        }
+        self.conn
+            .link
+            .send_data(self.id(), data, end)
+            .map_err(|_| ProxyError::new(ErrorKind::AgentLost))
     }
 
     /// The user consumed `n` response bytes: the agent may send that many more.
     pub(crate) fn release(&self, n: usize) {
-        if n > 0 && !self.conn.closed.get() {
-            self.conn.conn.borrow_mut().release(self.id, n);
-            self.conn.tx.notify();
-        }
+        self.conn.link.release(self.id(), n);
     }
 
     /// The response head arrived: records the latency for the picker.
@@ -155,16 +130,10 @@ impl Drop for TunnelStream {
             None => load.abandon(),
         }
         drop(load);
-        let slot = self.conn.streams.borrow_mut().remove(&self.id);
-        if !self.done.get() && !self.conn.closed.get() {
-            let failed = slot.is_some_and(|s| s.failed);
-            if !failed {
-                self.conn
-                    .conn
-                    .borrow_mut()
-                    .reset(self.id, ResetCode::Cancel);
-            }
-            self.conn.tx.notify();
+        let link = &self.conn.link;
+        link.remove_stream(self.id());
+        if !self.done.get() && !self.slot.is_failed() {
+            link.reset(self.id(), ResetCode::Cancel);
         }
         self.conn.stream_ended();
     }

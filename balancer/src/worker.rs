@@ -14,18 +14,17 @@ use std::hash::{BuildHasher, Hasher};
 
 use rand::{RngCore, SeedableRng};
 use ringway_core::pick::{EndpointLoad, Picker};
-use ringway_tuning::runtime::DriverKind;
-use tracing::{info, info_span, Instrument};
+use ringway_io::IdMap;
 
-use crate::agent_conn::AgentConn;
+use crate::agent_conn::{AgentConn, ConnOwner};
 use crate::config::Config;
+use crate::deadlines::Deadlines;
 use crate::handoff::{HandoffRx, HandoffTx};
 use crate::registry::{Registry, RouteId};
-use crate::signal::{IdMap, WaitQueue};
+use crate::signal::WaitQueue;
 use crate::timeouts::Timeouts;
-use crate::{handoff, listener};
 
-/// What every worker is started with.
+/// What every worker is started with (the listeners go to `listener::run`).
 pub(crate) struct WorkerSetup {
     pub(crate) index: u16,
     pub(crate) count: u16,
@@ -73,6 +72,8 @@ pub(crate) struct Worker {
     pub(crate) tunnel: ringway_core::tunnel::Config,
     pub(crate) handoff: HandoffTx,
     pub(crate) timeouts: Timeouts,
+    /// Coarse deadlines of the connections that wait (head, idle).
+    pub(crate) deadlines: Deadlines,
     endpoints: RefCell<IdMap<RouteId, RouteEndpoints>>,
     /// Requests parked until an agent for their route can take them.
     parked: WaitQueue<RouteId>,
@@ -83,38 +84,30 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    /// Runs a worker to completion on the current thread's runtime.
-    pub(crate) async fn run(setup: WorkerSetup, driver: DriverKind) {
-        let span = info_span!("worker", index = setup.index);
-        async move {
-            info!(driver = %driver, "worker started");
-            let seed = std::collections::hash_map::RandomState::new()
-                .build_hasher()
-                .finish();
-            let mut rng = SmallRng::seed_from_u64(seed ^ u64::from(setup.index));
-            let request_ids = RequestIds::new(rng.next_u32() as u16, setup.index);
-            let worker = Rc::new(Self {
-                index: setup.index,
-                count: setup.count,
-                limits: setup.config.limits.to_core(),
-                tunnel: setup.config.tunnel.to_core(),
-                timeouts: Timeouts::from(setup.config.timeouts),
-                config: setup.config,
-                registry: setup.registry,
-                handoff: setup.handoff_tx,
-                endpoints: RefCell::new(IdMap::default()),
-                parked: WaitQueue::default(),
-                rng: RefCell::new(rng),
-                pick_scratch: RefCell::new(PickScratch::default()),
-                next_conn: Cell::new(1),
-                request_ids,
-            });
-            monoio::spawn(handoff::receive(worker.clone(), setup.handoff_rx).in_current_span());
-            monoio::spawn(listener::accept_agents(worker.clone(), setup.agents).in_current_span());
-            listener::accept_users(worker, setup.users).await;
-        }
-        .instrument(span)
-        .await;
+    /// A worker's state, built from its setup.
+    pub(crate) fn new(setup: &WorkerSetup) -> Rc<Self> {
+        let seed = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let mut rng = SmallRng::seed_from_u64(seed ^ u64::from(setup.index));
+        let request_ids = RequestIds::new(rng.next_u32() as u16, setup.index);
+        Rc::new(Self {
+            index: setup.index,
+            count: setup.count,
+            limits: setup.config.limits.to_core(),
+            tunnel: setup.config.tunnel.to_core(),
+            timeouts: Timeouts::from(setup.config.timeouts),
+            deadlines: Deadlines::default(),
+            config: setup.config.clone(),
+            registry: setup.registry.clone(),
+            handoff: setup.handoff_tx.clone(),
+            endpoints: RefCell::new(IdMap::default()),
+            parked: WaitQueue::default(),
+            rng: RefCell::new(rng),
+            pick_scratch: RefCell::new(PickScratch::default()),
+            next_conn: Cell::new(1),
+            request_ids,
+        })
     }
 
     /// A fresh id for an agent connection owned by this worker.
@@ -153,12 +146,17 @@ impl Worker {
         }
     }
 
-    /// Removes an agent connection from every route (it closed or is draining).
+    /// Removes an agent connection from every route (it closed or is draining). A route left
+    /// without connections on this worker leaves the table, so routes forgotten by the registry
+    /// do not pile up here.
     pub(crate) fn remove_endpoint(&self, key: u64, routes: &[RouteId]) {
         let mut endpoints = self.endpoints.borrow_mut();
         for route in routes {
             if let Some(entry) = endpoints.get_mut(route) {
                 entry.conns.retain(|c| c.key() != key);
+                if entry.conns.is_empty() {
+                    endpoints.remove(route);
+                }
             }
         }
     }
@@ -227,6 +225,17 @@ impl Worker {
             }
         })
         .await
+    }
+}
+
+/// An agent connection reports to the worker that owns it.
+impl ConnOwner for Worker {
+    fn stream_ended(&self, routes: &[RouteId]) {
+        Self::stream_ended(self, routes);
+    }
+
+    fn remove_endpoint(&self, key: u64, routes: &[RouteId]) {
+        Self::remove_endpoint(self, key, routes);
     }
 }
 

@@ -13,7 +13,7 @@ use support::{hello_backend, AgentProc, Balancer, Client};
 const HOST: &str = "app.test";
 
 /// A balancer, a hello backend and one agent for `app.test`, registered on every worker.
-fn setup(extra: &[&str]) -> (Balancer, ringway_agent::hello::HelloHandle, AgentProc) {
+fn setup(extra: &[&str]) -> (Balancer, ringway_hello::HelloHandle, AgentProc) {
     let balancer = Balancer::start(extra);
     let backend = hello_backend();
     let agent = AgentProc::start(balancer.agents, "a1", &[HOST], backend.addr);
@@ -179,7 +179,7 @@ fn chunked_both_ways() {
         .body
         .iter()
         .enumerate()
-        .all(|(i, b)| *b == ringway_agent::hello::pattern(i as u64)));
+        .all(|(i, b)| *b == ringway_hello::pattern(i as u64)));
 
     // An HTTP/1.0 client gets a close-delimited body instead of chunks.
     let mut c10 = Client::connect(balancer.users);
@@ -206,7 +206,7 @@ fn one_gib_download_streams_with_bounded_memory() {
     let r = c
         .response_with("GET", |d| {
             // Spot-check the pattern at the start of every piece.
-            if d[0] != ringway_agent::hello::pattern(total) {
+            if d[0] != ringway_hello::pattern(total) {
                 wrong += 1;
             }
             total += d.len() as u64;

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ringway_agent::hello::HelloHandle;
+use ringway_hello::HelloHandle;
 use support::{free_port, hello_backend, send_body, AgentProc, Balancer, Client, ScriptedBackend};
 
 const HOST: &str = "up.test";
@@ -126,7 +126,7 @@ fn a_stalled_request_body_is_408() {
     let mut c = Client::connect(balancer.users);
     let start = Instant::now();
     c.send(
-        format!("POST /echo HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: 100\r\n\r\n0123456789")
+        format!("POST /upload HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: 100\r\n\r\n0123456789")
             .as_bytes(),
     )
     .unwrap();

@@ -5,6 +5,8 @@
 //! is written into buffers the caller owns. The balancer, agent and load generator are thin drivers
 //! around these state machines.
 //!
+//! - [`exchange`]: one proxied request (full duplex, interim heads, early answers, upgrade,
+//!   retry permission, keep-alive, timers).
 //! - [`http`]: HTTP/1.1 request/response heads (zero-copy over `Bytes`), body framing, forwarding
 //!   rewrites and keep-alive rules.
 //! - [`tunnel`]: the multiplexed binary protocol between `ringway-agent` and `ringway-balancer`.
@@ -12,6 +14,7 @@
 //! - [`pick`]: pickers that choose one endpoint of a route.
 #![forbid(unsafe_code)]
 
+pub mod exchange;
 pub mod http;
 pub mod pick;
 pub mod route;

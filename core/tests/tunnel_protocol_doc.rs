@@ -85,3 +85,45 @@ fn example_dump_matches_the_wire() {
     }
     assert_eq!(frames, 8, "the doc shows eight frames");
 }
+
+/// `EnhanceYourCalm` → `ENHANCE_YOUR_CALM`.
+fn screaming_snake(name: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+#[test]
+fn code_table_matches_the_reset_codes() {
+    use ringway_core::tunnel::ResetCode;
+    let section = DOC
+        .split("## 8. Error codes")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .unwrap();
+    let mut documented = Vec::new();
+    for line in section.lines().filter(|l| l.starts_with("| 0x")) {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let code = u32::from_str_radix(cells[1].trim_start_matches("0x"), 16).unwrap();
+        let known = ResetCode::from_wire(code);
+        assert!(
+            !matches!(known, ResetCode::Other(_)),
+            "{code:#x} is in the doc but not in ResetCode"
+        );
+        assert_eq!(screaming_snake(&format!("{known:?}")), cells[2], "{line}");
+        documented.push(code);
+    }
+    for code in 0..0x100 {
+        if !matches!(ResetCode::from_wire(code), ResetCode::Other(_)) {
+            assert!(
+                documented.contains(&code),
+                "{code:#x} is missing from the doc's code table"
+            );
+        }
+    }
+}

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
-use ringway_tuning::runtime::IoDriver;
+use ringway_io::runtime::IoDriver;
 
 /// A latency-honest (coordinated-omission-corrected) io_uring HTTP/1.1 load generator.
 #[derive(Debug, Clone, Parser)]

@@ -80,7 +80,7 @@ pub struct RunConfig {
     /// CPU of each thread, when pinned.
     pub cpus: Vec<usize>,
     /// IO driver.
-    pub io_driver: ringway_tuning::runtime::IoDriver,
+    pub io_driver: ringway_io::runtime::IoDriver,
     /// Measured duration per target.
     pub duration: Duration,
     /// Unrecorded warm-up per target.

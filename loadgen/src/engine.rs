@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hdrhistogram::Histogram;
-use ringway_tuning::runtime::{spawn_worker, DriverKind, WorkerSpec};
+use ringway_io::runtime::{spawn_worker, DriverKind, WorkerSpec};
 
 use crate::config::{RunConfig, Target};
 use crate::conn::{run_connection, ConnSpec, Phase};

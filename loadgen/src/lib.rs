@@ -109,7 +109,7 @@ pub fn run(cfg: &RunConfig) -> Result<RunResult, EngineError> {
         }
     }
     let driver = driver.map_or_else(
-        || ringway_tuning::runtime::auto_driver().to_string(),
+        || ringway_io::runtime::auto_driver().to_string(),
         |d| d.to_string(),
     );
     Ok(RunResult {

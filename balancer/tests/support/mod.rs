@@ -293,8 +293,8 @@ pub fn peak_rss_kib(pid: u32) -> u64 {
 }
 
 /// A hello backend on a free loopback port.
-pub fn hello_backend() -> ringway_agent::hello::HelloHandle {
-    ringway_agent::hello::spawn(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap()
+pub fn hello_backend() -> ringway_hello::HelloHandle {
+    ringway_hello::spawn(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap()
 }
 
 /// A loopback port with nothing listening on it (bound, then released), for a backend that is down.
@@ -687,4 +687,147 @@ pub fn holds_socket_to(pid: u32, peer: SocketAddr) -> bool {
             .map(|l| inodes.iter().any(|i| l.to_string_lossy() == *i))
             .unwrap_or(false)
     })
+}
+
+/// Writes `text` to a fresh TOML file for `--config` (under the temp dir, named after the test
+/// process and `name`).
+pub fn config_file(name: &str, text: &str) -> PathBuf {
+    let path =
+        std::env::temp_dir().join(format!("ringway-test-{}-{name}.toml", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// How the balancer answered a hello.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HelloOutcome {
+    /// HELLO_ACK.
+    Accepted,
+    /// GOAWAY before any HELLO_ACK, with its code.
+    Rejected(ringway_core::tunnel::ResetCode),
+    /// The connection ended with neither.
+    Closed,
+}
+
+/// A fake agent on a blocking socket: core's state machine for the handshake, then raw frames
+/// (built with core's codec) for tests that misbehave on purpose.
+pub struct RawAgent {
+    pub stream: TcpStream,
+    pub conn: ringway_core::tunnel::Connection,
+    inbuf: BytesMut,
+}
+
+impl RawAgent {
+    /// A hello from agent `id` for `routes`, with the test token.
+    pub fn hello(id: &str, routes: &[String]) -> ringway_core::tunnel::Hello {
+        ringway_core::tunnel::Hello {
+            version: ringway_core::tunnel::PROTOCOL_VERSION,
+            agent_id: id.to_owned(),
+            token: TOKEN.to_owned(),
+            routes: routes.to_vec(),
+            worker: None,
+        }
+    }
+
+    /// Connects; `recv_buffer` sets SO_RCVBUF before the connect (a small one makes the
+    /// balancer's writes block soon once this agent stops reading).
+    pub fn connect(
+        balancer: SocketAddr,
+        hello: ringway_core::tunnel::Hello,
+        recv_buffer: Option<usize>,
+    ) -> Self {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        if let Some(size) = recv_buffer {
+            socket.set_recv_buffer_size(size).unwrap();
+        }
+        socket
+            .connect_timeout(&balancer.into(), Duration::from_secs(5))
+            .unwrap();
+        let stream: TcpStream = socket.into();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream
+            .set_write_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let conn = ringway_core::tunnel::Connection::agent(
+            ringway_core::tunnel::Config::default(),
+            hello,
+            Instant::now(),
+        );
+        Self {
+            stream,
+            conn,
+            inbuf: BytesMut::new(),
+        }
+    }
+
+    /// Sends the hello and reads until the balancer accepts or rejects it.
+    pub fn handshake(&mut self) -> HelloOutcome {
+        use ringway_core::tunnel::Event;
+        let mut out = BytesMut::new();
+        let mut chunk = vec![0u8; 64 * 1024];
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            assert!(Instant::now() < deadline, "no answer to the hello");
+            if self.conn.poll_transmit(&mut out) {
+                self.stream.write_all(&out).unwrap();
+                out.clear();
+            }
+            while let Some(event) = self.conn.poll_event() {
+                match event {
+                    Event::HelloAck(_) => return HelloOutcome::Accepted,
+                    Event::GoAway { code, .. } => return HelloOutcome::Rejected(code),
+                    _ => {}
+                }
+            }
+            let n = match self.stream.read(&mut chunk) {
+                Ok(0) => return HelloOutcome::Closed,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+                    return HelloOutcome::Closed
+                }
+                Err(e) => panic!("reading the hello's answer: {e}"),
+            };
+            self.inbuf.extend_from_slice(&chunk[..n]);
+            if self
+                .conn
+                .handle_input(&mut self.inbuf, Instant::now())
+                .is_err()
+            {
+                return HelloOutcome::Closed;
+            }
+        }
+    }
+
+    /// Reads raw frames until the balancer closes the connection (EOF or reset) or `timeout`
+    /// passes; returns the frames and whether it closed.
+    pub fn read_until_closed(
+        &mut self,
+        timeout: Duration,
+    ) -> (Vec<ringway_core::tunnel::Frame>, bool) {
+        let mut decoder = ringway_core::tunnel::FrameDecoder::new((1 << 24) - 1);
+        let mut buf = BytesMut::new();
+        let mut frames = Vec::new();
+        let mut chunk = vec![0u8; 64 * 1024];
+        let deadline = Instant::now() + timeout;
+        let closed = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break false;
+            }
+            self.stream.set_read_timeout(Some(left)).unwrap();
+            match self.stream.read(&mut chunk) {
+                Ok(0) => break true,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => break true,
+                Err(_) => break false,
+            }
+            while let Ok(Some(frame)) = decoder.decode(&mut buf) {
+                frames.push(frame);
+            }
+        };
+        (frames, closed)
+    }
 }

@@ -75,16 +75,29 @@ pub fn encoded_len(frame: &Frame) -> usize {
         }
 }
 
-/// Incremental frame decoder with a payload limit.
+/// Incremental frame decoder with a payload limit and a limit on the routes of a HELLO.
 #[derive(Debug, Clone)]
 pub struct FrameDecoder {
     max_payload: u32,
+    max_hello_routes: u16,
 }
 
 impl FrameDecoder {
-    /// A decoder that rejects payloads longer than `max_payload` bytes.
+    /// A decoder that rejects payloads longer than `max_payload` bytes (and accepts HELLOs with
+    /// any number of routes).
     pub const fn new(max_payload: u32) -> Self {
-        Self { max_payload }
+        Self {
+            max_payload,
+            max_hello_routes: u16::MAX,
+        }
+    }
+
+    /// The same decoder, rejecting a HELLO that announces more than `max` routes with
+    /// [`ProtocolError::TooManyRoutes`] before any route is read.
+    #[must_use]
+    pub const fn with_max_hello_routes(mut self, max: u16) -> Self {
+        self.max_hello_routes = max;
+        self
     }
 
     /// The payload limit.
@@ -130,7 +143,7 @@ impl FrameDecoder {
             return parse_payload(frame_kind, flags, id, payload).map(Some);
         }
         // Control frames are read in place: no reference-counted slice per frame.
-        let frame = parse_control(frame_kind, id, &buf[..len]);
+        let frame = parse_control(frame_kind, id, &buf[..len], self.max_hello_routes);
         buf.advance(len);
         frame.map(Some)
     }
@@ -168,7 +181,12 @@ fn parse_payload(
     })
 }
 
-fn parse_control(frame_kind: u8, id: StreamId, mut payload: &[u8]) -> Result<Frame, ProtocolError> {
+fn parse_control(
+    frame_kind: u8,
+    id: StreamId,
+    mut payload: &[u8],
+    max_hello_routes: u16,
+) -> Result<Frame, ProtocolError> {
     let name = Frame::kind_name(frame_kind);
     let on_stream = |ok: bool| {
         if ok {
@@ -234,7 +252,7 @@ fn parse_control(frame_kind: u8, id: StreamId, mut payload: &[u8]) -> Result<Fra
         }
         kind::HELLO => {
             on_stream(id.is_connection())?;
-            Frame::Hello(parse_hello(payload)?)
+            Frame::Hello(parse_hello(payload, max_hello_routes)?)
         }
         other => return Err(ProtocolError::UnknownFrameType(other)),
     })

@@ -23,6 +23,16 @@ pub struct Config {
     pub ping_interval: Duration,
     /// The connection is dead after this many ping intervals without any inbound frame.
     pub dead_after_missed_pings: u32,
+    /// Most PONGs waiting to be transmitted (answers to the peer's PINGs that the driver has not
+    /// taken with `poll_transmit` yet, e.g. while its write is blocked on a peer that does not
+    /// read). One PING more is a flood: the connection fails with `ENHANCE_YOUR_CALM`. At least 1.
+    pub max_queued_pongs: u32,
+    /// Balancer: most RESPONSE_HEAD frames (interim 1xx heads and the final head) accepted on
+    /// one stream; one more resets the stream with `TOO_MANY_HEADS`. At least 1.
+    pub max_response_heads: u32,
+    /// Balancer: most routes one HELLO may register; a HELLO with more fails the connection
+    /// with `TOO_MANY_ROUTES` before its routes are even read.
+    pub max_routes_per_hello: u16,
 }
 
 impl Default for Config {
@@ -34,6 +44,9 @@ impl Default for Config {
             max_streams: 1024,
             ping_interval: Duration::from_secs(5),
             dead_after_missed_pings: 3,
+            max_queued_pongs: 16,
+            max_response_heads: 8,
+            max_routes_per_hello: 256,
         }
     }
 }

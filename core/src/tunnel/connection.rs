@@ -68,6 +68,9 @@ pub struct Connection {
     pub(crate) goaway_received: bool,
     /// Streams with data waiting for credit.
     pub(crate) blocked: Vec<StreamId>,
+    /// PONGs in `pending` (answers not yet taken by `poll_transmit`), capped by
+    /// `config.max_queued_pongs`.
+    pub(crate) queued_pongs: u32,
 }
 
 impl Connection {
@@ -87,10 +90,13 @@ impl Connection {
         config.max_frame_payload = config
             .max_frame_payload
             .clamp(MIN_FRAME_PAYLOAD, super::frame::MAX_PAYLOAD_FIELD);
+        config.max_queued_pongs = config.max_queued_pongs.max(1);
+        config.max_response_heads = config.max_response_heads.max(1);
         let (recv_credit, _) = RecvCredit::new(INITIAL_CONNECTION_WINDOW, config.connection_window);
         Self {
             role,
-            decoder: FrameDecoder::new(config.max_frame_payload),
+            decoder: FrameDecoder::new(config.max_frame_payload)
+                .with_max_hello_routes(config.max_routes_per_hello),
             heartbeat: Heartbeat::new(config.ping_interval, config.dead_after_missed_pings, now),
             config,
             state,
@@ -104,6 +110,7 @@ impl Connection {
             goaway_sent: None,
             goaway_received: false,
             blocked: Vec::new(),
+            queued_pongs: 0,
         }
     }
 
@@ -367,6 +374,7 @@ impl Connection {
         for frame in self.pending.drain(..) {
             encode(&frame, out);
         }
+        self.queued_pongs = 0;
         wrote
     }
 
@@ -426,6 +434,7 @@ impl Connection {
     /// remains to send.
     pub(crate) fn fail(&mut self, err: ProtocolError) -> ProtocolError {
         self.pending.clear();
+        self.queued_pongs = 0;
         self.pending.push_back(Frame::GoAway {
             last_stream_id: self.last_stream_id(),
             code: err.code(),

@@ -106,6 +106,21 @@ pub enum ProtocolError {
         /// The increment.
         increment: u32,
     },
+    /// The peer sent PINGs faster than their PONGs could be written: more than
+    /// `max_queued_pongs` answers were waiting.
+    #[error("tunnel: PING flood: {max} PONGs already waiting to be sent")]
+    PingFlood {
+        /// The configured cap (`max_queued_pongs`).
+        max: u32,
+    },
+    /// A HELLO registering more routes than `max_routes_per_hello`.
+    #[error("tunnel: HELLO registers {count} routes, more than the limit of {max}")]
+    TooManyRoutes {
+        /// The route count the HELLO announced.
+        count: u16,
+        /// The receiver's limit.
+        max: u16,
+    },
     /// A call after the connection failed or died.
     #[error("tunnel: the connection is closed")]
     Closed,
@@ -119,6 +134,8 @@ impl ProtocolError {
             Self::CreditOverrun { .. } | Self::BadWindowUpdate { .. } => ResetCode::FlowControl,
             Self::StreamClosed { .. } => ResetCode::StreamClosed,
             Self::UnsupportedVersion(_) => ResetCode::UnsupportedVersion,
+            Self::PingFlood { .. } => ResetCode::EnhanceYourCalm,
+            Self::TooManyRoutes { .. } => ResetCode::TooManyRoutes,
             Self::Closed => ResetCode::NoError,
             Self::UnknownFrameType(_)
             | Self::Malformed { .. }

@@ -39,7 +39,8 @@ pub enum Event {
         /// The last bytes of this direction.
         end: bool,
     },
-    /// The peer reset the stream (or, after its GOAWAY, will never process it: `Refused`).
+    /// The peer reset the stream (or, after its GOAWAY, will never process it: `Refused`), or
+    /// this side reset it because the peer exceeded a bound on it (`TooManyHeads`).
     Reset {
         /// The stream.
         id: StreamId,

@@ -107,6 +107,14 @@ pub enum ResetCode {
     BadRoute,
     /// The sender is shutting down.
     Shutdown,
+    /// The peer sends more than the receiver will hold for it: control frames (PINGs) faster
+    /// than it reads the answers (`max_queued_pongs`).
+    EnhanceYourCalm,
+    /// The hello registers more routes than the balancer accepts (`max_routes_per_hello`, or the
+    /// agent's total over its connections).
+    TooManyRoutes,
+    /// More response heads on one stream than the receiver accepts (`max_response_heads`).
+    TooManyHeads,
     /// A code this implementation does not know, kept as it came.
     Other(u32),
 }
@@ -129,6 +137,9 @@ impl ResetCode {
             Self::Unauthorized => 0xB,
             Self::BadRoute => 0xC,
             Self::Shutdown => 0xD,
+            Self::EnhanceYourCalm => 0xE,
+            Self::TooManyRoutes => 0xF,
+            Self::TooManyHeads => 0x10,
             Self::Other(code) => code,
         }
     }
@@ -150,6 +161,9 @@ impl ResetCode {
             0xB => Self::Unauthorized,
             0xC => Self::BadRoute,
             0xD => Self::Shutdown,
+            0xE => Self::EnhanceYourCalm,
+            0xF => Self::TooManyRoutes,
+            0x10 => Self::TooManyHeads,
             other => Self::Other(other),
         }
     }
@@ -172,6 +186,9 @@ impl fmt::Display for ResetCode {
             Self::Unauthorized => "unauthorized",
             Self::BadRoute => "bad route",
             Self::Shutdown => "shutting down",
+            Self::EnhanceYourCalm => "enhance your calm (flood)",
+            Self::TooManyRoutes => "too many routes",
+            Self::TooManyHeads => "too many response heads",
             Self::Other(code) => return write!(f, "unknown code {code:#x}"),
         };
         f.write_str(name)

@@ -45,7 +45,9 @@ fn put_string(out: &mut BytesMut, s: &str) {
     out.put_slice(bytes);
 }
 
-pub(crate) fn parse_hello(mut payload: &[u8]) -> Result<Hello, ProtocolError> {
+/// Parses a HELLO payload; a route count above `max_routes` is [`ProtocolError::TooManyRoutes`],
+/// found before anything is allocated for the routes.
+pub(crate) fn parse_hello(mut payload: &[u8], max_routes: u16) -> Result<Hello, ProtocolError> {
     let version = take_u16(&mut payload)?;
     let worker = match take_u16(&mut payload)? {
         ANY_WORKER => None,
@@ -54,6 +56,12 @@ pub(crate) fn parse_hello(mut payload: &[u8]) -> Result<Hello, ProtocolError> {
     let agent_id = take_string(&mut payload)?;
     let token = take_string(&mut payload)?;
     let count = take_u16(&mut payload)?;
+    if count > max_routes {
+        return Err(ProtocolError::TooManyRoutes {
+            count,
+            max: max_routes,
+        });
+    }
     let mut routes = Vec::with_capacity(usize::from(count).min(payload.len() / 2));
     for _ in 0..count {
         routes.push(take_string(&mut payload)?);

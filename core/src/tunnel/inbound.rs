@@ -69,10 +69,7 @@ impl Connection {
             Frame::Data { id, data, end } => self.on_data(id, data, end),
             Frame::Reset { id, code } => self.on_reset(id, code),
             Frame::WindowUpdate { id, increment } => self.on_window_update(id, increment),
-            Frame::Ping(opaque) => {
-                self.pending.push_back(Frame::Pong(opaque));
-                Ok(())
-            }
+            Frame::Ping(opaque) => self.on_ping(opaque),
             Frame::Pong(_) => Ok(()),
             Frame::GoAway {
                 last_stream_id,
@@ -85,6 +82,18 @@ impl Connection {
                 kind: Frame::kind_name(frame.kind()),
             }),
         }
+    }
+
+    /// Answers a PING, unless `max_queued_pongs` answers are already waiting for the driver to
+    /// write them: a peer that pings faster than it reads is flooding (docs/PROTOCOL.md §6).
+    fn on_ping(&mut self, opaque: u64) -> Result<(), ProtocolError> {
+        let max = self.config.max_queued_pongs;
+        if self.queued_pongs >= max {
+            return Err(ProtocolError::PingFlood { max });
+        }
+        self.queued_pongs += 1;
+        self.pending.push_back(Frame::Pong(opaque));
+        Ok(())
     }
 
     fn on_request_head(
@@ -148,6 +157,16 @@ impl Connection {
                 kind: "RESPONSE_HEAD",
                 id,
             });
+        }
+        stream.heads_received = stream.heads_received.saturating_add(1);
+        if stream.heads_received > self.config.max_response_heads {
+            // Heads are not flow-controlled: a stream may not pile up interim heads without end.
+            self.reset(id, ResetCode::TooManyHeads);
+            self.events.push_back(Event::Reset {
+                id,
+                code: ResetCode::TooManyHeads,
+            });
+            return Ok(());
         }
         stream.head_received = true;
         stream.recv_closed = end;

@@ -43,6 +43,8 @@ pub(crate) struct Stream {
     pub(crate) head_sent: bool,
     /// This side received the peer's head (the agent receives the request head with the open).
     pub(crate) head_received: bool,
+    /// Response heads received on this stream (interim ones and the final one).
+    pub(crate) heads_received: u32,
     /// END_STREAM (or the last DATA) was queued by this side.
     pub(crate) send_closed: bool,
     /// END_STREAM was received from the peer.
@@ -61,6 +63,7 @@ impl Stream {
             recv,
             head_sent: false,
             head_received: false,
+            heads_received: 0,
             send_closed: false,
             recv_closed: false,
             blocked: false,

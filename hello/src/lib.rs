@@ -1,4 +1,6 @@
-//! The built-in hello backend: a small HTTP/1.1 server for demos, benchmarks and tests.
+//! The hello backend: a small HTTP/1.1 server for the demo (`ringway-demo`), benchmarks and the
+//! end-to-end tests of the balancer and the agent. It is its own crate so that the agent and the
+//! balancer need not carry it, and so that their tests can use it without depending on each other.
 //!
 //! Routes (any method; `HEAD` gets the head only):
 //! - `/echo`: the request body streamed back as it arrives (Content-Length when the request had
@@ -9,6 +11,10 @@
 //! - anything else: `200` with a short body naming this backend, the method and the target.
 //!
 //! Every response carries `X-Served-By: hello@ADDR`. Parsing and body framing use `core::http`.
+//!
+//! - [`spawn`] starts one on its own thread and returns a [`HelloHandle`] (address, request count);
+//! - [`run`] serves a bound listener on the current thread (`ringway-demo hello`).
+#![forbid(unsafe_code)]
 
 use std::io;
 use std::net::SocketAddr;
@@ -17,7 +23,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use monoio::io::AsyncWriteRentExt;
+use monoio::buf::IoBufMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::{TcpListener, TcpStream};
 use ringway_core::http::{
     reason_phrase, write_error_response, BodyDecoder, BodyEncoder, BodyEvent, BodyFraming, Limits,
@@ -62,9 +69,8 @@ pub fn spawn(addr: SocketAddr) -> io::Result<HelloHandle> {
     Ok(HelloHandle { addr, requests })
 }
 
-/// Runs a hello backend on the current thread until the process ends (`ringway-agent hello`).
-pub fn run(addr: SocketAddr, driver: IoDriver) -> io::Result<()> {
-    let listener = std::net::TcpListener::bind(addr)?;
+/// Serves `listener` on the current thread until the process ends (`ringway-demo hello`).
+pub fn run(listener: std::net::TcpListener, driver: IoDriver) -> io::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "hello backend listening");
     ringway_tuning::runtime::try_block_on(driver, 1024, move |_driver| {
         serve(listener, Arc::new(AtomicU64::new(0)))
@@ -337,8 +343,15 @@ fn invalid(e: ringway_core::http::HttpError) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("request body: {e}"))
 }
 
+/// Reads once into the spare capacity after the unparsed bytes of `buf`; `Ok(0)` is end of stream.
+/// (monoio's `IoBufMut` for `BytesMut` writes at the start of the buffer, so the read goes into a
+/// slice past the bytes already there.)
 async fn read_more(stream: &mut TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
-    crate::io::read_append(stream, buf, CHUNK).await
+    buf.reserve(CHUNK);
+    let filled = buf.len();
+    let (res, slice) = stream.read(std::mem::take(buf).slice_mut(filled..)).await;
+    *buf = slice.into_inner();
+    res
 }
 
 async fn flush(stream: &mut TcpStream, out: BytesMut) -> io::Result<BytesMut> {

@@ -5,6 +5,11 @@
 //! (PERF-NOTES.md). With [`IoDriver::Auto`] a worker gets io_uring when a ring can be built and
 //! the kernel has every operation monoio submits, else epoll; a forced [`IoDriver::Uring`] that
 //! cannot be built is an error that says why.
+//!
+//! [`spawn_worker`] names the thread, pins it to its CPU ([`pin_current_thread`]; the pin *plan*
+//! and the affinity mask are `ringway_tuning::cpu`'s), builds the runtime and runs the worker's
+//! future on it. `ringway-tuning` re-exports this module for its host report, which describes
+//! exactly the runtimes built here.
 
 use std::fmt;
 use std::future::Future;
@@ -17,7 +22,6 @@ use monoio::{IoUringDriver, LegacyDriver, Runtime, RuntimeBuilder};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use crate::cpu;
 use crate::ring::{RingProbe, RingSetup};
 
 /// The largest submission queue `io_uring_setup` accepts (IORING_MAX_ENTRIES).
@@ -103,7 +107,7 @@ where
         .name(spec.name.clone())
         .spawn(move || {
             if let Some(cpu) = spec.cpu {
-                if !cpu::pin_current_thread(cpu) {
+                if !pin_current_thread(cpu) {
                     warn!(worker = %spec.name, cpu, "could not pin worker thread to its CPU; running unpinned");
                 }
             }
@@ -158,6 +162,21 @@ where
 {
     let name = thread::current().name().unwrap_or("block_on").to_owned();
     Ok(WorkerRuntime::build(&name, driver, ring_entries)?.block_on(make))
+}
+
+/// CPUs a `cpu_set_t` holds.
+const CPU_SET_CAPACITY: usize = libc::CPU_SETSIZE as usize;
+
+/// Pins the calling thread to `cpu`. Returns false if the kernel refused (the CPU does not
+/// exist, is outside the process's affinity mask, or is beyond the 1024 CPUs a `cpu_set_t`
+/// holds).
+pub fn pin_current_thread(cpu: usize) -> bool {
+    // core_affinity would hit libc's CPU_SET bounds assertion (an abort, in a non-unwinding
+    // function) for an index past the set.
+    if cpu >= CPU_SET_CAPACITY {
+        return false;
+    }
+    core_affinity::set_for_current(core_affinity::CoreId { id: cpu })
 }
 
 /// The driver [`IoDriver::Auto`] resolves to on this host.
@@ -274,6 +293,11 @@ mod tests {
     fn auto_matches_the_probe() {
         let got = block_on(IoDriver::Auto, 256, |kind| async move { kind });
         assert_eq!(got, auto_driver());
+    }
+
+    #[test]
+    fn a_cpu_past_the_cpu_set_is_refused_without_aborting() {
+        assert!(!pin_current_thread(CPU_SET_CAPACITY + 5));
     }
 
     #[test]

@@ -1,11 +1,12 @@
-//! One error type for the request path: what went wrong, where it came from (client, agent,
-//! backend, internal), whether the request may be retried on another agent, and the HTTP status
-//! the user sees (the shape of pingora's `Error`: `etype`, `esource`, `retry`).
+//! One error type for a proxied request: what went wrong, where it came from (client, upstream
+//! agent, backend, internal), whether the request may be retried on another upstream, and the
+//! HTTP status the user sees (the shape of pingora's `Error`: `etype`, `esource`, `retry`).
 
 use std::fmt;
 
 /// Where an error came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ErrorSource {
     /// The user's connection or request.
     Client,
@@ -19,6 +20,7 @@ pub enum ErrorSource {
 
 /// What went wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// The request could not be parsed or broke a limit; carries the status (400/413/414/431/501/505).
     Malformed(u16),
@@ -156,8 +158,8 @@ impl fmt::Display for ProxyError {
 
 impl std::error::Error for ProxyError {}
 
-impl From<&ringway_core::http::HttpError> for ProxyError {
-    fn from(e: &ringway_core::http::HttpError) -> Self {
+impl From<&crate::http::HttpError> for ProxyError {
+    fn from(e: &crate::http::HttpError) -> Self {
         Self::new(ErrorKind::Malformed(e.status()))
     }
 }
@@ -165,8 +167,8 @@ impl From<&ringway_core::http::HttpError> for ProxyError {
 /// Maps an agent's reset code (received before any response byte) to an error. `Refused` means
 /// the stream was not processed: on a connection that is going away (its GOAWAY named streams
 /// below this one) the agent refused it, else the agent could not reach its backend.
-pub fn from_reset(code: ringway_core::tunnel::ResetCode, draining: bool) -> ProxyError {
-    use ringway_core::tunnel::ResetCode;
+pub fn from_reset(code: crate::tunnel::ResetCode, draining: bool) -> ProxyError {
+    use crate::tunnel::ResetCode;
     let kind = match code {
         ResetCode::Refused if draining => ErrorKind::AgentRefused,
         ResetCode::Refused => ErrorKind::BackendRefused,
@@ -201,17 +203,14 @@ mod tests {
         assert!(refused.may_retry(false, false));
         assert!(!refused.may_retry(false, true));
         // A refused stream was never processed: any method may go elsewhere.
-        let backend_refused = from_reset(ringway_core::tunnel::ResetCode::Refused, false);
+        let backend_refused = from_reset(crate::tunnel::ResetCode::Refused, false);
         assert_eq!(backend_refused.kind, ErrorKind::BackendRefused);
         assert!(backend_refused.may_retry(false, false));
         assert!(!backend_refused.may_retry(false, true));
-        let goaway = from_reset(ringway_core::tunnel::ResetCode::Refused, true);
+        let goaway = from_reset(crate::tunnel::ResetCode::Refused, true);
         assert_eq!(goaway.kind, ErrorKind::AgentRefused);
         assert!(goaway.may_retry(false, false));
-        assert!(
-            !from_reset(ringway_core::tunnel::ResetCode::BackendReset, false)
-                .may_retry(true, false)
-        );
+        assert!(!from_reset(crate::tunnel::ResetCode::BackendReset, false).may_retry(true, false));
     }
 
     #[test]

@@ -1,14 +1,13 @@
-//! The built-in hello backend's routes, over loopback with a plain blocking client.
+//! The hello backend's routes, over loopback with a plain blocking client.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::http;
-use ringway_agent::hello;
+use bytes::BytesMut;
+use ringway_core::http::{BodyDecoder, BodyEvent, Limits, ResponseHead, ResponseParser};
+use ringway_hello as hello;
 
 fn backend() -> (hello::HelloHandle, TcpStream) {
     let handle = hello::spawn("127.0.0.1:0".parse().unwrap()).unwrap();
@@ -79,7 +78,7 @@ fn echo_answers_before_the_whole_body_arrived() {
             String::from_utf8_lossy(&got)
         );
         let mut chunk = [0u8; 4096];
-        let n = std::io::Read::read(&mut sock, &mut chunk).unwrap();
+        let n = sock.read(&mut chunk).unwrap();
         assert!(n > 0);
         got.extend_from_slice(&chunk[..n]);
     }
@@ -158,9 +157,49 @@ fn connection_close_is_honoured() {
     assert_eq!(r.head.status(), 200);
     assert!(!r.head.keep_alive());
     let mut rest = [0u8; 16];
-    assert_eq!(
-        std::io::Read::read(&mut sock, &mut rest).unwrap(),
-        0,
-        "connection stays open"
-    );
+    assert_eq!(sock.read(&mut rest).unwrap(), 0, "connection stays open");
+}
+
+/// A response read by [`http`].
+struct HttpReply {
+    head: ResponseHead,
+    body: Vec<u8>,
+}
+
+/// Sends one request on `sock` and reads the response (framing decoded with core).
+fn http(sock: &mut TcpStream, request: &[u8], method: &[u8]) -> HttpReply {
+    sock.write_all(request).unwrap();
+    let mut buf = BytesMut::new();
+    let mut parser = ResponseParser::new(Limits::default());
+    let head = loop {
+        if let Some(head) = parser.parse(&mut buf).unwrap() {
+            if head.is_interim() {
+                parser = ResponseParser::new(Limits::default());
+                continue;
+            }
+            break head;
+        }
+        read_into(sock, &mut buf);
+    };
+    let mut decoder = BodyDecoder::new(head.framing(method), None);
+    let mut body = Vec::new();
+    loop {
+        match decoder.decode(&mut buf).unwrap() {
+            BodyEvent::Data(data) => body.extend_from_slice(&data),
+            BodyEvent::End => return HttpReply { head, body },
+            BodyEvent::NeedMore => {
+                if read_into(sock, &mut buf) == 0 {
+                    decoder.finish_on_eof().unwrap();
+                    return HttpReply { head, body };
+                }
+            }
+        }
+    }
+}
+
+fn read_into(sock: &mut TcpStream, buf: &mut BytesMut) -> usize {
+    let mut chunk = [0u8; 64 * 1024];
+    let n = sock.read(&mut chunk).unwrap();
+    buf.extend_from_slice(&chunk[..n]);
+    n
 }

@@ -1,0 +1,199 @@
+//! The request path of one request: route it, pick an agent connection (parking for one when
+//! none is here yet), run attempts over tunnel streams, and retry once where core's
+//! [`Exchange::may_retry`] allows it.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Instant;
+
+use ringway_core::exchange::{ErrorKind, Exchange, ExchangeConfig, Outcome, ProxyError};
+use ringway_core::http::forward::{self, ForwardInfo};
+use ringway_core::http::RequestHead;
+use tracing::debug;
+
+use crate::agent_conn::AgentConn;
+use crate::answer;
+use crate::client::UserConn;
+use crate::duplex::{self, AttemptEnd, UserHalves};
+use crate::registry::RouteId;
+use crate::timeouts::deadline_after;
+use crate::user_io::write_out;
+use crate::worker::Worker;
+
+/// Whether the connection serves another request after this one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flow {
+    KeepAlive,
+    Close,
+    /// Close after reading and dropping what the user still sends (see `user_io::linger`).
+    Linger,
+}
+
+impl From<Outcome> for Flow {
+    fn from(o: Outcome) -> Self {
+        match o {
+            Outcome::KeepAlive => Self::KeepAlive,
+            Outcome::Close => Self::Close,
+            Outcome::LingeringClose => Self::Linger,
+        }
+    }
+}
+
+/// Serves one request to its end.
+pub(crate) async fn serve(conn: &mut UserConn, head: RequestHead) -> Flow {
+    let own_id;
+    let request_id: &str =
+        match forward::request_id(&head).and_then(|id| std::str::from_utf8(id).ok()) {
+            Some(id) => id,
+            None => {
+                own_id = conn.worker.next_request_id();
+                own_id.as_str()
+            }
+        };
+    let worker = conn.worker.clone();
+    let exchange = RefCell::new(Exchange::new(
+        &head,
+        exchange_config(&worker),
+        Instant::now(),
+    ));
+    let on_error = exchange.borrow().error_persistence();
+    let route = head
+        .host()
+        .and_then(|host| worker.registry.lookup(host, head.path()));
+    let Some(route) = route else {
+        let kind = if head.host().is_some() {
+            ErrorKind::UnknownRoute
+        } else {
+            ErrorKind::Malformed(400)
+        };
+        return answer::error(conn, ProxyError::new(kind), request_id, on_error, None).await;
+    };
+    let Some(mut agent) = find_agent(&worker, route, None).await else {
+        let e = ProxyError::new(ErrorKind::NoAgent);
+        return answer::error(conn, e, request_id, on_error, Some(route)).await;
+    };
+
+    let info = ForwardInfo {
+        client_addr: conn.peer.ip(),
+        proto: "http",
+        request_id,
+    };
+    let mut forwarded = bytes::BytesMut::new();
+    forward::write_request(&head, &info, head.framing(), &mut forwarded);
+    let forwarded = forwarded.freeze();
+
+    exchange.borrow_mut().begin(&mut conn.out, Instant::now());
+    if !conn.out.is_empty() {
+        let Some(stream) = conn.stream.as_mut() else {
+            return Flow::Close;
+        };
+        if write_out(stream, &mut conn.out, worker.timeouts.body)
+            .await
+            .is_err()
+        {
+            return Flow::Close;
+        }
+    }
+
+    let mut retried = false;
+    loop {
+        // A retry after the whole body went out opens the stream already ended.
+        let ended = exchange.borrow().opens_ended();
+        let end = match agent.open_stream(forwarded.clone(), ended) {
+            Ok(stream) => {
+                let end = attempt(conn, &exchange, &stream).await;
+                if matches!(end, AttemptEnd::Complete) {
+                    stream.finish();
+                }
+                end
+            }
+            Err(e) => AttemptEnd::Failed(e),
+        };
+        let e = match end {
+            AttemptEnd::Complete => return Flow::from(exchange.borrow().outcome()),
+            AttemptEnd::Failed(e) => e,
+        };
+        if exchange.borrow().response_started() {
+            debug!(request_id, error = %e, "response aborted after it started");
+            return Flow::Close;
+        }
+        if !retried && exchange.borrow().may_retry(&e) {
+            retried = true;
+            debug!(request_id, error = %e, agent = agent.agent_id(), "retrying on another agent");
+            // An agent that went away may be replaced soon: park for one. A backend error
+            // is retried only on an agent that is already here.
+            let exclude = Some(agent.key());
+            let next = if matches!(e.kind, ErrorKind::AgentLost | ErrorKind::AgentRefused) {
+                find_agent(&worker, route, exclude).await
+            } else {
+                worker.pick(route, exclude)
+            };
+            if let Some(next) = next {
+                agent = next;
+                exchange.borrow_mut().prepare_retry(Instant::now());
+                continue;
+            }
+        }
+        let persistence = exchange.borrow().error_persistence();
+        let flow = answer::error(conn, e, request_id, persistence, Some(route)).await;
+        // The user may still be sending a body nobody will read: a lingering close keeps the
+        // kernel from answering it with a reset that would destroy the error answer.
+        return match flow {
+            Flow::Close if !exchange.borrow().request_read() => Flow::Linger,
+            flow => flow,
+        };
+    }
+}
+
+/// One attempt over `stream`, with the user's socket split in its two halves for the time.
+async fn attempt(
+    conn: &mut UserConn,
+    exchange: &RefCell<Exchange>,
+    stream: &crate::tunnel_stream::TunnelStream,
+) -> AttemptEnd {
+    let Some(socket) = conn.stream.take() else {
+        return AttemptEnd::Failed(ProxyError::new(ErrorKind::ClientIo));
+    };
+    let (mut rd, mut wr) = monoio::io::Splitable::into_split(socket);
+    let halves = UserHalves {
+        rd: &mut rd,
+        wr: &mut wr,
+        buf: &mut conn.buf,
+        out: &mut conn.out,
+        write_limit: conn.worker.timeouts.body,
+    };
+    let end = duplex::run(halves, exchange, stream).await;
+    match rd.reunite(wr) {
+        Ok(socket) => conn.stream = Some(socket),
+        // Both halves came from this socket; should this ever fail, the connection closes.
+        Err(_) => return AttemptEnd::Failed(ProxyError::new(ErrorKind::ClientIo)),
+    }
+    end
+}
+
+/// The exchange settings of this worker's requests.
+fn exchange_config(worker: &Worker) -> ExchangeConfig {
+    ExchangeConfig {
+        max_body: worker.limits.max_body_bytes,
+        response_head_timeout: worker.timeouts.response_head,
+        body_timeout: worker.timeouts.body,
+        upgrade_idle_timeout: worker.timeouts.upgrade_idle,
+        // The tunnel already resets a stream past this many heads; the same bound here.
+        max_interim_heads: worker.tunnel.max_response_heads,
+    }
+}
+
+/// An agent for `route` on this worker, waiting up to the park time for one to connect.
+async fn find_agent(
+    worker: &Worker,
+    route: RouteId,
+    exclude: Option<u64>,
+) -> Option<Rc<AgentConn>> {
+    if let Some(agent) = worker.pick(route, exclude) {
+        return Some(agent);
+    }
+    let wait = worker.wait_for_agent(route, exclude);
+    monoio::time::timeout_at(deadline_after(worker.timeouts.park), wait)
+        .await
+        .ok()
+}

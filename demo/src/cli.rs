@@ -1,0 +1,133 @@
+//! The `ringway-demo` command line.
+
+use std::net::SocketAddr;
+
+use clap::{Args, Parser, Subcommand};
+use ringway_balancer::Config;
+use ringway_tuning::runtime::IoDriver;
+
+/// ringway-demo: the balancer, an agent and the hello backend on loopback, in one process.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ringway-demo",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    /// Run something other than the whole demo.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Options of the demo.
+    #[command(flatten)]
+    pub demo: DemoArgs,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the hello HTTP/1.1 backend alone (benchmarks, a backend for a separate agent).
+    Hello {
+        /// Address to listen on (port 0 picks a free one; the bound address is printed).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// I/O driver.
+        #[arg(long, value_enum, default_value_t = IoDriver::Auto)]
+        io_driver: IoDriver,
+    },
+}
+
+/// Flags of the demo: each overrides a key of the embedded configuration.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where users connect (default 127.0.0.1:8080; port 0 picks a free one, printed at start).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Where the agent connects (default 127.0.0.1:7000).
+    #[arg(long, value_name = "ADDR")]
+    pub agent_listen: Option<SocketAddr>,
+    /// Balancer worker threads (default: CPUs in the affinity mask).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// IO driver of the balancer.
+    #[arg(long, value_enum)]
+    pub io_driver: Option<IoDriver>,
+    /// Do not pin balancer workers to CPUs.
+    #[arg(long)]
+    pub no_pin: bool,
+}
+
+impl DemoArgs {
+    /// Applies the flags to the demo's configuration `c`.
+    pub fn apply(&self, c: &mut Config) -> Result<(), String> {
+        if let Some(a) = self.listen {
+            c.listen.users = a;
+        }
+        if let Some(a) = self.agent_listen {
+            c.listen.agents = a;
+        }
+        if let Some(w) = self.workers {
+            if w == 0 {
+                return Err("--workers must be at least 1".to_owned());
+            }
+            c.runtime.workers = Some(w);
+        }
+        if let Some(d) = self.io_driver {
+            c.runtime.io_driver = d;
+        }
+        if self.no_pin {
+            c.runtime.pin = false;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_embedded_config() {
+        let cli = Cli::try_parse_from([
+            "ringway-demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--workers",
+            "1",
+            "--no-pin",
+        ])
+        .unwrap();
+        assert!(cli.command.is_none());
+        let mut c = crate::demo_config();
+        cli.demo.apply(&mut c).unwrap();
+        assert_eq!(c.listen.users, "127.0.0.1:0".parse().unwrap());
+        assert_eq!(c.listen.agents, "127.0.0.1:7000".parse().unwrap());
+        assert_eq!(c.runtime.workers, Some(1));
+        assert!(!c.runtime.pin);
+        assert_eq!(c.routes.len(), 1);
+        assert_eq!(c.routes[0].pattern.text, format!("{}/", crate::DEMO_ROUTE));
+        assert_eq!(
+            c.token_for(&c.routes[0].pattern.text),
+            Some(crate::DEMO_TOKEN)
+        );
+    }
+
+    #[test]
+    fn zero_workers_is_rejected() {
+        let cli = Cli::try_parse_from(["ringway-demo", "--workers", "0"]).unwrap();
+        assert!(cli.demo.apply(&mut crate::demo_config()).is_err());
+    }
+
+    #[test]
+    fn hello_subcommand() {
+        let cli =
+            Cli::try_parse_from(["ringway-demo", "hello", "--listen", "127.0.0.1:9999"]).unwrap();
+        match cli.command {
+            Some(Command::Hello { listen, io_driver }) => {
+                assert_eq!(listen.port(), 9999);
+                assert_eq!(io_driver, IoDriver::Auto);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! The ringway demo: the balancer, an in-process agent and the hello backend on loopback, from an
+//! embedded configuration.
+//!
+//! This crate sits on top of `ringway-balancer`, `ringway-agent` and `ringway-hello`, so that none
+//! of those has to depend on another to offer a self-contained demo. [`Demo::start`] starts the
+//! three parts; the `ringway-demo` binary prints what to try and runs until interrupted.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+
+use std::net::SocketAddr;
+
+use ringway_agent::{Agent, AgentConfig, AgentHandle};
+use ringway_balancer::{Balancer, Config};
+use ringway_hello::HelloHandle;
+
+/// The demo's balancer configuration (the binary's flags such as `--listen` or `--workers` apply
+/// on top).
+pub const DEMO_CONFIG: &str = r#"
+[listen]
+users = "127.0.0.1:8080"
+agents = "127.0.0.1:7000"
+
+[agents]
+token = "demo-token"
+
+[[route]]
+pattern = "demo.localhost"
+"#;
+
+/// The token the demo's agent presents (the one in [`DEMO_CONFIG`]).
+pub const DEMO_TOKEN: &str = "demo-token";
+/// The route the demo's agent serves: send `Host: demo.localhost`.
+pub const DEMO_ROUTE: &str = "demo.localhost";
+
+/// The demo's configuration: [`DEMO_CONFIG`] parsed.
+pub fn demo_config() -> Config {
+    Config::parse(DEMO_CONFIG).unwrap_or_else(|e| unreachable!("the embedded demo config: {e}"))
+}
+
+/// A running demo: every part on loopback.
+pub struct Demo {
+    /// The balancer.
+    pub balancer: Balancer,
+    /// The in-process agent, serving [`DEMO_ROUTE`] from the hello backend.
+    pub agent: AgentHandle,
+    /// The hello backend (on a free loopback port).
+    pub backend: HelloHandle,
+}
+
+impl Demo {
+    /// Starts the three parts; `config` is normally [`demo_config`] with flags applied.
+    pub fn start(config: Config) -> Result<Self, String> {
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        let backend = ringway_hello::spawn(loopback)
+            .map_err(|e| format!("starting the hello backend: {e}"))?;
+        let balancer = Balancer::start(config).map_err(|e| {
+            format!(
+                "starting the balancer: {e} (is the port taken? try --listen 127.0.0.1:0 \
+                 --agent-listen 127.0.0.1:0)"
+            )
+        })?;
+        let mut agent_config = AgentConfig::new(
+            vec![balancer.agent_addr().to_string()],
+            DEMO_TOKEN.to_owned(),
+            vec![DEMO_ROUTE.to_owned()],
+            backend.addr,
+        );
+        agent_config.agent_id = "demo-agent".to_owned();
+        let agent =
+            Agent::start(agent_config).map_err(|e| format!("starting the demo agent: {e}"))?;
+        Ok(Self {
+            balancer,
+            agent,
+            backend,
+        })
+    }
+
+    /// The commands a user can paste to try it: the hello page, an echoed upload, a large body.
+    pub fn try_commands(&self) -> [String; 3] {
+        let users = self.balancer.user_addr();
+        [
+            format!("curl -H 'Host: {DEMO_ROUTE}' http://{users}/"),
+            format!("curl -H 'Host: {DEMO_ROUTE}' --data-binary 'echo me' http://{users}/echo"),
+            format!("curl -H 'Host: {DEMO_ROUTE}' -o /dev/null http://{users}/bytes/100000000"),
+        ]
+    }
+
+    /// Waits until the balancer's workers end (they run until the process exits).
+    pub fn join(self) {
+        self.balancer.join();
+    }
+}

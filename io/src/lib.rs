@@ -1,0 +1,27 @@
+//! The one IO layer of ringway: what the balancer, the agent and the load generator share to do
+//! socket IO on thread-per-core monoio runtimes.
+//!
+//! - [`runtime`]: one monoio runtime per worker thread (pinned), on io_uring set up with
+//!   COOP_TASKRUN or on epoll; [`ring`]: which io_uring set-ups this kernel accepts.
+//! - [`Doorbell`]: the one wake-up between tasks of a thread (one permit, one waiter).
+//! - [`IdMap`]: maps keyed by small integers (stream ids, route ids) without SipHash.
+//! - [`read_append`], [`write_all_by`]: a read into the spare capacity of a `BytesMut`, a write
+//!   bounded by a deadline; [`BufPool`]: a per-thread pool of read buffers.
+//! - [`tunnel`]: the tunnel connection driver both ends run over core's
+//!   `tunnel::Connection` — reader, coalescing writer, heartbeat — and the per-stream slots.
+//!
+//! Everything here is single-threaded (`Rc`, `Cell`): a worker's state never leaves its thread.
+#![forbid(unsafe_code)]
+
+mod buf_pool;
+mod doorbell;
+mod id_map;
+pub mod ring;
+pub mod runtime;
+mod rw;
+pub mod tunnel;
+
+pub use buf_pool::BufPool;
+pub use doorbell::{Doorbell, Rung};
+pub use id_map::{IdHasher, IdMap};
+pub use rw::{read_append, read_append_cancelable, write_all_by};
