@@ -134,6 +134,12 @@ impl AgentHandle {
         &self.balancers
     }
 
+    /// How many times the balancer names were resolved again since the start (one per
+    /// `resolve_interval`); always 0 when every balancer is a literal address.
+    pub fn resolutions(&self) -> u64 {
+        self.remote.control.resolutions.load(Ordering::Acquire)
+    }
+
     /// A `Send` handle that can drain or kill the agent from another thread (signal handling).
     pub fn remote(&self) -> AgentRemote {
         self.remote.clone()

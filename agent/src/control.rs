@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// Messages between the agent's threads.
@@ -30,6 +30,8 @@ pub(crate) struct Control {
     worker_counts: Mutex<HashMap<SocketAddr, u16>>,
     /// Balancer addresses as last resolved.
     pub(crate) balancers: Mutex<HashSet<SocketAddr>>,
+    /// Re-resolutions done by the resolver thread.
+    pub(crate) resolutions: AtomicU64,
     /// Set by drain/kill: background helpers (the resolver) stop.
     pub(crate) stopping: AtomicBool,
 }
@@ -46,6 +48,7 @@ impl Control {
             live: AtomicUsize::new(0),
             worker_counts: Mutex::new(HashMap::new()),
             balancers: Mutex::new(balancers.into_iter().collect()),
+            resolutions: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
         }
     }

@@ -124,6 +124,7 @@ pub(crate) fn spawn_resolver(
                     tracing::info!(balancer = %addr, "new balancer address");
                     control.send_first(Command::AddBalancer(addr));
                 }
+                control.resolutions.fetch_add(1, Ordering::Release);
             }
         })?;
     Ok(Some(handle))

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::setup::{config, drivers, start, start_on, stop};
-use common::{closed_port, FakeBalancer};
+use common::{closed_port, FakeBalancer, PATIENCE};
 use ringway_agent::Agent;
 use ringway_core::tunnel::{Event, ResetCode};
 use ringway_hello as hello;
@@ -171,10 +171,12 @@ fn stale_pooled_connection_is_retried_on_a_fresh_one_on(driver: IoDriver) {
     let backend = listener.local_addr().unwrap();
     let accepted = Arc::new(AtomicUsize::new(0));
     let count = accepted.clone();
+    let (closed_tx, closed) = std::sync::mpsc::channel::<()>();
     std::thread::spawn(move || {
         for sock in listener.incoming() {
             let mut sock = sock.unwrap();
             count.fetch_add(1, Ordering::SeqCst);
+            let closed_tx = closed_tx.clone();
             std::thread::spawn(move || {
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 1024];
@@ -208,6 +210,8 @@ fn stale_pooled_connection_is_retried_on_a_fresh_one_on(driver: IoDriver) {
                 out.extend_from_slice(&body);
                 sock.write_all(&out).unwrap();
                 std::thread::sleep(Duration::from_millis(50));
+                drop(sock);
+                let _ = closed_tx.send(());
             });
         }
     });
@@ -216,13 +220,17 @@ fn stale_pooled_connection_is_retried_on_a_fresh_one_on(driver: IoDriver) {
     let mut conn = lb.accept(1, |_| 0);
     let reply = conn.request("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", &[]);
     assert_eq!((reply.status(), reply.body.as_slice()), (200, &b"ok"[..]));
-    std::thread::sleep(Duration::from_millis(200));
-    // The pooled connection is dead by now; the request still succeeds, on a new connection.
+    closed
+        .recv_timeout(PATIENCE)
+        .expect("the backend closes the first connection");
+    // The pooled connection is dead now; the request still succeeds, on a new connection.
     let reply = conn.request("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", &[]);
     assert_eq!(reply.reset, None);
     assert_eq!((reply.status(), reply.body.as_slice()), (200, &b"ok"[..]));
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
-    std::thread::sleep(Duration::from_millis(200));
+    closed
+        .recv_timeout(PATIENCE)
+        .expect("the backend closes the second connection");
     // With a body: what was sent on the stale connection is replayed on the fresh one.
     let reply = conn.request(
         "POST / HTTP/1.1\r\nHost: example.com\r\nContent-Length: 12\r\n\r\n",
@@ -244,7 +252,15 @@ fn balancer_reset_cancels_a_slow_request() {
     let agent = start(lb.addr(), backend.addr);
     let mut conn = lb.accept(1, |_| 0);
     let id = conn.open("GET /slow/5000 HTTP/1.1\r\nHost: example.com\r\n\r\n", &[]);
-    std::thread::sleep(Duration::from_millis(100));
+    // Reset once the request is at the backend.
+    let deadline = Instant::now() + PATIENCE;
+    while backend.requests() < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the request never reached the backend"
+        );
+        conn.turn();
+    }
     conn.conn.reset(id, ResetCode::Cancel);
     conn.flush();
     // The connection keeps serving other streams at once.
@@ -448,20 +464,28 @@ fn response_head_too_large_for_a_frame_is_reset() {
         for sock in listener.incoming() {
             let mut sock = sock.unwrap();
             let mut chunk = [0u8; 8192];
-            let _ = sock.read(&mut chunk).unwrap();
-            let huge = "h".repeat(70_000);
-            let head = format!("HTTP/1.1 200 OK\r\nX-Huge: {huge}\r\nContent-Length: 0\r\n\r\n");
+            let n = sock.read(&mut chunk).unwrap();
+            // `/huge` gets a head no frame can carry; anything else a small response.
+            let head = if chunk[..n].starts_with(b"GET /huge ") {
+                let huge = "h".repeat(70_000);
+                format!("HTTP/1.1 200 OK\r\nX-Huge: {huge}\r\nContent-Length: 0\r\n\r\n")
+            } else {
+                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nsmall".to_owned()
+            };
             let _ = sock.write_all(head.as_bytes());
         }
     });
     let lb = FakeBalancer::bind();
     let agent = start(lb.addr(), backend);
     let mut conn = lb.accept(1, |_| 0);
-    let reply = conn.request("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", &[]);
+    let reply = conn.request("GET /huge HTTP/1.1\r\nHost: example.com\r\n\r\n", &[]);
     assert!(reply.heads.is_empty());
     assert_eq!(reply.reset, Some(ResetCode::BackendReset));
-    // The connection is fine for the next request.
-    let _ = conn.request("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", &[]);
+    // The tunnel connection still serves the next request.
+    let reply = conn.request("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", &[]);
+    assert_eq!(reply.reset, None, "{reply:?}");
+    assert_eq!(reply.status(), 200);
+    assert_eq!(reply.body, b"small");
     stop(agent);
 }
 

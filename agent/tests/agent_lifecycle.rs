@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::setup::{config, start, stop};
 use common::{closed_port, FakeBalancer, PATIENCE};
 use ringway_agent::Agent;
-use ringway_core::tunnel::{Event, ResetCode};
+use ringway_core::tunnel::{Event, Frame, ResetCode};
 use ringway_hello as hello;
 
 #[test]
@@ -90,7 +90,15 @@ fn balancer_named_by_dns_is_resolved_and_re_resolved() {
     );
     let mut conn = lb.accept(1, |_| 0);
     // Several re-resolutions later the connection is still the only one and still serves.
-    std::thread::sleep(Duration::from_millis(350));
+    let deadline = Instant::now() + PATIENCE;
+    while agent.resolutions() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the name was re-resolved {} times, not 3",
+            agent.resolutions()
+        );
+        conn.turn();
+    }
     let reply = conn.request("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", &[]);
     assert_eq!(reply.status(), 200);
     assert!(lb.accept_socket(Duration::from_millis(100)).is_none());
@@ -122,9 +130,22 @@ fn drain_refuses_streams_that_cross_the_goaway() {
         200
     );
     agent.drain();
-    // The GOAWAY is on its way but not read yet: this stream crosses it.
-    std::thread::sleep(Duration::from_millis(50));
+    // Once the GOAWAY has arrived but is not read yet, this stream crosses it (and reaches the
+    // agent within its linger after the GOAWAY).
+    assert!(
+        conn.wait_unread(PATIENCE, |f| matches!(f, Frame::GoAway { .. })),
+        "no GOAWAY after the drain"
+    );
     let id = conn.open("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", &[]);
+    // The agent itself refuses it, on the wire: reading the GOAWAY would make our side refuse
+    // the stream too, so look before reading.
+    assert!(
+        conn.wait_unread(PATIENCE, |f| matches!(
+            f,
+            Frame::Reset { id: sid, code: ResetCode::Refused } if *sid == id
+        )),
+        "the agent did not refuse stream {id}"
+    );
     let mut others = Vec::new();
     let reply = conn.reply(id, &mut others);
     assert_eq!(reply.reset, Some(ResetCode::Refused), "{reply:?}");

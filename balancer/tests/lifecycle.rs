@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use support::{fixed_port, hello_backend, AgentProc, Balancer, Client};
 
@@ -66,7 +66,18 @@ fn survive(disrupt: impl FnOnce(&mut AgentProc)) {
     let stop = Arc::new(AtomicBool::new(false));
     let tally = Arc::new(Tally::default());
     let clients = load(balancer.users, 6, &stop, &tally);
-    thread::sleep(Duration::from_millis(700));
+    // Load flows through both agents, and answers reach the users, before the disruption.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while b1.requests() == 0 || b2.requests() == 0 || tally.ok.load(Ordering::Relaxed) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "load did not flow through both agents: {} and {} requests, {} answered",
+            b1.requests(),
+            b2.requests(),
+            tally.ok.load(Ordering::Relaxed)
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
     let before = tally.ok.load(Ordering::Relaxed);
     disrupt(&mut a1);
     thread::sleep(Duration::from_millis(1200));
@@ -157,10 +168,18 @@ fn a_frozen_agent_is_declared_dead_by_the_heartbeat_and_traffic_moves_on() {
         );
         c.send(head.as_bytes()).unwrap();
         let block = vec![b'x'; 64 * 1024];
-        let start = std::time::Instant::now();
+        let start = Instant::now();
         while start.elapsed() < Duration::from_secs(8) && c.send(&block).is_ok() {}
     });
-    thread::sleep(Duration::from_millis(300));
+    // Freeze the agent once the upload is at its backend.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while b1.requests() < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the upload never reached the backend"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
     frozen.signal("STOP");
     // Three silent ping intervals (600 ms) and the connection is dead.
     let dead = balancer

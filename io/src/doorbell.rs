@@ -92,18 +92,34 @@ mod tests {
     use super::*;
     use crate::runtime::{block_on, IoDriver};
 
+    /// Longer than any of these waits should take; reaching it fails the test instead of
+    /// hanging it.
+    const PATIENCE: Duration = Duration::from_secs(10);
+
+    /// Whether a task waits on `bell` (its waker is stored).
+    fn has_waiter(bell: &Doorbell) -> bool {
+        let waker = bell.waker.take();
+        let waiting = waker.is_some();
+        bell.waker.set(waker);
+        waiting
+    }
+
     #[test]
     fn a_ring_before_the_wait_is_kept_and_counts_once() {
         block_on(IoDriver::Epoll, 256, |_| async {
             let bell = Rc::new(Doorbell::new());
             bell.ring();
             bell.ring();
-            bell.wait().await;
+            monoio::time::timeout(PATIENCE, bell.wait())
+                .await
+                .expect("a ring before the wait completes it");
             let waited = monoio::time::timeout(Duration::from_millis(20), bell.wait()).await;
             assert!(waited.is_err(), "two rings before one wait count once");
             let ringer = bell.clone();
             monoio::spawn(async move { ringer.ring() });
-            bell.wait().await;
+            monoio::time::timeout(PATIENCE, bell.wait())
+                .await
+                .expect("a ring from another task completes the wait");
         });
     }
 
@@ -116,9 +132,22 @@ mod tests {
                 theirs.wait().await;
                 7
             });
-            monoio::time::sleep(Duration::from_millis(5)).await;
+            // Until the waiter has polled and parked (its waker stored). A self-wake would not
+            // do: monoio runs a task that wakes itself again first.
+            let deadline = std::time::Instant::now() + PATIENCE;
+            while !has_waiter(&bell) {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the waiter never waited"
+                );
+                monoio::time::sleep(Duration::from_millis(1)).await;
+            }
             bell.ring();
-            assert_eq!(waiter.await, 7);
+            let got = monoio::time::timeout(PATIENCE, waiter)
+                .await
+                .expect("the ring woke the waiting task");
+            assert_eq!(got, 7);
+            assert!(!bell.take(), "the woken task took the permit");
         });
     }
 

@@ -168,6 +168,24 @@ impl std::future::Future for Receive {
     }
 }
 
+/// Longer than any wake-up on loopback should take; reaching it fails the test.
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `/proc/self/task/TID` of the calling thread.
+fn thread_dir() -> std::path::PathBuf {
+    let link = std::fs::read_link("/proc/thread-self").unwrap();
+    let tid = link.file_name().unwrap().to_owned();
+    std::path::Path::new("/proc/self/task").join(tid)
+}
+
+/// Whether the thread whose `/proc` directory is `dir` sleeps in the kernel (state `S`).
+fn sleeping(dir: &std::path::Path) -> bool {
+    let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
+    // `tid (comm) state …`; comm may hold spaces and parentheses.
+    let after_comm = &stat[stat.rfind(')').unwrap() + 1..];
+    after_comm.split_whitespace().next() == Some("S")
+}
+
 /// A parked worker (blocked in epoll_wait / io_uring_enter) is woken by another thread: what the
 /// balancer's connection hand-off between workers relies on, with every ring set-up.
 #[test]
@@ -175,21 +193,41 @@ fn a_parked_worker_is_woken_from_another_thread() {
     for (driver, _) in common::drivers() {
         let slot = std::sync::Arc::new(std::sync::Mutex::new(Slot::default()));
         let theirs = slot.clone();
+        let (dir_tx, dir_rx) = std::sync::mpsc::channel();
         let spec = WorkerSpec {
             name: format!("wake-{driver}"),
             cpu: None,
             driver,
             ring_entries: 256,
         };
-        let worker = spawn_worker(spec, move |_| Receive(theirs)).unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(30));
+        let worker = spawn_worker(spec, move |_| {
+            dir_tx.send(thread_dir()).unwrap();
+            Receive(theirs)
+        })
+        .unwrap();
+        let dir = dir_rx.recv_timeout(PATIENCE).unwrap();
+        // Parked: the future is pending (its waker stored) and the thread sleeps in the kernel.
+        let deadline = std::time::Instant::now() + PATIENCE;
+        while slot.lock().unwrap().waker.is_none() || !sleeping(&dir) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "worker on {driver} never parked"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         let waker = {
             let mut s = slot.lock().unwrap();
             s.value = Some(7);
-            s.waker.take()
+            s.waker.take().unwrap()
         };
-        if let Some(w) = waker {
-            w.wake();
+        waker.wake();
+        let deadline = std::time::Instant::now() + PATIENCE;
+        while !worker.is_finished() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the wake-up from another thread never reached the worker on {driver}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
         assert_eq!(worker.join().unwrap(), 7, "driver {driver}");
     }

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use ringway_core::http::{BodyDecoder, BodyEvent, Limits, ResponseHead, ResponseParser};
-use ringway_core::tunnel::{Config, Connection, Event, Hello, ResetCode, StreamId};
+use ringway_core::tunnel::{
+    Config, Connection, Event, Frame, FrameDecoder, Hello, ResetCode, StreamId,
+};
 
 /// Generous bound for anything that should happen "at once" on loopback.
 pub const PATIENCE: Duration = Duration::from_secs(10);
@@ -279,6 +281,37 @@ impl FakeConn {
             "unexpected events: {others:?}"
         );
         reply
+    }
+
+    /// Waits until a frame matching `want` has arrived but is not read yet: it sits in the
+    /// socket's receive buffer, unseen by the state machine (a frame in flight, for tests that
+    /// race something against it). False when none arrives `within`, or at EOF.
+    pub fn wait_unread(&self, within: Duration, want: impl Fn(&Frame) -> bool) -> bool {
+        let deadline = Instant::now() + within;
+        let mut chunk = vec![0u8; 256 * 1024];
+        loop {
+            match self.sock.peek(&mut chunk) {
+                Ok(0) => return false,
+                Ok(n) => {
+                    // `inbuf` holds the start of a frame the state machine has not had whole.
+                    let mut unread = BytesMut::from(&self.inbuf[..]);
+                    unread.extend_from_slice(&chunk[..n]);
+                    let mut decoder = FrameDecoder::new(1 << 24);
+                    while let Ok(Some(frame)) = decoder.decode(&mut unread) {
+                        if want(&frame) {
+                            return true;
+                        }
+                    }
+                }
+                // The read timeout (2 ms) passed with nothing to read.
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) => panic!("tunnel peek: {e}"),
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// Closes the socket (the agent sees EOF).
