@@ -33,8 +33,13 @@ fn after(d: std::time::Duration) -> Instant {
 }
 
 /// Serves one user connection to the end.
-pub(crate) async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
-    let span = debug_span!("client", %peer);
+pub(crate) fn serve(
+    worker: Rc<Worker>,
+    stream: TcpStream,
+    peer: SocketAddr,
+) -> impl std::future::Future<Output = ()> {
+    // Not an `async fn`, and `run` borrows: the connection is stored once in the task (an
+    // `async fn` argument, or a `self` taken by value, is copied into the body's locals).
     let mut conn = UserConn {
         worker,
         peer,
@@ -42,7 +47,7 @@ pub(crate) async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAdd
         buf: BytesMut::new(),
         out: BytesMut::new(),
     };
-    conn.run().instrument(span).await;
+    async move { conn.run().await }
 }
 
 /// A user connection and the bytes in flight on it.
@@ -80,18 +85,20 @@ impl UserConn {
                     break Flow::Close;
                 };
                 let at = head_deadline.unwrap_or_else(|| after(worker.timeouts.idle));
-                match worker
-                    .deadlines
-                    .timeout_at(at, stream.readable(false))
-                    .await
-                {
+                // Built in its own statement, so that no temporary of it takes room in the task.
+                let wait = worker.deadlines.timeout_at(at, stream.readable(false));
+                match wait.await {
                     Some(Ok(())) => {}
                     // Nothing of a request arrived: close quietly (an idle or preconnected client).
                     Some(Err(_)) | None => break Flow::Close,
                 }
             }
-            // The request's state machine and buffers live only while it runs.
-            let flow = Box::pin(self.serve_one(head_deadline.take())).await;
+            // The request's state machine, buffers and span live only while it runs.
+            // (Boxed in its own statement: a future built inside an `.await` expression would
+            // take room in this task even though it lives in the box.)
+            let span = debug_span!("client", peer = %self.peer);
+            let request = Box::pin(self.serve_one(head_deadline.take()).instrument(span));
+            let flow = request.await;
             if flow != Flow::KeepAlive {
                 break flow;
             }
@@ -101,9 +108,11 @@ impl UserConn {
         let Some(mut stream) = self.stream.take() else {
             return;
         };
-        let _ = Box::pin(stream.shutdown()).await;
+        let shutdown = Box::pin(stream.shutdown());
+        let _ = shutdown.await;
         if flow == Flow::Linger {
-            Box::pin(linger(&mut stream, worker.timeouts.linger)).await;
+            let lingering = Box::pin(linger(&mut stream, worker.timeouts.linger));
+            lingering.await;
         }
     }
 

@@ -39,10 +39,10 @@ impl Deadlines {
     }
 
     /// Runs `fut` until it completes (`Some`) or `at` passes (`None`).
-    pub(crate) async fn timeout_at<F: Future>(&self, at: Instant, fut: F) -> Option<F::Output> {
-        monoio::select! {
-            out = fut => Some(out),
-            () = self.sleep_until(at) => None,
+    pub(crate) fn timeout_at<F: Future>(&self, at: Instant, fut: F) -> Timeout<'_, F> {
+        Timeout {
+            fut,
+            sleep: self.sleep_until(at),
         }
     }
 
@@ -71,6 +71,28 @@ impl Deadlines {
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.entries.borrow().len()
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Future of [`Deadlines::timeout_at`]: the future it bounds plus one coarse sleep, nothing
+    /// else (an idle connection's task is mostly this).
+    pub(crate) struct Timeout<'a, F> {
+        #[pin]
+        fut: F,
+        sleep: CoarseSleep<'a>,
+    }
+}
+
+impl<F: Future> Future for Timeout<'_, F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(out) = this.fut.poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        Pin::new(this.sleep).poll(cx).map(|()| None)
     }
 }
 
