@@ -7,9 +7,8 @@ use ringway_core::http::forward::Persistence;
 use ringway_core::http::ErrorResponse;
 use tracing::info;
 
-use crate::client::UserConn;
-use crate::proxy::Flow;
 use crate::registry::RouteId;
+use crate::user_conn::{Flow, UserConn};
 use crate::user_io::write_out;
 
 /// Answers `e` and says whether the connection goes on: as `persistence` says (close for an

@@ -8,12 +8,15 @@
 //! while a request is in progress, so an idle connection costs its task, its socket and this
 //! struct.
 
+use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::rc::Rc;
-use std::time::Instant;
+use std::task::Poll;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use monoio::io::AsyncWriteRent;
+use monoio::io::{AsyncWriteRent, Canceller};
 use monoio::net::TcpStream;
 use ringway_core::exchange::{ErrorKind, ProxyError};
 use ringway_core::http::forward::Persistence;
@@ -21,15 +24,18 @@ use ringway_core::http::{RequestHead, RequestParser};
 use tracing::{debug_span, info, Instrument};
 
 use crate::answer;
-use crate::proxy::{self, Flow};
-use crate::user_io::{linger, read_more, release_if_empty, HEAD_READ};
+use crate::proxy;
+use crate::user_conn::{Flow, UserConn};
+use crate::user_io::{
+    ensure_buffer, linger, read_more, read_more_cancelable, release_if_empty, HEAD_READ,
+};
 use crate::worker::Worker;
 
 /// `now + d`, saturating far in the future instead of overflowing.
-fn after(d: std::time::Duration) -> Instant {
+fn after(d: Duration) -> Instant {
     let now = Instant::now();
     now.checked_add(d)
-        .unwrap_or_else(|| now + std::time::Duration::from_secs(86_400 * 365))
+        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365))
 }
 
 /// Serves one user connection to the end.
@@ -37,7 +43,7 @@ pub(crate) fn serve(
     worker: Rc<Worker>,
     stream: TcpStream,
     peer: SocketAddr,
-) -> impl std::future::Future<Output = ()> {
+) -> impl Future<Output = ()> {
     // Not an `async fn`, and `run` borrows: the connection is stored once in the task (an
     // `async fn` argument, or a `self` taken by value, is copied into the body's locals).
     let mut conn = UserConn {
@@ -50,17 +56,16 @@ pub(crate) fn serve(
     async move { conn.run().await }
 }
 
-/// A user connection and the bytes in flight on it.
-pub(crate) struct UserConn {
-    pub(crate) worker: Rc<Worker>,
-    pub(crate) peer: SocketAddr,
-    /// The socket; lent out (split in two halves) while a request streams both ways.
-    pub(crate) stream: Option<TcpStream>,
-    /// Bytes read from the user and not yet consumed (a partial head, body bytes, pipelined
-    /// requests). No allocation while idle.
-    pub(crate) buf: BytesMut,
-    /// Bytes to write to the user. No allocation while idle.
-    pub(crate) out: BytesMut,
+/// How long a connection that just served a request (or was just accepted) reads with a
+/// buffer before it waits for readiness without one.
+const HOT_GRACE: Duration = Duration::from_millis(100);
+
+/// How a hot read ended.
+enum HotRead {
+    Bytes,
+    /// Nothing within the grace (the read was cancelled, no byte lost).
+    Quiet,
+    Closed,
 }
 
 /// How reading the next request head ended.
@@ -77,10 +82,14 @@ impl UserConn {
         let worker = self.worker.clone();
         // The first request's head must arrive within the head timeout of the accept.
         let mut head_deadline = Some(after(worker.timeouts.head));
+        // A fresh connection and one that just served a request read at once (hot): a busy
+        // client's next request is usually on its way. One that stayed quiet through the hot
+        // read's grace waits for readiness (cold) and holds no buffer.
+        let mut cold = false;
         let flow = loop {
-            if self.buf.is_empty() {
-                // Idle (or fresh): wait for bytes without lending the ring a buffer. This is
-                // the only state an idle connection's task is in; all else is boxed below.
+            if self.buf.is_empty() && cold {
+                // Idle: wait for bytes without lending the ring a buffer. This is the only
+                // state an idle connection's task is in; all else is boxed below.
                 let Some(stream) = self.stream.as_ref() else {
                     break Flow::Close;
                 };
@@ -97,13 +106,19 @@ impl UserConn {
             // (Boxed in its own statement: a future built inside an `.await` expression would
             // take room in this task even though it lives in the box.)
             let span = debug_span!("client", peer = %self.peer);
-            let request = Box::pin(self.serve_one(head_deadline.take()).instrument(span));
+            let request = Box::pin(self.serve_one(head_deadline, !cold).instrument(span));
             let flow = request.await;
-            if flow != Flow::KeepAlive {
-                break flow;
+            release_if_empty(&mut self.buf, &worker.bufs);
+            release_if_empty(&mut self.out, &worker.bufs);
+            match flow {
+                Flow::KeepAlive => {
+                    head_deadline = None;
+                    cold = false;
+                }
+                // Nothing came within the hot read's grace: wait cold from now on.
+                Flow::Idle => cold = true,
+                flow => break flow,
             }
-            release_if_empty(&mut self.buf);
-            release_if_empty(&mut self.out);
         };
         let Some(mut stream) = self.stream.take() else {
             return;
@@ -116,8 +131,16 @@ impl UserConn {
         }
     }
 
-    /// Reads one request head (bytes are there or on their way) and serves the request.
-    async fn serve_one(&mut self, head_deadline: Option<Instant>) -> Flow {
+    /// Reads one request head (bytes are there or on their way; `hot`: maybe not yet) and
+    /// serves the request. [`Flow::Idle`]: a hot read got nothing within its grace.
+    async fn serve_one(&mut self, head_deadline: Option<Instant>, hot: bool) -> Flow {
+        if hot && self.buf.is_empty() {
+            match self.hot_read().await {
+                HotRead::Bytes => {}
+                HotRead::Quiet => return Flow::Idle,
+                HotRead::Closed => return Flow::Close,
+            }
+        }
         match self.read_head(head_deadline).await {
             HeadRead::Head(head) => proxy::serve(self, head).await,
             HeadRead::Gone => Flow::Close,
@@ -126,6 +149,41 @@ impl UserConn {
                 answer::error(self, e, id.as_str(), Persistence::Close, None).await;
                 Flow::Close
             }
+        }
+    }
+
+    /// A read with a buffer, at once, for at most [`HOT_GRACE`] (plus a coarse tick): the
+    /// common case of a keep-alive client skips the readiness wait and its extra completion.
+    /// Past the grace the read is cancelled without losing a byte that raced the cancel.
+    async fn hot_read(&mut self) -> HotRead {
+        let worker = self.worker.clone();
+        let Some(stream) = self.stream.as_mut() else {
+            return HotRead::Closed;
+        };
+        ensure_buffer(&mut self.buf, &worker.bufs);
+        let canceller = Canceller::new();
+        let read = read_more_cancelable(stream, &mut self.buf, HEAD_READ, canceller.handle());
+        let mut read = pin!(read);
+        let mut grace = pin!(worker.deadlines.sleep_until(Instant::now() + HOT_GRACE));
+        let mut canceller = Some(canceller);
+        let res = poll_fn(|cx| {
+            if let Poll::Ready(res) = read.as_mut().poll(cx) {
+                return Poll::Ready(res);
+            }
+            if canceller.is_some() && grace.as_mut().poll(cx).is_ready() {
+                // The read completes soon, cancelled (or with what raced the cancel).
+                if let Some(c) = canceller.take() {
+                    drop(c.cancel());
+                }
+            }
+            Poll::Pending
+        })
+        .await;
+        match res {
+            Ok(0) => HotRead::Closed,
+            Ok(_) => HotRead::Bytes,
+            Err(_) if canceller.is_none() => HotRead::Quiet,
+            Err(_) => HotRead::Closed,
         }
     }
 
@@ -149,6 +207,8 @@ impl UserConn {
                 return HeadRead::Gone;
             };
             let started = !self.buf.is_empty();
+            ensure_buffer(&mut self.buf, &worker.bufs);
+            ensure_buffer(&mut self.out, &worker.bufs);
             let read = read_more(stream, &mut self.buf, HEAD_READ);
             match worker.deadlines.timeout_at(at, read).await {
                 Some(Ok(0) | Err(_)) => return HeadRead::Gone,

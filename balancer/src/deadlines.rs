@@ -107,7 +107,9 @@ impl Future for CoarseSleep<'_> {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.at <= Instant::now() {
+        // The clock is read once, on the first poll; later polls only look at the entry (the
+        // ticking task fires it), so a future polled often costs no clock reads.
+        if self.key.is_none() && self.at <= Instant::now() {
             return Poll::Ready(());
         }
         let mut entries = self.deadlines.entries.borrow_mut();

@@ -28,6 +28,7 @@ use ringway_core::http::{Limits, ResponseHead, ResponseParser};
 use ringway_io::Doorbell;
 use tracing::{debug, info};
 
+use crate::deadlines::Deadlines;
 use crate::tunnel_stream::{StreamEvent, TunnelStream};
 use crate::user_io::{read_more_cancelable, write_out, BODY_READ};
 
@@ -41,6 +42,8 @@ pub(crate) struct UserHalves<'a> {
     pub(crate) out: &'a mut BytesMut,
     /// Bound on one write to the user.
     pub(crate) write_limit: Duration,
+    /// The worker's coarse deadlines (the exchange's timers).
+    pub(crate) deadlines: &'a Deadlines,
 }
 
 /// How an attempt ended.
@@ -57,6 +60,7 @@ pub(crate) enum AttemptEnd {
 struct Shared<'a> {
     exchange: &'a RefCell<Exchange>,
     stream: &'a TunnelStream,
+    deadlines: &'a Deadlines,
     /// Wakes the upload loop: the exchange's request side may have changed, or it must stop.
     upload_bell: Doorbell,
     /// Wakes the response loop: the upload progressed, ended or failed.
@@ -78,10 +82,12 @@ pub(crate) async fn run(
         buf,
         out,
         write_limit,
+        deadlines,
     } = user;
     let shared = Shared {
         exchange,
         stream,
+        deadlines,
         upload_bell: Doorbell::new(),
         response_bell: Doorbell::new(),
         upload_failed: Cell::new(None),
@@ -130,10 +136,8 @@ async fn upload(
         shared.response_bell.ring();
     };
     while !shared.stop.get() {
-        let step = shared
-            .exchange
-            .borrow_mut()
-            .poll_upload(buf, Instant::now());
+        let now = Instant::now();
+        let step = shared.exchange.borrow_mut().poll_upload(buf, now);
         match step {
             Err(e) => return fail(e),
             Ok(UploadStep::Send { mut data, end }) => {
@@ -145,11 +149,12 @@ async fn upload(
                     continue;
                 }
                 let blocked = !data.is_empty();
-                shared
-                    .exchange
-                    .borrow_mut()
-                    .upload_sent(data, end, Instant::now());
-                shared.response_bell.ring();
+                shared.exchange.borrow_mut().upload_sent(data, end, now);
+                if end && !blocked {
+                    // The request side is complete: the response loop's timers change (the
+                    // response-head timer starts) and the exchange may be complete.
+                    shared.response_bell.ring();
+                }
                 if blocked {
                     monoio::select! {
                         () = shared.stream.writable() => {}
@@ -175,7 +180,11 @@ async fn upload(
             }
             Ok(UploadStep::Wait) => shared.upload_bell.wait().await,
             Ok(UploadStep::Done) => {
-                shared.response_bell.ring();
+                // Only news for the response loop when it finished first (a GET's request side
+                // is done from the start: no wake-up for it).
+                if shared.exchange.borrow().response_done() {
+                    shared.response_bell.ring();
+                }
                 return;
             }
         }
@@ -201,11 +210,12 @@ async fn respond(
         }
         let deadline = shared.exchange.borrow().poll_timeout();
         let far = Instant::now() + Duration::from_secs(86_400);
-        let at = monoio::time::Instant::from_std(deadline.unwrap_or(far));
+        // The exchange's timers are seconds long: the worker's coarse deadlines serve them
+        // (no runtime timer armed and disarmed per event).
         let first = monoio::select! {
             event = stream.event() => Some(event),
             () = shared.response_bell.wait() => None,
-            () = monoio::time::sleep_until(at) => {
+            () = shared.deadlines.sleep_until(deadline.unwrap_or(far)) => {
                 let timer = shared.exchange.borrow_mut().handle_timeout(Instant::now());
                 if let Err(e) = timer {
                     debug!(stream = %stream.id(), error = %e, "exchange timed out");
@@ -219,11 +229,12 @@ async fn respond(
         };
         // Every event already queued goes into one write to the user.
         let mut taken = 0;
+        let now = Instant::now();
         let mut event = Some(first);
         while let Some(ev) = event.take() {
             // A reset or a lost connection is the stream's last word (the slot repeats it).
             let last = matches!(ev, StreamEvent::Reset(_) | StreamEvent::Lost);
-            if let Err(e) = feed(shared, ev, out, &mut taken) {
+            if let Err(e) = feed(shared, ev, out, &mut taken, now) {
                 // What was framed for the user before the failure still goes out.
                 if !out.is_empty() && shared.exchange.borrow().response_started() {
                     let _ = write_out(wr, out, write_limit).await;
@@ -258,8 +269,8 @@ fn feed(
     event: StreamEvent,
     out: &mut BytesMut,
     taken: &mut usize,
+    now: Instant,
 ) -> Result<(), ProxyError> {
-    let now = Instant::now();
     let mut exchange = shared.exchange.borrow_mut();
     match event {
         StreamEvent::Head { head, end } => {

@@ -22,6 +22,7 @@ mod registry;
 mod signal;
 mod timeouts;
 mod tunnel_stream;
+mod user_conn;
 mod user_io;
 mod worker;
 

@@ -6,38 +6,19 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Instant;
 
-use ringway_core::exchange::{ErrorKind, Exchange, ExchangeConfig, Outcome, ProxyError};
+use ringway_core::exchange::{ErrorKind, Exchange, ExchangeConfig, ProxyError};
 use ringway_core::http::forward::{self, ForwardInfo};
 use ringway_core::http::RequestHead;
 use tracing::debug;
 
 use crate::agent_conn::AgentConn;
 use crate::answer;
-use crate::client::UserConn;
 use crate::duplex::{self, AttemptEnd, UserHalves};
 use crate::registry::RouteId;
 use crate::timeouts::deadline_after;
+use crate::user_conn::{Flow, UserConn};
 use crate::user_io::write_out;
 use crate::worker::Worker;
-
-/// Whether the connection serves another request after this one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Flow {
-    KeepAlive,
-    Close,
-    /// Close after reading and dropping what the user still sends (see `user_io::linger`).
-    Linger,
-}
-
-impl From<Outcome> for Flow {
-    fn from(o: Outcome) -> Self {
-        match o {
-            Outcome::KeepAlive => Self::KeepAlive,
-            Outcome::Close => Self::Close,
-            Outcome::LingeringClose => Self::Linger,
-        }
-    }
-}
 
 /// Serves one request to its end.
 pub(crate) async fn serve(conn: &mut UserConn, head: RequestHead) -> Flow {
@@ -154,6 +135,7 @@ async fn attempt(
     let Some(socket) = conn.stream.take() else {
         return AttemptEnd::Failed(ProxyError::new(ErrorKind::ClientIo));
     };
+    let worker = conn.worker.clone();
     let (mut rd, mut wr) = monoio::io::Splitable::into_split(socket);
     let halves = UserHalves {
         rd: &mut rd,
@@ -161,6 +143,7 @@ async fn attempt(
         buf: &mut conn.buf,
         out: &mut conn.out,
         write_limit: conn.worker.timeouts.body,
+        deadlines: &worker.deadlines,
     };
     let end = duplex::run(halves, exchange, stream).await;
     match rd.reunite(wr) {

@@ -13,6 +13,7 @@ use monoio::buf::IoBufMut;
 use monoio::io::{
     AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, CancelHandle, CancelableAsyncReadRent,
 };
+use ringway_io::BufPool;
 
 use crate::timeouts::deadline_after;
 
@@ -76,10 +77,23 @@ pub(crate) async fn write_out<W: AsyncWriteRent>(
     res.map(drop)
 }
 
-/// Drops a buffer that holds no bytes, so an idle connection keeps no allocation.
-pub(crate) fn release_if_empty(buf: &mut BytesMut) {
-    if buf.is_empty() && buf.capacity() > 0 {
-        *buf = BytesMut::new();
+/// Gives a buffer that holds no bytes back to the worker's pool (its whole allocation, once
+/// the heads split off it are gone), so an idle connection keeps no allocation and the next
+/// request's reads need none.
+pub(crate) fn release_if_empty(buf: &mut BytesMut, pool: &BufPool) {
+    if !buf.is_empty() || buf.capacity() == 0 {
+        return;
+    }
+    let mut owned = std::mem::take(buf);
+    if owned.try_reclaim(pool.buf_size()) {
+        pool.give(owned);
+    }
+}
+
+/// Takes a buffer from the worker's pool when `buf` has none (a connection that was idle).
+pub(crate) fn ensure_buffer(buf: &mut BytesMut, pool: &BufPool) {
+    if buf.capacity() == 0 {
+        *buf = pool.take();
     }
 }
 

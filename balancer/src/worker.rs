@@ -14,7 +14,7 @@ use std::hash::{BuildHasher, Hasher};
 
 use rand::{RngCore, SeedableRng};
 use ringway_core::pick::{EndpointLoad, Picker};
-use ringway_io::IdMap;
+use ringway_io::{BufPool, IdMap};
 
 use crate::agent_conn::{AgentConn, ConnOwner};
 use crate::config::Config;
@@ -23,6 +23,12 @@ use crate::handoff::{HandoffRx, HandoffTx};
 use crate::registry::{Registry, RouteId};
 use crate::signal::WaitQueue;
 use crate::timeouts::Timeouts;
+
+/// Bytes of a user connection's read (and write) buffer: room for a request head, or for one
+/// read of body bytes (a body read asks for more, see `user_io::BODY_READ`).
+const USER_BUF: usize = 8 * 1024;
+/// Spare user buffers a worker keeps.
+const SPARE_USER_BUFS: usize = 64;
 
 /// What every worker is started with (the listeners go to `listener::run`).
 pub(crate) struct WorkerSetup {
@@ -72,8 +78,11 @@ pub(crate) struct Worker {
     pub(crate) tunnel: ringway_core::tunnel::Config,
     pub(crate) handoff: HandoffTx,
     pub(crate) timeouts: Timeouts,
-    /// Coarse deadlines of the connections that wait (head, idle).
+    /// Coarse deadlines of the connections that wait (head, idle) and of requests' timers.
     pub(crate) deadlines: Deadlines,
+    /// Read and write buffers of user connections, taken when bytes arrive and given back
+    /// when the connection is idle again.
+    pub(crate) bufs: BufPool,
     endpoints: RefCell<IdMap<RouteId, RouteEndpoints>>,
     /// Requests parked until an agent for their route can take them.
     parked: WaitQueue<RouteId>,
@@ -98,6 +107,7 @@ impl Worker {
             tunnel: setup.config.tunnel.to_core(),
             timeouts: Timeouts::from(setup.config.timeouts),
             deadlines: Deadlines::default(),
+            bufs: BufPool::new(USER_BUF, SPARE_USER_BUFS),
             config: setup.config.clone(),
             registry: setup.registry.clone(),
             handoff: setup.handoff_tx.clone(),

@@ -1,0 +1,45 @@
+//! A user connection's state between the IO loop that owns it (`client`), the request path
+//! (`proxy`) and the error answers (`answer`), and how it goes on after a request.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use bytes::BytesMut;
+use monoio::net::TcpStream;
+use ringway_core::exchange::Outcome;
+
+use crate::worker::Worker;
+
+/// A user connection and the bytes in flight on it.
+pub(crate) struct UserConn {
+    pub(crate) worker: Rc<Worker>,
+    pub(crate) peer: SocketAddr,
+    /// The socket; lent out (split in two halves) while a request streams both ways.
+    pub(crate) stream: Option<TcpStream>,
+    /// Bytes read from the user and not yet consumed (a partial head, body bytes, pipelined
+    /// requests). No allocation while idle.
+    pub(crate) buf: BytesMut,
+    /// Bytes to write to the user. No allocation while idle.
+    pub(crate) out: BytesMut,
+}
+
+/// Whether the connection serves another request after this one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flow {
+    KeepAlive,
+    Close,
+    /// Close after reading and dropping what the user still sends (see `user_io::linger`).
+    Linger,
+    /// Nothing arrived soon after the last request: keep the connection, waiting cold.
+    Idle,
+}
+
+impl From<Outcome> for Flow {
+    fn from(o: Outcome) -> Self {
+        match o {
+            Outcome::KeepAlive => Self::KeepAlive,
+            Outcome::Close => Self::Close,
+            Outcome::LingeringClose => Self::Linger,
+        }
+    }
+}
