@@ -8,15 +8,13 @@
 //! while a request is in progress, so an idle connection costs its task, its socket and this
 //! struct.
 
-use std::future::{poll_fn, Future};
+use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::pin;
 use std::rc::Rc;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use monoio::io::{AsyncWriteRent, Canceller};
+use monoio::io::AsyncWriteRent;
 use monoio::net::TcpStream;
 use ringway_core::exchange::{ErrorKind, ProxyError};
 use ringway_core::http::forward::Persistence;
@@ -26,9 +24,7 @@ use tracing::{debug_span, info, Instrument};
 use crate::answer;
 use crate::proxy;
 use crate::user_conn::{Flow, UserConn};
-use crate::user_io::{
-    ensure_buffer, linger, read_more, read_more_cancelable, release_if_empty, HEAD_READ,
-};
+use crate::user_io::{ensure_buffer, linger, read_more, release_if_empty, HEAD_READ};
 use crate::worker::Worker;
 
 /// `now + d`, saturating far in the future instead of overflowing.
@@ -56,18 +52,6 @@ pub(crate) fn serve(
     async move { conn.run().await }
 }
 
-/// How long a connection that just served a request (or was just accepted) reads with a
-/// buffer before it waits for readiness without one.
-const HOT_GRACE: Duration = Duration::from_millis(100);
-
-/// How a hot read ended.
-enum HotRead {
-    Bytes,
-    /// Nothing within the grace (the read was cancelled, no byte lost).
-    Quiet,
-    Closed,
-}
-
 /// How reading the next request head ended.
 enum HeadRead {
     Head(RequestHead),
@@ -82,13 +66,9 @@ impl UserConn {
         let worker = self.worker.clone();
         // The first request's head must arrive within the head timeout of the accept.
         let mut head_deadline = Some(after(worker.timeouts.head));
-        // A fresh connection and one that just served a request read at once (hot): a busy
-        // client's next request is usually on its way. One that stayed quiet through the hot
-        // read's grace waits for readiness (cold) and holds no buffer.
-        let mut cold = false;
         let flow = loop {
-            if self.buf.is_empty() && cold {
-                // Idle: wait for bytes without lending the ring a buffer. This is the only
+            if self.buf.is_empty() {
+                // Idle (or fresh): wait for bytes without lending the ring a buffer. This is the only
                 // state an idle connection's task is in; all else is boxed below.
                 let Some(stream) = self.stream.as_ref() else {
                     break Flow::Close;
@@ -106,19 +86,14 @@ impl UserConn {
             // (Boxed in its own statement: a future built inside an `.await` expression would
             // take room in this task even though it lives in the box.)
             let span = debug_span!("client", peer = %self.peer);
-            let request = Box::pin(self.serve_one(head_deadline, !cold).instrument(span));
+            let request = Box::pin(self.serve_one(head_deadline).instrument(span));
             let flow = request.await;
             release_if_empty(&mut self.buf, &worker.bufs);
             release_if_empty(&mut self.out, &worker.bufs);
-            match flow {
-                Flow::KeepAlive => {
-                    head_deadline = None;
-                    cold = false;
-                }
-                // Nothing came within the hot read's grace: wait cold from now on.
-                Flow::Idle => cold = true,
-                flow => break flow,
+            if flow != Flow::KeepAlive {
+                break flow;
             }
+            head_deadline = None;
         };
         let Some(mut stream) = self.stream.take() else {
             return;
@@ -131,16 +106,8 @@ impl UserConn {
         }
     }
 
-    /// Reads one request head (bytes are there or on their way; `hot`: maybe not yet) and
-    /// serves the request. [`Flow::Idle`]: a hot read got nothing within its grace.
-    async fn serve_one(&mut self, head_deadline: Option<Instant>, hot: bool) -> Flow {
-        if hot && self.buf.is_empty() {
-            match self.hot_read().await {
-                HotRead::Bytes => {}
-                HotRead::Quiet => return Flow::Idle,
-                HotRead::Closed => return Flow::Close,
-            }
-        }
+    /// Reads one request head (bytes are there or on their way) and serves the request.
+    async fn serve_one(&mut self, head_deadline: Option<Instant>) -> Flow {
         match self.read_head(head_deadline).await {
             HeadRead::Head(head) => proxy::serve(self, head).await,
             HeadRead::Gone => Flow::Close,
@@ -149,41 +116,6 @@ impl UserConn {
                 answer::error(self, e, id.as_str(), Persistence::Close, None).await;
                 Flow::Close
             }
-        }
-    }
-
-    /// A read with a buffer, at once, for at most [`HOT_GRACE`] (plus a coarse tick): the
-    /// common case of a keep-alive client skips the readiness wait and its extra completion.
-    /// Past the grace the read is cancelled without losing a byte that raced the cancel.
-    async fn hot_read(&mut self) -> HotRead {
-        let worker = self.worker.clone();
-        let Some(stream) = self.stream.as_mut() else {
-            return HotRead::Closed;
-        };
-        ensure_buffer(&mut self.buf, &worker.bufs);
-        let canceller = Canceller::new();
-        let read = read_more_cancelable(stream, &mut self.buf, HEAD_READ, canceller.handle());
-        let mut read = pin!(read);
-        let mut grace = pin!(worker.deadlines.sleep_until(Instant::now() + HOT_GRACE));
-        let mut canceller = Some(canceller);
-        let res = poll_fn(|cx| {
-            if let Poll::Ready(res) = read.as_mut().poll(cx) {
-                return Poll::Ready(res);
-            }
-            if canceller.is_some() && grace.as_mut().poll(cx).is_ready() {
-                // The read completes soon, cancelled (or with what raced the cancel).
-                if let Some(c) = canceller.take() {
-                    drop(c.cancel());
-                }
-            }
-            Poll::Pending
-        })
-        .await;
-        match res {
-            Ok(0) => HotRead::Closed,
-            Ok(_) => HotRead::Bytes,
-            Err(_) if canceller.is_none() => HotRead::Quiet,
-            Err(_) => HotRead::Closed,
         }
     }
 

@@ -30,8 +30,6 @@ pub(crate) enum Flow {
     Close,
     /// Close after reading and dropping what the user still sends (see `user_io::linger`).
     Linger,
-    /// Nothing arrived soon after the last request: keep the connection, waiting cold.
-    Idle,
 }
 
 impl From<Outcome> for Flow {
