@@ -10,7 +10,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use ringway_core::http::{BodyDecoder, BodyEvent, Limits, ResponseHead, ResponseParser};
+use ringway_core::http::{Limits, ResponseHead, ResponseParser};
 use ringway_core::tunnel::{
     Config, Connection, Event, Frame, FrameDecoder, Hello, ResetCode, StreamId,
 };
@@ -317,44 +317,6 @@ impl FakeConn {
     /// Closes the socket (the agent sees EOF).
     pub fn close(self) {
         let _ = self.sock.shutdown(std::net::Shutdown::Both);
-    }
-}
-
-/// A response read by [`http`].
-#[derive(Debug)]
-pub struct HttpReply {
-    pub head: ResponseHead,
-    pub body: Vec<u8>,
-}
-
-/// Sends one request on `sock` and reads the response (framing decoded with core).
-pub fn http(sock: &mut TcpStream, request: &[u8], method: &[u8]) -> HttpReply {
-    sock.write_all(request).unwrap();
-    let mut buf = BytesMut::new();
-    let mut parser = ResponseParser::new(Limits::default());
-    let head = loop {
-        if let Some(head) = parser.parse(&mut buf).unwrap() {
-            if head.is_interim() {
-                parser = ResponseParser::new(Limits::default());
-                continue;
-            }
-            break head;
-        }
-        read_into(sock, &mut buf);
-    };
-    let mut decoder = BodyDecoder::new(head.framing(method), None);
-    let mut body = Vec::new();
-    loop {
-        match decoder.decode(&mut buf).unwrap() {
-            BodyEvent::Data(data) => body.extend_from_slice(&data),
-            BodyEvent::End => return HttpReply { head, body },
-            BodyEvent::NeedMore => {
-                if read_into(sock, &mut buf) == 0 {
-                    decoder.finish_on_eof().unwrap();
-                    return HttpReply { head, body };
-                }
-            }
-        }
     }
 }
 
