@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Args, Parser};
 
 use ringway_tuning::runtime::IoDriver;
 
@@ -20,24 +20,9 @@ pub struct Cli {
     /// Load and validate the configuration, print it, and exit.
     #[arg(long)]
     pub check: bool,
-    /// User listener address (`[listen] users`).
-    #[arg(long, value_name = "ADDR")]
-    pub listen: Option<SocketAddr>,
-    /// Agent listener address (`[listen] agents`).
-    #[arg(long, value_name = "ADDR")]
-    pub agent_listen: Option<SocketAddr>,
-    /// listen(2) backlog (`[listen] backlog`).
-    #[arg(long)]
-    pub backlog: Option<i32>,
-    /// Worker threads (`[runtime] workers`; default: CPUs in the affinity mask).
-    #[arg(long)]
-    pub workers: Option<usize>,
-    /// IO driver (`[runtime] io_driver`).
-    #[arg(long, value_enum)]
-    pub io_driver: Option<IoDriver>,
-    /// Do not pin workers to CPUs (`[runtime] pin = false`).
-    #[arg(long)]
-    pub no_pin: bool,
+    /// Listeners and runtime.
+    #[command(flatten)]
+    pub server: ServerArgs,
     /// Token every agent must present (`[agents] token`).
     #[arg(long, env = "RINGWAY_TOKEN")]
     pub token: Option<String>,
@@ -67,21 +52,31 @@ pub struct Cli {
     pub ping_interval: Option<Duration>,
 }
 
-impl Cli {
-    /// The configuration: the file (or defaults) with every given flag applied on top.
-    pub fn config(&self) -> Result<Config, ConfigError> {
-        let mut c = match &self.config {
-            Some(path) => Config::load(path)?,
-            None => Config::default(),
-        };
-        self.apply(&mut c).map_err(|message| ConfigError::Invalid {
-            path: "command line".to_owned(),
-            message,
-        })?;
-        Ok(c)
-    }
+/// The listener and runtime flags, shared with `ringway-demo`.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// User listener address (`[listen] users`).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Agent listener address (`[listen] agents`).
+    #[arg(long, value_name = "ADDR")]
+    pub agent_listen: Option<SocketAddr>,
+    /// listen(2) backlog (`[listen] backlog`).
+    #[arg(long)]
+    pub backlog: Option<i32>,
+    /// Worker threads (`[runtime] workers`; default: CPUs in the affinity mask).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// IO driver (`[runtime] io_driver`).
+    #[arg(long, value_enum)]
+    pub io_driver: Option<IoDriver>,
+    /// Do not pin workers to CPUs (`[runtime] pin = false`).
+    #[arg(long)]
+    pub no_pin: bool,
+}
 
-    /// Applies the flags to `c`.
+impl ServerArgs {
+    /// Applies these flags to `c`.
     pub fn apply(&self, c: &mut Config) -> Result<(), String> {
         if let Some(a) = self.listen {
             c.listen.users = a;
@@ -104,6 +99,27 @@ impl Cli {
         if self.no_pin {
             c.runtime.pin = false;
         }
+        Ok(())
+    }
+}
+
+impl Cli {
+    /// The configuration: the file (or defaults) with every given flag applied on top.
+    pub fn config(&self) -> Result<Config, ConfigError> {
+        let mut c = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        self.apply(&mut c).map_err(|message| ConfigError::Invalid {
+            path: "command line".to_owned(),
+            message,
+        })?;
+        Ok(c)
+    }
+
+    /// Applies the flags to `c`.
+    pub fn apply(&self, c: &mut Config) -> Result<(), String> {
+        self.server.apply(c)?;
         if let Some(t) = &self.token {
             c.agents.token = Some(t.clone());
         }

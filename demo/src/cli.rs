@@ -2,8 +2,8 @@
 
 use std::net::SocketAddr;
 
-use clap::{Args, Parser, Subcommand};
-use ringway_balancer::Config;
+use clap::{Parser, Subcommand};
+use ringway_balancer::cli::ServerArgs;
 use ringway_tuning::runtime::IoDriver;
 
 /// ringway-demo: the balancer, an agent and the hello backend on loopback, in one process.
@@ -37,50 +37,10 @@ pub enum Command {
     },
 }
 
-/// Flags of the demo: each overrides a key of the embedded configuration.
-#[derive(Debug, Args)]
-pub struct DemoArgs {
-    /// Where users connect (default 127.0.0.1:8080; port 0 picks a free one, printed at start).
-    #[arg(long, value_name = "ADDR")]
-    pub listen: Option<SocketAddr>,
-    /// Where the agent connects (default 127.0.0.1:7000).
-    #[arg(long, value_name = "ADDR")]
-    pub agent_listen: Option<SocketAddr>,
-    /// Balancer worker threads (default: CPUs in the affinity mask).
-    #[arg(long)]
-    pub workers: Option<usize>,
-    /// IO driver of the balancer.
-    #[arg(long, value_enum)]
-    pub io_driver: Option<IoDriver>,
-    /// Do not pin balancer workers to CPUs.
-    #[arg(long)]
-    pub no_pin: bool,
-}
-
-impl DemoArgs {
-    /// Applies the flags to the demo's configuration `c`.
-    pub fn apply(&self, c: &mut Config) -> Result<(), String> {
-        if let Some(a) = self.listen {
-            c.listen.users = a;
-        }
-        if let Some(a) = self.agent_listen {
-            c.listen.agents = a;
-        }
-        if let Some(w) = self.workers {
-            if w == 0 {
-                return Err("--workers must be at least 1".to_owned());
-            }
-            c.runtime.workers = Some(w);
-        }
-        if let Some(d) = self.io_driver {
-            c.runtime.io_driver = d;
-        }
-        if self.no_pin {
-            c.runtime.pin = false;
-        }
-        Ok(())
-    }
-}
+/// Flags of the demo: the balancer's listener and runtime flags (`ringway-balancer --help`),
+/// each overriding a key of the embedded configuration (users on 127.0.0.1:8080, agents on
+/// 127.0.0.1:7000; port 0 picks a free one, printed at start).
+pub type DemoArgs = ServerArgs;
 
 #[cfg(test)]
 mod tests {
