@@ -55,7 +55,11 @@ pub(crate) async fn error(
     let Some(stream) = conn.stream.as_mut() else {
         return Flow::Close;
     };
-    if write_out(stream, &mut conn.out, limit).await.is_err() || close {
+    if write_out(stream, &mut conn.out, &worker.deadlines, limit)
+        .await
+        .is_err()
+        || close
+    {
         Flow::Close
     } else {
         Flow::KeepAlive

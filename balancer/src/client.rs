@@ -11,7 +11,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::BytesMut;
 use monoio::io::AsyncWriteRent;
@@ -26,13 +26,6 @@ use crate::proxy;
 use crate::user_conn::{Flow, UserConn};
 use crate::user_io::{ensure_buffer, linger, read_more, release_if_empty, HEAD_READ};
 use crate::worker::Worker;
-
-/// `now + d`, saturating far in the future instead of overflowing.
-fn after(d: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(d)
-        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365))
-}
 
 /// Serves one user connection to the end.
 pub(crate) fn serve(
@@ -65,7 +58,7 @@ impl UserConn {
     async fn run(&mut self) {
         let worker = self.worker.clone();
         // The first request's head must arrive within the head timeout of the accept.
-        let mut head_deadline = Some(after(worker.timeouts.head));
+        let mut head_deadline = Some(worker.deadlines.after(worker.timeouts.head));
         let flow = loop {
             if self.buf.is_empty() {
                 // Idle (or fresh): wait for bytes without lending the ring a buffer. This is the only
@@ -73,7 +66,8 @@ impl UserConn {
                 let Some(stream) = self.stream.as_ref() else {
                     break Flow::Close;
                 };
-                let at = head_deadline.unwrap_or_else(|| after(worker.timeouts.idle));
+                let at =
+                    head_deadline.unwrap_or_else(|| worker.deadlines.after(worker.timeouts.idle));
                 // Built in its own statement, so that no temporary of it takes room in the task.
                 let wait = worker.deadlines.timeout_at(at, stream.readable(false));
                 match wait.await {
@@ -101,7 +95,11 @@ impl UserConn {
         let shutdown = Box::pin(stream.shutdown());
         let _ = shutdown.await;
         if flow == Flow::Linger {
-            let lingering = Box::pin(linger(&mut stream, worker.timeouts.linger));
+            let lingering = Box::pin(linger(
+                &mut stream,
+                &worker.deadlines,
+                worker.timeouts.linger,
+            ));
             lingering.await;
         }
     }
@@ -124,7 +122,7 @@ impl UserConn {
     /// about to be). Both are the worker's coarse deadlines (no timer per connection).
     async fn read_head(&mut self, deadline: Option<Instant>) -> HeadRead {
         let worker = self.worker.clone();
-        let at = deadline.unwrap_or_else(|| after(worker.timeouts.head));
+        let at = deadline.unwrap_or_else(|| worker.deadlines.after(worker.timeouts.head));
         // A parser per head: nothing of it needs to live while the connection is idle.
         let mut parser = RequestParser::new(worker.limits);
         loop {

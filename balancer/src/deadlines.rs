@@ -4,8 +4,14 @@
 //!
 //! A deadline fires on the first tick at or after it, so it is late by at most [`TICK`]: right
 //! for the head, idle and linger timeouts (seconds), not for anything that needs precision.
+//!
+//! The worker's coarse clock ([`Deadlines::now`]) is read off the same tick: the request path
+//! computes its deadlines and the exchange's progress times from it, without a clock read
+//! (each is a `clock_gettime`; a request used to make a dozen). It lags the real clock by at
+//! most one tick, so a deadline computed from it fires at most one tick early — and, being
+//! coarse, at most one tick late.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
@@ -17,9 +23,19 @@ use slab::Slab;
 pub(crate) const TICK: Duration = Duration::from_millis(100);
 
 /// The coarse deadlines of one worker.
-#[derive(Default)]
 pub(crate) struct Deadlines {
     entries: RefCell<Slab<Entry>>,
+    /// The coarse clock: the time of the last tick.
+    now: Cell<Instant>,
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Self {
+            entries: RefCell::default(),
+            now: Cell::new(Instant::now()),
+        }
+    }
 }
 
 struct Entry {
@@ -29,6 +45,18 @@ struct Entry {
 }
 
 impl Deadlines {
+    /// The coarse clock: the time of the last tick (at most one [`TICK`] behind).
+    pub(crate) fn now(&self) -> Instant {
+        self.now.get()
+    }
+
+    /// `d` after the coarse clock, saturating far in the future instead of overflowing.
+    pub(crate) fn after(&self, d: Duration) -> Instant {
+        let now = self.now();
+        now.checked_add(d)
+            .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365))
+    }
+
     /// Completes at the first tick at or after `at`.
     pub(crate) fn sleep_until(&self, at: Instant) -> CoarseSleep<'_> {
         CoarseSleep {
@@ -46,11 +74,21 @@ impl Deadlines {
         }
     }
 
+    /// Runs `fut` until it completes (`Some`) or `limit` from the coarse clock passes (`None`).
+    pub(crate) fn timeout_after<F: Future>(&self, limit: Duration, fut: F) -> Timeout<'_, F> {
+        Timeout {
+            fut,
+            sleep: self.sleep_until(self.after(limit)),
+        }
+    }
+
     /// The ticking task: fires every deadline that passed, forever.
     pub(crate) async fn run(&self) {
         loop {
             monoio::time::sleep(TICK).await;
-            self.fire(Instant::now());
+            let now = Instant::now();
+            self.now.set(now);
+            self.fire(now);
         }
     }
 
@@ -103,13 +141,27 @@ pub(crate) struct CoarseSleep<'a> {
     key: Option<usize>,
 }
 
+impl CoarseSleep<'_> {
+    /// Moves the deadline to `at` in place (its entry, if it has one, is kept: no slab churn
+    /// for a loop that re-arms its timer on every turn).
+    pub(crate) fn reset(&mut self, at: Instant) {
+        self.at = at;
+        if let Some(key) = self.key {
+            if let Some(entry) = self.deadlines.entries.borrow_mut().get_mut(key) {
+                entry.at = at;
+                entry.fired = at <= self.deadlines.now();
+            }
+        }
+    }
+}
+
 impl Future for CoarseSleep<'_> {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        // The clock is read once, on the first poll; later polls only look at the entry (the
-        // ticking task fires it), so a future polled often costs no clock reads.
-        if self.key.is_none() && self.at <= Instant::now() {
+        // Against the coarse clock: no clock read. Later polls only look at the entry (the
+        // ticking task fires it).
+        if self.key.is_none() && self.at <= self.deadlines.now() {
             return Poll::Ready(());
         }
         let mut entries = self.deadlines.entries.borrow_mut();
@@ -181,5 +233,37 @@ mod tests {
             assert!(sleep.as_mut().poll(&mut cx).is_ready());
         }
         assert_eq!(deadlines.len(), 0, "dropped with its future");
+    }
+
+    #[test]
+    fn a_reset_moves_the_deadline_in_place_and_the_coarse_clock_follows_the_tick() {
+        let deadlines = Deadlines::default();
+        let flag = Arc::new(Flag(false.into()));
+        let waker = Waker::from(flag.clone());
+        let mut cx = Context::from_waker(&waker);
+        let start = deadlines.now();
+        assert_eq!(
+            deadlines.after(Duration::from_secs(5)),
+            start + Duration::from_secs(5)
+        );
+        let mut sleep = deadlines.sleep_until(start + Duration::from_secs(10));
+        assert!(Pin::new(&mut sleep).poll(&mut cx).is_pending());
+        // Moved earlier, in place: still one entry, and the tick past the new time fires it.
+        sleep.reset(start + Duration::from_secs(2));
+        assert_eq!(deadlines.len(), 1);
+        deadlines.fire(start + Duration::from_secs(3));
+        assert!(
+            flag.0.load(std::sync::atomic::Ordering::SeqCst),
+            "woken at the new time"
+        );
+        assert!(Pin::new(&mut sleep).poll(&mut cx).is_ready());
+        // Moved later again: pending until its new time.
+        sleep.reset(start + Duration::from_secs(3600));
+        assert!(Pin::new(&mut sleep).poll(&mut cx).is_pending());
+        assert_eq!(deadlines.len(), 1);
+        // A deadline already behind the coarse clock is due without a clock read.
+        let due = deadlines.sleep_until(start);
+        let mut due = pin!(due);
+        assert!(due.as_mut().poll(&mut cx).is_ready());
     }
 }

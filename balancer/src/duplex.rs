@@ -124,6 +124,30 @@ pub(crate) async fn run(
     end.unwrap_or(AttemptEnd::Failed(ProxyError::new(ErrorKind::AgentLost)))
 }
 
+/// Runs an attempt whose request side has nothing to do (no body and no upgrade: most GETs):
+/// the response loop alone, over the whole socket. Nothing is read from the user meanwhile —
+/// the upload loop would not read either — so there is no split, no read to cancel and no
+/// second loop to wake.
+pub(crate) async fn respond_only(
+    socket: &mut TcpStream,
+    out: &mut BytesMut,
+    write_limit: Duration,
+    deadlines: &Deadlines,
+    exchange: &RefCell<Exchange>,
+    stream: &TunnelStream,
+) -> AttemptEnd {
+    let shared = Shared {
+        exchange,
+        stream,
+        deadlines,
+        upload_bell: Doorbell::new(),
+        response_bell: Doorbell::new(),
+        upload_failed: Cell::new(None),
+        stop: Cell::new(false),
+    };
+    respond(&shared, socket, out, write_limit).await
+}
+
 /// The request side: as the exchange asks, send body bytes, read more, or wait.
 async fn upload(
     shared: &Shared<'_>,
@@ -136,7 +160,7 @@ async fn upload(
         shared.response_bell.ring();
     };
     while !shared.stop.get() {
-        let now = Instant::now();
+        let now = shared.deadlines.now();
         let step = shared.exchange.borrow_mut().poll_upload(buf, now);
         match step {
             Err(e) => return fail(e),
@@ -193,14 +217,17 @@ async fn upload(
 
 /// The response side: events from the stream into the exchange, the exchange's bytes to the
 /// user, credit back after they were written; the exchange's timers.
-async fn respond(
+async fn respond<W: AsyncWriteRent>(
     shared: &Shared<'_>,
-    wr: &mut OwnedWriteHalf<TcpStream>,
+    wr: &mut W,
     out: &mut BytesMut,
     write_limit: Duration,
 ) -> AttemptEnd {
     let stream = shared.stream;
     let mut shut = false;
+    // One timer for the attempt, moved in place as the exchange's deadline moves.
+    let far = shared.deadlines.after(Duration::from_secs(86_400));
+    let mut timer = shared.deadlines.sleep_until(far);
     loop {
         if let Some(e) = shared.upload_failed.take() {
             return AttemptEnd::Failed(e);
@@ -209,15 +236,15 @@ async fn respond(
             return AttemptEnd::Complete;
         }
         let deadline = shared.exchange.borrow().poll_timeout();
-        let far = Instant::now() + Duration::from_secs(86_400);
         // The exchange's timers are seconds long: the worker's coarse deadlines serve them
         // (no runtime timer armed and disarmed per event).
+        timer.reset(deadline.unwrap_or(far));
         let first = monoio::select! {
             event = stream.event() => Some(event),
             () = shared.response_bell.wait() => None,
-            () = shared.deadlines.sleep_until(deadline.unwrap_or(far)) => {
-                let timer = shared.exchange.borrow_mut().handle_timeout(Instant::now());
-                if let Err(e) = timer {
+            () = &mut timer => {
+                let fired = shared.exchange.borrow_mut().handle_timeout(shared.deadlines.now());
+                if let Err(e) = fired {
                     debug!(stream = %stream.id(), error = %e, "exchange timed out");
                     return AttemptEnd::Failed(e);
                 }
@@ -229,7 +256,7 @@ async fn respond(
         };
         // Every event already queued goes into one write to the user.
         let mut taken = 0;
-        let now = Instant::now();
+        let now = shared.deadlines.now();
         let mut event = Some(first);
         while let Some(ev) = event.take() {
             // A reset or a lost connection is the stream's last word (the slot repeats it).
@@ -237,7 +264,7 @@ async fn respond(
             if let Err(e) = feed(shared, ev, out, &mut taken, now) {
                 // What was framed for the user before the failure still goes out.
                 if !out.is_empty() && shared.exchange.borrow().response_started() {
-                    let _ = write_out(wr, out, write_limit).await;
+                    let _ = write_out(wr, out, shared.deadlines, write_limit).await;
                 }
                 return AttemptEnd::Failed(e);
             }
@@ -246,7 +273,7 @@ async fn respond(
             }
         }
         if !out.is_empty() {
-            if let Err(e) = write_out(wr, out, write_limit).await {
+            if let Err(e) = write_out(wr, out, shared.deadlines, write_limit).await {
                 if e.kind() == std::io::ErrorKind::TimedOut {
                     info!(stream = %stream.id(), "user stopped reading; closing");
                 }

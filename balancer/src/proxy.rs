@@ -4,7 +4,6 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::Instant;
 
 use ringway_core::exchange::{ErrorKind, Exchange, ExchangeConfig, ProxyError};
 use ringway_core::http::forward::{self, ForwardInfo};
@@ -15,7 +14,6 @@ use crate::agent_conn::AgentConn;
 use crate::answer;
 use crate::duplex::{self, AttemptEnd, UserHalves};
 use crate::registry::RouteId;
-use crate::timeouts::deadline_after;
 use crate::user_conn::{Flow, UserConn};
 use crate::user_io::write_out;
 use crate::worker::Worker;
@@ -35,7 +33,7 @@ pub(crate) async fn serve(conn: &mut UserConn, head: RequestHead) -> Flow {
     let exchange = RefCell::new(Exchange::new(
         &head,
         exchange_config(&worker),
-        Instant::now(),
+        worker.deadlines.now(),
     ));
     let on_error = exchange.borrow().error_persistence();
     let route = head
@@ -63,14 +61,21 @@ pub(crate) async fn serve(conn: &mut UserConn, head: RequestHead) -> Flow {
     forward::write_request(&head, &info, head.framing(), &mut forwarded);
     let forwarded = forwarded.freeze();
 
-    exchange.borrow_mut().begin(&mut conn.out, Instant::now());
+    exchange
+        .borrow_mut()
+        .begin(&mut conn.out, worker.deadlines.now());
     if !conn.out.is_empty() {
         let Some(stream) = conn.stream.as_mut() else {
             return Flow::Close;
         };
-        if write_out(stream, &mut conn.out, worker.timeouts.body)
-            .await
-            .is_err()
+        if write_out(
+            stream,
+            &mut conn.out,
+            &worker.deadlines,
+            worker.timeouts.body,
+        )
+        .await
+        .is_err()
         {
             return Flow::Close;
         }
@@ -111,7 +116,7 @@ pub(crate) async fn serve(conn: &mut UserConn, head: RequestHead) -> Flow {
             };
             if let Some(next) = next {
                 agent = next;
-                exchange.borrow_mut().prepare_retry(Instant::now());
+                exchange.borrow_mut().prepare_retry(worker.deadlines.now());
                 continue;
             }
         }
@@ -126,16 +131,32 @@ pub(crate) async fn serve(conn: &mut UserConn, head: RequestHead) -> Flow {
     }
 }
 
-/// One attempt over `stream`, with the user's socket split in its two halves for the time.
+/// One attempt over `stream`: with the user's socket split in its two halves for the time when
+/// the request side has work to do, over the whole socket when it has none.
 async fn attempt(
     conn: &mut UserConn,
     exchange: &RefCell<Exchange>,
     stream: &crate::tunnel_stream::TunnelStream,
 ) -> AttemptEnd {
+    let worker = conn.worker.clone();
+    if exchange.borrow().opens_ended() {
+        let Some(socket) = conn.stream.as_mut() else {
+            return AttemptEnd::Failed(ProxyError::new(ErrorKind::ClientIo));
+        };
+        let limit = worker.timeouts.body;
+        return duplex::respond_only(
+            socket,
+            &mut conn.out,
+            limit,
+            &worker.deadlines,
+            exchange,
+            stream,
+        )
+        .await;
+    }
     let Some(socket) = conn.stream.take() else {
         return AttemptEnd::Failed(ProxyError::new(ErrorKind::ClientIo));
     };
-    let worker = conn.worker.clone();
     let (mut rd, mut wr) = monoio::io::Splitable::into_split(socket);
     let halves = UserHalves {
         rd: &mut rd,
@@ -176,7 +197,8 @@ async fn find_agent(
         return Some(agent);
     }
     let wait = worker.wait_for_agent(route, exclude);
-    monoio::time::timeout_at(deadline_after(worker.timeouts.park), wait)
+    worker
+        .deadlines
+        .timeout_after(worker.timeouts.park, wait)
         .await
-        .ok()
 }

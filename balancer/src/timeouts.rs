@@ -13,7 +13,7 @@
 //! - The tunnel heartbeat (`[tunnel] ping_interval`, `dead_after_missed_pings`) lives in core's
 //!   tunnel state machine; the agent connection driver only sleeps until its `poll_timeout`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::TimeoutConfig;
 
@@ -49,15 +49,6 @@ impl Timeouts {
         let secs = self.park.as_secs() + u64::from(self.park.subsec_nanos() > 0);
         u32::try_from(secs.max(1)).unwrap_or(u32::MAX)
     }
-}
-
-/// `now + d`, saturating far in the future instead of overflowing.
-pub(crate) fn deadline_after(d: Duration) -> monoio::time::Instant {
-    let now = Instant::now();
-    let at = now
-        .checked_add(d)
-        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365));
-    at.into()
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use monoio::io::{
 };
 use ringway_io::BufPool;
 
-use crate::timeouts::deadline_after;
+use crate::deadlines::Deadlines;
 
 /// Bytes asked of one read while a request head is arriving.
 pub(crate) const HEAD_READ: usize = 8 * 1024;
@@ -61,12 +61,13 @@ pub(crate) async fn read_more_cancelable<R: CancelableAsyncReadRent>(
 pub(crate) async fn write_out<W: AsyncWriteRent>(
     wr: &mut W,
     out: &mut BytesMut,
+    deadlines: &Deadlines,
     limit: Duration,
 ) -> io::Result<()> {
     let owned = std::mem::take(out);
-    let Ok((res, mut owned)) =
-        monoio::time::timeout_at(deadline_after(limit), wr.write_all(owned)).await
-    else {
+    // The worker's coarse deadlines, not a runtime timer: the limit is seconds long, and a
+    // runtime timer would put 640 cache-aligned bytes in every request's future.
+    let Some((res, mut owned)) = deadlines.timeout_after(limit, wr.write_all(owned)).await else {
         return Err(io::Error::new(
             io::ErrorKind::TimedOut,
             "user write timed out",
@@ -101,14 +102,17 @@ pub(crate) fn ensure_buffer(buf: &mut BytesMut, pool: &BufPool) {
 /// sends (the rest of a body nobody reads) is read and dropped until the user closes, `limit`
 /// passes, or [`LINGER_MAX_BYTES`] were dropped. Closing at once instead would make the kernel
 /// answer those bytes with a reset, which can destroy the response before the user read it.
-pub(crate) async fn linger<R: AsyncReadRent>(rd: &mut R, limit: Duration) {
-    let at = deadline_after(limit);
+pub(crate) async fn linger<R: AsyncReadRent>(rd: &mut R, deadlines: &Deadlines, limit: Duration) {
+    let at = deadlines.after(limit);
     let mut buf = BytesMut::with_capacity(LINGER_READ);
     let mut dropped = 0;
     while dropped < LINGER_MAX_BYTES {
         buf.clear();
-        match monoio::time::timeout_at(at, read_more(rd, &mut buf, LINGER_READ)).await {
-            Ok(Ok(n)) if n > 0 => dropped += n,
+        match deadlines
+            .timeout_at(at, read_more(rd, &mut buf, LINGER_READ))
+            .await
+        {
+            Some(Ok(n)) if n > 0 => dropped += n,
             _ => return,
         }
     }
