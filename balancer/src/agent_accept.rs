@@ -7,9 +7,9 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use monoio::io::AsyncWriteRent;
-use monoio::net::TcpStream;
 use ringway_core::tunnel::{Connection, Event, Hello, ResetCode};
+use ringway_io::io::AsyncWriteRent;
+use ringway_io::net::TcpStream;
 use ringway_io::tunnel::{drive, Link, FINAL_FLUSH, READ_CHUNK};
 use ringway_io::{read_append, write_all_by};
 use tracing::{debug, info, warn};
@@ -52,8 +52,9 @@ pub(crate) async fn accept(
         if let Some(hello) = take_hello(&mut conn) {
             break hello;
         }
-        let at = monoio::time::Instant::from_std(deadline);
-        let read = monoio::time::timeout_at(at, read_append(&mut stream, &mut pending, READ_CHUNK));
+        let at = ringway_io::time::Instant::from_std(deadline);
+        let read =
+            ringway_io::time::timeout_at(at, read_append(&mut stream, &mut pending, READ_CHUNK));
         let Ok(res) = read.await else {
             warn!(%peer, "agent sent no hello in time");
             return;

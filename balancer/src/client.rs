@@ -14,11 +14,11 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use bytes::BytesMut;
-use monoio::io::AsyncWriteRent;
-use monoio::net::TcpStream;
 use ringway_core::exchange::{ErrorKind, ProxyError};
 use ringway_core::http::forward::Persistence;
 use ringway_core::http::{RequestHead, RequestParser};
+use ringway_io::io::AsyncWriteRent;
+use ringway_io::net::TcpStream;
 use tracing::{debug_span, info, Instrument};
 
 use crate::answer;

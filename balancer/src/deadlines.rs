@@ -85,7 +85,7 @@ impl Deadlines {
     /// The ticking task: fires every deadline that passed, forever.
     pub(crate) async fn run(&self) {
         loop {
-            monoio::time::sleep(TICK).await;
+            ringway_io::time::sleep(TICK).await;
             let now = Instant::now();
             self.now.set(now);
             self.fire(now);

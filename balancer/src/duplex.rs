@@ -21,10 +21,10 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use monoio::io::{AsyncWriteRent, Canceller, OwnedReadHalf, OwnedWriteHalf};
-use monoio::net::TcpStream;
 use ringway_core::exchange::{ErrorKind, Exchange, ProxyError, UploadStep};
 use ringway_core::http::{Limits, ResponseHead, ResponseParser};
+use ringway_io::io::{AsyncWriteRent, Canceller, OwnedReadHalf, OwnedWriteHalf};
+use ringway_io::net::TcpStream;
 use ringway_io::Doorbell;
 use tracing::{debug, info};
 
@@ -153,7 +153,7 @@ async fn upload(
     shared: &Shared<'_>,
     rd: &mut OwnedReadHalf<TcpStream>,
     buf: &mut BytesMut,
-    handle: Option<monoio::io::CancelHandle>,
+    handle: Option<ringway_io::io::CancelHandle>,
 ) {
     let fail = |e: ProxyError| {
         shared.upload_failed.set(Some(e));
@@ -180,7 +180,7 @@ async fn upload(
                     shared.response_bell.ring();
                 }
                 if blocked {
-                    monoio::select! {
+                    ringway_io::select! {
                         () = shared.stream.writable() => {}
                         () = shared.upload_bell.wait() => {}
                     }
@@ -239,7 +239,7 @@ async fn respond<W: AsyncWriteRent>(
         // The exchange's timers are seconds long: the worker's coarse deadlines serve them
         // (no runtime timer armed and disarmed per event).
         timer.reset(deadline.unwrap_or(far));
-        let first = monoio::select! {
+        let first = ringway_io::select! {
             event = stream.event() => Some(event),
             () = shared.response_bell.wait() => None,
             () = &mut timer => {

@@ -37,7 +37,7 @@ pub(crate) fn channels(workers: usize) -> (HandoffTx, Vec<HandoffRx>) {
 pub(crate) fn send(
     senders: &HandoffTx,
     target: u16,
-    stream: monoio::net::TcpStream,
+    stream: ringway_io::net::TcpStream,
     received: Bytes,
     peer: SocketAddr,
 ) {

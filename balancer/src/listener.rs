@@ -7,7 +7,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use monoio::net::TcpStream;
+use ringway_io::net::TcpStream;
 use ringway_io::runtime::DriverKind;
 use tracing::{info, info_span, warn, Instrument};
 
@@ -28,10 +28,10 @@ pub(crate) async fn run(setup: WorkerSetup, driver: DriverKind) {
             handoff_rx,
             ..
         } = setup;
-        monoio::spawn(receive_handoffs(worker.clone(), handoff_rx).in_current_span());
-        monoio::spawn(accept_agents(worker.clone(), agents).in_current_span());
+        ringway_io::spawn(receive_handoffs(worker.clone(), handoff_rx).in_current_span());
+        ringway_io::spawn(accept_agents(worker.clone(), agents).in_current_span());
         let ticking = worker.clone();
-        monoio::spawn(async move { ticking.deadlines.run().await });
+        ringway_io::spawn(async move { ticking.deadlines.run().await });
         accept_users(worker, users).await;
     }
     .instrument(span)
@@ -41,7 +41,7 @@ pub(crate) async fn run(setup: WorkerSetup, driver: DriverKind) {
 /// Accepts user connections until the listener fails; each is served on this worker.
 pub(crate) async fn accept_users(worker: Rc<Worker>, listener: std::net::TcpListener) {
     accept_loop(listener, "user", |stream, peer| {
-        monoio::spawn(client::serve(worker.clone(), stream, peer));
+        ringway_io::spawn(client::serve(worker.clone(), stream, peer));
     })
     .await;
 }
@@ -50,7 +50,7 @@ pub(crate) async fn accept_users(worker: Rc<Worker>, listener: std::net::TcpList
 pub(crate) async fn accept_agents(worker: Rc<Worker>, listener: std::net::TcpListener) {
     accept_loop(listener, "agent", |stream, peer| {
         let span = info_span!("agent", %peer);
-        monoio::spawn(
+        ringway_io::spawn(
             agent_accept::accept(worker.clone(), stream, peer, Bytes::new(), false)
                 .instrument(span),
         );
@@ -64,7 +64,7 @@ pub(crate) async fn receive_handoffs(worker: Rc<Worker>, rx: HandoffRx) {
         match TcpStream::from_std(h.stream) {
             Ok(stream) => {
                 let span = info_span!("agent", peer = %h.peer);
-                monoio::spawn(
+                ringway_io::spawn(
                     agent_accept::accept(worker.clone(), stream, h.peer, h.received, true)
                         .instrument(span),
                 );
@@ -83,7 +83,7 @@ async fn accept_loop(
     which: &'static str,
     mut serve: impl FnMut(TcpStream, SocketAddr),
 ) {
-    let listener = match monoio::net::TcpListener::from_std(listener) {
+    let listener = match ringway_io::net::TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
             warn!(error = %e, listener = which, "{which} listener could not be registered");
@@ -104,5 +104,5 @@ async fn accept_loop(
 /// Out of descriptors or memory: back off briefly instead of spinning.
 async fn accept_failed(e: &std::io::Error, which: &str) {
     warn!(error = %e, listener = which, "accept failed");
-    monoio::time::sleep(Duration::from_millis(20)).await;
+    ringway_io::time::sleep(Duration::from_millis(20)).await;
 }

@@ -157,7 +157,7 @@ async fn attempt(
     let Some(socket) = conn.stream.take() else {
         return AttemptEnd::Failed(ProxyError::new(ErrorKind::ClientIo));
     };
-    let (mut rd, mut wr) = monoio::io::Splitable::into_split(socket);
+    let (mut rd, mut wr) = ringway_io::io::Splitable::into_split(socket);
     let halves = UserHalves {
         rd: &mut rd,
         wr: &mut wr,

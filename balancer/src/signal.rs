@@ -204,9 +204,9 @@ mod tests {
         key: u32,
         ready: &Rc<Cell<bool>>,
         woken: &Rc<Cell<u32>>,
-    ) -> monoio::task::JoinHandle<()> {
+    ) -> ringway_io::task::JoinHandle<()> {
         let (queue, ready, woken) = (queue.clone(), ready.clone(), woken.clone());
-        monoio::spawn(async move {
+        ringway_io::spawn(async move {
             let ticket = queue.ticket();
             poll_fn(|cx| {
                 if ready.get() {
@@ -229,10 +229,10 @@ mod tests {
             let (woken, other) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
             let tasks: Vec<_> = (0..3).map(|_| waiter(&queue, 1, &ready, &woken)).collect();
             let _elsewhere = waiter(&queue, 2, &ready, &other);
-            monoio::time::sleep(Duration::from_millis(5)).await;
+            ringway_io::time::sleep(Duration::from_millis(5)).await;
             ready.set(true);
             queue.wake_one(1);
-            monoio::time::sleep(Duration::from_millis(5)).await;
+            ringway_io::time::sleep(Duration::from_millis(5)).await;
             assert_eq!(woken.get(), 1, "one waiter of key 1");
             assert_eq!(other.get(), 0, "key 2 is not woken");
             queue.wake_all(1);

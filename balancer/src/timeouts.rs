@@ -1,5 +1,5 @@
 //! The deadlines of the request path, taken from `[timeouts]`, and helpers that turn them into
-//! absolute deadlines for `monoio::time::timeout_at`.
+//! absolute deadlines for `ringway_io::time::timeout_at`.
 //!
 //! - **head**: a whole request head must arrive within this time of the connection's accept (first
 //!   request) or of its first byte (later requests). Cuts off slowloris clients.

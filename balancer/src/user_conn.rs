@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 
 use bytes::BytesMut;
-use monoio::net::TcpStream;
 use ringway_core::exchange::Outcome;
+use ringway_io::net::TcpStream;
 
 use crate::worker::Worker;
 

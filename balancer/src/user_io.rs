@@ -9,8 +9,8 @@ use std::io;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use monoio::buf::IoBufMut;
-use monoio::io::{
+use ringway_io::buf::IoBufMut;
+use ringway_io::io::{
     AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, CancelHandle, CancelableAsyncReadRent,
 };
 use ringway_io::BufPool;

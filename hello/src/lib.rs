@@ -23,13 +23,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
-use monoio::net::{TcpListener, TcpStream};
 use ringway_core::http::{
     reason_phrase, write_error_response, BodyDecoder, BodyEncoder, BodyEvent, BodyFraming, Limits,
     RequestHead, RequestParser,
 };
+use ringway_io::buf::IoBufMut;
+use ringway_io::io::{AsyncReadRent, AsyncWriteRentExt};
+use ringway_io::net::{TcpListener, TcpStream};
 use ringway_tuning::runtime::{spawn_worker, IoDriver, WorkerSpec};
 
 /// Bytes per write when streaming `/bytes/N`.
@@ -92,13 +92,13 @@ pub async fn serve(listener: std::net::TcpListener, requests: Arc<AtomicU64>) ->
             Ok(accepted) => accepted,
             Err(e) => {
                 tracing::warn!(error = %e, "hello backend accept failed");
-                monoio::time::sleep(Duration::from_millis(10)).await;
+                ringway_io::time::sleep(Duration::from_millis(10)).await;
                 continue;
             }
         };
         let _ = stream.set_nodelay(true);
         let requests = requests.clone();
-        monoio::spawn(async move {
+        ringway_io::spawn(async move {
             if let Err(e) = connection(stream, me, &requests).await {
                 tracing::debug!(error = %e, "hello backend connection ended");
             }
@@ -223,7 +223,7 @@ impl Request<'_> {
             },
             [b"slow", ms] => match number(ms) {
                 Some(ms) => {
-                    monoio::time::sleep(Duration::from_millis(ms)).await;
+                    ringway_io::time::sleep(Duration::from_millis(ms)).await;
                     self.text(stream, 200, &format!("slow {ms}\n"), out).await
                 }
                 None => self.text(stream, 400, "bad delay\n", out).await,

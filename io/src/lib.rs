@@ -10,6 +10,12 @@
 //! - [`tunnel`]: the tunnel connection driver both ends run over core's
 //!   `tunnel::Connection` — reader, coalescing writer, heartbeat — and the per-stream slots.
 //!
+//! - The runtime underneath, under this crate's names: [`net`] (sockets), [`io`] (the
+//!   owned-buffer read/write traits, splitting, cancellation), [`buf`] (buffer traits),
+//!   [`time`] (timers), [`task`], [`spawn`] and [`select!`]. No other crate of the workspace
+//!   names the runtime (monoio today; docs/decisions/0001-io-runtime.md): they import these,
+//!   so a change of runtime is a change of this crate.
+//!
 //! Everything here is single-threaded (`Rc`, `Cell`): a worker's state never leaves its thread.
 #![forbid(unsafe_code)]
 
@@ -25,3 +31,33 @@ pub use buf_pool::BufPool;
 pub use doorbell::{Doorbell, Rung};
 pub use id_map::{IdHasher, IdMap};
 pub use rw::{read_append, read_append_cancelable, write_all_by};
+
+/// Sockets (TCP, unix) of the runtime underneath.
+pub mod net {
+    pub use monoio::net::*;
+}
+
+/// The runtime's IO traits: reads and writes that own their buffers (the completion model
+/// io_uring needs; the epoll driver follows the same API), splitting a stream in two halves,
+/// cancellation of a pending read.
+pub mod io {
+    pub use monoio::io::*;
+}
+
+/// Buffer traits of the owned-buffer IO.
+pub mod buf {
+    pub use monoio::buf::*;
+}
+
+/// Timers of the runtime (precise: the request path's many coarse deadlines live in the
+/// balancer's per-worker wheel instead).
+pub mod time {
+    pub use monoio::time::*;
+}
+
+/// Tasks of the runtime.
+pub mod task {
+    pub use monoio::task::*;
+}
+
+pub use monoio::{select, spawn};

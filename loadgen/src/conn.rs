@@ -18,9 +18,9 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt, CancelableAsyncReadRent, Canceller};
-use monoio::net::TcpStream;
+use ringway_io::buf::IoBufMut;
+use ringway_io::io::{AsyncReadRent, AsyncWriteRentExt, CancelableAsyncReadRent, Canceller};
+use ringway_io::net::TcpStream;
 
 use crate::histo::{ErrorClass, Recorder};
 use crate::response::ResponseReader;
@@ -124,7 +124,7 @@ pub async fn run_connection(mut spec: ConnSpec, rec: Rc<RefCell<Recorder>>) {
                         .fail(intended >= phase.warmup_end, ErrorClass::Connect, None);
                     match spec.schedule.as_mut() {
                         Some(s) => s.advance(),
-                        None => monoio::time::sleep(CONNECT_RETRY_PAUSE).await,
+                        None => ringway_io::time::sleep(CONNECT_RETRY_PAUSE).await,
                     }
                 }
             }
@@ -304,7 +304,7 @@ fn fail_all(
 }
 
 async fn sleep_until(t: Instant) {
-    monoio::time::sleep_until(monoio::time::Instant::from_std(t)).await;
+    ringway_io::time::sleep_until(ringway_io::time::Instant::from_std(t)).await;
 }
 
 async fn connect(addr: SocketAddr, deadline: Instant) -> io::Result<TcpStream> {

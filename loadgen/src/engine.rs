@@ -273,18 +273,18 @@ async fn thread_main(
     let rec = Rc::new(RefCell::new(Recorder::default()));
     let tasks: Vec<_> = conns
         .into_iter()
-        .map(|c| monoio::spawn(run_connection(c, rec.clone())))
+        .map(|c| ringway_io::spawn(run_connection(c, rec.clone())))
         .collect();
     let ticker_rec = rec.clone();
     let ticker_tx = tx.clone();
     // Index of the next interval the ticker will report; the final sample takes it over.
     let next_index = Rc::new(Cell::new(0u32));
     let ticker_next = next_index.clone();
-    let ticker = monoio::spawn(async move {
+    let ticker = ringway_io::spawn(async move {
         loop {
             let index = ticker_next.get();
             let tick = phase.start + interval * (index + 1);
-            monoio::time::sleep_until(monoio::time::Instant::from_std(tick)).await;
+            ringway_io::time::sleep_until(ringway_io::time::Instant::from_std(tick)).await;
             let fired = Instant::now().saturating_duration_since(phase.start);
             send_sample(&ticker_rec, &ticker_tx, index, fired);
             ticker_next.set(index + 1);

@@ -20,7 +20,7 @@ pub fn listener(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
 }
 
 /// `n` listeners on one port with SO_REUSEADDR + SO_REUSEPORT, one per worker, each ready for
-/// `monoio::net::TcpListener::from_std` on its worker thread.
+/// `ringway_io::net::TcpListener::from_std` on its worker thread.
 ///
 /// With port 0 the first socket's bind picks the port and the others bind to that same port,
 /// so all `n` share it.
@@ -44,12 +44,12 @@ pub fn listener_group(addr: SocketAddr, backlog: i32, n: usize) -> io::Result<Ve
 }
 
 /// Turns a monoio stream into a std stream that another thread can register with its own
-/// runtime (`monoio::net::TcpStream::from_std`). The connection stays open and keeps its
+/// runtime (`ringway_io::net::TcpStream::from_std`). The connection stays open and keeps its
 /// buffered kernel data; the result is nonblocking.
 ///
 /// Call it with no read or write of `stream` in flight: an io_uring operation that was
 /// cancelled but had not completed could still consume bytes of the connection.
-pub fn into_std(stream: monoio::net::TcpStream) -> io::Result<TcpStream> {
+pub fn into_std(stream: ringway_io::net::TcpStream) -> io::Result<TcpStream> {
     // A second descriptor for the socket, then the runtime's one is closed through the runtime
     // (deregistered from epoll first, or closed by an io_uring op), which leaves the socket
     // itself open through the new descriptor.

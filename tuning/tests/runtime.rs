@@ -30,7 +30,7 @@ fn spawn_worker_runs_the_future_pinned_and_returns_its_output() {
             ring_entries: 256,
         };
         let handle = spawn_worker(spec, |kind| async move {
-            monoio::time::sleep(std::time::Duration::from_millis(5)).await;
+            ringway_io::time::sleep(std::time::Duration::from_millis(5)).await;
             let name = std::thread::current().name().map(str::to_owned);
             (kind, thread_cpus_allowed(), name)
         })
@@ -66,8 +66,8 @@ fn block_on_echoes_over_loopback_on_each_driver() {
             .unwrap();
         let addr = l.local_addr().unwrap();
         let (kind, echoed) = block_on(driver, 256, move |kind| async move {
-            let l = monoio::net::TcpListener::from_std(l).unwrap();
-            let server = monoio::spawn(common::echo_one(l));
+            let l = ringway_io::net::TcpListener::from_std(l).unwrap();
+            let server = ringway_io::spawn(common::echo_one(l));
             common::echo_client(addr, 50).await;
             (kind, server.await)
         });

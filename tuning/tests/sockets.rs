@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use monoio::io::{AsyncReadRentExt, AsyncWriteRentExt};
+use ringway_io::io::{AsyncReadRentExt, AsyncWriteRentExt};
 use ringway_tuning::runtime::{spawn_worker, WorkerSpec};
 use ringway_tuning::socket::{into_std, listener, listener_group};
 
@@ -62,7 +62,7 @@ fn group_listeners_serve_on_both_drivers() {
             ring_entries: 256,
         };
         let server = spawn_worker(spec, move |_| async move {
-            let l = monoio::net::TcpListener::from_std(std_listener).unwrap();
+            let l = ringway_io::net::TcpListener::from_std(std_listener).unwrap();
             common::echo_one(l).await
         })
         .unwrap();
@@ -92,7 +92,7 @@ fn into_std_hands_a_connection_to_another_thread() {
             ring_entries: 256,
         };
         let acceptor = spawn_worker(a, move |_| async move {
-            let l = monoio::net::TcpListener::from_std(l).unwrap();
+            let l = ringway_io::net::TcpListener::from_std(l).unwrap();
             let (mut conn, _) = l.accept().await.unwrap();
             let (res, first) = conn.read_exact(vec![0u8; 4]).await;
             res.unwrap();
@@ -109,7 +109,7 @@ fn into_std_hands_a_connection_to_another_thread() {
         };
         let owner = spawn_worker(b, move |_| async move {
             let std_conn = rx.recv().unwrap();
-            let mut conn = monoio::net::TcpStream::from_std(std_conn).unwrap();
+            let mut conn = ringway_io::net::TcpStream::from_std(std_conn).unwrap();
             let (res, rest) = conn.read_exact(vec![0u8; 5]).await;
             res.unwrap();
             let (res, _) = conn.write_all(b"pong".to_vec()).await;

@@ -8,8 +8,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use monoio::buf::IoBuf;
-use monoio::io::{AsyncReadRent, AsyncReadRentExt, AsyncWriteRentExt};
+use ringway_io::buf::IoBuf;
+use ringway_io::io::{AsyncReadRent, AsyncReadRentExt, AsyncWriteRentExt};
 use serde::Serialize;
 
 use crate::runtime::{spawn_worker, IoDriver, WorkerSpec};
@@ -75,8 +75,8 @@ fn run_one(driver: IoDriver, duration: Duration, cpu: Option<usize>) -> io::Resu
         ring_entries: 256,
     };
     let handle = spawn_worker(spec, move |_| async move {
-        let listener = monoio::net::TcpListener::from_std(listener)?;
-        let server = monoio::spawn(serve(listener));
+        let listener = ringway_io::net::TcpListener::from_std(listener)?;
+        let server = ringway_io::spawn(serve(listener));
         let cpu0 = sys::thread_cpu_time()?;
         let start = Instant::now();
         let round_trips = client(addr, duration).await?;
@@ -101,7 +101,7 @@ fn done(round_trips: u64, seconds: f64, cpu: Duration) -> EchoOutcome {
     }
 }
 
-async fn serve(listener: monoio::net::TcpListener) -> io::Result<()> {
+async fn serve(listener: ringway_io::net::TcpListener) -> io::Result<()> {
     let (mut conn, _) = listener.accept().await?;
     conn.set_nodelay(true)?;
     let mut buf = vec![0u8; 4096];
@@ -118,7 +118,7 @@ async fn serve(listener: monoio::net::TcpListener) -> io::Result<()> {
 }
 
 async fn client(addr: SocketAddr, duration: Duration) -> io::Result<u64> {
-    let mut conn = monoio::net::TcpStream::connect_addr(addr).await?;
+    let mut conn = ringway_io::net::TcpStream::connect_addr(addr).await?;
     conn.set_nodelay(true)?;
     let deadline = Instant::now() + duration;
     let mut msg = vec![b'x'; MESSAGE_BYTES];

@@ -3,8 +3,8 @@
 
 use std::net::SocketAddr;
 
-use monoio::buf::IoBuf;
-use monoio::io::{AsyncReadRent, AsyncReadRentExt, AsyncWriteRentExt};
+use ringway_io::buf::IoBuf;
+use ringway_io::io::{AsyncReadRent, AsyncReadRentExt, AsyncWriteRentExt};
 use ringway_tuning::ring::RingProbe;
 use ringway_tuning::runtime::{DriverKind, IoDriver};
 
@@ -28,7 +28,7 @@ pub fn drivers() -> Vec<(IoDriver, DriverKind)> {
 }
 
 /// Serves one connection on `listener`: echoes every read back until the peer closes.
-pub async fn echo_one(listener: monoio::net::TcpListener) -> usize {
+pub async fn echo_one(listener: ringway_io::net::TcpListener) -> usize {
     let (mut conn, _) = listener.accept().await.unwrap();
     let mut total = 0;
     let mut buf = vec![0u8; 4096];
@@ -47,7 +47,9 @@ pub async fn echo_one(listener: monoio::net::TcpListener) -> usize {
 
 /// Sends `rounds` messages to `addr` and checks each comes back unchanged.
 pub async fn echo_client(addr: SocketAddr, rounds: usize) {
-    let mut conn = monoio::net::TcpStream::connect_addr(addr).await.unwrap();
+    let mut conn = ringway_io::net::TcpStream::connect_addr(addr)
+        .await
+        .unwrap();
     conn.set_nodelay(true).unwrap();
     for i in 0..rounds {
         let msg = format!("round {i:04}").into_bytes();
