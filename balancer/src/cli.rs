@@ -52,6 +52,14 @@ pub struct Cli {
     pub ping_interval: Option<Duration>,
 }
 
+/// The value of `--admin-listen`: an address, or none (`off`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdminListen(pub Option<SocketAddr>);
+
+fn parse_admin_flag(text: &str) -> Result<AdminListen, String> {
+    config::parse_admin(text).map(AdminListen)
+}
+
 /// The listener and runtime flags, shared with `ringway-demo`.
 #[derive(Debug, Args)]
 pub struct ServerArgs {
@@ -61,6 +69,9 @@ pub struct ServerArgs {
     /// Agent listener address (`[listen] agents`).
     #[arg(long, value_name = "ADDR")]
     pub agent_listen: Option<SocketAddr>,
+    /// Admin listener address, or `off` (`[listen] admin`; default 127.0.0.1:9180).
+    #[arg(long, value_name = "ADDR|off", value_parser = parse_admin_flag)]
+    pub admin_listen: Option<AdminListen>,
     /// listen(2) backlog (`[listen] backlog`).
     #[arg(long)]
     pub backlog: Option<i32>,
@@ -83,6 +94,9 @@ impl ServerArgs {
         }
         if let Some(a) = self.agent_listen {
             c.listen.agents = a;
+        }
+        if let Some(AdminListen(a)) = self.admin_listen {
+            c.listen.admin = a;
         }
         if let Some(b) = self.backlog {
             c.listen.backlog = b;

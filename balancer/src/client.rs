@@ -110,8 +110,12 @@ impl UserConn {
             HeadRead::Head(head) => proxy::serve(self, head).await,
             HeadRead::Gone => Flow::Close,
             HeadRead::Failed(e) => {
+                let started = Instant::now();
                 let id = self.worker.next_request_id();
+                let status = e.status();
                 answer::error(self, e, id.as_str(), Persistence::Close, None).await;
+                let stats = &self.worker.stats;
+                stats.request_done(None, Some(status), started.elapsed());
                 Flow::Close
             }
         }

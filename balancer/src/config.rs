@@ -44,7 +44,15 @@ pub struct ListenConfig {
     pub agents: SocketAddr,
     /// listen(2) backlog of every listening socket.
     pub backlog: i32,
+    /// Admin listener (`/metrics`, `/healthz`, `/readyz`, `/routes`, `/agents`): an address,
+    /// or `"off"`. Loopback by default: it tells anyone who reaches it the routes and agents.
+    #[serde(deserialize_with = "de_admin")]
+    pub admin: Option<SocketAddr>,
 }
+
+/// Where the admin listener binds unless told otherwise.
+pub const DEFAULT_ADMIN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9180);
 
 impl Default for ListenConfig {
     fn default() -> Self {
@@ -52,6 +60,7 @@ impl Default for ListenConfig {
             users: SocketAddr::from(([0, 0, 0, 0], 8080)),
             agents: SocketAddr::from(([0, 0, 0, 0], 7000)),
             backlog: 1024,
+            admin: Some(DEFAULT_ADMIN),
         }
     }
 }
@@ -342,6 +351,21 @@ fn de_duration<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
     parse_duration(&text).map_err(serde::de::Error::custom)
 }
 
+fn de_admin<'de, D: Deserializer<'de>>(de: D) -> Result<Option<SocketAddr>, D::Error> {
+    let text = String::deserialize(de)?;
+    parse_admin(&text).map_err(serde::de::Error::custom)
+}
+
+/// Parses the admin listener's setting: an address, or `off`.
+pub fn parse_admin(text: &str) -> Result<Option<SocketAddr>, String> {
+    if text == "off" {
+        return Ok(None);
+    }
+    text.parse()
+        .map(Some)
+        .map_err(|e| format!("{text:?} is neither an address (IP:port) nor \"off\": {e}"))
+}
+
 fn de_route<'de, D: Deserializer<'de>>(de: D) -> Result<RouteSpec, D::Error> {
     let text = String::deserialize(de)?;
     RouteSpec::parse(&text).map_err(serde::de::Error::custom)
@@ -361,6 +385,20 @@ pub fn parse_picker(text: &str) -> Result<PickerKind, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_admin_listener_is_an_address_or_off() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.listen.admin, Some(DEFAULT_ADMIN));
+        assert!(DEFAULT_ADMIN.ip().is_loopback(), "loopback by default");
+        let c = Config::parse("[listen]\nadmin = \"off\"\n").unwrap();
+        assert_eq!(c.listen.admin, None);
+        let c = Config::parse("[listen]\nadmin = \"127.0.0.1:0\"\n").unwrap();
+        assert_eq!(c.listen.admin, Some(SocketAddr::from(([127, 0, 0, 1], 0))));
+        let e = Config::parse("[listen]\nadmin = \"nowhere\"\n").unwrap_err();
+        assert!(e.contains("admin"), "names the key: {e}");
+        assert!(e.contains("\"off\""), "says what is allowed: {e}");
+    }
 
     #[test]
     fn empty_file_gives_defaults() {

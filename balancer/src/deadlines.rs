@@ -8,8 +8,8 @@
 //! The worker's coarse clock ([`Deadlines::now`]) is read off the same tick: the request path
 //! computes its deadlines and the exchange's progress times from it, without a clock read
 //! (each is a `clock_gettime`; a request used to make a dozen). It lags the real clock by at
-//! most one tick, so a deadline computed from it fires at most one tick early — and, being
-//! coarse, at most one tick late.
+//! most one tick, so deadlines computed from it add one tick ([`Deadlines::after`]): a timeout
+//! never fires early, and at most two ticks late.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -50,11 +50,18 @@ impl Deadlines {
         self.now.get()
     }
 
-    /// `d` after the coarse clock, saturating far in the future instead of overflowing.
+    /// A deadline at least `d` from the real now: `d` and one tick (what the coarse clock may
+    /// lag) after the coarse clock, saturating far in the future instead of overflowing.
     pub(crate) fn after(&self, d: Duration) -> Instant {
-        let now = self.now();
-        now.checked_add(d)
-            .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365))
+        self.later(self.now(), d)
+    }
+
+    /// `at + d + TICK` (saturating): a deadline `d` after a time read off the coarse clock,
+    /// never early.
+    pub(crate) fn later(&self, at: Instant, d: Duration) -> Instant {
+        d.checked_add(TICK)
+            .and_then(|d| at.checked_add(d))
+            .unwrap_or_else(|| at + Duration::from_secs(86_400 * 365))
     }
 
     /// Completes at the first tick at or after `at`.
@@ -244,7 +251,8 @@ mod tests {
         let start = deadlines.now();
         assert_eq!(
             deadlines.after(Duration::from_secs(5)),
-            start + Duration::from_secs(5)
+            start + Duration::from_secs(5) + TICK,
+            "one tick more than asked: the coarse clock may lag by one"
         );
         let mut sleep = deadlines.sleep_until(start + Duration::from_secs(10));
         assert!(Pin::new(&mut sleep).poll(&mut cx).is_pending());

@@ -238,7 +238,9 @@ async fn respond<W: AsyncWriteRent>(
         let deadline = shared.exchange.borrow().poll_timeout();
         // The exchange's timers are seconds long: the worker's coarse deadlines serve them
         // (no runtime timer armed and disarmed per event).
-        timer.reset(deadline.unwrap_or(far));
+        // One tick later than the exchange asks: its times came off the coarse clock, which
+        // may lag by a tick (the timer then never fires early; the exchange agrees it is due).
+        timer.reset(deadline.map_or(far, |at| shared.deadlines.later(at, Duration::ZERO)));
         let first = ringway_io::select! {
             event = stream.event() => Some(event),
             () = shared.response_bell.wait() => None,

@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod config;
 
+mod admin;
 mod agent_accept;
 mod agent_conn;
 mod answer;
@@ -20,6 +21,7 @@ mod listener;
 mod proxy;
 mod registry;
 mod signal;
+mod stats;
 mod timeouts;
 mod tunnel_stream;
 mod user_conn;
@@ -44,6 +46,7 @@ use crate::worker::WorkerSetup;
 pub struct Balancer {
     user_addr: SocketAddr,
     agent_addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
     workers: Vec<JoinHandle<()>>,
 }
 
@@ -65,11 +68,29 @@ impl Balancer {
         let user_addr = users[0].local_addr()?;
         let agent_addr = agents[0].local_addr()?;
         let plan = PinPlan::for_host(count);
+        let admin_listener = match config.listen.admin {
+            Some(addr) => Some(std::net::TcpListener::bind(addr).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("admin listener [listen] admin = {addr}: {e}"),
+                )
+            })?),
+            None => None,
+        };
+        let admin_addr = admin_listener
+            .as_ref()
+            .map(std::net::TcpListener::local_addr)
+            .transpose()?;
+        let (scrape_txs, scrape_rxs) = admin::channels(count);
         let (handoff_tx, handoff_rxs) = handoff::channels(count);
         let config = Arc::new(config);
         let mut workers = Vec::with_capacity(count);
-        for (index, ((users, agents), handoff_rx)) in
-            users.into_iter().zip(agents).zip(handoff_rxs).enumerate()
+        for (index, (((users, agents), handoff_rx), scrapes)) in users
+            .into_iter()
+            .zip(agents)
+            .zip(handoff_rxs)
+            .zip(scrape_rxs)
+            .enumerate()
         {
             let spec = WorkerSpec {
                 name: format!("ringway-w{index}"),
@@ -90,14 +111,19 @@ impl Balancer {
                 agents,
                 handoff_tx: handoff_tx.clone(),
                 handoff_rx,
+                scrapes,
             };
             workers.push(spawn_worker(spec, move |driver| {
                 listener::run(setup, driver)
             })?);
         }
+        if let Some(listener) = admin_listener {
+            admin::start(listener, scrape_txs, registry)?;
+        }
         Ok(Self {
             user_addr,
             agent_addr,
+            admin_addr,
             workers,
         })
     }
@@ -110,6 +136,11 @@ impl Balancer {
     /// Where agents connect.
     pub fn agent_addr(&self) -> SocketAddr {
         self.agent_addr
+    }
+
+    /// Where the admin listener is (`None`: turned off).
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     /// Number of worker threads.

@@ -26,8 +26,18 @@ pub(crate) async fn run(setup: WorkerSetup, driver: DriverKind) {
             users,
             agents,
             handoff_rx,
+            scrapes,
             ..
         } = setup;
+        let driver_name = match driver {
+            DriverKind::Uring => "io_uring",
+            DriverKind::Epoll => "epoll",
+        };
+        ringway_io::spawn(crate::admin::answer_scrapes(
+            worker.clone(),
+            scrapes,
+            driver_name,
+        ));
         ringway_io::spawn(receive_handoffs(worker.clone(), handoff_rx).in_current_span());
         ringway_io::spawn(accept_agents(worker.clone(), agents).in_current_span());
         let ticking = worker.clone();
@@ -41,6 +51,7 @@ pub(crate) async fn run(setup: WorkerSetup, driver: DriverKind) {
 /// Accepts user connections until the listener fails; each is served on this worker.
 pub(crate) async fn accept_users(worker: Rc<Worker>, listener: std::net::TcpListener) {
     accept_loop(listener, "user", |stream, peer| {
+        worker.stats.conn_opened();
         ringway_io::spawn(client::serve(worker.clone(), stream, peer));
     })
     .await;

@@ -50,6 +50,9 @@ fn main() -> ExitCode {
         "ringway-balancer: agents listening on {}",
         balancer.agent_addr()
     );
+    if let Some(admin) = balancer.admin_addr() {
+        println!("ringway-balancer: admin listening on {admin}");
+    }
     println!("ringway-balancer: {} workers", balancer.worker_count());
     balancer.join();
     ExitCode::SUCCESS

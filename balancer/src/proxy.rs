@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::time::Instant;
 
 use ringway_core::exchange::{ErrorKind, Exchange, ExchangeConfig, ProxyError};
 use ringway_core::http::forward::{self, ForwardInfo};
@@ -18,8 +19,27 @@ use crate::user_conn::{Flow, UserConn};
 use crate::user_io::write_out;
 use crate::worker::Worker;
 
-/// Serves one request to its end.
+/// What a request ended with, for the worker's counters.
+#[derive(Default)]
+struct Seen {
+    route: Option<RouteId>,
+    /// The status the user got (`None`: no response).
+    status: Option<u16>,
+}
+
+/// Serves one request to its end, and counts it.
 pub(crate) async fn serve(conn: &mut UserConn, head: RequestHead) -> Flow {
+    let started = Instant::now();
+    let mut seen = Seen::default();
+    let flow = serve_counted(conn, head, &mut seen).await;
+    let elapsed = started.elapsed();
+    conn.worker
+        .stats
+        .request_done(seen.route, seen.status, elapsed);
+    flow
+}
+
+async fn serve_counted(conn: &mut UserConn, head: RequestHead, seen: &mut Seen) -> Flow {
     let own_id;
     let request_id: &str =
         match forward::request_id(&head).and_then(|id| std::str::from_utf8(id).ok()) {
@@ -45,10 +65,14 @@ pub(crate) async fn serve(conn: &mut UserConn, head: RequestHead) -> Flow {
         } else {
             ErrorKind::Malformed(400)
         };
-        return answer::error(conn, ProxyError::new(kind), request_id, on_error, None).await;
+        let e = ProxyError::new(kind);
+        seen.status = Some(e.status());
+        return answer::error(conn, e, request_id, on_error, None).await;
     };
+    seen.route = Some(route);
     let Some(mut agent) = find_agent(&worker, route, None).await else {
         let e = ProxyError::new(ErrorKind::NoAgent);
+        seen.status = Some(e.status());
         return answer::error(conn, e, request_id, on_error, Some(route)).await;
     };
 
@@ -95,6 +119,7 @@ pub(crate) async fn serve(conn: &mut UserConn, head: RequestHead) -> Flow {
             }
             Err(e) => AttemptEnd::Failed(e),
         };
+        seen.status = exchange.borrow().final_status();
         let e = match end {
             AttemptEnd::Complete => return Flow::from(exchange.borrow().outcome()),
             AttemptEnd::Failed(e) => e,
@@ -115,12 +140,14 @@ pub(crate) async fn serve(conn: &mut UserConn, head: RequestHead) -> Flow {
                 worker.pick(route, exclude)
             };
             if let Some(next) = next {
+                worker.stats.retried();
                 agent = next;
                 exchange.borrow_mut().prepare_retry(worker.deadlines.now());
                 continue;
             }
         }
         let persistence = exchange.borrow().error_persistence();
+        seen.status = Some(e.status());
         let flow = answer::error(conn, e, request_id, persistence, Some(route)).await;
         // The user may still be sending a body nobody will read: a lingering close keeps the
         // kernel from answering it with a reset that would destroy the error answer.
@@ -196,6 +223,7 @@ async fn find_agent(
     if let Some(agent) = worker.pick(route, exclude) {
         return Some(agent);
     }
+    worker.stats.parked();
     let wait = worker.wait_for_agent(route, exclude);
     worker
         .deadlines

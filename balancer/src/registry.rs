@@ -116,6 +116,20 @@ impl Registry {
         live.then_some(id)
     }
 
+    /// The texts of every route known now (from the config, or registered by an agent and not
+    /// yet forgotten), sorted.
+    pub(crate) fn known_routes(&self) -> Vec<String> {
+        let snapshot = self.current.load();
+        let mut texts: Vec<String> = snapshot
+            .routes
+            .texts
+            .values()
+            .map(|t| t.to_string())
+            .collect();
+        texts.sort();
+        texts
+    }
+
     /// The canonical text of a route (for logs); empty once forgotten.
     pub(crate) fn route_text(&self, id: RouteId) -> String {
         let snapshot = self.current.load();

@@ -23,6 +23,12 @@ pub(crate) struct UserConn {
     pub(crate) out: BytesMut,
 }
 
+impl Drop for UserConn {
+    fn drop(&mut self) {
+        self.worker.stats.conn_closed();
+    }
+}
+
 /// Whether the connection serves another request after this one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Flow {

@@ -22,6 +22,7 @@ use crate::deadlines::Deadlines;
 use crate::handoff::{HandoffRx, HandoffTx};
 use crate::registry::{Registry, RouteId};
 use crate::signal::WaitQueue;
+use crate::stats::{AgentInfo, WorkerSnapshot, WorkerStats};
 use crate::timeouts::Timeouts;
 
 /// Bytes of a user connection's read (and write) buffer: room for a request head, or for one
@@ -40,6 +41,8 @@ pub(crate) struct WorkerSetup {
     pub(crate) agents: std::net::TcpListener,
     pub(crate) handoff_tx: HandoffTx,
     pub(crate) handoff_rx: HandoffRx,
+    /// Where the admin listener asks for this worker's snapshot (`admin`).
+    pub(crate) scrapes: crate::admin::ScrapeRx,
 }
 
 /// The agent connections of one route on this worker, and the picker that chooses among them.
@@ -83,6 +86,8 @@ pub(crate) struct Worker {
     /// Read and write buffers of user connections, taken when bytes arrive and given back
     /// when the connection is idle again.
     pub(crate) bufs: BufPool,
+    /// What `/metrics` shows of this worker.
+    pub(crate) stats: WorkerStats,
     endpoints: RefCell<IdMap<RouteId, RouteEndpoints>>,
     /// Requests parked until an agent for their route can take them.
     parked: WaitQueue<RouteId>,
@@ -108,6 +113,7 @@ impl Worker {
             timeouts: Timeouts::from(setup.config.timeouts),
             deadlines: Deadlines::default(),
             bufs: BufPool::new(USER_BUF, SPARE_USER_BUFS),
+            stats: WorkerStats::default(),
             config: setup.config.clone(),
             registry: setup.registry.clone(),
             handoff: setup.handoff_tx.clone(),
@@ -118,6 +124,34 @@ impl Worker {
             next_conn: Cell::new(1),
             request_ids,
         })
+    }
+
+    /// This worker's counters and agent connections, for the admin listener.
+    pub(crate) fn snapshot(&self, driver: &'static str) -> WorkerSnapshot {
+        let counters = self.stats.snapshot(|id| self.registry.route_text(id));
+        let endpoints = self.endpoints.borrow();
+        let mut seen = std::collections::BTreeMap::new();
+        for entry in endpoints.values() {
+            for conn in &entry.conns {
+                seen.entry(conn.key()).or_insert_with(|| AgentInfo {
+                    id: conn.agent_id().to_owned(),
+                    worker: self.index,
+                    routes: conn
+                        .routes()
+                        .iter()
+                        .map(|&r| self.registry.route_text(r))
+                        .collect(),
+                    streams: conn.load().outstanding(),
+                    open: conn.is_open(),
+                });
+            }
+        }
+        WorkerSnapshot {
+            worker: self.index,
+            driver,
+            counters,
+            agents: seen.into_values().collect(),
+        }
     }
 
     /// A fresh id for an agent connection owned by this worker.

@@ -214,6 +214,7 @@ fn interim_heads_reach_http11_users_except_100_and_are_bounded() {
         !ex.response_started(),
         "an interim head is not the response"
     );
+    assert_eq!(ex.final_status(), None, "nor is its status the response's");
     ex.handle_response_head(
         &response("HTTP/1.1 103 Early Hints\r\n\r\n"),
         false,
@@ -243,6 +244,14 @@ fn interim_heads_reach_http11_users_except_100_and_are_bounded() {
     )
     .unwrap();
     assert!(out.is_empty());
+    ex.handle_response_head(
+        &response("HTTP/1.1 204 No Content\r\n\r\n"),
+        true,
+        &mut out,
+        t0,
+    )
+    .unwrap();
+    assert_eq!(ex.final_status(), Some(204), "the final head's status");
 }
 
 #[test]

@@ -54,6 +54,9 @@ fn demo(args: &DemoArgs) -> Result<(), String> {
         "ringway-demo: hello backend listening on {}",
         demo.backend.addr
     );
+    if let Some(admin) = demo.balancer.admin_addr() {
+        println!("ringway-demo: admin listening on {admin}");
+    }
     println!();
     println!("try:");
     for command in demo.try_commands() {

@@ -84,6 +84,8 @@ fn a_request_through_the_demo_gets_the_hello_page() {
         "127.0.0.1:0",
         "--agent-listen",
         "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
         "--workers",
         "1",
         "--no-pin",

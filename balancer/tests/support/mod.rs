@@ -76,6 +76,8 @@ pub struct Balancer {
     child: Child,
     pub users: SocketAddr,
     pub agents: SocketAddr,
+    /// The admin listener (port 0 unless `args` name one; `None` when turned off).
+    pub admin: Option<SocketAddr>,
     pub log: Log,
 }
 
@@ -92,6 +94,10 @@ impl Balancer {
         }
         if !args.contains(&"--workers") {
             cmd.args(["--workers", "2"]);
+        }
+        let admin_off = args.windows(2).any(|w| w == ["--admin-listen", "off"]);
+        if !args.contains(&"--admin-listen") {
+            cmd.args(["--admin-listen", "127.0.0.1:0"]);
         }
         cmd.args(["--token", TOKEN, "--no-pin"]).args(args);
         cmd.env(
@@ -112,9 +118,9 @@ impl Balancer {
                 }
             }
         });
-        let (mut users, mut agents) = (None, None);
+        let (mut users, mut agents, mut admin) = (None, None, None);
         let deadline = Instant::now() + Duration::from_secs(20);
-        while users.is_none() || agents.is_none() {
+        while users.is_none() || agents.is_none() || (admin.is_none() && !admin_off) {
             let left = deadline.saturating_duration_since(Instant::now());
             let Ok(line) = rx.recv_timeout(left) else {
                 let _ = child.kill();
@@ -134,12 +140,15 @@ impl Balancer {
                 users = Some(addr());
             } else if line.contains("agents listening on") {
                 agents = Some(addr());
+            } else if line.contains("admin listening on") {
+                admin = Some(addr());
             }
         }
         Self {
             child,
             users: users.unwrap(),
             agents: agents.unwrap(),
+            admin,
             log,
         }
     }

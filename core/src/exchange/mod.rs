@@ -190,6 +190,8 @@ pub struct Exchange {
     down_progress: Instant,
     /// When the request side completed (the response-head timer runs from here).
     sent_at: Option<Instant>,
+    /// The status of the final (or 101) head passed on to the user.
+    status: Option<u16>,
 }
 
 impl Exchange {
@@ -225,6 +227,7 @@ impl Exchange {
             up_progress: now,
             down_progress: now,
             sent_at,
+            status: None,
         }
     }
 
@@ -376,6 +379,7 @@ impl Exchange {
             return Ok(());
         }
         let framing = head.framing(self.method.as_bytes());
+        self.status = Some(head.status());
         if framing == BodyFraming::Upgrade {
             if !matches!(self.up, Up::AwaitUpgrade) || head.status() != 101 {
                 return Err(ProxyError::new(ErrorKind::AgentProtocol));
@@ -494,6 +498,11 @@ impl Exchange {
         self.started
     }
 
+    /// The status of the final head (or the 101) the upstream sent, once it did.
+    pub fn final_status(&self) -> Option<u16> {
+        self.status
+    }
+
     /// Whether the whole response went out (or the upgraded stream ended).
     pub fn response_done(&self) -> bool {
         matches!(self.down, Down::Done)
@@ -545,6 +554,7 @@ impl Exchange {
     pub fn prepare_retry(&mut self, now: Instant) {
         self.down = Down::AwaitHead;
         self.interim = 0;
+        self.status = None;
         self.down_progress = now;
         self.up_progress = now;
         if self.sent_at.is_some() {

@@ -1,0 +1,210 @@
+//! What one worker counts about its requests and connections, for `GET /metrics`: plain numbers
+//! in the worker's own memory (no atomics, no cache line shared with another worker on the
+//! request path), copied into a [`WorkerSnapshot`] when the admin listener asks (see
+//! `admin`), and merged over the workers there.
+
+use std::cell::{Cell, RefCell};
+use std::time::Duration;
+
+use ringway_io::IdMap;
+use serde::Serialize;
+
+use crate::registry::RouteId;
+
+/// Upper bounds (seconds) of the request-duration histogram's buckets (`+Inf` is implied).
+pub(crate) const DURATION_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Labels of [`RouteCounts::by_class`]: the status class the user got, or `none` when the
+/// request ended with no response at all (the user went away, or the connection was cut).
+pub(crate) const CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
+
+/// Requests of one route (or of no route) on one worker.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub(crate) struct RouteCounts {
+    /// Requests by status class, in the order of [`CLASSES`].
+    pub(crate) by_class: [u64; 6],
+    /// Requests that took at most each bound of [`DURATION_BUCKETS`] (not cumulative).
+    pub(crate) buckets: [u64; DURATION_BUCKETS.len()],
+    /// Requests longer than the last bound.
+    pub(crate) over: u64,
+    /// Sum of the durations, seconds.
+    pub(crate) duration_sum: f64,
+}
+
+impl RouteCounts {
+    /// Requests counted.
+    pub(crate) fn total(&self) -> u64 {
+        self.by_class.iter().sum()
+    }
+
+    fn record(&mut self, status: Option<u16>, elapsed: Duration) {
+        let class = match status {
+            Some(s @ 100..=599) => usize::from(s / 100 - 1),
+            _ => 5,
+        };
+        self.by_class[class] += 1;
+        let secs = elapsed.as_secs_f64();
+        self.duration_sum += secs;
+        match DURATION_BUCKETS.iter().position(|&b| secs <= b) {
+            Some(i) => self.buckets[i] += 1,
+            None => self.over += 1,
+        }
+    }
+
+    /// Adds `other`'s counts to these.
+    pub(crate) fn merge(&mut self, other: &Self) {
+        for (a, b) in self.by_class.iter_mut().zip(other.by_class) {
+            *a += b;
+        }
+        for (a, b) in self.buckets.iter_mut().zip(other.buckets) {
+            *a += b;
+        }
+        self.over += other.over;
+        self.duration_sum += other.duration_sum;
+    }
+}
+
+/// One worker's counters.
+#[derive(Default)]
+pub(crate) struct WorkerStats {
+    routes: RefCell<IdMap<RouteId, RouteCounts>>,
+    /// Requests that matched no route (or were refused before routing: a malformed head).
+    unrouted: RefCell<RouteCounts>,
+    retries: Cell<u64>,
+    parked: Cell<u64>,
+    user_conns_open: Cell<u64>,
+    user_conns_total: Cell<u64>,
+}
+
+impl WorkerStats {
+    /// A request ended: `status` is what the user got (`None`: no response).
+    pub(crate) fn request_done(
+        &self,
+        route: Option<RouteId>,
+        status: Option<u16>,
+        elapsed: Duration,
+    ) {
+        match route {
+            Some(route) => self
+                .routes
+                .borrow_mut()
+                .entry(route)
+                .or_default()
+                .record(status, elapsed),
+            None => self.unrouted.borrow_mut().record(status, elapsed),
+        }
+    }
+
+    /// A failed attempt went to another agent.
+    pub(crate) fn retried(&self) {
+        self.retries.set(self.retries.get() + 1);
+    }
+
+    /// A request had to wait for an agent of its route.
+    pub(crate) fn parked(&self) {
+        self.parked.set(self.parked.get() + 1);
+    }
+
+    /// A user connection was accepted.
+    pub(crate) fn conn_opened(&self) {
+        self.user_conns_open.set(self.user_conns_open.get() + 1);
+        self.user_conns_total.set(self.user_conns_total.get() + 1);
+    }
+
+    /// A user connection ended.
+    pub(crate) fn conn_closed(&self) {
+        self.user_conns_open
+            .set(self.user_conns_open.get().saturating_sub(1));
+    }
+
+    /// The counters, with route ids turned into their text by `route_text`.
+    pub(crate) fn snapshot(&self, route_text: impl Fn(RouteId) -> String) -> Counters {
+        let mut routes: Vec<(String, RouteCounts)> = self
+            .routes
+            .borrow()
+            .iter()
+            .map(|(&id, c)| (route_text(id), c.clone()))
+            .collect();
+        routes.sort_by(|a, b| a.0.cmp(&b.0));
+        Counters {
+            routes,
+            unrouted: self.unrouted.borrow().clone(),
+            retries: self.retries.get(),
+            parked: self.parked.get(),
+            user_conns_open: self.user_conns_open.get(),
+            user_conns_total: self.user_conns_total.get(),
+        }
+    }
+}
+
+/// A copy of one worker's counters.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct Counters {
+    /// Requests by route (its text, `host/path`).
+    pub(crate) routes: Vec<(String, RouteCounts)>,
+    /// Requests that matched no route.
+    pub(crate) unrouted: RouteCounts,
+    /// Failed attempts retried on another agent.
+    pub(crate) retries: u64,
+    /// Requests that waited for an agent.
+    pub(crate) parked: u64,
+    /// User connections open now.
+    pub(crate) user_conns_open: u64,
+    /// User connections accepted since the start.
+    pub(crate) user_conns_total: u64,
+}
+
+/// One agent connection, as `GET /agents` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct AgentInfo {
+    /// The agent's id (from its hello).
+    pub(crate) id: String,
+    /// The worker that owns the connection.
+    pub(crate) worker: u16,
+    /// Routes it serves.
+    pub(crate) routes: Vec<String>,
+    /// Streams open on it now.
+    pub(crate) streams: u32,
+    /// Whether it takes new streams (not draining, not closed).
+    pub(crate) open: bool,
+}
+
+/// Everything one worker tells the admin listener.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct WorkerSnapshot {
+    /// The worker's index.
+    pub(crate) worker: u16,
+    /// Its IO driver (`io_uring` or `epoll`).
+    pub(crate) driver: &'static str,
+    /// Its counters.
+    pub(crate) counters: Counters,
+    /// Its agent connections.
+    pub(crate) agents: Vec<AgentInfo>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_land_in_their_class_and_bucket_and_merge() {
+        let stats = WorkerStats::default();
+        stats.request_done(None, Some(200), Duration::from_micros(300));
+        stats.request_done(None, Some(503), Duration::from_millis(30));
+        stats.request_done(None, None, Duration::from_secs(60));
+        stats.request_done(None, Some(101), Duration::from_millis(1));
+        let c = stats.snapshot(|_| String::new()).unrouted;
+        assert_eq!(c.by_class, [1, 1, 0, 0, 1, 1]);
+        assert_eq!(c.total(), 4);
+        assert_eq!(c.buckets[0], 1, "300 µs ≤ 0.5 ms");
+        assert_eq!(c.buckets[1], 1, "1 ms ≤ 1 ms");
+        assert_eq!(c.buckets[6], 1, "30 ms in the 25–50 ms bucket");
+        assert_eq!(c.over, 1, "60 s is past the last bound");
+        let mut merged = c.clone();
+        merged.merge(&c);
+        assert_eq!(merged.total(), 8);
+        assert!((merged.duration_sum - 2.0 * c.duration_sum).abs() < 1e-9);
+    }
+}
