@@ -15,7 +15,7 @@ use std::cell::{Cell, Ref, RefCell};
 use std::rc::Rc;
 
 use ringway_core::pick::EndpointLoad;
-use ringway_core::tunnel::Event;
+use ringway_core::tunnel::{Event, ResetCode};
 use ringway_io::tunnel::{Exit, Link, Role};
 use tracing::{debug, info};
 
@@ -116,6 +116,20 @@ impl AgentConn {
             writes = stats.writes,
             "agent connection closed"
         );
+    }
+
+    /// The balancer is shutting down: GOAWAY to the agent, no new streams, and the connection
+    /// closes once its streams are done (within `linger`).
+    pub(crate) fn go_away(&self, linger: std::time::Duration) {
+        self.stop_new_streams();
+        self.link.conn().go_away(ResetCode::NoError);
+        self.link.close_when_drained(linger);
+        self.link.flush();
+    }
+
+    /// Whether the tunnel connection is closed (its driver is done with it).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.link.is_closed()
     }
 
     fn stop_new_streams(&self) {

@@ -47,6 +47,9 @@ pub struct Cli {
     /// Park time for a known route without agents (`[timeouts] park`).
     #[arg(long, value_parser = config::parse_duration)]
     pub park_time: Option<Duration>,
+    /// On SIGTERM, how long requests in flight get to finish (`[timeouts] shutdown_grace`).
+    #[arg(long, value_parser = config::parse_duration)]
+    pub shutdown_grace: Option<Duration>,
     /// Tunnel ping interval (`[tunnel] ping_interval`).
     #[arg(long, value_parser = config::parse_duration)]
     pub ping_interval: Option<Duration>,
@@ -164,6 +167,9 @@ impl Cli {
         }
         if let Some(d) = self.response_timeout {
             c.timeouts.response_head = d;
+        }
+        if let Some(d) = self.shutdown_grace {
+            c.timeouts.shutdown_grace = d;
         }
         if let Some(d) = self.park_time {
             c.timeouts.park = d;

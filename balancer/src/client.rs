@@ -60,7 +60,13 @@ impl UserConn {
         // The first request's head must arrive within the head timeout of the accept.
         let mut head_deadline = Some(worker.deadlines.after(worker.timeouts.head));
         let flow = loop {
+            let fresh = head_deadline.is_some();
             if self.buf.is_empty() {
+                if worker.drain.is_started() && !fresh {
+                    // Shutting down: an idle keep-alive connection closes now. (A fresh one,
+                    // accepted while the listener emptied its queue, gets its one request.)
+                    break Flow::Close;
+                }
                 // Idle (or fresh): wait for bytes without lending the ring a buffer. This is the only
                 // state an idle connection's task is in; all else is boxed below.
                 let Some(stream) = self.stream.as_ref() else {
@@ -69,7 +75,11 @@ impl UserConn {
                 let at =
                     head_deadline.unwrap_or_else(|| worker.deadlines.after(worker.timeouts.idle));
                 // Built in its own statement, so that no temporary of it takes room in the task.
-                let wait = worker.deadlines.timeout_at(at, stream.readable(false));
+                let wait = if fresh {
+                    worker.deadlines.timeout_at(at, stream.readable(false))
+                } else {
+                    worker.deadlines.idle_timeout_at(at, stream.readable(false))
+                };
                 match wait.await {
                     Some(Ok(())) => {}
                     // Nothing of a request arrived: close quietly (an idle or preconnected client).
@@ -86,6 +96,9 @@ impl UserConn {
             release_if_empty(&mut self.out, &worker.bufs);
             if flow != Flow::KeepAlive {
                 break flow;
+            }
+            if worker.drain.is_started() && self.buf.is_empty() {
+                break Flow::Close;
             }
             head_deadline = None;
         };

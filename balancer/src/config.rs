@@ -116,6 +116,9 @@ pub struct TimeoutConfig {
     /// for at most this long before the connection closes (lingering close).
     #[serde(deserialize_with = "de_duration")]
     pub linger: Duration,
+    /// On SIGTERM, how long requests in flight get to finish before their connections are cut.
+    #[serde(deserialize_with = "de_duration")]
+    pub shutdown_grace: Duration,
 }
 
 impl Default for TimeoutConfig {
@@ -128,6 +131,7 @@ impl Default for TimeoutConfig {
             park: Duration::from_secs(2),
             upgrade_idle: Duration::from_secs(600),
             linger: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(30),
         }
     }
 }

@@ -42,6 +42,8 @@ struct Entry {
     at: Instant,
     waker: Option<Waker>,
     fired: bool,
+    /// The wait of an idle connection: [`Deadlines::wake_idle`] ends it early.
+    idle: bool,
 }
 
 impl Deadlines {
@@ -70,6 +72,28 @@ impl Deadlines {
             deadlines: self,
             at,
             key: None,
+            idle: false,
+        }
+    }
+
+    /// [`Self::timeout_at`] for an idle connection's wait: it also ends (`None`) when
+    /// [`Self::wake_idle`] is called (the worker drains).
+    pub(crate) fn idle_timeout_at<F: Future>(&self, at: Instant, fut: F) -> Timeout<'_, F> {
+        let mut sleep = self.sleep_until(at);
+        sleep.idle = true;
+        Timeout { fut, sleep }
+    }
+
+    /// Ends every idle connection's wait now.
+    pub(crate) fn wake_idle(&self) {
+        let mut entries = self.entries.borrow_mut();
+        for (_, entry) in entries.iter_mut() {
+            if entry.idle && !entry.fired {
+                entry.fired = true;
+                if let Some(w) = entry.waker.take() {
+                    w.wake();
+                }
+            }
         }
     }
 
@@ -89,13 +113,14 @@ impl Deadlines {
         }
     }
 
-    /// The ticking task: fires every deadline that passed, forever.
-    pub(crate) async fn run(&self) {
+    /// The ticking task: fires every deadline that passed, and calls `on_tick`, forever.
+    pub(crate) async fn run(&self, on_tick: impl Fn()) {
         loop {
             ringway_io::time::sleep(TICK).await;
             let now = Instant::now();
             self.now.set(now);
             self.fire(now);
+            on_tick();
         }
     }
 
@@ -146,6 +171,7 @@ pub(crate) struct CoarseSleep<'a> {
     deadlines: &'a Deadlines,
     at: Instant,
     key: Option<usize>,
+    idle: bool,
 }
 
 impl CoarseSleep<'_> {
@@ -190,6 +216,7 @@ impl Future for CoarseSleep<'_> {
                     at: self.at,
                     waker: Some(cx.waker().clone()),
                     fired: false,
+                    idle: self.idle,
                 });
                 drop(entries);
                 self.key = Some(key);

@@ -29,6 +29,7 @@ use ringway_io::Doorbell;
 use tracing::{debug, info};
 
 use crate::deadlines::Deadlines;
+use crate::drain::Drain;
 use crate::tunnel_stream::{StreamEvent, TunnelStream};
 use crate::user_io::{read_more_cancelable, write_out, BODY_READ};
 
@@ -44,6 +45,8 @@ pub(crate) struct UserHalves<'a> {
     pub(crate) write_limit: Duration,
     /// The worker's coarse deadlines (the exchange's timers).
     pub(crate) deadlines: &'a Deadlines,
+    /// The worker's shutdown: a response that starts while it runs closes its connection.
+    pub(crate) drain: &'a Drain,
 }
 
 /// How an attempt ended.
@@ -61,6 +64,7 @@ struct Shared<'a> {
     exchange: &'a RefCell<Exchange>,
     stream: &'a TunnelStream,
     deadlines: &'a Deadlines,
+    drain: &'a Drain,
     /// Wakes the upload loop: the exchange's request side may have changed, or it must stop.
     upload_bell: Doorbell,
     /// Wakes the response loop: the upload progressed, ended or failed.
@@ -83,11 +87,13 @@ pub(crate) async fn run(
         out,
         write_limit,
         deadlines,
+        drain,
     } = user;
     let shared = Shared {
         exchange,
         stream,
         deadlines,
+        drain,
         upload_bell: Doorbell::new(),
         response_bell: Doorbell::new(),
         upload_failed: Cell::new(None),
@@ -132,7 +138,7 @@ pub(crate) async fn respond_only(
     socket: &mut TcpStream,
     out: &mut BytesMut,
     write_limit: Duration,
-    deadlines: &Deadlines,
+    (deadlines, drain): (&Deadlines, &Drain),
     exchange: &RefCell<Exchange>,
     stream: &TunnelStream,
 ) -> AttemptEnd {
@@ -140,6 +146,7 @@ pub(crate) async fn respond_only(
         exchange,
         stream,
         deadlines,
+        drain,
         upload_bell: Doorbell::new(),
         response_bell: Doorbell::new(),
         upload_failed: Cell::new(None),
@@ -304,6 +311,9 @@ fn feed(
     match event {
         StreamEvent::Head { head, end } => {
             let response = parse_response(head)?;
+            if shared.drain.is_started() {
+                exchange.stop_keep_alive();
+            }
             exchange.handle_response_head(&response, end, out, now)?;
             if !response.is_interim() {
                 shared.stream.head_received();

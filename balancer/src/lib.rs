@@ -14,7 +14,9 @@ mod agent_accept;
 mod agent_conn;
 mod answer;
 mod client;
+mod control;
 mod deadlines;
+mod drain;
 mod duplex;
 mod handoff;
 mod listener;
@@ -48,6 +50,27 @@ pub struct Balancer {
     agent_addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
     workers: Vec<JoinHandle<()>>,
+    shutdown: Shutdown,
+}
+
+/// Starts the balancer's graceful shutdown from any thread (a signal handler's, a test's).
+#[derive(Clone)]
+pub struct Shutdown {
+    workers: Vec<control::CommandTx>,
+    /// Also read by every worker on its deadline tick.
+    flag: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Shutdown {
+    /// Every worker stops accepting, closes its listeners and idle connections, finishes the
+    /// requests in flight (within `timeouts.shutdown_grace`), sends GOAWAY to its agents and
+    /// ends; [`Balancer::join`] then returns.
+    pub fn start(&self) {
+        self.flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        for w in &self.workers {
+            let _ = w.send(control::Command::Drain);
+        }
+    }
 }
 
 impl Balancer {
@@ -81,15 +104,16 @@ impl Balancer {
             .as_ref()
             .map(std::net::TcpListener::local_addr)
             .transpose()?;
-        let (scrape_txs, scrape_rxs) = admin::channels(count);
+        let (command_txs, command_rxs) = control::channels(count);
+        let shutdown_flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (handoff_tx, handoff_rxs) = handoff::channels(count);
         let config = Arc::new(config);
         let mut workers = Vec::with_capacity(count);
-        for (index, (((users, agents), handoff_rx), scrapes)) in users
+        for (index, (((users, agents), handoff_rx), commands)) in users
             .into_iter()
             .zip(agents)
             .zip(handoff_rxs)
-            .zip(scrape_rxs)
+            .zip(command_rxs)
             .enumerate()
         {
             let spec = WorkerSpec {
@@ -111,20 +135,25 @@ impl Balancer {
                 agents,
                 handoff_tx: handoff_tx.clone(),
                 handoff_rx,
-                scrapes,
+                commands,
+                shutdown: shutdown_flag.clone(),
             };
             workers.push(spawn_worker(spec, move |driver| {
                 listener::run(setup, driver)
             })?);
         }
         if let Some(listener) = admin_listener {
-            admin::start(listener, scrape_txs, registry)?;
+            admin::start(listener, command_txs.clone(), registry)?;
         }
         Ok(Self {
             user_addr,
             agent_addr,
             admin_addr,
             workers,
+            shutdown: Shutdown {
+                workers: command_txs,
+                flag: shutdown_flag,
+            },
         })
     }
 
@@ -138,6 +167,11 @@ impl Balancer {
         self.agent_addr
     }
 
+    /// A handle that starts the graceful shutdown.
+    pub fn shutdown_handle(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
     /// Where the admin listener is (`None`: turned off).
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin_addr
@@ -148,7 +182,7 @@ impl Balancer {
         self.workers.len()
     }
 
-    /// Waits for every worker to end (they run until the process exits).
+    /// Waits for every worker to end (they run until a shutdown drained them).
     pub fn join(self) {
         for w in self.workers {
             let _ = w.join();

@@ -11,6 +11,7 @@ use ringway_io::net::TcpStream;
 use ringway_io::runtime::DriverKind;
 use tracing::{info, info_span, warn, Instrument};
 
+use crate::drain::Drain;
 use crate::handoff::HandoffRx;
 use crate::worker::{Worker, WorkerSetup};
 use crate::{agent_accept, client};
@@ -26,31 +27,39 @@ pub(crate) async fn run(setup: WorkerSetup, driver: DriverKind) {
             users,
             agents,
             handoff_rx,
-            scrapes,
+            commands,
             ..
         } = setup;
         let driver_name = match driver {
             DriverKind::Uring => "io_uring",
             DriverKind::Epoll => "epoll",
         };
-        ringway_io::spawn(crate::admin::answer_scrapes(
-            worker.clone(),
-            scrapes,
-            driver_name,
-        ));
+        ringway_io::spawn(crate::control::serve(worker.clone(), commands, driver_name));
         ringway_io::spawn(receive_handoffs(worker.clone(), handoff_rx).in_current_span());
         ringway_io::spawn(accept_agents(worker.clone(), agents).in_current_span());
         let ticking = worker.clone();
-        ringway_io::spawn(async move { ticking.deadlines.run().await });
-        accept_users(worker, users).await;
+        // The tick also looks at the process-wide shutdown flag: a drain starts even should the
+        // command sent across threads be late.
+        ringway_io::spawn(async move {
+            let check = || {
+                if ticking.shutdown.load(std::sync::atomic::Ordering::Relaxed) {
+                    ticking.drain.start();
+                }
+            };
+            ticking.deadlines.run(check).await;
+        });
+        ringway_io::spawn(accept_users(worker.clone(), users).in_current_span());
+        // The worker runs until it has drained (SIGTERM): then its thread ends.
+        crate::drain::run(&worker, worker.timeouts.shutdown_grace).await;
     }
     .instrument(span)
     .await;
 }
 
-/// Accepts user connections until the listener fails; each is served on this worker.
+/// Accepts user connections until the listener fails or the worker drains; each is served on
+/// this worker.
 pub(crate) async fn accept_users(worker: Rc<Worker>, listener: std::net::TcpListener) {
-    accept_loop(listener, "user", |stream, peer| {
+    accept_loop(listener, "user", &worker.drain, |stream, peer| {
         worker.stats.conn_opened();
         ringway_io::spawn(client::serve(worker.clone(), stream, peer));
     })
@@ -59,7 +68,7 @@ pub(crate) async fn accept_users(worker: Rc<Worker>, listener: std::net::TcpList
 
 /// Accepts agent connections; each reads its hello and stays here or moves to its worker.
 pub(crate) async fn accept_agents(worker: Rc<Worker>, listener: std::net::TcpListener) {
-    accept_loop(listener, "agent", |stream, peer| {
+    accept_loop(listener, "agent", &worker.drain, |stream, peer| {
         let span = info_span!("agent", %peer);
         ringway_io::spawn(
             agent_accept::accept(worker.clone(), stream, peer, Bytes::new(), false)
@@ -92,8 +101,17 @@ pub(crate) async fn receive_handoffs(worker: Rc<Worker>, rx: HandoffRx) {
 async fn accept_loop(
     listener: std::net::TcpListener,
     which: &'static str,
+    drain: &Drain,
     mut serve: impl FnMut(TcpStream, SocketAddr),
 ) {
+    // A second descriptor of the same socket, kept to change its backlog when draining.
+    let control = match listener.try_clone() {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(error = %e, listener = which, "{which} listener could not be duplicated");
+            return;
+        }
+    };
     let listener = match ringway_io::net::TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
@@ -101,16 +119,70 @@ async fn accept_loop(
             return;
         }
     };
-    loop {
-        match listener.accept().await {
+    // Draining (once `drain` starts): closing a listener resets the connections in its accept
+    // queue (their handshake completed, nobody accepted them yet). So the queue is first closed
+    // to new handshakes (a backlog of 0: SYNs are dropped and retransmitted, to reach whoever
+    // listens on the port next), what it holds is accepted and served (one request each) for
+    // `ACCEPT_QUIET`, and then the socket is shut down, which ends the pending
+    // accept (with an error, or with a connection that slipped in, served all the same) without
+    // cancelling it: a cancelled accept could take a connection with it.
+    drain.listener_opened();
+    let mut draining = None;
+    let mut taken = 0u32;
+    let mut done = false;
+    while !done {
+        let mut accept = std::pin::pin!(listener.accept());
+        let accepted = loop {
+            if let Some(until) = draining {
+                let quiet = ringway_io::time::sleep_until(until);
+                ringway_io::select! {
+                    biased;
+                    accepted = &mut accept => break accepted,
+                    () = quiet => {
+                        if let Err(e) = ringway_tuning::socket::shut_down_listener(&control) {
+                            warn!(error = %e, listener = which, "shutting the listener down failed");
+                        }
+                        done = true;
+                        // Should the shutdown not end it, the accept is cancelled after a while.
+                        let ended = ringway_io::time::sleep(ACCEPT_QUIET * 5);
+                        ringway_io::select! {
+                            biased;
+                            accepted = &mut accept => break accepted,
+                            () = ended => break Err(std::io::ErrorKind::TimedOut.into()),
+                        }
+                    }
+                }
+            } else {
+                ringway_io::select! {
+                    biased;
+                    accepted = &mut accept => break accepted,
+                    () = drain.wait() => {
+                        draining = Some(ringway_io::time::Instant::now() + ACCEPT_QUIET);
+                        if let Err(e) = ringway_tuning::socket::stop_queueing(&control) {
+                            warn!(error = %e, listener = which, "shrinking the accept queue failed");
+                        }
+                    }
+                }
+            }
+        };
+        match accepted {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
                 serve(stream, peer);
+                taken += u32::from(draining.is_some());
             }
+            Err(_) if draining.is_some() => {}
             Err(e) => accept_failed(&e, which).await,
         }
     }
+    drop(listener);
+    drop(control);
+    drain.listener_closed();
+    info!(listener = which, queued = taken, "listener closed");
 }
+
+/// While draining, how long a listener keeps taking what its accept queue holds before closing.
+const ACCEPT_QUIET: Duration = Duration::from_millis(20);
 
 /// Out of descriptors or memory: back off briefly instead of spinning.
 async fn accept_failed(e: &std::io::Error, which: &str) {

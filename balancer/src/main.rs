@@ -15,6 +15,14 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before any thread exists, so that every thread inherits the blocked mask.
+    let signals = match ringway_io::signals::block_termination_signals() {
+        Ok(signals) => signals,
+        Err(e) => {
+            eprintln!("ringway-balancer: setting up signal handling: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("RINGWAY_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
@@ -54,6 +62,18 @@ fn main() -> ExitCode {
         println!("ringway-balancer: admin listening on {admin}");
     }
     println!("ringway-balancer: {} workers", balancer.worker_count());
+    let shutdown = balancer.shutdown_handle();
+    let watched = ringway_io::signals::watch_termination(
+        signals,
+        "ringway-signals",
+        move || shutdown.start(),
+        || std::process::exit(1),
+    );
+    if let Err(e) = watched {
+        eprintln!("ringway-balancer: watching signals: {e}");
+        return ExitCode::FAILURE;
+    }
     balancer.join();
+    tracing::info!("shut down");
     ExitCode::SUCCESS
 }

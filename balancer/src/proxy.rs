@@ -55,6 +55,9 @@ async fn serve_counted(conn: &mut UserConn, head: RequestHead, seen: &mut Seen) 
         exchange_config(&worker),
         worker.deadlines.now(),
     ));
+    if worker.drain.is_started() {
+        exchange.borrow_mut().stop_keep_alive();
+    }
     let on_error = exchange.borrow().error_persistence();
     let route = head
         .host()
@@ -175,7 +178,7 @@ async fn attempt(
             socket,
             &mut conn.out,
             limit,
-            &worker.deadlines,
+            (&worker.deadlines, &worker.drain),
             exchange,
             stream,
         )
@@ -192,6 +195,7 @@ async fn attempt(
         out: &mut conn.out,
         write_limit: conn.worker.timeouts.body,
         deadlines: &worker.deadlines,
+        drain: &worker.drain,
     };
     let end = duplex::run(halves, exchange, stream).await;
     match rd.reunite(wr) {

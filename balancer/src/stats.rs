@@ -119,6 +119,11 @@ impl WorkerStats {
             .set(self.user_conns_open.get().saturating_sub(1));
     }
 
+    /// User connections open now.
+    pub(crate) fn user_conns_open(&self) -> u64 {
+        self.user_conns_open.get()
+    }
+
     /// The counters, with route ids turned into their text by `route_text`.
     pub(crate) fn snapshot(&self, route_text: impl Fn(RouteId) -> String) -> Counters {
         let mut routes: Vec<(String, RouteCounts)> = self

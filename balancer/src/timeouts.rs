@@ -10,6 +10,7 @@
 //! - **park**: a known route with no agent on this worker waits this long for one → 503.
 //! - **upgrade_idle**: an upgraded (WebSocket) connection idle both ways this long closes.
 //! - **linger**: the lingering close after an answer that left request body bytes unread.
+//! - **shutdown_grace**: on SIGTERM, how long requests in flight get to finish (see `drain`).
 //! - The tunnel heartbeat (`[tunnel] ping_interval`, `dead_after_missed_pings`) lives in core's
 //!   tunnel state machine; the agent connection driver only sleeps until its `poll_timeout`.
 
@@ -27,6 +28,7 @@ pub(crate) struct Timeouts {
     pub(crate) park: Duration,
     pub(crate) upgrade_idle: Duration,
     pub(crate) linger: Duration,
+    pub(crate) shutdown_grace: Duration,
 }
 
 impl From<TimeoutConfig> for Timeouts {
@@ -39,6 +41,7 @@ impl From<TimeoutConfig> for Timeouts {
             park: c.park,
             upgrade_idle: c.upgrade_idle,
             linger: c.linger,
+            shutdown_grace: c.shutdown_grace,
         }
     }
 }

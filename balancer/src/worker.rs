@@ -19,6 +19,7 @@ use ringway_io::{BufPool, IdMap};
 use crate::agent_conn::{AgentConn, ConnOwner};
 use crate::config::Config;
 use crate::deadlines::Deadlines;
+use crate::drain::Drain;
 use crate::handoff::{HandoffRx, HandoffTx};
 use crate::registry::{Registry, RouteId};
 use crate::signal::WaitQueue;
@@ -41,8 +42,10 @@ pub(crate) struct WorkerSetup {
     pub(crate) agents: std::net::TcpListener,
     pub(crate) handoff_tx: HandoffTx,
     pub(crate) handoff_rx: HandoffRx,
-    /// Where the admin listener asks for this worker's snapshot (`admin`).
-    pub(crate) scrapes: crate::admin::ScrapeRx,
+    /// What other threads ask of this worker (`control`).
+    pub(crate) commands: crate::control::CommandRx,
+    /// Set (with a `Drain` command) when the balancer shuts down.
+    pub(crate) shutdown: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The agent connections of one route on this worker, and the picker that chooses among them.
@@ -88,6 +91,10 @@ pub(crate) struct Worker {
     pub(crate) bufs: BufPool,
     /// What `/metrics` shows of this worker.
     pub(crate) stats: WorkerStats,
+    /// Set when the balancer shuts down (`drain`).
+    pub(crate) drain: Drain,
+    /// The process-wide shutdown flag (see `Shutdown`).
+    pub(crate) shutdown: Arc<std::sync::atomic::AtomicBool>,
     endpoints: RefCell<IdMap<RouteId, RouteEndpoints>>,
     /// Requests parked until an agent for their route can take them.
     parked: WaitQueue<RouteId>,
@@ -114,6 +121,8 @@ impl Worker {
             deadlines: Deadlines::default(),
             bufs: BufPool::new(USER_BUF, SPARE_USER_BUFS),
             stats: WorkerStats::default(),
+            drain: Drain::default(),
+            shutdown: setup.shutdown.clone(),
             config: setup.config.clone(),
             registry: setup.registry.clone(),
             handoff: setup.handoff_tx.clone(),
@@ -152,6 +161,26 @@ impl Worker {
             counters,
             agents: seen.into_values().collect(),
         }
+    }
+
+    /// This worker's agent connections (each once, whatever its routes).
+    fn agent_conn_list(&self) -> Vec<Rc<AgentConn>> {
+        let endpoints = self.endpoints.borrow();
+        let mut seen = std::collections::BTreeMap::new();
+        for conn in endpoints.values().flat_map(|e| &e.conns) {
+            seen.entry(conn.key()).or_insert_with(|| conn.clone());
+        }
+        seen.into_values().collect()
+    }
+
+    /// GOAWAY to every agent connection (the balancer shuts down); returns them, to wait for
+    /// their closing.
+    pub(crate) fn go_away_agents(&self, linger: std::time::Duration) -> Vec<Rc<AgentConn>> {
+        let conns = self.agent_conn_list();
+        for conn in &conns {
+            conn.go_away(linger);
+        }
+        conns
     }
 
     /// A fresh id for an agent connection owned by this worker.

@@ -7,6 +7,7 @@
 //! - [`IdMap`]: maps keyed by small integers (stream ids, route ids) without SipHash.
 //! - [`read_append`], [`write_all_by`]: a read into the spare capacity of a `BytesMut`, a write
 //!   bounded by a deadline; [`BufPool`]: a per-thread pool of read buffers.
+//! - [`signals`]: SIGTERM/SIGINT read from a signalfd, for the binaries' graceful shutdown.
 //! - [`tunnel`]: the tunnel connection driver both ends run over core's
 //!   `tunnel::Connection` — reader, coalescing writer, heartbeat — and the per-stream slots.
 //!
@@ -25,6 +26,7 @@ mod id_map;
 pub mod ring;
 pub mod runtime;
 mod rw;
+pub mod signals;
 pub mod tunnel;
 
 pub use buf_pool::BufPool;

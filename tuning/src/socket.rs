@@ -70,6 +70,20 @@ pub fn into_std(stream: ringway_io::net::TcpStream) -> io::Result<TcpStream> {
     Ok(std_stream)
 }
 
+/// Makes a listening socket queue no new connections: listen(2) again with a backlog of 0, so
+/// that SYNs arriving now are dropped (the client retransmits, reaching whoever listens on the
+/// port next) rather than completing handshakes that the coming close would reset. What is
+/// already queued stays, to be accepted.
+pub fn stop_queueing(listener: &impl std::os::fd::AsFd) -> io::Result<()> {
+    SockRef::from(listener).listen(0)
+}
+
+/// Shuts a listening socket down: it stops listening (what its accept queue still holds is
+/// reset) and a pending accept on it ends with an error.
+pub fn shut_down_listener(listener: &impl std::os::fd::AsFd) -> io::Result<()> {
+    SockRef::from(listener).shutdown(std::net::Shutdown::Read)
+}
+
 /// Sets TCP_NODELAY on any socket (std or one borrowed from a `socket2`/raw owner).
 /// monoio streams have their own `set_nodelay`.
 pub fn set_nodelay(socket: &impl std::os::fd::AsFd, on: bool) -> io::Result<()> {

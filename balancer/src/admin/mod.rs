@@ -14,7 +14,6 @@ mod metrics;
 
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::rc::Rc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -24,9 +23,9 @@ use ringway_core::http::{Limits, RequestParser};
 use serde::Serialize;
 use tracing::{debug, warn};
 
+use crate::control::{Command, CommandTx};
 use crate::registry::Registry;
 use crate::stats::{AgentInfo, WorkerSnapshot};
-use crate::worker::Worker;
 
 /// How long a scrape waits for each worker's snapshot.
 const SCRAPE_WAIT: Duration = Duration::from_secs(1);
@@ -35,35 +34,16 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Largest admin request head.
 const MAX_HEAD: usize = 16 * 1024;
 
-/// A request for one worker's snapshot: where to send it.
-pub(crate) type ScrapeRequest = flume::Sender<WorkerSnapshot>;
-/// The admin side of a worker's scrape channel.
-pub(crate) type ScrapeTx = flume::Sender<ScrapeRequest>;
-/// The worker side of its scrape channel.
-pub(crate) type ScrapeRx = flume::Receiver<ScrapeRequest>;
-
-/// One scrape channel per worker.
-pub(crate) fn channels(count: usize) -> (Vec<ScrapeTx>, Vec<ScrapeRx>) {
-    (0..count).map(|_| flume::bounded(4)).unzip()
-}
-
-/// A worker's task: answers the admin listener's snapshot requests until the admin is gone.
-pub(crate) async fn answer_scrapes(worker: Rc<Worker>, requests: ScrapeRx, driver: &'static str) {
-    while let Ok(reply) = requests.recv_async().await {
-        let _ = reply.send(worker.snapshot(driver));
-    }
-}
-
 /// What the admin thread needs.
 struct Admin {
-    workers: Vec<ScrapeTx>,
+    workers: Vec<CommandTx>,
     registry: Arc<Registry>,
 }
 
 /// Starts the admin thread on `listener`.
 pub(crate) fn start(
     listener: TcpListener,
-    workers: Vec<ScrapeTx>,
+    workers: Vec<CommandTx>,
     registry: Arc<Registry>,
 ) -> io::Result<JoinHandle<()>> {
     let admin = Admin { workers, registry };
@@ -165,7 +145,7 @@ impl Admin {
             .iter()
             .map(|w| {
                 let (tx, rx) = flume::bounded(1);
-                w.try_send(tx).ok().map(|()| rx)
+                w.try_send(Command::Scrape(tx)).ok().map(|()| rx)
             })
             .collect();
         let mut snapshots = Vec::with_capacity(replies.len());

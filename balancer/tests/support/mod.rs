@@ -187,6 +187,16 @@ impl Balancer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    /// Sends SIGTERM (graceful shutdown).
+    pub fn terminate(&self) {
+        signal(self.pid(), "TERM");
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        wait_exit(&mut self.child, timeout)
+    }
 }
 
 impl Drop for Balancer {
@@ -260,10 +270,7 @@ impl AgentProc {
 
     /// Sends a signal by name (`TERM`, `STOP`, `CONT`).
     pub fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{name}"), &self.pid().to_string()])
-            .status();
-        assert!(status.is_ok_and(|s| s.success()), "kill -{name} failed");
+        signal(self.pid(), name);
     }
 
     /// SIGKILL.
@@ -274,15 +281,28 @@ impl AgentProc {
 
     /// Waits up to `timeout` for the process to exit.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        None
+        wait_exit(&mut self.child, timeout)
     }
+}
+
+/// Sends a signal by name (`TERM`, `STOP`, `CONT`) to `pid`.
+pub fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status();
+    assert!(status.is_ok_and(|s| s.success()), "kill -{name} failed");
+}
+
+/// Waits up to `timeout` for `child` to exit.
+pub fn wait_exit(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    None
 }
 
 impl Drop for AgentProc {
@@ -358,7 +378,11 @@ pub struct Client {
 
 impl Client {
     pub fn connect(addr: SocketAddr) -> Self {
-        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+        Self::from_stream(TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap())
+    }
+
+    /// A client over a connection made elsewhere.
+    pub fn from_stream(stream: TcpStream) -> Self {
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();

@@ -498,6 +498,12 @@ impl Exchange {
         self.started
     }
 
+    /// The proxy is shutting down: the user's connection closes after this response (which says
+    /// so, unless its head already went out).
+    pub fn stop_keep_alive(&mut self) {
+        self.keep_alive = false;
+    }
+
     /// The status of the final head (or the 101) the upstream sent, once it did.
     pub fn final_status(&self) -> Option<u16> {
         self.status
