@@ -16,6 +16,9 @@ pub struct Cli {
     /// Agent options.
     #[command(flatten)]
     pub agent: AgentArgs,
+    /// Log format and filter.
+    #[command(flatten)]
+    pub log: ringway_log::LogArgs,
 }
 
 /// Options of the agent itself.

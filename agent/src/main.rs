@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use clap::Parser;
 use ringway_agent::cli::Cli;
 use ringway_agent::{block_termination_signals, watch_signals, Agent};
-use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     // Before any thread exists, so that every thread inherits the blocked mask.
@@ -16,16 +15,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            // RINGWAY_LOG (as the balancer), else RUST_LOG, else info.
-            EnvFilter::try_from_env("RINGWAY_LOG")
-                .or_else(|_| EnvFilter::try_from_default_env())
-                .unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    if let Err(e) = ringway_log::init(&cli.log) {
+        eprintln!("ringway-agent: {e}");
+        return ExitCode::from(2);
+    }
     let config = match cli.agent.into_config() {
         Ok(config) => config,
         Err(e) => {

@@ -50,6 +50,9 @@ pub struct Cli {
     /// Tunnel ping interval (`[tunnel] ping_interval`).
     #[arg(long, value_parser = config::parse_duration)]
     pub ping_interval: Option<Duration>,
+    /// Log format and filter.
+    #[command(flatten)]
+    pub log: ringway_log::LogArgs,
 }
 
 /// The listener and runtime flags, shared with `ringway-demo`.
@@ -110,10 +113,7 @@ impl Cli {
             Some(path) => Config::load(path)?,
             None => Config::default(),
         };
-        self.apply(&mut c).map_err(|message| ConfigError::Invalid {
-            path: "command line".to_owned(),
-            message,
-        })?;
+        self.apply(&mut c).map_err(ConfigError::Flag)?;
         Ok(c)
     }
 

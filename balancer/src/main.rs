@@ -1,22 +1,17 @@
 //! The `ringway-balancer` binary.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
 use ringway_balancer::cli::Cli;
 use ringway_balancer::Balancer;
-use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("RINGWAY_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    if let Err(e) = ringway_log::init(&cli.log) {
+        eprintln!("ringway-balancer: {e}");
+        return ExitCode::from(2);
+    }
     let config = match cli.config() {
         Ok(c) => c,
         Err(e) => {
@@ -25,9 +20,17 @@ fn main() -> ExitCode {
         }
     };
     if cli.check {
-        println!("configuration OK");
-        println!("{config:#?}");
-        return ExitCode::SUCCESS;
+        return match config.to_toml() {
+            Ok(text) => {
+                println!("# ringway-balancer: configuration OK; the effective configuration:");
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ringway-balancer: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     let balancer = match Balancer::start(config) {
         Ok(b) => b,

@@ -21,6 +21,9 @@ pub struct Cli {
     /// Options of the demo.
     #[command(flatten)]
     pub demo: DemoArgs,
+    /// Log format and filter (before or after the subcommand).
+    #[command(flatten)]
+    pub log: ringway_log::LogArgs,
 }
 
 /// Subcommands.
