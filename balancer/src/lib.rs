@@ -17,6 +17,7 @@ mod deadlines;
 mod duplex;
 mod handoff;
 mod listener;
+mod peer_log;
 mod proxy;
 mod registry;
 mod signal;

@@ -32,6 +32,8 @@ pub(crate) async fn run(setup: WorkerSetup, driver: DriverKind) {
         monoio::spawn(accept_agents(worker.clone(), agents).in_current_span());
         let ticking = worker.clone();
         monoio::spawn(async move { ticking.deadlines.run().await });
+        let summing = worker.clone();
+        monoio::spawn(async move { summing.peer_log.run().await }.in_current_span());
         accept_users(worker, users).await;
     }
     .instrument(span)

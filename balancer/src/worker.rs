@@ -20,6 +20,7 @@ use crate::agent_conn::{AgentConn, ConnOwner};
 use crate::config::Config;
 use crate::deadlines::Deadlines;
 use crate::handoff::{HandoffRx, HandoffTx};
+use crate::peer_log::PeerLog;
 use crate::registry::{Registry, RouteId};
 use crate::signal::WaitQueue;
 use crate::timeouts::Timeouts;
@@ -83,6 +84,8 @@ pub(crate) struct Worker {
     /// Read and write buffers of user connections, taken when bytes arrive and given back
     /// when the connection is idle again.
     pub(crate) bufs: BufPool,
+    /// Limits the log lines misbehaving peers cause.
+    pub(crate) peer_log: PeerLog,
     endpoints: RefCell<IdMap<RouteId, RouteEndpoints>>,
     /// Requests parked until an agent for their route can take them.
     parked: WaitQueue<RouteId>,
@@ -108,6 +111,7 @@ impl Worker {
             timeouts: Timeouts::from(setup.config.timeouts),
             deadlines: Deadlines::default(),
             bufs: BufPool::new(USER_BUF, SPARE_USER_BUFS),
+            peer_log: PeerLog::new(setup.config.log),
             config: setup.config.clone(),
             registry: setup.registry.clone(),
             handoff: setup.handoff_tx.clone(),
