@@ -255,3 +255,42 @@ fn garbage_on_the_agent_port_gets_a_bounded_number_of_log_lines() {
     assert!(summaries[0].contains("peer=127.0.0.1"), "{text}");
     assert!(text.lines().count() < 30, "the log stays short:\n{text}");
 }
+
+#[test]
+fn config_md_lists_every_key_with_its_default() {
+    let out = Command::new(balancer_bin())
+        .arg("--check")
+        .output()
+        .expect("running ringway-balancer --check");
+    assert!(out.status.success());
+    let defaults: toml::Table = String::from_utf8_lossy(&out.stdout)
+        .parse()
+        .expect("--check prints TOML");
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/CONFIG.md"))
+            .expect("docs/CONFIG.md");
+    let mut checked = 0;
+    for (section, table) in &defaults {
+        let table = table
+            .as_table()
+            .expect("every top-level default is a table");
+        for (key, value) in table {
+            let row_start = format!("| `{section}.{key}` |");
+            let row = doc
+                .lines()
+                .find(|l| l.starts_with(&row_start))
+                .unwrap_or_else(|| panic!("docs/CONFIG.md has no row for {section}.{key}"));
+            let default_column = row.split(" | ").nth(2).unwrap_or_default();
+            let shown = match value {
+                toml::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            assert!(
+                default_column.contains(&format!("`{shown}`")),
+                "docs/CONFIG.md gives {section}.{key} the default {default_column:?}; --check says {shown}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 30, "{checked} keys checked");
+}
