@@ -326,7 +326,7 @@ impl Config {
         })?;
         Self::parse(&text).map_err(|problem| ConfigError::Invalid {
             path: path.display().to_string(),
-            problem,
+            problem: Box::new(problem),
         })
     }
 

@@ -31,7 +31,7 @@ pub enum ConfigError {
         /// The file.
         path: String,
         /// Where and why.
-        problem: ConfigProblem,
+        problem: Box<ConfigProblem>,
     },
     /// A command-line flag has a wrong value (the message names the flag).
     #[error("command line: {0}")]
@@ -149,7 +149,7 @@ mod tests {
         let problem = Config::parse(text).expect_err("an invalid configuration");
         ConfigError::Invalid {
             path: "ringway.toml".to_owned(),
-            problem,
+            problem: Box::new(problem),
         }
         .to_string()
     }
