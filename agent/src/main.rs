@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use ringway_agent::cli::Cli;
+use ringway_agent::cli::{effective_flags, Cli};
 use ringway_agent::{block_termination_signals, watch_signals, Agent};
 
 fn main() -> ExitCode {
@@ -27,6 +27,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if cli.check {
+        return match effective_flags(&config) {
+            Ok(text) => {
+                println!("# ringway-agent: flags OK; the effective settings, one key per flag:");
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ringway-agent: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     tracing::info!(
         agent = %config.agent_id,
         balancers = ?config.balancers,
