@@ -14,7 +14,7 @@ use crate::config::{self, Config, ConfigError, RouteConfig, RouteSpec};
 #[derive(Debug, Parser)]
 #[command(name = "ringway-balancer", version, about)]
 pub struct Cli {
-    /// TOML configuration file (every key optional; see docs/balancer.md).
+    /// TOML configuration file (every key optional; see docs/CONFIG.md).
     #[arg(long, short = 'c')]
     pub config: Option<PathBuf>,
     /// Load and validate the configuration, print it, and exit.
