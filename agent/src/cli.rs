@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, Parser};
-use ringway_tuning::duration::parse_duration;
+use ringway_tuning::duration::{format_duration, parse_duration};
 use ringway_tuning::runtime::IoDriver;
 
 use crate::config::{default_agent_id, AgentConfig};
@@ -16,6 +16,12 @@ pub struct Cli {
     /// Agent options.
     #[command(flatten)]
     pub agent: AgentArgs,
+    /// Validate the flags, print the effective settings as TOML (one key per flag), and exit.
+    #[arg(long)]
+    pub check: bool,
+    /// Log format and filter.
+    #[command(flatten)]
+    pub log: ringway_log::LogArgs,
 }
 
 /// Options of the agent itself.
@@ -111,6 +117,48 @@ impl AgentArgs {
     }
 }
 
+/// The settings the flags control, keyed by flag name, for `--check`.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct EffectiveFlags<'a> {
+    balancer: &'a [String],
+    token: &'a str,
+    route: &'a [String],
+    backend: String,
+    workers: usize,
+    io_driver: String,
+    agent_id: &'a str,
+    pool_size: usize,
+    max_backend_conns: usize,
+    pool_idle: String,
+    connect_timeout: String,
+    response_timeout: String,
+    resolve_interval: String,
+    drain_grace: String,
+}
+
+/// The effective settings of `config` as TOML, one key per flag (`pool-idle = "15s"`), as
+/// `ringway-agent --check` prints them.
+pub fn effective_flags(config: &AgentConfig) -> Result<String, String> {
+    let view = EffectiveFlags {
+        balancer: &config.balancers,
+        token: &config.token,
+        route: &config.routes,
+        backend: config.backend.to_string(),
+        workers: config.workers,
+        io_driver: config.io_driver.to_string(),
+        agent_id: &config.agent_id,
+        pool_size: config.pool_size,
+        max_backend_conns: config.max_backend_conns,
+        pool_idle: format_duration(config.pool_idle_timeout),
+        connect_timeout: format_duration(config.connect_timeout),
+        response_timeout: format_duration(config.response_timeout),
+        resolve_interval: format_duration(config.resolve_interval),
+        drain_grace: format_duration(config.drain_grace),
+    };
+    toml::to_string(&view).map_err(|e| format!("writing the settings as TOML: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,6 +202,39 @@ mod tests {
         assert!(config
             .agent_id
             .ends_with(&format!("-{}", std::process::id())));
+    }
+
+    #[test]
+    fn effective_flags_print_every_setting() {
+        let cli = Cli::try_parse_from([
+            "ringway-agent",
+            "--balancer",
+            "127.0.0.1:7000",
+            "--route",
+            "example.com",
+            "--backend",
+            "127.0.0.1:8080",
+            "--agent-id",
+            "a1",
+            "--pool-idle",
+            "1m 30s",
+        ])
+        .unwrap();
+        let text = effective_flags(&cli.agent.into_config().unwrap()).unwrap();
+        for line in [
+            "balancer = [\"127.0.0.1:7000\"]",
+            "route = [\"example.com\"]",
+            "backend = \"127.0.0.1:8080\"",
+            "agent-id = \"a1\"",
+            "io-driver = \"auto\"",
+            "pool-idle = \"1m 30s\"",
+            "connect-timeout = \"2s\"",
+            "drain-grace = \"10s\"",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
+        let value: toml::Table = text.parse().unwrap();
+        assert_eq!(value.len(), 14, "one key per flag:\n{text}");
     }
 
     #[test]

@@ -3,9 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use ringway_agent::cli::Cli;
+use ringway_agent::cli::{effective_flags, Cli};
 use ringway_agent::{block_termination_signals, watch_signals, Agent};
-use tracing_subscriber::EnvFilter;
 
 /// mimalloc: cheaper per-request allocations than glibc's on the request path, and freed
 /// memory goes back (glibc kept the buffers of a burst after it ended); see Cargo.toml.
@@ -21,16 +20,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            // RINGWAY_LOG (as the balancer), else RUST_LOG, else info.
-            EnvFilter::try_from_env("RINGWAY_LOG")
-                .or_else(|_| EnvFilter::try_from_default_env())
-                .unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    if let Err(e) = ringway_log::init(&cli.log) {
+        eprintln!("ringway-agent: {e}");
+        return ExitCode::from(2);
+    }
     let config = match cli.agent.into_config() {
         Ok(config) => config,
         Err(e) => {
@@ -38,6 +32,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if cli.check {
+        return match effective_flags(&config) {
+            Ok(text) => {
+                println!("# ringway-agent: flags OK; the effective settings, one key per flag:");
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ringway-agent: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     tracing::info!(
         agent = %config.agent_id,
         balancers = ?config.balancers,

@@ -16,6 +16,7 @@ use tracing::{debug, info, warn};
 
 use crate::agent_conn::{AgentConn, AgentIdentity};
 use crate::handoff;
+use crate::peer_log::PeerMistake;
 use crate::registry::RegisterError;
 use crate::worker::Worker;
 
@@ -41,7 +42,9 @@ pub(crate) async fn accept(
     let deadline = Instant::now() + HELLO_TIMEOUT;
     let hello = loop {
         if let Err(e) = conn.handle_input(&mut pending, Instant::now()) {
-            warn!(%peer, error = %e, "agent broke the protocol before its hello");
+            if worker.peer_log.allow(peer, PeerMistake::AgentProtocol) {
+                warn!(%peer, error = %e, "agent broke the protocol before its hello");
+            }
             // The GOAWAY with the error's code (e.g. TOO_MANY_ROUTES) tells the agent why.
             let mut out = BytesMut::new();
             conn.poll_transmit(&mut out);
@@ -56,12 +59,16 @@ pub(crate) async fn accept(
         let read =
             ringway_io::time::timeout_at(at, read_append(&mut stream, &mut pending, READ_CHUNK));
         let Ok(res) = read.await else {
-            warn!(%peer, "agent sent no hello in time");
+            if worker.peer_log.allow(peer, PeerMistake::AgentNoHello) {
+                warn!(%peer, "agent sent no hello in time");
+            }
             return;
         };
         match res {
             Ok(0) | Err(_) => {
-                debug!(%peer, "agent connection closed before its hello");
+                if worker.peer_log.allow(peer, PeerMistake::AgentNoHello) {
+                    debug!(%peer, "agent connection closed before its hello");
+                }
                 return;
             }
             Ok(n) => raw.extend_from_slice(&pending[pending.len() - n..]),
@@ -106,7 +113,9 @@ async fn serve(
                 RegisterError::InvalidRoute { .. } => ResetCode::BadRoute,
                 RegisterError::TooManyRoutes { .. } => ResetCode::TooManyRoutes,
             };
-            warn!(agent = %hello.agent_id, %peer, error = %e, "agent rejected");
+            if worker.peer_log.allow(peer, PeerMistake::AgentRejected) {
+                warn!(agent = %hello.agent_id, %peer, error = %e, "agent rejected");
+            }
             conn.reject_hello(code);
             let mut out = BytesMut::new();
             conn.poll_transmit(&mut out);

@@ -2,11 +2,12 @@
 //! response with the request's `X-Request-Id` (in a header and in the body), and one log line
 //! that names the same id.
 
-use ringway_core::exchange::{ErrorKind, ProxyError};
+use ringway_core::exchange::{ErrorKind, ErrorSource, ProxyError};
 use ringway_core::http::forward::Persistence;
 use ringway_core::http::ErrorResponse;
 use tracing::info;
 
+use crate::peer_log::PeerMistake;
 use crate::registry::RouteId;
 use crate::user_conn::{Flow, UserConn};
 use crate::user_io::write_out;
@@ -26,16 +27,20 @@ pub(crate) async fn error(
     let route_text = route
         .map(|r| worker.registry.route_text(r))
         .unwrap_or_default();
-    info!(
-        request_id,
-        status,
-        kind = ?e.kind,
-        source = ?e.source,
-        route = %route_text,
-        peer = %conn.peer,
-        "request failed: {}",
-        e.message()
-    );
+    // A client's own mistakes are limited per peer (one sending garbage must not flood the log).
+    if e.source != ErrorSource::Client || worker.peer_log.allow(conn.peer, PeerMistake::BadRequest)
+    {
+        info!(
+            request_id,
+            status,
+            kind = ?e.kind,
+            source = ?e.source,
+            route = %route_text,
+            peer = %conn.peer,
+            "request failed: {}",
+            e.message()
+        );
+    }
     let retry_after = (e.kind == ErrorKind::NoAgent).then(|| worker.timeouts.retry_after_secs());
     let message = format!("{} (request id {request_id})", e.message());
     let response = ErrorResponse {

@@ -14,7 +14,7 @@ use crate::config::{self, Config, ConfigError, RouteConfig, RouteSpec};
 #[derive(Debug, Parser)]
 #[command(name = "ringway-balancer", version, about)]
 pub struct Cli {
-    /// TOML configuration file (every key optional; see docs/balancer.md).
+    /// TOML configuration file (every key optional; see docs/CONFIG.md).
     #[arg(long, short = 'c')]
     pub config: Option<PathBuf>,
     /// Load and validate the configuration, print it, and exit.
@@ -53,6 +53,9 @@ pub struct Cli {
     /// Tunnel ping interval (`[tunnel] ping_interval`).
     #[arg(long, value_parser = config::parse_duration)]
     pub ping_interval: Option<Duration>,
+    /// Log format and filter.
+    #[command(flatten)]
+    pub log: ringway_log::LogArgs,
 }
 
 /// The value of `--admin-listen`: an address, or none (`off`).
@@ -127,10 +130,7 @@ impl Cli {
             Some(path) => Config::load(path)?,
             None => Config::default(),
         };
-        self.apply(&mut c).map_err(|message| ConfigError::Invalid {
-            path: "command line".to_owned(),
-            message,
-        })?;
+        self.apply(&mut c).map_err(ConfigError::Flag)?;
         Ok(c)
     }
 

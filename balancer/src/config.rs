@@ -1,8 +1,12 @@
 //! The balancer's typed configuration: a TOML file (every key optional, with defaults) whose values
 //! are parsed straight into valid types: durations, socket addresses, route patterns, picker names.
-//! An error names the key that was wrong. Command-line flags override the file (see `cli`).
+//! An error names the file, line, column and key that were wrong, and why (`error`). Command-line
+//! flags override the file (see `cli`). A configuration serialises back to TOML that parses into
+//! the same configuration (`ringway-balancer --check` prints it).
 //!
-//! Every key is listed in docs/balancer.md.
+//! Every key is listed in docs/CONFIG.md.
+
+mod error;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -11,10 +15,12 @@ use std::time::Duration;
 use ringway_core::pick::PickerKind;
 use ringway_core::route::RoutePattern;
 use ringway_tuning::runtime::IoDriver;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+pub use error::{ConfigError, ConfigProblem};
 
 /// The whole configuration.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Listening sockets.
@@ -29,13 +35,15 @@ pub struct Config {
     pub tunnel: TunnelConfig,
     /// How agents authenticate and how endpoints are picked.
     pub agents: AgentsConfig,
+    /// How often peers' repeated mistakes are logged.
+    pub log: LogConfig,
     /// Routes known from the start, each optionally with its own agent token.
-    #[serde(rename = "route")]
+    #[serde(rename = "route", skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<RouteConfig>,
 }
 
 /// `[listen]`: where users and agents connect.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ListenConfig {
     /// User-facing HTTP/1.1 listener (one SO_REUSEPORT socket per worker).
@@ -46,7 +54,7 @@ pub struct ListenConfig {
     pub backlog: i32,
     /// Admin listener (`/metrics`, `/healthz`, `/readyz`, `/routes`, `/agents`): an address,
     /// or `"off"`. Loopback by default: it tells anyone who reaches it the routes and agents.
-    #[serde(deserialize_with = "de_admin")]
+    #[serde(deserialize_with = "de_admin", serialize_with = "ser_admin")]
     pub admin: Option<SocketAddr>,
 }
 
@@ -66,10 +74,11 @@ impl Default for ListenConfig {
 }
 
 /// `[runtime]`: worker threads.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RuntimeConfig {
     /// Worker threads; absent = one per CPU in the process's affinity mask.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub workers: Option<usize>,
     /// `auto`, `uring`, `uring-defer` or `epoll`.
     pub io_driver: IoDriver,
@@ -91,33 +100,33 @@ impl Default for RuntimeConfig {
 }
 
 /// `[timeouts]`: every deadline on the request path, as `"250ms"`, `"2s"`, `"1m"`.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TimeoutConfig {
     /// A whole request head must arrive within this time of its first byte (slowloris).
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
     pub head: Duration,
     /// An idle keep-alive connection is closed after this long.
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
     pub idle: Duration,
     /// No progress reading a request body for this long closes the connection.
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
     pub body: Duration,
     /// No response head within this time of the request being sent → 504.
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
     pub response_head: Duration,
     /// A request for a known route with no agent waits this long for one, then 503.
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
     pub park: Duration,
     /// An upgraded (WebSocket) connection that carries no byte either way for this long closes.
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
     pub upgrade_idle: Duration,
     /// After an answer that left part of the request body unread, the rest is read and dropped
     /// for at most this long before the connection closes (lingering close).
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
     pub linger: Duration,
     /// On SIGTERM, how long requests in flight get to finish before their connections are cut.
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
     pub shutdown_grace: Duration,
 }
 
@@ -137,7 +146,7 @@ impl Default for TimeoutConfig {
 }
 
 /// `[limits]`: HTTP/1.1 request parser limits.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
     /// Bytes in a request head (→ 431).
@@ -147,6 +156,7 @@ pub struct LimitsConfig {
     /// Bytes in the request target (→ 414).
     pub max_target_len: usize,
     /// Bytes in a request body; absent = unlimited (→ 413).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_body_bytes: Option<u64>,
 }
 
@@ -175,7 +185,7 @@ impl LimitsConfig {
 }
 
 /// `[tunnel]`: flow-control windows and heartbeat of agent connections.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TunnelConfig {
     /// Largest DATA payload in one frame.
@@ -187,7 +197,7 @@ pub struct TunnelConfig {
     /// Concurrent streams per agent connection.
     pub max_streams: u32,
     /// Ping interval.
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
     pub ping_interval: Duration,
     /// The connection is dead after this many ping intervals without any inbound frame.
     pub dead_after_missed_pings: u32,
@@ -235,22 +245,23 @@ impl TunnelConfig {
 }
 
 /// `[agents]`: authentication, picking, and what agents may register.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AgentsConfig {
     /// Token every agent must present (a route's own `token` overrides it for that route).
     /// Absent everywhere = agents are not authenticated.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
     /// Picker among a route's agents: `p2c-peak-ewma` (default), `round-robin`,
     /// `weighted-round-robin`, `least-outstanding`.
-    #[serde(deserialize_with = "de_picker")]
+    #[serde(deserialize_with = "de_picker", serialize_with = "ser_display")]
     pub picker: PickerKind,
     /// Distinct routes one agent (by agent id, over all its connections) may hold at once; a
     /// hello that would take it past this is rejected (`TOO_MANY_ROUTES`).
     pub max_routes_per_agent: usize,
     /// A route only agents registered (not in the config) is forgotten once its last agent has
     /// been gone this long: users then get 404 instead of 503.
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
     pub route_linger: Duration,
 }
 
@@ -265,15 +276,37 @@ impl Default for AgentsConfig {
     }
 }
 
+/// `[log]`: log lines that peers can cause (an agent port scanned with garbage, malformed user
+/// requests) are limited per peer address and kind of mistake.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// Lines logged per peer and kind of mistake in each `peer_error_interval`; the rest are
+    /// counted and reported in one "suppressed N similar" line when the interval ends.
+    pub peer_error_burst: u32,
+    /// The interval of `peer_error_burst`.
+    #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
+    pub peer_error_interval: Duration,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            peer_error_burst: 5,
+            peer_error_interval: Duration::from_secs(10),
+        }
+    }
+}
+
 /// One `[[route]]` entry.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// `host[/prefix]`, host exact or `*.suffix`.
-    #[serde(deserialize_with = "de_route")]
+    #[serde(deserialize_with = "de_route", serialize_with = "ser_route")]
     pub pattern: RouteSpec,
     /// Token agents must present to serve this route (overrides `agents.token`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
 }
 
@@ -297,27 +330,6 @@ impl RouteSpec {
     }
 }
 
-/// Why a configuration could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("reading {path}: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// The IO error.
-        source: std::io::Error,
-    },
-    /// The file is not valid TOML or a key has a wrong value (the message names the key).
-    #[error("{path}: {message}")]
-    Invalid {
-        /// The file.
-        path: String,
-        /// toml's message, naming the key.
-        message: String,
-    },
-}
-
 impl Config {
     /// Loads and validates a TOML file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -325,15 +337,21 @@ impl Config {
             path: path.display().to_string(),
             source,
         })?;
-        Self::parse(&text).map_err(|message| ConfigError::Invalid {
+        Self::parse(&text).map_err(|problem| ConfigError::Invalid {
             path: path.display().to_string(),
-            message,
+            problem: Box::new(problem),
         })
     }
 
-    /// Parses TOML text.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+    /// Parses TOML text; an error says where (line, column, key) and why.
+    pub fn parse(text: &str) -> Result<Self, ConfigProblem> {
+        error::parse(text)
+    }
+
+    /// The configuration as TOML, every default filled in; [`Config::parse`] reads it back into
+    /// the same configuration.
+    pub fn to_toml(&self) -> Result<String, String> {
+        toml::to_string(self).map_err(|e| format!("writing the configuration as TOML: {e}"))
     }
 
     /// The token an agent must present for `route` (canonical text), if any.
@@ -350,9 +368,31 @@ impl Config {
 /// flags use too, so both programs accept the same durations.
 pub use ringway_tuning::duration::parse_duration;
 
+/// Writes a duration as [`parse_duration`] reads it (`250ms`, `10s`, `5m`, `1m 30s`).
+pub use ringway_tuning::duration::format_duration;
+
+fn ser_duration<S: Serializer>(d: &Duration, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(&format_duration(*d))
+}
+
+fn ser_display<S: Serializer, T: std::fmt::Display>(value: &T, ser: S) -> Result<S::Ok, S::Error> {
+    ser.collect_str(value)
+}
+
+fn ser_route<S: Serializer>(route: &RouteSpec, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(&route.text)
+}
+
 fn de_duration<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(de)?;
     parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+fn ser_admin<S: Serializer>(admin: &Option<SocketAddr>, ser: S) -> Result<S::Ok, S::Error> {
+    match admin {
+        Some(addr) => ser.collect_str(addr),
+        None => ser.serialize_str("off"),
+    }
 }
 
 fn de_admin<'de, D: Deserializer<'de>>(de: D) -> Result<Option<SocketAddr>, D::Error> {
@@ -397,9 +437,16 @@ mod tests {
         assert!(DEFAULT_ADMIN.ip().is_loopback(), "loopback by default");
         let c = Config::parse("[listen]\nadmin = \"off\"\n").unwrap();
         assert_eq!(c.listen.admin, None);
+        let printed = toml::to_string(&c).unwrap();
+        assert!(
+            printed.contains("admin = \"off\""),
+            "prints back as off: {printed}"
+        );
         let c = Config::parse("[listen]\nadmin = \"127.0.0.1:0\"\n").unwrap();
         assert_eq!(c.listen.admin, Some(SocketAddr::from(([127, 0, 0, 1], 0))));
-        let e = Config::parse("[listen]\nadmin = \"nowhere\"\n").unwrap_err();
+        let e = Config::parse("[listen]\nadmin = \"nowhere\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("admin"), "names the key: {e}");
         assert!(e.contains("\"off\""), "says what is allowed: {e}");
     }
@@ -470,20 +517,95 @@ mod tests {
             ),
             (2, 4, 2)
         );
-        let err = Config::parse("[tunnel]\nmax_routes_per_hello = 70000\n").unwrap_err();
+        let err = Config::parse("[tunnel]\nmax_routes_per_hello = 70000\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("max_routes_per_hello"), "{err}");
     }
 
     #[test]
     fn errors_name_the_key() {
-        let err = Config::parse("[timeouts]\npark = \"2 parsecs\"\n").unwrap_err();
+        let err = Config::parse("[timeouts]\npark = \"2 parsecs\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("park"), "{err}");
-        let err = Config::parse("[listen]\nusers = \"nowhere\"\n").unwrap_err();
+        let err = Config::parse("[listen]\nusers = \"nowhere\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("users"), "{err}");
-        let err = Config::parse("[listen]\nbogus = 1\n").unwrap_err();
+        let err = Config::parse("[listen]\nbogus = 1\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("bogus"), "{err}");
-        let err = Config::parse("[agents]\npicker = \"random\"\n").unwrap_err();
+        let err = Config::parse("[agents]\npicker = \"random\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("picker"), "{err}");
+    }
+
+    /// Prints `c` as TOML, reads it back, and asserts the same configuration came back.
+    fn round_trip(c: &Config) -> String {
+        let text = c.to_toml().unwrap();
+        let back = Config::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(format!("{back:#?}"), format!("{c:#?}"), "{text}");
+        text
+    }
+
+    #[test]
+    fn defaults_round_trip_as_toml() {
+        let text = round_trip(&Config::default());
+        assert!(text.contains("[timeouts]\nhead = \"10s\"\n"), "{text}");
+        assert!(text.contains("upgrade_idle = \"10m\""), "{text}");
+        assert!(text.contains("picker = \"p2c-peak-ewma\""), "{text}");
+        assert!(text.contains("users = \"0.0.0.0:8080\""), "{text}");
+        assert!(text.contains("io_driver = \"auto\""), "{text}");
+        assert!(
+            !text.contains("workers"),
+            "absent means one per CPU: {text}"
+        );
+    }
+
+    #[test]
+    fn every_kind_of_value_round_trips_as_toml() {
+        let c = Config::parse(
+            r#"
+            [listen]
+            users = "[::1]:9000"
+            agents = "127.0.0.1:9001"
+            [runtime]
+            workers = 3
+            io_driver = "uring-defer"
+            pin = false
+            [timeouts]
+            park = "1m 30s"
+            linger = "1.5s"
+            head = "250ms"
+            [limits]
+            max_body_bytes = 1048576
+            [tunnel]
+            ping_interval = "0s"
+            [agents]
+            token = "secret"
+            picker = "wrr"
+            [log]
+            peer_error_burst = 2
+            peer_error_interval = "1s"
+            [[route]]
+            pattern = "Example.com/api"
+            token = "route-secret"
+            [[route]]
+            pattern = "*.example.org"
+            [[route]]
+            pattern = "*"
+            "#,
+        )
+        .unwrap();
+        let text = round_trip(&c);
+        assert!(text.contains("park = \"1m 30s\""), "{text}");
+        assert!(text.contains("linger = \"1s 500ms\""), "{text}");
+        assert!(text.contains("picker = \"weighted-round-robin\""), "{text}");
+        assert!(text.contains("pattern = \"example.com/api\""), "{text}");
+        assert!(text.contains("users = \"[::1]:9000\""), "{text}");
     }
 
     #[test]

@@ -20,6 +20,7 @@ mod drain;
 mod duplex;
 mod handoff;
 mod listener;
+mod peer_log;
 mod proxy;
 mod registry;
 mod signal;

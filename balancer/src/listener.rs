@@ -48,6 +48,8 @@ pub(crate) async fn run(setup: WorkerSetup, driver: DriverKind) {
             };
             ticking.deadlines.run(check).await;
         });
+        let summing = worker.clone();
+        ringway_io::spawn(async move { summing.peer_log.run().await }.in_current_span());
         ringway_io::spawn(accept_users(worker.clone(), users).in_current_span());
         // The worker runs until it has drained (SIGTERM): then its thread ends.
         crate::drain::run(&worker, worker.timeouts.shutdown_grace).await;

@@ -1,12 +1,10 @@
 //! The `ringway-balancer` binary.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
 use ringway_balancer::cli::Cli;
 use ringway_balancer::Balancer;
-use tracing_subscriber::EnvFilter;
 
 /// mimalloc: cheaper per-request allocations than glibc's on the request path, and freed
 /// memory goes back (glibc kept the buffers of a burst after it ended); see Cargo.toml.
@@ -23,13 +21,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("RINGWAY_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    if let Err(e) = ringway_log::init(&cli.log) {
+        eprintln!("ringway-balancer: {e}");
+        return ExitCode::from(2);
+    }
     let config = match cli.config() {
         Ok(c) => c,
         Err(e) => {
@@ -38,9 +33,17 @@ fn main() -> ExitCode {
         }
     };
     if cli.check {
-        println!("configuration OK");
-        println!("{config:#?}");
-        return ExitCode::SUCCESS;
+        return match config.to_toml() {
+            Ok(text) => {
+                println!("# ringway-balancer: configuration OK; the effective configuration:");
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ringway-balancer: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     let balancer = match Balancer::start(config) {
         Ok(b) => b,

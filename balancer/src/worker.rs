@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::deadlines::Deadlines;
 use crate::drain::Drain;
 use crate::handoff::{HandoffRx, HandoffTx};
+use crate::peer_log::PeerLog;
 use crate::registry::{Registry, RouteId};
 use crate::signal::WaitQueue;
 use crate::stats::{AgentInfo, WorkerSnapshot, WorkerStats};
@@ -95,6 +96,8 @@ pub(crate) struct Worker {
     pub(crate) drain: Drain,
     /// The process-wide shutdown flag (see `Shutdown`).
     pub(crate) shutdown: Arc<std::sync::atomic::AtomicBool>,
+    /// Limits the log lines misbehaving peers cause.
+    pub(crate) peer_log: PeerLog,
     endpoints: RefCell<IdMap<RouteId, RouteEndpoints>>,
     /// Requests parked until an agent for their route can take them.
     parked: WaitQueue<RouteId>,
@@ -123,6 +126,7 @@ impl Worker {
             stats: WorkerStats::default(),
             drain: Drain::default(),
             shutdown: setup.shutdown.clone(),
+            peer_log: PeerLog::new(setup.config.log),
             config: setup.config.clone(),
             registry: setup.registry.clone(),
             handoff: setup.handoff_tx.clone(),

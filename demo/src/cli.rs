@@ -21,6 +21,9 @@ pub struct Cli {
     /// Options of the demo.
     #[command(flatten)]
     pub demo: DemoArgs,
+    /// Log format and filter (`ringway-demo hello` takes them after `hello`).
+    #[command(flatten)]
+    pub log: ringway_log::LogArgs,
 }
 
 /// Subcommands.
@@ -76,6 +79,18 @@ mod tests {
     fn zero_workers_is_rejected() {
         let cli = Cli::try_parse_from(["ringway-demo", "--workers", "0"]).unwrap();
         assert!(cli.demo.apply(&mut crate::demo_config()).is_err());
+    }
+
+    #[test]
+    fn log_flags_for_the_demo_and_after_the_subcommand() {
+        use ringway_log::LogFormat;
+        let cli = Cli::try_parse_from(["ringway-demo", "hello", "--log-format", "json"]).unwrap();
+        assert_eq!(cli.log.log_format, Some(LogFormat::Json));
+        let cli = Cli::try_parse_from(["ringway-demo", "hello", "--log-level", "debug"]).unwrap();
+        assert_eq!(cli.log.log_level.as_deref(), Some("debug"));
+        let cli = Cli::try_parse_from(["ringway-demo", "--log-format", "text", "--workers", "1"])
+            .unwrap();
+        assert_eq!(cli.log.log_format, Some(LogFormat::Text));
     }
 
     #[test]

@@ -1,13 +1,11 @@
 //! The `ringway-demo` binary.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
 use ringway_demo::cli::{Cli, Command, DemoArgs};
 use ringway_demo::{demo_config, Demo};
 use ringway_tuning::runtime::IoDriver;
-use tracing_subscriber::EnvFilter;
 
 /// mimalloc: cheaper per-request allocations than glibc's on the request path, and freed
 /// memory goes back (glibc kept the buffers of a burst after it ended); see Cargo.toml.
@@ -16,13 +14,10 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("RINGWAY_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    if let Err(e) = ringway_log::init(&cli.log) {
+        eprintln!("ringway-demo: {e}");
+        return ExitCode::from(2);
+    }
     let result = match cli.command {
         Some(Command::Hello { listen, io_driver }) => hello(listen, io_driver),
         None => demo(&cli.demo),

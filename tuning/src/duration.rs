@@ -13,6 +13,12 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("invalid duration {text:?}: {e}"))
 }
 
+/// Writes `d` the way [`parse_duration`] reads it back: `250ms`, `10s`, `5m`, `1m 30s`
+/// (humantime's format; zero is `0s`).
+pub fn format_duration(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -30,5 +36,23 @@ mod tests {
         assert!(parse_duration("ms").is_err());
         assert!(parse_duration("").is_err());
         assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn formatted_durations_parse_back() {
+        for d in [
+            Duration::ZERO,
+            Duration::from_millis(250),
+            Duration::from_secs(10),
+            Duration::from_secs(90),
+            Duration::from_secs(600),
+            Duration::from_micros(1_500),
+            Duration::from_secs(2 * 86_400 + 1),
+        ] {
+            let text = format_duration(d);
+            assert_eq!(parse_duration(&text), Ok(d), "{text}");
+        }
+        assert_eq!(format_duration(Duration::from_secs(300)), "5m");
+        assert_eq!(format_duration(Duration::from_millis(250)), "250ms");
     }
 }
