@@ -6,6 +6,7 @@
 //! ```text
 //! runtime-variants VARIANT [--listen ADDR] [--cpu N]
 //!   VARIANT: monoio-uring | monoio-epoll | compio-managed | compio-multishot | compio-owned
+//!            | compio-poll-managed | compio-poll-owned
 //! ```
 //!
 //! A separate crate, not a bin of `ringway-benches`: compio and its dependencies are built only
@@ -30,20 +31,30 @@ pub(crate) const RING_ENTRIES: u32 = 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Variant {
     Monoio(IoDriver),
-    Compio(Read),
+    /// compio with this read strategy; `poll`: on its polling (epoll) driver, not io_uring.
+    Compio {
+        read: Read,
+        poll: bool,
+    },
 }
 
 impl Variant {
-    const NAMES: &'static str =
-        "monoio-uring | monoio-epoll | compio-managed | compio-multishot | compio-owned";
+    const NAMES: &'static str = "monoio-uring | monoio-epoll | compio-managed | compio-multishot \
+                                 | compio-owned | compio-poll-managed | compio-poll-owned";
+
+    fn compio(read: Read, poll: bool) -> Self {
+        Self::Compio { read, poll }
+    }
 
     fn parse(name: &str) -> Option<Self> {
         Some(match name {
             "monoio-uring" => Self::Monoio(IoDriver::Uring),
             "monoio-epoll" => Self::Monoio(IoDriver::Epoll),
-            "compio-managed" => Self::Compio(Read::Managed),
-            "compio-multishot" => Self::Compio(Read::Multishot),
-            "compio-owned" => Self::Compio(Read::Owned),
+            "compio-managed" => Self::compio(Read::Managed, false),
+            "compio-multishot" => Self::compio(Read::Multishot, false),
+            "compio-owned" => Self::compio(Read::Owned, false),
+            "compio-poll-managed" => Self::compio(Read::Managed, true),
+            "compio-poll-owned" => Self::compio(Read::Owned, true),
             _ => return None,
         })
     }
@@ -122,7 +133,7 @@ fn main() -> ExitCode {
     };
     let served = match args.variant {
         Variant::Monoio(driver) => on_monoio::run(listener, driver),
-        Variant::Compio(read) => on_compio::run(listener, read),
+        Variant::Compio { read, poll } => on_compio::run(listener, read, poll),
     };
     match served {
         Ok(()) => ExitCode::SUCCESS,
@@ -143,12 +154,12 @@ mod tests {
 
     #[test]
     fn every_listed_variant_parses() {
-        for name in Variant::NAMES.split(" | ") {
+        for name in Variant::NAMES.split('|').map(str::trim) {
             assert!(Variant::parse(name).is_some(), "{name}");
         }
         assert_eq!(
             Variant::parse("compio-managed"),
-            Some(Variant::Compio(Read::Managed))
+            Some(Variant::compio(Read::Managed, false))
         );
     }
 
@@ -159,7 +170,9 @@ mod tests {
         assert_eq!(args.listen, SocketAddr::from(([127, 0, 0, 1], 9)));
         assert_eq!(args.cpu, Some(0));
         assert!(parse("tokio").unwrap_err().contains("unknown variant"));
-        assert!(parse("monoio-uring --cpu").unwrap_err().contains("needs a value"));
+        assert!(parse("monoio-uring --cpu")
+            .unwrap_err()
+            .contains("needs a value"));
         assert!(parse("").unwrap_err().contains("missing VARIANT"));
     }
 }

@@ -1,5 +1,5 @@
 //! Variants (b)–(d): compio 0.19 on io_uring, the ring set up like ringway-io's (COOP_TASKRUN),
-//! with three ways to wait for and read a request:
+//! or on compio's polling (epoll) driver, with three ways to wait for and read a request:
 //!
 //! - [`Read::Managed`]: `read_managed` over the runtime's buffer pool
 //!   (IORING_REGISTER_PBUF_RING): the recv waits in the ring with no buffer; the kernel picks one
@@ -8,6 +8,11 @@
 //! - [`Read::Multishot`]: the same pool, one multishot recv armed per connection for its whole
 //!   life (no submission per request).
 //! - [`Read::Owned`]: a plain recv into the connection's own 8 KiB buffer, pending while idle.
+//!
+//! On the polling driver there is no kernel-picked buffer: a managed read takes a buffer from the
+//! pool when it is submitted and holds it while it waits (compio-driver 0.12
+//! `sys/op/managed/fallback.rs`), so an idle connection holds one pool buffer and the pool's size
+//! bounds how many connections can wait at once.
 
 use std::future::Future;
 use std::io;
@@ -46,12 +51,16 @@ pub(crate) enum Read {
 }
 
 /// Serves `listener` on this thread until accepting fails.
-pub(crate) fn run(listener: std::net::TcpListener, read: Read) -> io::Result<()> {
+pub(crate) fn run(listener: std::net::TcpListener, read: Read, poll: bool) -> io::Result<()> {
     let mut proactor = ProactorBuilder::new();
     proactor
         .capacity(RING_ENTRIES)
         .coop_taskrun(true)
-        .driver_type(DriverType::IoUring)
+        .driver_type(if poll {
+            DriverType::Poll
+        } else {
+            DriverType::IoUring
+        })
         .buffer_pool_size(NonZero::<u16>::MIN.saturating_add(POOL_BUFS - 1))
         .buffer_pool_buffer_len(POOL_BUF_LEN);
     let rt = RuntimeBuilder::new()
