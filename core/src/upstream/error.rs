@@ -50,7 +50,8 @@ pub struct UpstreamError {
 }
 
 impl UpstreamError {
-    pub(crate) fn new(kind: UpstreamErrorKind, before_response: bool) -> Self {
+    /// An error of `kind`; `before_response`: no response byte had come back.
+    pub fn new(kind: UpstreamErrorKind, before_response: bool) -> Self {
         Self {
             kind,
             before_response,
