@@ -21,8 +21,6 @@ mod resolve;
 mod session;
 mod signals;
 mod stream;
-#[cfg(test)]
-mod test_runtime;
 mod tunnel;
 mod worker;
 

@@ -168,14 +168,6 @@ impl Tunnel {
         }
     }
 
-    /// Every frame queued so far, encoded (what the writer would send now).
-    #[cfg(test)]
-    pub(crate) fn take_transmit(&self) -> BytesMut {
-        let mut out = BytesMut::new();
-        self.link.conn().poll_transmit(&mut out);
-        out
-    }
-
     fn check(&self, slot: &StreamSlot) -> Result<(), StreamAborted> {
         match slot.reset_code() {
             Some(code) => Err(StreamAborted(code)),

@@ -87,7 +87,11 @@ fn a_complete_keep_alive_response_returns_the_connection_to_the_pool() {
     let now = Instant::now();
     let mut ex = exchange(GET, false);
     let (written, _, step) = write_all(&mut ex, now);
-    assert_eq!(written, GET.as_bytes(), "the head goes out as the entrance framed it");
+    assert_eq!(
+        written,
+        GET.as_bytes(),
+        "the head goes out as the entrance framed it"
+    );
     assert_eq!(step, RequestStep::Done { shutdown: false });
     let passed = respond(&mut ex, &mut BytesMut::new(), OK, now);
     assert_eq!(passed.body, b"hello");
@@ -114,7 +118,10 @@ fn connection_close_from_the_backend_or_the_request_is_not_reused() {
     );
     assert_eq!(ex.outcome(), Some(Outcome::Close));
 
-    let mut ex = exchange("GET / HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n", false);
+    let mut ex = exchange(
+        "GET / HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n",
+        false,
+    );
     write_all(&mut ex, now);
     respond(&mut ex, &mut BytesMut::new(), OK, now);
     assert_eq!(ex.outcome(), Some(Outcome::Close));
@@ -130,7 +137,8 @@ fn a_close_delimited_body_is_rechunked_and_the_connection_closes() {
     let (head, end) = passed.head.unwrap();
     assert!(!end);
     assert!(
-        head.to_ascii_lowercase().contains("transfer-encoding: chunked"),
+        head.to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
         "the next hop gets a framed body: {head}"
     );
     assert_eq!(passed.body, b"until ");
@@ -196,7 +204,11 @@ fn an_idempotent_request_on_a_stale_pooled_connection_is_retried_and_replayed() 
     assert!(ex.may_retry(&e), "{e}");
     ex.retry();
     let (written, _, _) = write_all(&mut ex, now);
-    assert_eq!(written, GET.as_bytes(), "the fresh connection gets the request again");
+    assert_eq!(
+        written,
+        GET.as_bytes(),
+        "the fresh connection gets the request again"
+    );
     let e = ex.handle_read(0).unwrap_err();
     assert!(!ex.may_retry(&e), "one retry, on a fresh connection only");
 }
@@ -204,7 +216,10 @@ fn an_idempotent_request_on_a_stale_pooled_connection_is_retried_and_replayed() 
 #[test]
 fn a_body_sent_on_a_stale_connection_is_replayed_without_credit() {
     let now = Instant::now();
-    let mut ex = exchange("PUT /u HTTP/1.1\r\nHost: b\r\nContent-Length: 10\r\n\r\n", true);
+    let mut ex = exchange(
+        "PUT /u HTTP/1.1\r\nHost: b\r\nContent-Length: 10\r\n\r\n",
+        true,
+    );
     ex.push_body(Bytes::from_static(b"01234"), false);
     let (_, released, _) = write_all(&mut ex, now);
     assert_eq!(released, 5);
@@ -241,7 +256,10 @@ fn no_retry_when_the_body_was_too_big_to_replay() {
     write_all(&mut ex, now);
     let e = ex.handle_read(0).unwrap_err();
     assert!(e.before_response);
-    assert!(!ex.may_retry(&e), "17 bytes are past the 16-byte replay limit");
+    assert!(
+        !ex.may_retry(&e),
+        "17 bytes are past the 16-byte replay limit"
+    );
 }
 
 #[test]
@@ -258,7 +276,10 @@ fn a_sent_non_idempotent_request_is_not_retried_but_an_unsent_one_is() {
     assert_eq!(ex.poll_request(&mut out), RequestStep::Write);
     let (_, e) = ex.handle_write_failed("broken pipe", now);
     assert!(e.to_string().contains("broken pipe"));
-    assert!(ex.may_retry(&e), "its first write failed: it never reached the backend");
+    assert!(
+        ex.may_retry(&e),
+        "its first write failed: it never reached the backend"
+    );
 }
 
 #[test]
@@ -313,9 +334,15 @@ fn a_101_turns_the_connection_into_opaque_bytes_both_ways() {
     assert!(ex.is_upgraded());
     ex.push_body(Bytes::from_static(b"\x81\x02yo"), false);
     let (written, _, _) = write_all(&mut ex, now);
-    assert_eq!(written, b"\x81\x02yo", "no chunk framing on an upgraded connection");
+    assert_eq!(
+        written, b"\x81\x02yo",
+        "no chunk framing on an upgraded connection"
+    );
     ex.push_body(Bytes::new(), true);
-    assert_eq!(write_all(&mut ex, now).2, RequestStep::Done { shutdown: true });
+    assert_eq!(
+        write_all(&mut ex, now).2,
+        RequestStep::Done { shutdown: true }
+    );
     ex.handle_read(0).unwrap();
     assert_eq!(
         ex.poll_response(&mut buf, now).unwrap(),
@@ -346,7 +373,11 @@ fn the_response_head_timer_runs_from_the_end_of_the_upload() {
     let mut out = BytesMut::new();
     assert_eq!(ex.poll_request(&mut out), RequestStep::Write);
     ex.handle_written(start);
-    assert_eq!(ex.poll_timeout(), None, "a long upload is not a slow backend");
+    assert_eq!(
+        ex.poll_timeout(),
+        None,
+        "a long upload is not a slow backend"
+    );
     let later = start + Duration::from_secs(30);
     ex.push_body(Bytes::from_static(b"0123456789"), true);
     write_all(&mut ex, later);
@@ -355,7 +386,10 @@ fn the_response_head_timer_runs_from_the_end_of_the_upload() {
     let e = ex
         .handle_timeout(later + Duration::from_secs(10))
         .unwrap_err();
-    assert_eq!(e.kind, UpstreamErrorKind::ResponseTimeout(Duration::from_secs(10)));
+    assert_eq!(
+        e.kind,
+        UpstreamErrorKind::ResponseTimeout(Duration::from_secs(10))
+    );
     assert_eq!(e.reset_code(), ResetCode::BackendTimeout);
     assert!(!ex.may_retry(&e));
 }
@@ -386,6 +420,11 @@ fn bytes_after_the_response_keep_the_connection_out_of_the_pool() {
     let now = Instant::now();
     let mut ex = exchange(GET, false);
     write_all(&mut ex, now);
-    respond(&mut ex, &mut BytesMut::new(), "HTTP/1.1 204 No Content\r\n\r\nstray", now);
+    respond(
+        &mut ex,
+        &mut BytesMut::new(),
+        "HTTP/1.1 204 No Content\r\n\r\nstray",
+        now,
+    );
     assert_eq!(ex.outcome(), Some(Outcome::Close));
 }

@@ -62,11 +62,10 @@ pub async fn forward<D: Downstream>(
     loop {
         let Some(stream) = conn.take_stream() else {
             // The pool hands out connections with their stream; this is a bug, not the backend.
-            return Err(Failure::Upstream(UpstreamError::new(
-                UpstreamErrorKind::ConnectFailed,
-                true,
-            )
-            .with_detail("the pool handed out an empty connection")));
+            return Err(Failure::Upstream(
+                UpstreamError::new(UpstreamErrorKind::ConnectFailed, true)
+                    .with_detail("the pool handed out an empty connection"),
+            ));
         };
         let mut read_buf = conn.take_read_buf();
         let attempt = match stream {
@@ -266,9 +265,7 @@ where
             .poll_response(buf, Instant::now())
             .map_err(Failure::Upstream)?;
         match step {
-            ResponseStep::Interim(head) => down
-                .send_head(head, false)
-                .map_err(Failure::Gone)?,
+            ResponseStep::Interim(head) => down.send_head(head, false).map_err(Failure::Gone)?,
             ResponseStep::Head { head, end } => down.send_head(head, end).map_err(Failure::Gone)?,
             ResponseStep::Data { data, end } => {
                 timers.ring();

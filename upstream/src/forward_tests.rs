@@ -186,18 +186,30 @@ fn an_idempotent_request_on_a_stale_pooled_connection_is_retried_on_a_fresh_one(
         let pool = BackendPool::new(addr.into(), pool_config());
         let get = "GET /a HTTP/1.1\r\nHost: a\r\n\r\n";
         let first = Recorder::default();
-        forward(&first, request(get), &pool, config()).await.unwrap();
+        forward(&first, request(get), &pool, config())
+            .await
+            .unwrap();
         assert_eq!(&first.data.borrow()[..], b"ok");
         assert_eq!(pool.idle_count(), 1, "the keep-alive connection went back");
         let second = Recorder::default();
-        forward(&second, request(get), &pool, config()).await.unwrap();
-        assert_eq!(&second.data.borrow()[..], b"ok", "answered on the fresh connection");
+        forward(&second, request(get), &pool, config())
+            .await
+            .unwrap();
+        assert_eq!(
+            &second.data.borrow()[..],
+            b"ok",
+            "answered on the fresh connection"
+        );
         assert!(second.ended.get());
         assert_eq!(pool.opened(), 2);
         pool.clear();
     });
     let seen = backend.join().unwrap();
-    assert_eq!(seen.len(), 3, "the GET ran twice: once on the stale connection");
+    assert_eq!(
+        seen.len(),
+        3,
+        "the GET ran twice: once on the stale connection"
+    );
 }
 
 #[test]
@@ -206,9 +218,14 @@ fn a_sent_post_on_a_stale_pooled_connection_is_not_run_again() {
     block_on(async move {
         let pool = BackendPool::new(addr.into(), pool_config());
         let first = Recorder::default();
-        forward(&first, request("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), &pool, config())
-            .await
-            .unwrap();
+        forward(
+            &first,
+            request("GET / HTTP/1.1\r\nHost: a\r\n\r\n"),
+            &pool,
+            config(),
+        )
+        .await
+        .unwrap();
         let post = Recorder::with_body(vec![
             BodyPiece::Data(Bytes::from_static(b"abc")),
             BodyPiece::End,
@@ -224,7 +241,11 @@ fn a_sent_post_on_a_stale_pooled_connection_is_not_run_again() {
             panic!("the POST fails: {result:?}");
         };
         assert_eq!(e.reset_code(), ResetCode::BackendReset);
-        assert_eq!(pool.opened(), 1, "no second connection for a POST that was sent");
+        assert_eq!(
+            pool.opened(),
+            1,
+            "no second connection for a POST that was sent"
+        );
         assert_eq!(post.released.get(), 3, "its body credit went back");
         assert!(post.heads.borrow().is_empty());
     });
@@ -252,7 +273,11 @@ fn an_early_answer_stops_the_request_and_closes_the_connection() {
             .unwrap();
         assert!(down.heads.borrow()[0].starts_with(b"HTTP/1.1 413"));
         assert!(down.stopped.get(), "the sender is told to stop");
-        assert_eq!(pool.idle_count(), 0, "a connection with a half-sent body is not reused");
+        assert_eq!(
+            pool.idle_count(),
+            0,
+            "a connection with a half-sent body is not reused"
+        );
     });
     backend.join().unwrap();
 }

@@ -465,7 +465,11 @@ mod tests {
     fn wait_readable(fd: RawFd) {
         use nix::poll::{poll, PollFd, PollFlags};
         let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
-        assert_eq!(poll(&mut fds, 10_000), Ok(1), "the peer's close never arrived");
+        assert_eq!(
+            poll(&mut fds, 10_000),
+            Ok(1),
+            "the peer's close never arrived"
+        );
     }
 
     #[test]
@@ -623,7 +627,10 @@ mod tests {
             assert_eq!(pool.idle_count(), 1);
             let b = pool.checkout().await.unwrap();
             assert!(!b.reused);
-            assert_eq!((pool.idle_count(), pool.open_count(), pool.opened()), (0, 1, 2));
+            assert_eq!(
+                (pool.idle_count(), pool.open_count(), pool.opened()),
+                (0, 1, 2)
+            );
         });
         accept.join().unwrap();
     }
@@ -658,7 +665,10 @@ mod tests {
             BackendAddr::Tcp("127.0.0.1:8080".parse().unwrap())
         );
         assert_eq!(
-            "unix:/run/app.sock".parse::<BackendAddr>().unwrap().to_string(),
+            "unix:/run/app.sock"
+                .parse::<BackendAddr>()
+                .unwrap()
+                .to_string(),
             "unix:/run/app.sock"
         );
         assert!("unix:".parse::<BackendAddr>().is_err());

@@ -104,7 +104,10 @@ impl fmt::Display for UpstreamError {
                 write!(f, "no response head within {after:?} of the request")?;
             }
             UpstreamErrorKind::ForwardTimeout(after) => {
-                write!(f, "no flow-control credit from the balancer within {after:?}")?;
+                write!(
+                    f,
+                    "no flow-control credit from the balancer within {after:?}"
+                )?;
             }
         }
         if let Some(detail) = &self.detail {

@@ -508,9 +508,8 @@ impl UpstreamExchange {
             (other, _) => other,
         };
         forward::write_response(head, next_hop_framing, Persistence::Persistent, &mut out);
-        self.reusable = head.keep_alive()
-            && self.request.keep_alive()
-            && framing != BodyFraming::UntilClose;
+        self.reusable =
+            head.keep_alive() && self.request.keep_alive() && framing != BodyFraming::UntilClose;
         let end = framing.is_empty();
         if end {
             self.finish(buf);
