@@ -1,6 +1,7 @@
 //! One request over one backend connection (`ringway_core::upstream`), driven in memory: what
 //! the backend receives, what the next hop gets, whether the connection goes back to the pool,
 //! and whether a failure may be retried on a fresh connection.
+#![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
 

@@ -644,7 +644,7 @@ mod tests {
         let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
         let accept = std::thread::spawn(move || listener.accept().unwrap().0);
         let addr: BackendAddr = format!("unix:{}", path.display()).parse().unwrap();
-        assert_eq!(addr, BackendAddr::Unix(path.clone()));
+        assert_eq!(addr, BackendAddr::Unix(path));
         block_on(async move {
             let pool = BackendPool::new(addr, config(10, 4, Duration::from_secs(10)));
             let conn = pool.checkout().await.unwrap();
