@@ -6,7 +6,7 @@
 //!     vec!["127.0.0.1:7000".into()],
 //!     "token".into(),
 //!     vec!["example.com".into()],
-//!     "127.0.0.1:8080".parse().unwrap(),
+//!     "127.0.0.1:8080".parse::<std::net::SocketAddr>().unwrap(),
 //! );
 //! let agent = Agent::start(config).unwrap();
 //! agent.drain();
@@ -197,7 +197,7 @@ async fn run_thread(
     let drain = drain::drain(&worker);
     let mut drain = std::pin::pin!(drain);
     loop {
-        monoio::select! {
+        ringway_io::select! {
             () = &mut drain => return,
             cmd = commands.recv_async() => {
                 if matches!(cmd, Ok(Command::Kill) | Err(_)) {
@@ -223,6 +223,6 @@ async fn kill(worker: &Worker) {
             );
             return;
         }
-        let _ = monoio::time::timeout(left, worker.progress()).await;
+        let _ = ringway_io::time::timeout(left, worker.progress()).await;
     }
 }

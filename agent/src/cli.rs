@@ -1,11 +1,11 @@
 //! The `ringway-agent` command line.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, Parser};
 use ringway_tuning::duration::{format_duration, parse_duration};
 use ringway_tuning::runtime::IoDriver;
+use ringway_upstream::BackendAddr;
 
 use crate::config::{default_agent_id, AgentConfig};
 
@@ -37,9 +37,9 @@ pub struct AgentArgs {
     /// Route served, host[/prefix] (repeatable).
     #[arg(long = "route", value_name = "HOST[/PREFIX]")]
     pub routes: Vec<String>,
-    /// The local HTTP/1.1 backend.
+    /// The local HTTP/1.1 backend: IP:PORT, or unix:/path/to.sock for a unix socket.
     #[arg(long, value_name = "ADDR")]
-    pub backend: Option<SocketAddr>,
+    pub backend: Option<BackendAddr>,
     /// Runtime threads.
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
@@ -192,7 +192,10 @@ mod tests {
         let config = cli.agent.into_config().unwrap();
         assert_eq!(config.balancers, ["127.0.0.1:7000", "lb.example:7000"]);
         assert_eq!(config.routes, ["example.com", "example.com/api"]);
-        assert_eq!(config.backend, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(
+            config.backend,
+            BackendAddr::Tcp("127.0.0.1:8080".parse().unwrap())
+        );
         assert_eq!(config.workers, 2);
         assert_eq!(config.io_driver, IoDriver::Epoll);
         assert_eq!(config.token, "s3cret");
@@ -248,6 +251,29 @@ mod tests {
         ])
         .unwrap();
         assert!(matches!(cli.agent.into_config(), Err(CliError::NoBalancer)));
+    }
+
+    #[test]
+    fn a_unix_socket_backend_is_a_path() {
+        let cli = Cli::try_parse_from([
+            "ringway-agent",
+            "--balancer",
+            "127.0.0.1:7000",
+            "--route",
+            "a.com",
+            "--backend",
+            "unix:/run/app/http.sock",
+        ])
+        .unwrap();
+        let config = cli.agent.into_config().unwrap();
+        assert_eq!(
+            config.backend,
+            BackendAddr::Unix("/run/app/http.sock".into())
+        );
+        let err = Cli::try_parse_from(["ringway-agent", "--backend", "unix:"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unix:/path"), "{err}");
     }
 
     #[test]

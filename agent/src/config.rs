@@ -1,10 +1,10 @@
 //! The agent's configuration as typed values with defaults (the CLI parses into this).
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use ringway_core::tunnel;
 use ringway_tuning::runtime::IoDriver;
+use ringway_upstream::BackendAddr;
 
 use crate::backoff::BackoffConfig;
 
@@ -18,8 +18,8 @@ pub struct AgentConfig {
     pub token: String,
     /// Routes served, as `host[/prefix]` (`example.com`, `example.com/api`, `*.example.com`).
     pub routes: Vec<String>,
-    /// The local HTTP/1.1 backend.
-    pub backend: SocketAddr,
+    /// The local HTTP/1.1 backend: a TCP address or a unix socket path.
+    pub backend: BackendAddr,
     /// Identity reported to the balancer (default `hostname-pid`).
     pub agent_id: String,
     /// Runtime threads; the balancer's workers are shared out among them.
@@ -55,13 +55,13 @@ impl AgentConfig {
         balancers: Vec<String>,
         token: String,
         routes: Vec<String>,
-        backend: SocketAddr,
+        backend: impl Into<BackendAddr>,
     ) -> Self {
         Self {
             balancers,
             token,
             routes,
-            backend,
+            backend: backend.into(),
             agent_id: default_agent_id(),
             workers: 1,
             io_driver: IoDriver::default(),

@@ -36,7 +36,7 @@ pub(crate) async fn drain(worker: &Worker) {
             }
             return;
         }
-        let _ = monoio::time::timeout(left, worker.progress()).await;
+        let _ = ringway_io::time::timeout(left, worker.progress()).await;
     }
     tracing::info!(thread = worker.index, "drained");
 }

@@ -1,5 +1,5 @@
-//! ringway-agent as a library: tunnel connections out to every balancer worker, the keep-alive
-//! backend pool, stream ↔ backend forwarding and graceful drain.
+//! ringway-agent as a library: tunnel connections out to every balancer worker, stream ↔
+//! backend forwarding (over `ringway-upstream`'s pool and driver) and graceful drain.
 //!
 //! - [`Agent::start`] runs an agent on its own runtime thread(s) and returns an [`AgentHandle`]
 //!   (`drain`, `kill`, `join`); `ringway-demo` and tests use it in-process.
@@ -7,7 +7,7 @@
 //! Inside: `agent` starts the runtime threads and runs each one's control loop (`control`: what
 //! the threads share), `worker` is one thread's state, `session` keeps one tunnel connection per
 //! balancer worker (reconnecting with backoff), `tunnel` is the agent's side of the shared tunnel
-//! driver (`ringway_io::tunnel`), `stream` forwards one request to the backend through `pool`,
+//! driver (`ringway_io::tunnel`), `stream` is one tunnel stream as the downstream of `ringway_upstream::forward`,
 //! `drain` drains a thread and `signals` turns SIGTERM into a drain.
 #![forbid(unsafe_code)]
 
@@ -17,14 +17,10 @@ pub mod cli;
 mod config;
 mod control;
 mod drain;
-mod pool;
-mod request_body;
 mod resolve;
 mod session;
 mod signals;
 mod stream;
-#[cfg(test)]
-mod test_runtime;
 mod tunnel;
 mod worker;
 

@@ -12,8 +12,8 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use monoio::net::TcpStream;
 use ringway_core::tunnel::{Connection, Hello, HelloAck, PROTOCOL_VERSION};
+use ringway_io::net::TcpStream;
 use ringway_io::tunnel::Exit;
 
 use crate::backoff::Backoff;
@@ -28,7 +28,7 @@ const STABLE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 /// Opens the probe slot (any balancer worker) of a new balancer address.
 pub(crate) fn open_probe(worker: &Rc<Worker>, addr: SocketAddr) {
     if worker.claim_probe(addr) {
-        monoio::spawn(run_slot(worker.clone(), addr, None));
+        ringway_io::spawn(run_slot(worker.clone(), addr, None));
     }
 }
 
@@ -42,7 +42,7 @@ pub(crate) fn open_slots(worker: &Rc<Worker>, addr: SocketAddr, worker_count: u1
         }
         if worker.claim_slot(addr, i) {
             tracing::debug!(balancer = %addr, worker = i, thread = worker.index, "opening tunnel connection");
-            monoio::spawn(run_slot(worker.clone(), addr, Some(i)));
+            ringway_io::spawn(run_slot(worker.clone(), addr, Some(i)));
         }
     }
 }
@@ -101,14 +101,14 @@ async fn run_slot(worker: Rc<Worker>, addr: SocketAddr, mut want: Option<u16>) {
         }
         let delay = backoff.next_delay();
         tracing::debug!(balancer = %addr, ?delay, "reconnecting after backoff");
-        monoio::time::sleep(delay).await;
+        ringway_io::time::sleep(delay).await;
     }
     worker.slot_ended(addr, want, probe);
 }
 
 async fn connect(worker: &Worker, addr: SocketAddr) -> std::io::Result<TcpStream> {
     let timeout = worker.config.connect_timeout;
-    let socket = monoio::time::timeout(timeout, TcpStream::connect_addr(addr))
+    let socket = ringway_io::time::timeout(timeout, TcpStream::connect_addr(addr))
         .await
         .map_err(|_| {
             std::io::Error::new(
@@ -142,7 +142,7 @@ impl TunnelHooks for SlotHooks {
         let tunnel = tunnel.clone();
         let env = worker.stream_env();
         worker.stream_started();
-        monoio::spawn(async move {
+        ringway_io::spawn(async move {
             stream::serve(tunnel, slot, head, env).await;
             worker.stream_finished();
         });

@@ -17,8 +17,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use monoio::net::TcpStream;
 use ringway_core::tunnel::{Connection, Event, HelloAck, ResetCode, StreamId};
+use ringway_io::net::TcpStream;
 use ringway_io::tunnel::{drive, Exit, Link, Role};
 
 pub(crate) use ringway_io::tunnel::{StreamAborted, StreamSlot};
@@ -166,14 +166,6 @@ impl Tunnel {
         if removed.is_some() && unread > 0 {
             self.release(slot.id(), unread);
         }
-    }
-
-    /// Every frame queued so far, encoded (what the writer would send now).
-    #[cfg(test)]
-    pub(crate) fn take_transmit(&self) -> BytesMut {
-        let mut out = BytesMut::new();
-        self.link.conn().poll_transmit(&mut out);
-        out
     }
 
     fn check(&self, slot: &StreamSlot) -> Result<(), StreamAborted> {

@@ -15,11 +15,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use ringway_core::tunnel::HelloAck;
+use ringway_core::upstream::UpstreamConfig;
 use ringway_io::Doorbell;
+use ringway_upstream::{BackendPool, PoolConfig};
 
 use crate::config::AgentConfig;
 use crate::control::{Command, Control};
-use crate::pool::{BackendPool, PoolConfig};
 use crate::stream::StreamEnv;
 use crate::tunnel::Tunnel;
 
@@ -44,7 +45,7 @@ pub(crate) struct Worker {
 impl Worker {
     pub(crate) fn new(index: usize, config: Arc<AgentConfig>, control: Arc<Control>) -> Rc<Self> {
         let pool = BackendPool::new(
-            config.backend,
+            config.backend.clone(),
             PoolConfig {
                 max_open: config.max_backend_conns,
                 max_idle: config.pool_size,
@@ -67,10 +68,15 @@ impl Worker {
     }
 
     pub(crate) fn stream_env(&self) -> StreamEnv {
+        let head_limits = crate::stream::head_limits(self.config.tunnel.max_frame_payload);
         StreamEnv {
             pool: self.pool.clone(),
-            response_timeout: self.config.response_timeout,
-            head_limits: crate::stream::head_limits(self.config.tunnel.max_frame_payload),
+            upstream: UpstreamConfig {
+                head_limits,
+                response_timeout: self.config.response_timeout,
+                ..UpstreamConfig::default()
+            },
+            head_limits,
         }
     }
 

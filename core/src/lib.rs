@@ -7,6 +7,9 @@
 //!
 //! - [`exchange`]: one proxied request (full duplex, interim heads, early answers, upgrade,
 //!   retry permission, keep-alive, timers).
+//! - [`upstream`]: one request over one backend HTTP/1.1 connection (the side next to the
+//!   backend: framing, response rewrite, replay and retry permission, connection reuse, Upgrade,
+//!   the response timeout).
 //! - [`http`]: HTTP/1.1 request/response heads (zero-copy over `Bytes`), body framing, forwarding
 //!   rewrites and keep-alive rules.
 //! - [`tunnel`]: the multiplexed binary protocol between `ringway-agent` and `ringway-balancer`.
@@ -19,3 +22,4 @@ pub mod http;
 pub mod pick;
 pub mod route;
 pub mod tunnel;
+pub mod upstream;

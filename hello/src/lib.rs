@@ -13,11 +13,14 @@
 //! Every response carries `X-Served-By: hello@ADDR`. Parsing and body framing use `core::http`.
 //!
 //! - [`spawn`] starts one on its own thread and returns a [`HelloHandle`] (address, request count);
+//!   [`spawn_unix`] the same on a unix socket path;
 //! - [`run`] serves a bound listener on the current thread (`ringway-demo hello`).
 #![forbid(unsafe_code)]
 
 use std::io;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,8 +31,8 @@ use ringway_core::http::{
     RequestHead, RequestParser,
 };
 use ringway_io::buf::IoBufMut;
-use ringway_io::io::{AsyncReadRent, AsyncWriteRentExt};
-use ringway_io::net::{TcpListener, TcpStream};
+use ringway_io::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+use ringway_io::net::{TcpListener, UnixListener};
 use ringway_tuning::runtime::{spawn_worker, IoDriver, WorkerSpec};
 
 /// Bytes per write when streaming `/bytes/N`.
@@ -69,6 +72,70 @@ pub fn spawn(addr: SocketAddr) -> io::Result<HelloHandle> {
     Ok(HelloHandle { addr, requests })
 }
 
+/// A hello backend on a unix socket, running on its own thread.
+#[derive(Debug, Clone)]
+pub struct HelloUnixHandle {
+    /// The socket path it listens on.
+    pub path: PathBuf,
+    requests: Arc<AtomicU64>,
+}
+
+impl HelloUnixHandle {
+    /// Requests served so far (counted when their head has been read).
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+}
+
+/// Starts a hello backend listening on the unix socket `path` (which must not exist) on a new
+/// thread; it runs until the process exits. It answers as the TCP one does, naming itself
+/// `unix:PATH`.
+pub fn spawn_unix(path: &Path) -> io::Result<HelloUnixHandle> {
+    let listener = std::os::unix::net::UnixListener::bind(path)?;
+    let requests = Arc::new(AtomicU64::new(0));
+    let counter = requests.clone();
+    let spec = WorkerSpec {
+        name: "ringway-hello-unix".to_owned(),
+        cpu: None,
+        driver: IoDriver::Auto,
+        ring_entries: 256,
+    };
+    let me = format!("unix:{}", path.display());
+    spawn_worker(spec, move |_driver| serve_unix(listener, me, counter))?;
+    Ok(HelloUnixHandle {
+        path: path.to_owned(),
+        requests,
+    })
+}
+
+/// Accepts connections on the unix `listener` forever, counting requests in `requests`.
+async fn serve_unix(
+    listener: std::os::unix::net::UnixListener,
+    me: String,
+    requests: Arc<AtomicU64>,
+) -> io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let listener = UnixListener::from_std(listener)?;
+    let me: Rc<str> = me.into();
+    loop {
+        let (stream, _peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "hello backend accept failed");
+                ringway_io::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let requests = requests.clone();
+        let me = me.clone();
+        ringway_io::spawn(async move {
+            if let Err(e) = connection(stream, &me, &requests).await {
+                tracing::debug!(error = %e, "hello backend connection ended");
+            }
+        });
+    }
+}
+
 /// Serves `listener` on the current thread until the process ends (`ringway-demo hello`).
 pub fn run(listener: std::net::TcpListener, driver: IoDriver) -> io::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "hello backend listening");
@@ -85,7 +152,7 @@ pub fn pattern(offset: u64) -> u8 {
 /// Accepts connections on `listener` forever, counting requests in `requests`.
 pub async fn serve(listener: std::net::TcpListener, requests: Arc<AtomicU64>) -> io::Result<()> {
     listener.set_nonblocking(true)?;
-    let me = listener.local_addr()?;
+    let me: Rc<str> = listener.local_addr()?.to_string().into();
     let listener = TcpListener::from_std(listener)?;
     loop {
         let (stream, _peer) = match listener.accept().await {
@@ -98,15 +165,20 @@ pub async fn serve(listener: std::net::TcpListener, requests: Arc<AtomicU64>) ->
         };
         let _ = stream.set_nodelay(true);
         let requests = requests.clone();
+        let me = me.clone();
         ringway_io::spawn(async move {
-            if let Err(e) = connection(stream, me, &requests).await {
+            if let Err(e) = connection(stream, &me, &requests).await {
                 tracing::debug!(error = %e, "hello backend connection ended");
             }
         });
     }
 }
 
-async fn connection(mut stream: TcpStream, me: SocketAddr, requests: &AtomicU64) -> io::Result<()> {
+async fn connection<S: AsyncReadRent + AsyncWriteRent>(
+    mut stream: S,
+    me: &str,
+    requests: &AtomicU64,
+) -> io::Result<()> {
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut out = BytesMut::with_capacity(16 * 1024);
     loop {
@@ -145,14 +217,14 @@ async fn connection(mut stream: TcpStream, me: SocketAddr, requests: &AtomicU64)
 
 struct Request<'a> {
     head: &'a RequestHead,
-    me: SocketAddr,
+    me: &'a str,
     close: bool,
 }
 
 impl Request<'_> {
-    async fn respond(
+    async fn respond<S: AsyncReadRent + AsyncWriteRent>(
         &self,
-        stream: &mut TcpStream,
+        stream: &mut S,
         buf: &mut BytesMut,
         mut out: BytesMut,
     ) -> io::Result<BytesMut> {
@@ -250,9 +322,9 @@ impl Request<'_> {
         }
     }
 
-    async fn text(
+    async fn text<S: AsyncReadRent + AsyncWriteRent>(
         &self,
-        stream: &mut TcpStream,
+        stream: &mut S,
         status: u16,
         body: &str,
         mut out: BytesMut,
@@ -270,9 +342,9 @@ impl Request<'_> {
         flush(stream, out).await
     }
 
-    async fn bytes(
+    async fn bytes<S: AsyncReadRent + AsyncWriteRent>(
         &self,
-        stream: &mut TcpStream,
+        stream: &mut S,
         n: u64,
         chunked: bool,
         mut out: BytesMut,
@@ -346,7 +418,7 @@ fn invalid(e: ringway_core::http::HttpError) -> io::Error {
 /// Reads once into the spare capacity after the unparsed bytes of `buf`; `Ok(0)` is end of stream.
 /// (monoio's `IoBufMut` for `BytesMut` writes at the start of the buffer, so the read goes into a
 /// slice past the bytes already there.)
-async fn read_more(stream: &mut TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
+async fn read_more<S: AsyncReadRent>(stream: &mut S, buf: &mut BytesMut) -> io::Result<usize> {
     buf.reserve(CHUNK);
     let filled = buf.len();
     let (res, slice) = stream.read(std::mem::take(buf).slice_mut(filled..)).await;
@@ -354,7 +426,7 @@ async fn read_more(stream: &mut TcpStream, buf: &mut BytesMut) -> io::Result<usi
     res
 }
 
-async fn flush(stream: &mut TcpStream, out: BytesMut) -> io::Result<BytesMut> {
+async fn flush<S: AsyncWriteRent>(stream: &mut S, out: BytesMut) -> io::Result<BytesMut> {
     if out.is_empty() {
         return Ok(out);
     }

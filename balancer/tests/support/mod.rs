@@ -226,6 +226,18 @@ impl AgentProc {
         token: &str,
         extra: &[&str],
     ) -> Self {
+        Self::start_for(balancer, id, routes, &backend.to_string(), token, extra)
+    }
+
+    /// Starts an agent in front of `backend` as `--backend` spells it (`IP:PORT`, `unix:PATH`).
+    pub fn start_for(
+        balancer: SocketAddr,
+        id: &str,
+        routes: &[&str],
+        backend: &str,
+        token: &str,
+        extra: &[&str],
+    ) -> Self {
         let mut cmd = Command::new(agent_bin());
         cmd.args([
             "--balancer",
@@ -235,7 +247,7 @@ impl AgentProc {
             "--agent-id",
             id,
         ]);
-        cmd.args(["--backend", &backend.to_string()]);
+        cmd.args(["--backend", backend]);
         for r in routes {
             cmd.args(["--route", r]);
         }

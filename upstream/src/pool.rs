@@ -1,4 +1,5 @@
-//! The keep-alive pool of backend connections of one runtime thread.
+//! The keep-alive pool of backend connections of one runtime thread, to one backend address (a
+//! TCP address or a unix socket path).
 //!
 //! Bounded twice: at most `max_open` connections to the backend exist at once (in use or idle; a
 //! stream that finds none free waits for one to come back), and at most `max_idle` of them are
@@ -6,63 +7,132 @@
 //! older than `idle_timeout` is closed instead of reused (backends close idle keep-alive
 //! connections themselves after a while), and so is one that became readable while idle (the
 //! backend closed it). A reused connection may still turn out stale (the close crossed the
-//! request); the stream driver then retries once on a fresh connection, which
-//! [`BackendPool::connect_fresh`] provides.
+//! request); the driver (`forward`) then retries once on a fresh connection, which
+//! [`BackendPool::connect_fresh`] provides, when core's `UpstreamExchange` allows it.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use monoio::net::TcpStream;
+use ringway_io::net::{TcpStream, UnixStream};
 use ringway_io::BufPool;
 
-/// Bytes of a backend read buffer (what one read asks for, see `stream.rs`).
+/// Bytes of a backend read buffer (what one read asks for, see `forward.rs`).
 const READ_BUF: usize = 32 * 1024;
 /// Spare read buffers a pool keeps for the next requests.
 const SPARE_BUFS: usize = 64;
 
 /// Pool sizes and timeouts.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct PoolConfig {
-    pub(crate) max_open: usize,
-    pub(crate) max_idle: usize,
-    pub(crate) idle_timeout: Duration,
-    pub(crate) connect_timeout: Duration,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolConfig {
+    /// Connections that may exist at once (in use or idle).
+    pub max_open: usize,
+    /// Idle connections kept.
+    pub max_idle: usize,
+    /// An idle connection older than this is closed instead of reused.
+    pub idle_timeout: Duration,
+    /// How long a connect may take.
+    pub connect_timeout: Duration,
+}
+
+/// Where a backend listens.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum BackendAddr {
+    /// A TCP address.
+    Tcp(SocketAddr),
+    /// A unix stream socket path (the common case next to the backend: no TCP stack, no port).
+    Unix(PathBuf),
+}
+
+impl From<SocketAddr> for BackendAddr {
+    fn from(addr: SocketAddr) -> Self {
+        Self::Tcp(addr)
+    }
+}
+
+impl std::fmt::Display for BackendAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Tcp(addr) => addr.fmt(f),
+            Self::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+/// A backend address that is neither `IP:PORT` nor `unix:/path`.
+#[derive(Debug, thiserror::Error)]
+#[error("backend address {0:?}: expected IP:PORT or unix:/path/to.sock")]
+pub struct BadBackendAddr(String);
+
+impl std::str::FromStr for BackendAddr {
+    type Err = BadBackendAddr;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(path) = s.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err(BadBackendAddr(s.to_owned()));
+            }
+            return Ok(Self::Unix(PathBuf::from(path)));
+        }
+        s.parse()
+            .map(Self::Tcp)
+            .map_err(|_| BadBackendAddr(s.to_owned()))
+    }
+}
+
+/// A connection to a backend, over TCP or a unix socket.
+#[derive(Debug)]
+pub enum BackendStream {
+    /// Over TCP.
+    Tcp(TcpStream),
+    /// Over a unix stream socket.
+    Unix(UnixStream),
+}
+
+impl AsRawFd for BackendStream {
+    fn as_raw_fd(&self) -> RawFd {
+        match self {
+            Self::Tcp(s) => s.as_raw_fd(),
+            Self::Unix(s) => s.as_raw_fd(),
+        }
+    }
 }
 
 /// A backend connection checked out of the pool. Dropping it (with or without its stream)
 /// frees its place in the pool; [`BackendConn::checkin`] returns it for reuse.
 #[derive(Debug)]
-pub(crate) struct BackendConn {
-    stream: Option<TcpStream>,
+pub struct BackendConn {
+    stream: Option<BackendStream>,
     /// The read buffer for this request, from the pool's buffers; an idle connection holds none.
     read_buf: BytesMut,
     /// It served an earlier request (so it may be stale).
-    pub(crate) reused: bool,
+    pub reused: bool,
     lease: Lease,
 }
 
 impl BackendConn {
     /// The socket, for the exchange (the place in the pool stays taken).
-    pub(crate) fn take_stream(&mut self) -> Option<TcpStream> {
+    pub fn take_stream(&mut self) -> Option<BackendStream> {
         self.stream.take()
     }
 
     /// The read buffer, for the exchange (empty, taken from the pool's spare buffers).
-    pub(crate) fn take_read_buf(&mut self) -> BytesMut {
+    pub fn take_read_buf(&mut self) -> BytesMut {
         std::mem::take(&mut self.read_buf)
     }
 
     /// Returns a connection that finished a response cleanly and may serve another request;
     /// its (emptied) read buffer goes back to the pool's spare buffers, not with it.
-    pub(crate) fn checkin(mut self, stream: TcpStream, mut read_buf: BytesMut) {
+    pub fn checkin(mut self, stream: BackendStream, mut read_buf: BytesMut) {
         let pool = self.lease.pool.clone();
         self.lease.held = false;
         read_buf.clear();
@@ -73,25 +143,35 @@ impl BackendConn {
 
 /// Why no backend connection could be had.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum ConnectError {
+pub enum ConnectError {
     /// The backend refused or could not be reached.
     #[error("connecting to backend {addr}: {source}")]
-    Io { addr: SocketAddr, source: io::Error },
+    Io {
+        /// The backend.
+        addr: BackendAddr,
+        /// What the connect said.
+        source: io::Error,
+    },
     /// The connect did not finish in time.
     #[error("connecting to backend {addr}: timed out after {after:?}")]
-    Timeout { addr: SocketAddr, after: Duration },
+    Timeout {
+        /// The backend.
+        addr: BackendAddr,
+        /// The connect timeout.
+        after: Duration,
+    },
 }
 
 #[derive(Debug)]
 struct Idle {
-    stream: TcpStream,
+    stream: BackendStream,
     since: Instant,
 }
 
 /// Keep-alive connections to one backend address, for one thread.
 #[derive(Debug)]
-pub(crate) struct BackendPool {
-    addr: SocketAddr,
+pub struct BackendPool {
+    addr: BackendAddr,
     config: PoolConfig,
     idle: RefCell<VecDeque<Idle>>,
     /// Connections that exist: checked out (or being connected) plus idle.
@@ -105,7 +185,8 @@ pub(crate) struct BackendPool {
 }
 
 impl BackendPool {
-    pub(crate) fn new(addr: SocketAddr, config: PoolConfig) -> Rc<Self> {
+    /// An empty pool for `addr`.
+    pub fn new(addr: BackendAddr, config: PoolConfig) -> Rc<Self> {
         Rc::new(Self {
             addr,
             config,
@@ -119,7 +200,7 @@ impl BackendPool {
 
     /// The most recently returned idle connection that is young enough, else a new one (waiting
     /// while `max_open` connections exist).
-    pub(crate) async fn checkout(self: &Rc<Self>) -> Result<BackendConn, ConnectError> {
+    pub async fn checkout(self: &Rc<Self>) -> Result<BackendConn, ConnectError> {
         loop {
             if let Some(conn) = self.take_idle() {
                 return Ok(conn);
@@ -132,7 +213,7 @@ impl BackendPool {
     }
 
     /// A new connection, bypassing the idle list (still within `max_open`).
-    pub(crate) async fn connect_fresh(self: &Rc<Self>) -> Result<BackendConn, ConnectError> {
+    pub async fn connect_fresh(self: &Rc<Self>) -> Result<BackendConn, ConnectError> {
         loop {
             if let Some(lease) = self.try_lease() {
                 return self.connect(lease).await;
@@ -145,26 +226,34 @@ impl BackendPool {
         }
     }
 
+    /// The backend this pool connects to.
+    pub fn addr(&self) -> &BackendAddr {
+        &self.addr
+    }
+
     /// Idle connections now held.
-    #[cfg(test)]
-    pub(crate) fn idle_count(&self) -> usize {
+    pub fn idle_count(&self) -> usize {
         self.idle.borrow().len()
     }
 
     /// Connections that exist now (checked out plus idle).
-    #[cfg(test)]
-    pub(crate) fn open_count(&self) -> usize {
+    pub fn open_count(&self) -> usize {
         self.open.get()
     }
 
     /// Connections opened so far (fresh connects).
-    #[cfg(test)]
-    pub(crate) fn opened(&self) -> u64 {
+    pub fn opened(&self) -> u64 {
         self.opened.get()
     }
 
+    /// Streams waiting for a connection to be returned or closed.
+    #[cfg(test)]
+    fn waiting(&self) -> usize {
+        self.waiters.borrow().len()
+    }
+
     /// Closes every idle connection.
-    pub(crate) fn clear(&self) {
+    pub fn clear(&self) {
         while self.close_oldest_idle() {}
     }
 
@@ -201,17 +290,39 @@ impl BackendPool {
     }
 
     async fn connect(&self, lease: Lease) -> Result<BackendConn, ConnectError> {
-        let addr = self.addr;
         let after = self.config.connect_timeout;
         // On an error the lease drops here and frees its place.
-        let stream = match monoio::time::timeout(after, TcpStream::connect_addr(addr)).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(source)) => return Err(ConnectError::Io { addr, source }),
-            Err(_) => return Err(ConnectError::Timeout { addr, after }),
+        let connected = match &self.addr {
+            BackendAddr::Tcp(addr) => {
+                ringway_io::time::timeout(after, TcpStream::connect_addr(*addr))
+                    .await
+                    .map(|r| r.map(BackendStream::Tcp))
+            }
+            BackendAddr::Unix(path) => ringway_io::time::timeout(after, UnixStream::connect(path))
+                .await
+                .map(|r| r.map(BackendStream::Unix)),
         };
-        // Request heads and small responses go out at once; latency matters more than packets.
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(backend = %addr, error = %e, "set_nodelay failed");
+        let stream = match connected {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(source)) => {
+                return Err(ConnectError::Io {
+                    addr: self.addr.clone(),
+                    source,
+                })
+            }
+            Err(_) => {
+                return Err(ConnectError::Timeout {
+                    addr: self.addr.clone(),
+                    after,
+                })
+            }
+        };
+        if let BackendStream::Tcp(tcp) = &stream {
+            // Request heads and small responses go out at once; latency matters more than
+            // packets.
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(backend = %self.addr, error = %e, "set_nodelay failed");
+            }
         }
         self.opened.set(self.opened.get() + 1);
         Ok(BackendConn {
@@ -222,7 +333,7 @@ impl BackendPool {
         })
     }
 
-    fn put_idle(&self, stream: TcpStream) {
+    fn put_idle(&self, stream: BackendStream) {
         if self.config.max_idle == 0 {
             drop(stream);
             self.closed_one();
@@ -278,9 +389,7 @@ impl BackendPool {
 /// each reuse with one `poll(2)` that does not wait, so that the common stale case is caught
 /// before a request is written to it (a request that was written is retried only when it is
 /// idempotent). An error of the check counts as not quiet.
-fn is_quiet(stream: &TcpStream) -> bool {
-    use std::os::fd::AsRawFd;
-
+fn is_quiet(stream: &BackendStream) -> bool {
     use nix::poll::{poll, PollFd, PollFlags};
 
     let mut fds = [PollFd::new(stream.as_raw_fd(), PollFlags::POLLIN)];
@@ -338,20 +447,31 @@ mod tests {
     fn backend(
         n: usize,
     ) -> (
-        SocketAddr,
+        BackendAddr,
         std::thread::JoinHandle<Vec<std::net::TcpStream>>,
     ) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let accept =
             std::thread::spawn(move || (0..n).map(|_| listener.accept().unwrap().0).collect());
-        (addr, accept)
+        (BackendAddr::Tcp(addr), accept)
     }
 
     fn checkin(mut conn: BackendConn) {
         let stream = conn.take_stream().unwrap();
         let read_buf = conn.take_read_buf();
         conn.checkin(stream, read_buf);
+    }
+
+    /// Blocks until `fd` is readable (the peer's FIN arrived), at most 10 s.
+    fn wait_readable(fd: RawFd) {
+        use nix::poll::{poll, PollFd, PollFlags};
+        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+        assert_eq!(
+            poll(&mut fds, 10_000),
+            Ok(1),
+            "the peer's close never arrived"
+        );
     }
 
     #[test]
@@ -387,12 +507,17 @@ mod tests {
             let b = pool.checkout().await.unwrap();
             let waiter = {
                 let pool = pool.clone();
-                monoio::spawn(async move { pool.checkout().await.unwrap().reused })
+                ringway_io::spawn(async move { pool.checkout().await.unwrap().reused })
             };
-            monoio::time::sleep(Duration::from_millis(20)).await;
+            // Until the waiter waits for a place (it cannot connect: two are open).
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while pool.waiting() == 0 {
+                assert!(Instant::now() < deadline, "the third checkout never waited");
+                ringway_io::time::sleep(Duration::from_millis(1)).await;
+            }
             assert_eq!(
-                pool.open_count(),
-                2,
+                (pool.open_count(), pool.opened()),
+                (2, 2),
                 "the third stream waits instead of connecting"
             );
             checkin(a);
@@ -423,7 +548,7 @@ mod tests {
             l.local_addr().unwrap()
         };
         block_on(async move {
-            let pool = BackendPool::new(addr, config(1, 2, Duration::from_secs(10)));
+            let pool = BackendPool::new(addr.into(), config(1, 2, Duration::from_secs(10)));
             for _ in 0..2 {
                 match pool.checkout().await {
                     Err(ConnectError::Io { source, .. }) => {
@@ -442,13 +567,25 @@ mod tests {
         block_on(async move {
             let pool = BackendPool::new(addr, config(10, 4, Duration::from_secs(10)));
             let first = pool.checkout().await.unwrap();
-            let second = pool.checkout().await.unwrap();
+            let mut second = pool.checkout().await.unwrap();
+            let warm = second.stream.as_ref().unwrap().as_raw_fd();
             checkin(first);
-            checkin(second);
             // The backend closes the warmer connection (handed out first); the other stays open.
             let mut held = accept.join().unwrap();
-            drop(held.pop());
-            monoio::time::sleep(Duration::from_millis(20)).await;
+            let peer_of_second = {
+                let local = match second.stream.as_ref().unwrap() {
+                    BackendStream::Tcp(s) => s.local_addr().unwrap(),
+                    BackendStream::Unix(_) => unreachable!("a TCP backend"),
+                };
+                held.iter()
+                    .position(|p| p.peer_addr().unwrap() == local)
+                    .unwrap()
+            };
+            let stream = second.take_stream().unwrap();
+            let read_buf = second.take_read_buf();
+            second.checkin(stream, read_buf);
+            drop(held.remove(peer_of_second));
+            wait_readable(warm);
             let open = pool.checkout().await.unwrap();
             assert!(open.reused);
             assert_eq!(
@@ -486,13 +623,57 @@ mod tests {
     fn expired_idle_connections_are_not_reused() {
         let (addr, accept) = backend(2);
         block_on(async move {
-            let pool = BackendPool::new(addr, config(10, 4, Duration::from_millis(1)));
+            // An idle timeout of zero: every idle connection has expired when it is next asked for.
+            let pool = BackendPool::new(addr, config(10, 4, Duration::ZERO));
             checkin(pool.checkout().await.unwrap());
-            monoio::time::sleep(Duration::from_millis(5)).await;
+            assert_eq!(pool.idle_count(), 1);
             let b = pool.checkout().await.unwrap();
             assert!(!b.reused);
-            assert_eq!((pool.idle_count(), pool.open_count()), (0, 1));
+            assert_eq!(
+                (pool.idle_count(), pool.open_count(), pool.opened()),
+                (0, 1, 2)
+            );
         });
         accept.join().unwrap();
+    }
+
+    #[test]
+    fn a_unix_socket_backend_is_pooled_like_a_tcp_one() {
+        let dir = std::env::temp_dir().join(format!("ringway-pool-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("backend.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let accept = std::thread::spawn(move || listener.accept().unwrap().0);
+        let addr: BackendAddr = format!("unix:{}", path.display()).parse().unwrap();
+        assert_eq!(addr, BackendAddr::Unix(path));
+        block_on(async move {
+            let pool = BackendPool::new(addr, config(10, 4, Duration::from_secs(10)));
+            let conn = pool.checkout().await.unwrap();
+            assert!(!conn.reused);
+            checkin(conn);
+            let again = pool.checkout().await.unwrap();
+            assert!(again.reused, "the idle unix connection is reused");
+            assert_eq!(pool.opened(), 1);
+        });
+        drop(accept.join().unwrap());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn backend_addresses_parse_as_tcp_or_unix() {
+        assert_eq!(
+            "127.0.0.1:8080".parse::<BackendAddr>().unwrap(),
+            BackendAddr::Tcp("127.0.0.1:8080".parse().unwrap())
+        );
+        assert_eq!(
+            "unix:/run/app.sock"
+                .parse::<BackendAddr>()
+                .unwrap()
+                .to_string(),
+            "unix:/run/app.sock"
+        );
+        assert!("unix:".parse::<BackendAddr>().is_err());
+        assert!("localhost".parse::<BackendAddr>().is_err());
     }
 }
