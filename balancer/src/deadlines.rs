@@ -170,7 +170,9 @@ impl<F: Future> Future for Timeout<'_, F> {
 pub(crate) struct CoarseSleep<'a> {
     deadlines: &'a Deadlines,
     at: Instant,
-    key: Option<usize>,
+    /// Its slab entry, once polled (`u32`: this future sits in every idle connection's task,
+    /// and its size decides the allocator's size class for that task).
+    key: Option<u32>,
     idle: bool,
 }
 
@@ -180,7 +182,7 @@ impl CoarseSleep<'_> {
     pub(crate) fn reset(&mut self, at: Instant) {
         self.at = at;
         if let Some(key) = self.key {
-            if let Some(entry) = self.deadlines.entries.borrow_mut().get_mut(key) {
+            if let Some(entry) = self.deadlines.entries.borrow_mut().get_mut(key as usize) {
                 entry.at = at;
                 entry.fired = at <= self.deadlines.now();
             }
@@ -200,7 +202,7 @@ impl Future for CoarseSleep<'_> {
         let mut entries = self.deadlines.entries.borrow_mut();
         match self.key {
             Some(key) => {
-                let Some(entry) = entries.get_mut(key) else {
+                let Some(entry) = entries.get_mut(key as usize) else {
                     return Poll::Ready(());
                 };
                 if entry.fired {
@@ -219,6 +221,11 @@ impl Future for CoarseSleep<'_> {
                     idle: self.idle,
                 });
                 drop(entries);
+                let Ok(key) = u32::try_from(key) else {
+                    // Four billion waiting deadlines: not reachable; treat this one as due.
+                    self.deadlines.entries.borrow_mut().remove(key);
+                    return Poll::Ready(());
+                };
                 self.key = Some(key);
             }
         }
@@ -229,7 +236,7 @@ impl Future for CoarseSleep<'_> {
 impl Drop for CoarseSleep<'_> {
     fn drop(&mut self) {
         if let Some(key) = self.key {
-            self.deadlines.entries.borrow_mut().try_remove(key);
+            self.deadlines.entries.borrow_mut().try_remove(key as usize);
         }
     }
 }
