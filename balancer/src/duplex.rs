@@ -74,6 +74,26 @@ struct Shared<'a> {
     stop: Cell<bool>,
 }
 
+impl<'a> Shared<'a> {
+    fn new(
+        exchange: &'a RefCell<Exchange>,
+        stream: &'a TunnelStream,
+        deadlines: &'a Deadlines,
+        drain: &'a Drain,
+    ) -> Self {
+        Self {
+            exchange,
+            stream,
+            deadlines,
+            drain,
+            upload_bell: Doorbell::new(),
+            response_bell: Doorbell::new(),
+            upload_failed: Cell::new(None),
+            stop: Cell::new(false),
+        }
+    }
+}
+
 /// Runs one attempt to its end.
 pub(crate) async fn run(
     user: UserHalves<'_>,
@@ -89,16 +109,7 @@ pub(crate) async fn run(
         deadlines,
         drain,
     } = user;
-    let shared = Shared {
-        exchange,
-        stream,
-        deadlines,
-        drain,
-        upload_bell: Doorbell::new(),
-        response_bell: Doorbell::new(),
-        upload_failed: Cell::new(None),
-        stop: Cell::new(false),
-    };
+    let shared = Shared::new(exchange, stream, deadlines, drain);
     let mut canceller = Some(Canceller::new());
     let handle = canceller.as_ref().map(Canceller::handle);
     let mut upload = pin!(upload(&shared, rd, buf, handle));
@@ -142,16 +153,7 @@ pub(crate) async fn respond_only(
     exchange: &RefCell<Exchange>,
     stream: &TunnelStream,
 ) -> AttemptEnd {
-    let shared = Shared {
-        exchange,
-        stream,
-        deadlines,
-        drain,
-        upload_bell: Doorbell::new(),
-        response_bell: Doorbell::new(),
-        upload_failed: Cell::new(None),
-        stop: Cell::new(false),
-    };
+    let shared = Shared::new(exchange, stream, deadlines, drain);
     respond(&shared, socket, out, write_limit).await
 }
 

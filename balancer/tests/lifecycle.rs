@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{fixed_port, hello_backend, AgentProc, Balancer, Client};
+use support::{hello_backend, AgentProc, Balancer, Client};
 
 const HOST: &str = "app.test";
 
@@ -116,18 +116,8 @@ fn agent_sigterm_during_load_fails_no_request() {
 
 #[test]
 fn agents_reconnect_after_a_balancer_restart_within_two_seconds() {
-    let (users, agents) = (fixed_port(), fixed_port());
-    let (users_s, agents_s) = (users.to_string(), agents.to_string());
-    let args = [
-        "--listen",
-        users_s.as_str(),
-        "--agent-listen",
-        agents_s.as_str(),
-        "--route",
-        HOST,
-        "--park-time",
-        "5s",
-    ];
+    let (users, args) = support::restartable_args(HOST);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut balancer = Balancer::start(&args);
     let backend = hello_backend();
     let _agent = AgentProc::start(balancer.agents, "sticky", &[HOST], backend.addr);

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{fixed_port, hello_backend, AgentProc, Balancer, Client};
+use support::{hello_backend, AgentProc, Balancer, Client};
 
 const HOST: &str = "app.test";
 
@@ -83,18 +83,8 @@ fn sigterm_finishes_requests_in_flight_closes_idle_ones_and_exits_zero() {
 
 #[test]
 fn a_restart_on_the_same_ports_resets_no_connection_of_a_retrying_client() {
-    let (users, agents) = (fixed_port(), fixed_port());
-    let (users_s, agents_s) = (users.to_string(), agents.to_string());
-    let args = [
-        "--listen",
-        users_s.as_str(),
-        "--agent-listen",
-        agents_s.as_str(),
-        "--route",
-        HOST,
-        "--park-time",
-        "5s",
-    ];
+    let (users, args) = support::restartable_args(HOST);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut first = Balancer::start(&args);
     let backend = hello_backend();
     let _agent = AgentProc::start(first.agents, "a1", &[HOST], backend.addr);

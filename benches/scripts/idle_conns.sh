@@ -18,6 +18,8 @@
 #        SYSTEMS="nginx haproxy ringway" (nginx first: the baseline), SETTLE=2 (seconds before the
 #        second RSS reading), BASE_PORT=18500 (ports BASE+1 … BASE+5)
 set -euo pipefail
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
 
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -59,14 +61,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# ---- tools ----
-apt_install() { # package…
-    if [ "$INSTALL" = 1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        echo "== installing $* with apt" >&2
-        apt-get update -qq >/dev/null 2>&1 || true
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1 || true
-    fi
-}
 missing=()
 for tool in nginx haproxy; do command -v "$tool" >/dev/null || missing+=("$tool"); done
 [ ${#missing[@]} -gt 0 ] && apt_install "${missing[@]}"
@@ -136,23 +130,7 @@ http {
 CONF
 }
 
-# The worker of an nginx master started with `daemon off`.
-nginx_worker() {
-    local w
-    for _ in $(seq 1 50); do
-        w=$(pgrep -P "$1" | head -n 1 || true)
-        if [ -n "$w" ]; then echo "$w"; return 0; fi
-        sleep 0.1
-    done
-    echo "no nginx worker under $1" >&2
-    return 1
-}
 
-stop() { # pid…
-    kill "$@" 2>/dev/null || true
-    local p
-    for p in "$@"; do wait "$p" 2>/dev/null || true; done
-}
 
 # measure KEY LABEL PORT PID [FAR_PID]: one row of $WORK/rows.tsv. PID holds the client connections;
 # FAR_PID (ringway's agent) is reported in the notes.

@@ -27,6 +27,8 @@
 #        SYSTEMS="nginx monoio-uring monoio-epoll compio-managed compio-multishot compio-owned
 #                 compio-poll-managed compio-poll-owned"
 set -euo pipefail
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
 
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -104,22 +106,9 @@ fi
 # ---- helpers ----
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
-cpu_ticks() { # pid: utime + stime of all its threads
-    cat /proc/"$1"/task/*/stat 2>/dev/null | sed 's/^.*) //' | awk '{ s += $12 + $13 } END { print s + 0 }'
-}
 
-cpu_busy() { # cpu: "busy total" ticks so far
-    awk -v c="cpu$1" '$1 == c { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat
-}
 
-others_pct() { # "busy0 total0" "busy1 total1" known-ticks: % of the CPU the others used
-    awk -v a="$1" -v b="$2" -v k="$3" 'BEGIN { split(a, x, " "); split(b, y, " "); t = y[2] - x[2];
-        o = (y[1] - x[1] - k) / (t > 0 ? t : 1) * 100; printf "%.0f", (o < 0 ? 0 : o) }'
-}
 
-us_per_req() { # ticks requests
-    awk -v t="$1" -v n="$2" -v hz="$CLK_TCK" 'BEGIN { if (n > 0) printf "%.2f", t / hz * 1e6 / n; else print "?" }'
-}
 
 wait_200() { # port
     for _ in $(seq 1 150); do
@@ -156,16 +145,6 @@ http {
 CONF
 }
 
-nginx_worker() { # master pid
-    local w
-    for _ in $(seq 1 50); do
-        w=$(pgrep -P "$1" | head -n 1 || true)
-        if [ -n "$w" ]; then echo "$w"; return 0; fi
-        sleep 0.1
-    done
-    echo "no nginx worker under $1" >&2
-    return 1
-}
 
 # An io_uring runtime's listening socket can outlive its process for a moment (the kernel tears
 # the ring down asynchronously): wait until nothing listens on PORT before the next system binds it.
@@ -178,11 +157,6 @@ wait_port_free() { # port
     return 1
 }
 
-stop() { # pid…
-    kill "$@" 2>/dev/null || true
-    local p
-    for p in "$@"; do wait "$p" 2>/dev/null || true; done
-}
 
 # idle_bytes PORT PID: sets IDLE to the bytes of RSS growth per idle connection; notes to
 # $WORK/idle.notes.

@@ -21,6 +21,8 @@
 # Rounds run every system back to back: nginx first, the others in SYSTEMS order rotated by one place
 # per round; ratios compare runs of the same round.
 set -euo pipefail
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
 
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -58,14 +60,6 @@ trap cleanup EXIT
 wants() { [[ " $SYSTEMS " == *" $1 "* ]]; }
 wants_prefix() { [[ " $SYSTEMS " == *" $1"* ]]; }
 
-# ---- tools: nginx and wrk always, HAProxy and rathole when asked for ----
-apt_install() { # package…
-    if [ "$INSTALL" = 1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        echo "== installing $* with apt" >&2
-        apt-get update -qq >/dev/null 2>&1 || true
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1 || true
-    fi
-}
 if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then apt_install nginx wrk; fi
 for tool in nginx wrk taskset curl python3; do
     command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install nginx wrk)" >&2; exit 1; }
@@ -100,23 +94,8 @@ if cargo build --release -q -p ringway-loadgen 2>/dev/null && [ -x "$BIN/ringway
     LOADGEN=$BIN/ringway-loadgen
 fi
 
-# ---- helpers ----
-# utime + stime of every thread of a process, in clock ticks.
-cpu_ticks() {
-    [ -z "$1" ] && { echo 0; return; }
-    cat /proc/"$1"/task/*/stat 2>/dev/null | sed 's/^.*) //' | awk '{ s += $12 + $13 } END { print s + 0 }'
-}
 
-# Busy and total clock ticks of one CPU so far (/proc/stat: busy = all but idle and iowait).
-cpu_busy() { # cpu
-    awk -v c="cpu$1" '$1 == c { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat
-}
 
-# Share of a CPU (%) that processes other than the known ones used between two cpu_busy readings.
-others_pct() { # "busy0 total0" "busy1 total1" known-ticks
-    awk -v a="$1" -v b="$2" -v k="$3" 'BEGIN { split(a, x, " "); split(b, y, " "); t = y[2] - x[2];
-        o = (y[1] - x[1] - k) / (t > 0 ? t : 1) * 100; printf "%.0f", (o < 0 ? 0 : o) }'
-}
 
 # Runs a load generator on CPU 1; its own CPU (clock ticks) goes to $WORK/gen.ticks ("" if unknown).
 on_cpu1() { # command…
@@ -153,9 +132,6 @@ deltas() {
 
 keep_snapshot() { A_P=$S_P; A_F=$S_F; A_B=$S_B; A_C0=$S_C0; A_C1=$S_C1; }
 
-us_per_req() { # ticks requests
-    awk -v t="$1" -v n="$2" -v hz="$CLK_TCK" 'BEGIN { if (n > 0) printf "%.2f", t / hz * 1e6 / n; else print "?" }'
-}
 
 wait_200() { # port
     for _ in $(seq 1 150); do
@@ -189,21 +165,7 @@ http {
 CONF
 }
 
-# The nginx worker of a master started with `daemon off`.
-nginx_worker() {
-    for _ in $(seq 1 50); do
-        local w
-        w=$(pgrep -P "$1" | head -n 1 || true)
-        if [ -n "$w" ]; then echo "$w"; return 0; fi
-        sleep 0.1
-    done
-    return 1
-}
 
-stop() { # pid…
-    kill "$@" 2>/dev/null || true
-    for p in "$@"; do wait "$p" 2>/dev/null || true; done
-}
 
 # p99 (ms, corrected), achieved rate and failures from a ringway-loadgen --json report.
 loadgen_summary() { # json

@@ -118,22 +118,31 @@ async fn serve_unix(
     let listener = UnixListener::from_std(listener)?;
     let me: Rc<str> = me.into();
     loop {
-        let (stream, _peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                tracing::warn!(error = %e, "hello backend accept failed");
-                ringway_io::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        let requests = requests.clone();
-        let me = me.clone();
-        ringway_io::spawn(async move {
-            if let Err(e) = connection(stream, &me, &requests).await {
-                tracing::debug!(error = %e, "hello backend connection ended");
-            }
-        });
+        match listener.accept().await {
+            Ok((stream, _peer)) => spawn_connection(stream, &me, &requests),
+            Err(e) => accept_failed(&e).await,
+        }
     }
+}
+
+/// Serves one accepted connection on a task of its own.
+fn spawn_connection<S: AsyncReadRent + AsyncWriteRent + 'static>(
+    stream: S,
+    me: &Rc<str>,
+    requests: &Arc<AtomicU64>,
+) {
+    let (me, requests) = (me.clone(), requests.clone());
+    ringway_io::spawn(async move {
+        if let Err(e) = connection(stream, &me, &requests).await {
+            tracing::debug!(error = %e, "hello backend connection ended");
+        }
+    });
+}
+
+/// An accept failed (out of descriptors, say): pause briefly instead of spinning.
+async fn accept_failed(e: &io::Error) {
+    tracing::warn!(error = %e, "hello backend accept failed");
+    ringway_io::time::sleep(Duration::from_millis(10)).await;
 }
 
 /// Serves `listener` on the current thread until the process ends (`ringway-demo hello`).
@@ -155,22 +164,13 @@ pub async fn serve(listener: std::net::TcpListener, requests: Arc<AtomicU64>) ->
     let me: Rc<str> = listener.local_addr()?.to_string().into();
     let listener = TcpListener::from_std(listener)?;
     loop {
-        let (stream, _peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                tracing::warn!(error = %e, "hello backend accept failed");
-                ringway_io::time::sleep(Duration::from_millis(10)).await;
-                continue;
+        match listener.accept().await {
+            Ok((stream, _peer)) => {
+                let _ = stream.set_nodelay(true);
+                spawn_connection(stream, &me, &requests);
             }
-        };
-        let _ = stream.set_nodelay(true);
-        let requests = requests.clone();
-        let me = me.clone();
-        ringway_io::spawn(async move {
-            if let Err(e) = connection(stream, &me, &requests).await {
-                tracing::debug!(error = %e, "hello backend connection ended");
-            }
-        });
+            Err(e) => accept_failed(&e).await,
+        }
     }
 }
 

@@ -359,6 +359,25 @@ pub fn fixed_port() -> SocketAddr {
     }
 }
 
+/// Balancer flags with fixed loopback ports (the same over a restart) serving `route`, a park
+/// time long enough to cover an agent's reconnection; and the user port.
+pub fn restartable_args(route: &str) -> (SocketAddr, Vec<String>) {
+    let (users, agents) = (fixed_port(), fixed_port());
+    let args = [
+        "--listen",
+        &users.to_string(),
+        "--agent-listen",
+        &agents.to_string(),
+        "--route",
+        route,
+        "--park-time",
+        "5s",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    (users, args)
+}
+
 /// A response as the user sees it.
 #[derive(Debug)]
 pub struct Response {

@@ -1,0 +1,53 @@
+# Helpers the benchmark scripts share (sourced, not run): process CPU and memory readings, the
+# noise indicator, nginx worker lookup, stopping what a script started, installing a missing peer.
+# A script sets INSTALL (1: may apt-get install) and CLK_TCK before it uses them.
+
+# Installs Debian packages when allowed (INSTALL=1, root, apt-get present); never fails.
+apt_install() { # package…
+    if [ "$INSTALL" = 1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "== installing $* with apt" >&2
+        apt-get update -qq >/dev/null 2>&1 || true
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1 || true
+    fi
+}
+
+# utime + stime of every thread of a process, in clock ticks (0 for no pid).
+cpu_ticks() { # pid
+    [ -z "$1" ] && { echo 0; return; }
+    cat /proc/"$1"/task/*/stat 2>/dev/null | sed 's/^.*) //' | awk '{ s += $12 + $13 } END { print s + 0 }'
+}
+
+# Busy and total clock ticks of one CPU so far (/proc/stat: busy = all but idle and iowait).
+cpu_busy() { # cpu
+    awk -v c="cpu$1" '$1 == c { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat
+}
+
+# Share of a CPU (%) that processes other than the known ones used between two cpu_busy readings.
+others_pct() { # "busy0 total0" "busy1 total1" known-ticks
+    awk -v a="$1" -v b="$2" -v k="$3" 'BEGIN { split(a, x, " "); split(b, y, " "); t = y[2] - x[2];
+        o = (y[1] - x[1] - k) / (t > 0 ? t : 1) * 100; printf "%.0f", (o < 0 ? 0 : o) }'
+}
+
+# CPU µs per request from clock ticks.
+us_per_req() { # ticks requests
+    awk -v t="$1" -v n="$2" -v hz="$CLK_TCK" 'BEGIN { if (n > 0) printf "%.2f", t / hz * 1e6 / n; else print "?" }'
+}
+
+# The worker of an nginx master started with `daemon off`.
+nginx_worker() { # master pid
+    local w
+    for _ in $(seq 1 50); do
+        w=$(pgrep -P "$1" | head -n 1 || true)
+        if [ -n "$w" ]; then echo "$w"; return 0; fi
+        sleep 0.1
+    done
+    echo "no nginx worker under $1" >&2
+    return 1
+}
+
+# Stops processes this script started and waits for them.
+stop() { # pid…
+    kill "$@" 2>/dev/null || true
+    local p
+    for p in "$@"; do wait "$p" 2>/dev/null || true; done
+}
