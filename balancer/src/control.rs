@@ -1,11 +1,9 @@
 //! What other threads ask of a worker: a snapshot for the admin listener, or a drain (the
 //! balancer is shutting down). One channel per worker; a task on the worker answers between
-//! requests, so nothing of a worker's state is ever touched from another thread.
-
-use std::rc::Rc;
+//! requests (`listener::serve_commands`), so nothing of a worker's state is ever touched from
+//! another thread.
 
 use crate::stats::WorkerSnapshot;
-use crate::worker::Worker;
 
 /// One request to a worker.
 pub(crate) enum Command {
@@ -23,16 +21,4 @@ pub(crate) type CommandRx = flume::Receiver<Command>;
 /// One command channel per worker.
 pub(crate) fn channels(count: usize) -> (Vec<CommandTx>, Vec<CommandRx>) {
     (0..count).map(|_| flume::bounded(16)).unzip()
-}
-
-/// A worker's task: carries out commands until every sender is gone.
-pub(crate) async fn serve(worker: Rc<Worker>, commands: CommandRx, driver: &'static str) {
-    while let Ok(command) = commands.recv_async().await {
-        match command {
-            Command::Scrape(reply) => {
-                let _ = reply.send(worker.snapshot(driver));
-            }
-            Command::Drain => worker.drain.start(),
-        }
-    }
 }

@@ -8,21 +8,14 @@
 //!    GOAWAY and closes when its streams are done (none are, by then): agents reconnect to
 //!    whichever balancer answers next;
 //! 4. the worker ends; the process exits 0 when all have.
+//!
+//! This module holds the worker's drain signal; steps 2–4 are `listener::drain`, the end of
+//! the worker's main task.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
-
-use tracing::info;
-
-use crate::worker::Worker;
-
-/// How often the drain looks whether the worker's connections are gone.
-const POLL: Duration = Duration::from_millis(20);
-/// How long agent connections get to send their GOAWAY and close.
-const AGENT_CLOSE: Duration = Duration::from_secs(1);
 
 /// A worker's shutdown signal: started once, seen by every loop that must stop.
 #[derive(Default)]
@@ -54,6 +47,11 @@ impl Drain {
         self.listeners.set(self.listeners.get().saturating_sub(1));
     }
 
+    /// Listeners of the worker still open.
+    pub(crate) fn listeners_open(&self) -> u32 {
+        self.listeners.get()
+    }
+
     /// Whether the drain started.
     pub(crate) fn is_started(&self) -> bool {
         self.started.get()
@@ -83,41 +81,4 @@ impl Future for DrainStarted<'_> {
         }
         Poll::Pending
     }
-}
-
-/// Steps 2–3 of the drain, once it started (the accept loops stop by themselves): returns when
-/// the worker may end.
-pub(crate) async fn run(worker: &Worker, grace: Duration) {
-    worker.drain.wait().await;
-    let started = Instant::now();
-    info!(
-        open = worker.stats.user_conns_open(),
-        "draining: listeners closed, idle connections closing"
-    );
-    // Idle connections wait on coarse deadlines marked idle: end those waits now.
-    worker.deadlines.wake_idle();
-    // Until the listeners have emptied their queues (what they accept meanwhile is served too)
-    // and every user connection is gone.
-    while (worker.drain.listeners.get() > 0 || worker.stats.user_conns_open() > 0)
-        && started.elapsed() < grace
-    {
-        ringway_io::time::sleep(POLL).await;
-    }
-    let left = worker.stats.user_conns_open();
-    if left > 0 {
-        info!(
-            left,
-            "drain grace passed; closing the connections still open"
-        );
-    }
-    let agents = worker.go_away_agents(AGENT_CLOSE);
-    let until = Instant::now() + AGENT_CLOSE;
-    while agents.iter().any(|a| !a.is_closed()) && Instant::now() < until {
-        ringway_io::time::sleep(POLL).await;
-    }
-    info!(
-        agents = agents.len(),
-        took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        "drained"
-    );
 }

@@ -1,16 +1,18 @@
 //! A worker's main task and its accept loops: the user listener and the agent listener (each an
-//! SO_REUSEPORT member of its port's group, so the kernel spreads connections over workers), and
-//! the agent connections other workers hand over (`handoff.rs`).
+//! SO_REUSEPORT member of its port's group, so the kernel spreads connections over workers), the
+//! agent connections other workers hand over (`handoff.rs`), the commands of other threads
+//! (`control.rs`), and at the end the drain (`drain.rs`).
 
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ringway_io::net::TcpStream;
 use ringway_io::runtime::DriverKind;
 use tracing::{info, info_span, warn, Instrument};
 
+use crate::control::{Command, CommandRx};
 use crate::drain::Drain;
 use crate::handoff::HandoffRx;
 use crate::worker::{Worker, WorkerSetup};
@@ -34,7 +36,7 @@ pub(crate) async fn run(setup: WorkerSetup, driver: DriverKind) {
             DriverKind::Uring => "io_uring",
             DriverKind::Epoll => "epoll",
         };
-        ringway_io::spawn(crate::control::serve(worker.clone(), commands, driver_name));
+        ringway_io::spawn(serve_commands(worker.clone(), commands, driver_name));
         ringway_io::spawn(receive_handoffs(worker.clone(), handoff_rx).in_current_span());
         ringway_io::spawn(accept_agents(worker.clone(), agents).in_current_span());
         let ticking = worker.clone();
@@ -52,7 +54,7 @@ pub(crate) async fn run(setup: WorkerSetup, driver: DriverKind) {
         ringway_io::spawn(async move { summing.peer_log.run().await }.in_current_span());
         ringway_io::spawn(accept_users(worker.clone(), users).in_current_span());
         // The worker runs until it has drained (SIGTERM): then its thread ends.
-        crate::drain::run(&worker, worker.timeouts.shutdown_grace).await;
+        drain(&worker, worker.timeouts.shutdown_grace).await;
     }
     .instrument(span)
     .await;
@@ -190,4 +192,58 @@ const ACCEPT_QUIET: Duration = Duration::from_millis(20);
 async fn accept_failed(e: &std::io::Error, which: &str) {
     warn!(error = %e, listener = which, "accept failed");
     ringway_io::time::sleep(Duration::from_millis(20)).await;
+}
+
+/// How often the drain looks whether the worker's connections are gone.
+const DRAIN_POLL: Duration = Duration::from_millis(20);
+/// How long agent connections get to send their GOAWAY and close.
+const AGENT_CLOSE: Duration = Duration::from_secs(1);
+
+/// Steps 2–3 of the drain, once it started (the accept loops stop by themselves): returns when
+/// the worker may end.
+async fn drain(worker: &Worker, grace: Duration) {
+    worker.drain.wait().await;
+    let started = Instant::now();
+    info!(
+        open = worker.stats.user_conns_open(),
+        "draining: listeners closed, idle connections closing"
+    );
+    // Idle connections wait on coarse deadlines marked idle: end those waits now.
+    worker.deadlines.wake_idle();
+    // Until the listeners have emptied their queues (what they accept meanwhile is served too)
+    // and every user connection is gone.
+    while (worker.drain.listeners_open() > 0 || worker.stats.user_conns_open() > 0)
+        && started.elapsed() < grace
+    {
+        ringway_io::time::sleep(DRAIN_POLL).await;
+    }
+    let left = worker.stats.user_conns_open();
+    if left > 0 {
+        info!(
+            left,
+            "drain grace passed; closing the connections still open"
+        );
+    }
+    let agents = worker.go_away_agents(AGENT_CLOSE);
+    let until = Instant::now() + AGENT_CLOSE;
+    while agents.iter().any(|a| !a.is_closed()) && Instant::now() < until {
+        ringway_io::time::sleep(DRAIN_POLL).await;
+    }
+    info!(
+        agents = agents.len(),
+        took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "drained"
+    );
+}
+
+/// A worker's task: carries out what other threads ask (`control`) until every sender is gone.
+async fn serve_commands(worker: Rc<Worker>, commands: CommandRx, driver: &'static str) {
+    while let Ok(command) = commands.recv_async().await {
+        match command {
+            Command::Scrape(reply) => {
+                let _ = reply.send(worker.snapshot(driver));
+            }
+            Command::Drain => worker.drain.start(),
+        }
+    }
 }
