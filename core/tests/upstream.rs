@@ -83,6 +83,20 @@ const GET: &str = "GET /a HTTP/1.1\r\nHost: b\r\n\r\n";
 const POST: &str = "POST /u HTTP/1.1\r\nHost: b\r\nContent-Length: 10\r\n\r\n";
 const OK: &str = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
 
+/// The backend closes: a close-delimited body ends there, and the connection is not reused.
+fn ends_at_backend_eof_and_closes(ex: &mut UpstreamExchange, buf: &mut BytesMut, now: Instant) {
+    ex.handle_read(0).unwrap();
+    assert_eq!(
+        ex.poll_response(buf, now).unwrap(),
+        ResponseStep::Data {
+            data: Bytes::new(),
+            end: true
+        }
+    );
+    assert_eq!(ex.poll_response(buf, now).unwrap(), ResponseStep::Done);
+    assert_eq!(ex.outcome(), Some(Outcome::Close));
+}
+
 #[test]
 fn a_complete_keep_alive_response_returns_the_connection_to_the_pool() {
     let now = Instant::now();
@@ -146,16 +160,7 @@ fn a_close_delimited_body_is_rechunked_and_the_connection_closes() {
     assert_eq!(ex.outcome(), None);
     let more = respond(&mut ex, &mut buf, "close", now);
     assert_eq!(more.body, b"close");
-    ex.handle_read(0).unwrap();
-    assert_eq!(
-        ex.poll_response(&mut buf, now).unwrap(),
-        ResponseStep::Data {
-            data: Bytes::new(),
-            end: true
-        }
-    );
-    assert_eq!(ex.poll_response(&mut buf, now).unwrap(), ResponseStep::Done);
-    assert_eq!(ex.outcome(), Some(Outcome::Close));
+    ends_at_backend_eof_and_closes(&mut ex, &mut buf, now);
 }
 
 #[test]
@@ -344,16 +349,7 @@ fn a_101_turns_the_connection_into_opaque_bytes_both_ways() {
         write_all(&mut ex, now).2,
         RequestStep::Done { shutdown: true }
     );
-    ex.handle_read(0).unwrap();
-    assert_eq!(
-        ex.poll_response(&mut buf, now).unwrap(),
-        ResponseStep::Data {
-            data: Bytes::new(),
-            end: true
-        }
-    );
-    assert_eq!(ex.poll_response(&mut buf, now).unwrap(), ResponseStep::Done);
-    assert_eq!(ex.outcome(), Some(Outcome::Close));
+    ends_at_backend_eof_and_closes(&mut ex, &mut buf, now);
 }
 
 #[test]
