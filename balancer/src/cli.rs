@@ -47,6 +47,12 @@ pub struct Cli {
     /// Park time for a known route without agents (`[timeouts] park`).
     #[arg(long, value_parser = config::parse_duration)]
     pub park_time: Option<Duration>,
+    /// Access log: `off`, `stdout` or a file (`[log] access`).
+    #[arg(long, value_name = "off|stdout|PATH")]
+    pub access_log: Option<String>,
+    /// Access log lines (`[log] access_format`).
+    #[arg(long, value_enum)]
+    pub access_log_format: Option<config::AccessFormat>,
     /// On SIGTERM, how long requests in flight get to finish (`[timeouts] shutdown_grace`).
     #[arg(long, value_parser = config::parse_duration)]
     pub shutdown_grace: Option<Duration>,
@@ -167,6 +173,12 @@ impl Cli {
         }
         if let Some(d) = self.response_timeout {
             c.timeouts.response_head = d;
+        }
+        if let Some(a) = &self.access_log {
+            c.log.access.clone_from(a);
+        }
+        if let Some(f) = self.access_log_format {
+            c.log.access_format = f;
         }
         if let Some(d) = self.shutdown_grace {
             c.timeouts.shutdown_grace = d;

@@ -278,7 +278,7 @@ impl Default for AgentsConfig {
 
 /// `[log]`: log lines that peers can cause (an agent port scanned with garbage, malformed user
 /// requests) are limited per peer address and kind of mistake.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     /// Lines logged per peer and kind of mistake in each `peer_error_interval`; the rest are
@@ -287,6 +287,21 @@ pub struct LogConfig {
     /// The interval of `peer_error_burst`.
     #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
     pub peer_error_interval: Duration,
+    /// The access log, one line per request: `"off"`, `"stdout"`, or a file (appended to).
+    pub access: String,
+    /// The access log's lines: `text` (combined-log-like) or `json` (one object per line).
+    pub access_format: AccessFormat,
+}
+
+/// How access-log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessFormat {
+    /// `client - - [time] "METHOD target" status bytes "host" seconds route=… agent=… id=…`.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 impl Default for LogConfig {
@@ -294,6 +309,8 @@ impl Default for LogConfig {
         Self {
             peer_error_burst: 5,
             peer_error_interval: Duration::from_secs(10),
+            access: "off".to_owned(),
+            access_format: AccessFormat::Text,
         }
     }
 }

@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod config;
 
+mod access_log;
 mod admin;
 mod agent_accept;
 mod agent_conn;
@@ -138,6 +139,7 @@ impl Balancer {
                 handoff_rx,
                 commands,
                 shutdown: shutdown_flag.clone(),
+                access: access_log::AccessLog::open(&config.log)?,
             };
             workers.push(spawn_worker(spec, move |driver| {
                 listener::run(setup, driver)

@@ -20,11 +20,12 @@ use crate::{agent_accept, client};
 
 /// Runs a worker to completion on the current thread's runtime: builds its state, then serves
 /// its listeners and hand-offs.
-pub(crate) async fn run(setup: WorkerSetup, driver: DriverKind) {
+pub(crate) async fn run(mut setup: WorkerSetup, driver: DriverKind) {
     let span = info_span!("worker", index = setup.index);
     async move {
         info!(driver = %driver, "worker started");
-        let worker = Worker::new(&setup);
+        let access = setup.access.take();
+        let worker = Worker::new(&setup, access);
         let WorkerSetup {
             users,
             agents,
@@ -46,6 +47,9 @@ pub(crate) async fn run(setup: WorkerSetup, driver: DriverKind) {
             let check = || {
                 if ticking.shutdown.load(std::sync::atomic::Ordering::Relaxed) {
                     ticking.drain.start();
+                }
+                if let Some(log) = &ticking.access {
+                    log.flush();
                 }
             };
             ticking.deadlines.run(check).await;
@@ -234,6 +238,9 @@ async fn drain(worker: &Worker, grace: Duration) {
         took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         "drained"
     );
+    if let Some(log) = &worker.access {
+        log.flush();
+    }
 }
 
 /// A worker's task: carries out what other threads ask (`control`) until every sender is gone.

@@ -47,7 +47,7 @@ pub(crate) struct PeerLog {
 
 impl PeerLog {
     /// A limiter as `config` says.
-    pub(crate) fn new(config: LogConfig) -> Self {
+    pub(crate) fn new(config: &LogConfig) -> Self {
         Self {
             limiter: RefCell::new(RepeatLimiter::new(
                 config.peer_error_burst,

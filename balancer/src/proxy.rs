@@ -11,6 +11,7 @@ use ringway_core::http::forward::{self, ForwardInfo};
 use ringway_core::http::RequestHead;
 use tracing::debug;
 
+use crate::access_log;
 use crate::agent_conn::AgentConn;
 use crate::answer;
 use crate::duplex::{self, AttemptEnd, UserHalves};
@@ -25,21 +26,15 @@ struct Seen {
     route: Option<RouteId>,
     /// The status the user got (`None`: no response).
     status: Option<u16>,
+    /// The agent of the last attempt.
+    agent: Option<Rc<AgentConn>>,
+    /// Body bytes (from the user, to the user).
+    bytes: (u64, u64),
 }
 
-/// Serves one request to its end, and counts it.
+/// Serves one request to its end, counts it and logs it.
 pub(crate) async fn serve(conn: &mut UserConn, head: RequestHead) -> Flow {
     let started = Instant::now();
-    let mut seen = Seen::default();
-    let flow = serve_counted(conn, head, &mut seen).await;
-    let elapsed = started.elapsed();
-    conn.worker
-        .stats
-        .request_done(seen.route, seen.status, elapsed);
-    flow
-}
-
-async fn serve_counted(conn: &mut UserConn, head: RequestHead, seen: &mut Seen) -> Flow {
     let own_id;
     let request_id: &str =
         match forward::request_id(&head).and_then(|id| std::str::from_utf8(id).ok()) {
@@ -49,9 +44,44 @@ async fn serve_counted(conn: &mut UserConn, head: RequestHead, seen: &mut Seen) 
                 own_id.as_str()
             }
         };
+    let mut seen = Seen::default();
+    let flow = serve_counted(conn, &head, request_id, &mut seen).await;
+    let elapsed = started.elapsed();
+    let worker = &conn.worker;
+    worker.stats.request_done(seen.route, seen.status, elapsed);
+    if let Some(log) = &worker.access {
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let route = seen
+            .route
+            .map(|r| worker.registry.route_text(r))
+            .unwrap_or_default();
+        log.record(&access_log::Entry {
+            time: access_log::now_text(),
+            client: conn.peer,
+            method: &text(head.method()),
+            host: &text(head.host().unwrap_or_default()),
+            target: &text(head.target()),
+            status: seen.status,
+            bytes_in: seen.bytes.0,
+            bytes_out: seen.bytes.1,
+            duration: elapsed.as_secs_f64(),
+            route: &route,
+            agent: seen.agent.as_ref().map_or("", |a| a.agent_id()),
+            request_id,
+        });
+    }
+    flow
+}
+
+async fn serve_counted(
+    conn: &mut UserConn,
+    head: &RequestHead,
+    request_id: &str,
+    seen: &mut Seen,
+) -> Flow {
     let worker = conn.worker.clone();
     let exchange = RefCell::new(Exchange::new(
-        &head,
+        head,
         exchange_config(&worker),
         worker.deadlines.now(),
     ));
@@ -85,7 +115,7 @@ async fn serve_counted(conn: &mut UserConn, head: RequestHead, seen: &mut Seen) 
         request_id,
     };
     let mut forwarded = bytes::BytesMut::new();
-    forward::write_request(&head, &info, head.framing(), &mut forwarded);
+    forward::write_request(head, &info, head.framing(), &mut forwarded);
     let forwarded = forwarded.freeze();
 
     exchange
@@ -123,6 +153,8 @@ async fn serve_counted(conn: &mut UserConn, head: RequestHead, seen: &mut Seen) 
             Err(e) => AttemptEnd::Failed(e),
         };
         seen.status = exchange.borrow().final_status();
+        seen.agent = Some(agent.clone());
+        seen.bytes = exchange.borrow().body_bytes();
         let e = match end {
             AttemptEnd::Complete => return Flow::from(exchange.borrow().outcome()),
             AttemptEnd::Failed(e) => e,

@@ -16,6 +16,7 @@ use rand::{RngCore, SeedableRng};
 use ringway_core::pick::{EndpointLoad, Picker};
 use ringway_io::{BufPool, IdMap};
 
+use crate::access_log::AccessLog;
 use crate::agent_conn::{AgentConn, ConnOwner};
 use crate::config::Config;
 use crate::deadlines::Deadlines;
@@ -47,6 +48,8 @@ pub(crate) struct WorkerSetup {
     pub(crate) commands: crate::control::CommandRx,
     /// Set (with a `Drain` command) when the balancer shuts down.
     pub(crate) shutdown: Arc<std::sync::atomic::AtomicBool>,
+    /// This worker's access log (`None`: off); taken by the worker when it starts.
+    pub(crate) access: Option<AccessLog>,
 }
 
 /// The agent connections of one route on this worker, and the picker that chooses among them.
@@ -98,6 +101,8 @@ pub(crate) struct Worker {
     pub(crate) shutdown: Arc<std::sync::atomic::AtomicBool>,
     /// Limits the log lines misbehaving peers cause.
     pub(crate) peer_log: PeerLog,
+    /// The access log, when one is configured.
+    pub(crate) access: Option<AccessLog>,
     endpoints: RefCell<IdMap<RouteId, RouteEndpoints>>,
     /// Requests parked until an agent for their route can take them.
     parked: WaitQueue<RouteId>,
@@ -109,7 +114,7 @@ pub(crate) struct Worker {
 
 impl Worker {
     /// A worker's state, built from its setup.
-    pub(crate) fn new(setup: &WorkerSetup) -> Rc<Self> {
+    pub(crate) fn new(setup: &WorkerSetup, access: Option<AccessLog>) -> Rc<Self> {
         let seed = std::collections::hash_map::RandomState::new()
             .build_hasher()
             .finish();
@@ -126,7 +131,8 @@ impl Worker {
             stats: WorkerStats::default(),
             drain: Drain::default(),
             shutdown: setup.shutdown.clone(),
-            peer_log: PeerLog::new(setup.config.log),
+            peer_log: PeerLog::new(&setup.config.log),
+            access,
             config: setup.config.clone(),
             registry: setup.registry.clone(),
             handoff: setup.handoff_tx.clone(),

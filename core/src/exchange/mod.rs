@@ -192,6 +192,10 @@ pub struct Exchange {
     sent_at: Option<Instant>,
     /// The status of the final (or 101) head passed on to the user.
     status: Option<u16>,
+    /// Request body bytes taken from the user (decoded; opaque bytes once upgraded).
+    body_in: u64,
+    /// Response body bytes passed on to the user (before re-framing).
+    body_out: u64,
 }
 
 impl Exchange {
@@ -228,6 +232,8 @@ impl Exchange {
             down_progress: now,
             sent_at,
             status: None,
+            body_in: 0,
+            body_out: 0,
         }
     }
 
@@ -265,6 +271,7 @@ impl Exchange {
                     BodyEvent::Data(data) => {
                         self.streamed = true;
                         self.up_progress = now;
+                        self.body_in += data.len() as u64;
                         UploadStep::Send {
                             end: decoder.is_done(),
                             data,
@@ -286,6 +293,7 @@ impl Exchange {
                 }
                 if !buf.is_empty() {
                     self.up_progress = now;
+                    self.body_in += buf.len() as u64;
                     UploadStep::Send {
                         data: buf.split().freeze(),
                         end: false,
@@ -430,6 +438,7 @@ impl Exchange {
         now: Instant,
     ) -> Result<(), ProxyError> {
         self.down_progress = now;
+        self.body_out += data.len() as u64;
         match &mut self.down {
             Down::Body(encoder) => {
                 encoder.encode(data, out);
@@ -502,6 +511,11 @@ impl Exchange {
     /// so, unless its head already went out).
     pub fn stop_keep_alive(&mut self) {
         self.keep_alive = false;
+    }
+
+    /// Body bytes so far: (taken from the user, passed on to the user), for the access log.
+    pub fn body_bytes(&self) -> (u64, u64) {
+        (self.body_in, self.body_out)
     }
 
     /// The status of the final head (or the 101) the upstream sent, once it did.
