@@ -37,6 +37,8 @@ pub struct Config {
     pub agents: AgentsConfig,
     /// How often peers' repeated mistakes are logged.
     pub log: LogConfig,
+    /// What the balancer tells backends about where a request came from.
+    pub proxy: ProxyConfig,
     /// Routes known from the start, each optionally with its own agent token.
     #[serde(rename = "route", skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<RouteConfig>,
@@ -315,6 +317,44 @@ impl Default for LogConfig {
     }
 }
 
+/// `[proxy]`: forwarding headers.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Peers (addresses or CIDR networks) whose X-Forwarded-For and Forwarded lists are kept and
+    /// appended to: an L4/L7 front in front of the balancer. From any other peer those lists
+    /// are dropped and the backend gets a fresh one naming the peer (a client cannot claim to be
+    /// someone else). Empty by default.
+    #[serde(deserialize_with = "de_networks", serialize_with = "ser_networks")]
+    pub trusted: Vec<ipnet::IpNet>,
+}
+
+impl ProxyConfig {
+    /// Whether `peer` is a trusted proxy.
+    pub fn trusts(&self, peer: std::net::IpAddr) -> bool {
+        self.trusted.iter().any(|net| net.contains(&peer))
+    }
+}
+
+fn de_networks<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
+    let texts = Vec::<String>::deserialize(de)?;
+    texts
+        .iter()
+        .map(|t| parse_network(t).map_err(serde::de::Error::custom))
+        .collect()
+}
+
+fn ser_networks<S: Serializer>(nets: &[ipnet::IpNet], ser: S) -> Result<S::Ok, S::Error> {
+    ser.collect_seq(nets.iter().map(ToString::to_string))
+}
+
+/// Parses an address (`10.0.0.1`, `::1`) or a CIDR network (`10.0.0.0/8`).
+pub fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{text:?} is neither an IP address nor a CIDR network"))
+}
+
 /// One `[[route]]` entry.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -446,6 +486,27 @@ pub fn parse_picker(text: &str) -> Result<PickerKind, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_networks() {
+        let c = Config::parse("[proxy]\ntrusted = [\"10.0.0.0/8\", \"127.0.0.1\"]\n").unwrap();
+        assert!(c.proxy.trusts("10.1.2.3".parse().unwrap()));
+        assert!(c.proxy.trusts("127.0.0.1".parse().unwrap()));
+        assert!(!c.proxy.trusts("127.0.0.2".parse().unwrap()));
+        assert!(
+            !Config::default().proxy.trusts("127.0.0.1".parse().unwrap()),
+            "nobody by default"
+        );
+        let printed = toml::to_string(&c).unwrap();
+        assert!(
+            printed.contains("trusted = [\"10.0.0.0/8\", \"127.0.0.1/32\"]"),
+            "{printed}"
+        );
+        let e = Config::parse("[proxy]\ntrusted = [\"10.0.0.0/99\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("proxy.trusted") && e.contains("CIDR"), "{e}");
+    }
 
     #[test]
     fn the_admin_listener_is_an_address_or_off() {

@@ -113,6 +113,7 @@ async fn serve_counted(
         client_addr: conn.peer.ip(),
         proto: "http",
         request_id,
+        trusted_peer: worker.config.proxy.trusts(conn.peer.ip()),
     };
     let mut forwarded = bytes::BytesMut::new();
     forward::write_request(head, &info, head.framing(), &mut forwarded);

@@ -116,6 +116,7 @@ fn forwarding(c: &mut Criterion) {
         client_addr: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 17)),
         proto: "https",
         request_id: "01HZX3K2Q4W5E6R7T8Y9U0I1O2",
+        trusted_peer: true,
     };
     let mut group = c.benchmark_group("http_forward");
     group.bench_function("write_request_browser", |b| {

@@ -23,6 +23,7 @@ fn info(addr: &str) -> ForwardInfo<'static> {
         client_addr: addr.parse::<IpAddr>().unwrap(),
         proto: "https",
         request_id: "rid-1",
+        trusted_peer: true,
     }
 }
 
@@ -148,6 +149,37 @@ fn x_forwarded_for_is_appended_to_the_existing_list() {
         out.header("x-forwarded-for"),
         Some(&b"203.0.113.5, 10.0.0.1, 10.0.0.2, 192.0.2.9"[..])
     );
+}
+
+#[test]
+fn an_untrusted_peer_cannot_pass_a_forwarding_chain_on() {
+    let raw = b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 203.0.113.5\r\nForwarded: for=203.0.113.5\r\n\r\n";
+    let head = RequestParser::new(Limits::default())
+        .parse(&mut BytesMut::from(&raw[..]))
+        .unwrap()
+        .unwrap();
+    let untrusted = ForwardInfo {
+        trusted_peer: false,
+        ..info("192.0.2.9")
+    };
+    let mut out = BytesMut::new();
+    forward::write_request(&head, &untrusted, head.framing(), &mut out);
+    let out = RequestParser::new(Limits::default())
+        .parse(&mut out)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        out.header("x-forwarded-for"),
+        Some(&b"192.0.2.9"[..]),
+        "a fresh list"
+    );
+    assert_eq!(out.header_all("forwarded").count(), 1);
+    let fwd = String::from_utf8_lossy(out.header("forwarded").unwrap()).into_owned();
+    assert!(
+        !fwd.contains("203.0.113.5"),
+        "the claimed hop is gone: {fwd}"
+    );
+    assert!(fwd.contains("for=192.0.2.9"), "{fwd}");
 }
 
 #[test]
@@ -550,6 +582,7 @@ fn a_head_at_every_limit_still_parses_after_forwarding_under_forwarded_limits() 
         client_addr: "2001:db8::1234:5678:9abc".parse().unwrap(),
         proto: "https",
         request_id: &"r".repeat(128),
+        trusted_peer: true,
     };
     let mut out = BytesMut::new();
     forward::write_request(&head, &ipv6, BodyFraming::Chunked, &mut out);

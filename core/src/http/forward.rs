@@ -26,6 +26,10 @@ pub struct ForwardInfo<'a> {
     pub proto: &'a str,
     /// The id to send as X-Request-Id when the client sent none.
     pub request_id: &'a str,
+    /// Whether the peer is a trusted proxy: only then are the X-Forwarded-For and Forwarded
+    /// lists it sent kept (and appended to). From anyone else they are dropped, so a client
+    /// cannot make the backend believe it came from another address.
+    pub trusted_peer: bool,
 }
 
 /// Longest client-supplied X-Request-Id that is kept.
@@ -46,8 +50,8 @@ pub fn request_id(head: &RequestHead) -> Option<&[u8]> {
 
 /// Writes `head` as the next hop should receive it: request line in origin-form with
 /// `HTTP/1.1`, end-to-end fields in order, framing rebuilt from `framing`, then
-/// X-Forwarded-For (appended to the client's list), X-Forwarded-Proto, X-Forwarded-Host,
-/// Forwarded (appended), and X-Request-Id: the client's when [`request_id`] accepts it, else
+/// X-Forwarded-For (appended to the list a trusted peer sent, else fresh), X-Forwarded-Proto,
+/// X-Forwarded-Host, Forwarded (likewise), and X-Request-Id: the client's when [`request_id`] accepts it, else
 /// `info.request_id`.
 pub fn write_request(
     head: &RequestHead,
@@ -78,8 +82,8 @@ pub fn write_request(
         }
         match class {
             FieldClass::EndToEnd => put_line(out, name, value, line),
-            FieldClass::ForwardedFor => xff_kept = true,
-            FieldClass::Forwarded => forwarded_kept = true,
+            FieldClass::ForwardedFor => xff_kept = info.trusted_peer,
+            FieldClass::Forwarded => forwarded_kept = info.trusted_peer,
             _ => {}
         }
     }
