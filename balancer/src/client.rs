@@ -22,6 +22,7 @@ use ringway_io::net::TcpStream;
 use tracing::{debug_span, info, Instrument};
 
 use crate::answer;
+use crate::peer_log::PeerMistake;
 use crate::proxy;
 use crate::user_conn::{Flow, UserConn};
 use crate::user_io::{ensure_buffer, linger, read_more, release_if_empty, HEAD_READ};
@@ -167,7 +168,14 @@ impl UserConn {
     }
 
     fn head_too_slow(&self) -> HeadRead {
-        info!(peer = %self.peer, "request head deadline passed; closing");
+        // A peer can cause this at will (slowloris): limited like its other mistakes.
+        if self
+            .worker
+            .peer_log
+            .allow(self.peer, PeerMistake::BadRequest)
+        {
+            info!(peer = %self.peer, "request head deadline passed; closing");
+        }
         HeadRead::Failed(ProxyError::new(ErrorKind::Malformed(408)))
     }
 }
