@@ -94,41 +94,8 @@ for b in ringway-balancer ringway-agent idle-clients; do
 done
 
 # ---- helpers ----
-rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
-wait_200() { # port
-    for _ in $(seq 1 150); do
-        if [ "$(curl -s -m 1 -o /dev/null -w '%{http_code}' -H "Host: $HOST_HDR" "http://127.0.0.1:$1/")" = 200 ]; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "no 200 from port $1" >&2
-    return 1
-}
 
-nginx_conf() { # name server-block
-    cat > "$WORK/$1.conf" <<CONF
-worker_processes 1;
-worker_rlimit_nofile $NOFILE;
-daemon off;
-pid $WORK/$1.pid;
-error_log $WORK/$1.err warn;
-events { worker_connections $NOFILE; }
-http {
-    access_log off;
-    default_type text/plain;
-    client_body_temp_path $WORK/$1-body;
-    proxy_temp_path $WORK/$1-proxy;
-    fastcgi_temp_path $WORK/$1-fcgi;
-    uwsgi_temp_path $WORK/$1-uwsgi;
-    scgi_temp_path $WORK/$1-scgi;
-    keepalive_timeout 600s;
-    keepalive_requests 1000000;
-    $2
-}
-CONF
-}
 
 
 

@@ -51,3 +51,44 @@ stop() { # pid…
     local p
     for p in "$@"; do wait "$p" 2>/dev/null || true; done
 }
+
+# VmRSS of a process, KiB.
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+# Waits (15 s at most) for a 200 from 127.0.0.1:PORT with `Host: $HOST_HDR`.
+wait_200() { # port
+    for _ in $(seq 1 150); do
+        if [ "$(curl -s -m 1 -o /dev/null -w '%{http_code}' -H "Host: $HOST_HDR" "http://127.0.0.1:$1/")" = 200 ]; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "no 200 from port $1" >&2
+    tail -n 5 "$WORK"/*.err >&2 2>/dev/null || true
+    return 1
+}
+
+# An nginx config $WORK/NAME.conf: 1 worker, no access log, temp paths under $WORK, long
+# keep-alive, `http-body` inside `http { }` (NOFILE: worker connections, default 4096).
+nginx_conf() { # name http-body
+    cat > "$WORK/$1.conf" <<CONF
+worker_processes 1;
+worker_rlimit_nofile ${NOFILE:-4096};
+daemon off;
+pid $WORK/$1.pid;
+error_log $WORK/$1.err warn;
+events { worker_connections ${NOFILE:-4096}; }
+http {
+    access_log off;
+    default_type text/plain;
+    client_body_temp_path $WORK/$1-body;
+    proxy_temp_path $WORK/$1-proxy;
+    fastcgi_temp_path $WORK/$1-fcgi;
+    uwsgi_temp_path $WORK/$1-uwsgi;
+    scgi_temp_path $WORK/$1-scgi;
+    keepalive_timeout 600s;
+    keepalive_requests 10000000;
+    $2
+}
+CONF
+}

@@ -104,46 +104,12 @@ if [ "$RINGWAY" = 1 ] && { [ ! -x "$BIN/ringway-balancer" ] || [ ! -x "$BIN/ring
 fi
 
 # ---- helpers ----
-rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
 
 
 
 
-wait_200() { # port
-    for _ in $(seq 1 150); do
-        if [ "$(curl -s -m 1 -o /dev/null -w '%{http_code}' -H "Host: $HOST_HDR" "http://127.0.0.1:$1/")" = 200 ]; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "no 200 from port $1" >&2
-    tail -n 5 "$WORK"/*.err >&2 2>/dev/null || true
-    return 1
-}
 
-nginx_conf() { # name port
-    cat > "$WORK/$1.conf" <<CONF
-worker_processes 1;
-worker_rlimit_nofile $NOFILE;
-daemon off;
-pid $WORK/$1.pid;
-error_log $WORK/$1.err warn;
-events { worker_connections $NOFILE; }
-http {
-    access_log off;
-    default_type text/plain;
-    client_body_temp_path $WORK/$1-body;
-    proxy_temp_path $WORK/$1-proxy;
-    fastcgi_temp_path $WORK/$1-fcgi;
-    uwsgi_temp_path $WORK/$1-uwsgi;
-    scgi_temp_path $WORK/$1-scgi;
-    keepalive_timeout 600s;
-    keepalive_requests 10000000;
-    server { listen 127.0.0.1:$2; location / { return 200 "hello world\\n"; } }
-}
-CONF
-}
 
 
 # An io_uring runtime's listening socket can outlive its process for a moment (the kernel tears
@@ -245,7 +211,7 @@ measure() {
 
 run_nginx() {
     wait_port_free "$SERVER_PORT" || exit 1
-    nginx_conf server "$SERVER_PORT"
+    nginx_conf server "server { listen 127.0.0.1:$SERVER_PORT; location / { return 200 \"hello world\\n\"; } }"
     taskset -c 0 nginx -p "$WORK" -c "$WORK/server.conf" &
     local master=$!
     PIDS+=("$master")
@@ -267,7 +233,7 @@ run_variant() { # variant
 
 run_balancer() { # the real balancer's idle figure, as idle_conns.sh measures it
     wait_port_free "$RW_USERS" || exit 1
-    nginx_conf backend "$BACKEND_PORT"
+    nginx_conf backend "server { listen 127.0.0.1:$BACKEND_PORT; location / { return 200 \"hello world\\n\"; } }"
     taskset -c 1 nginx -p "$WORK" -c "$WORK/backend.conf" &
     local backend=$!
     PIDS+=("$backend")
