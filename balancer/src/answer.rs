@@ -41,7 +41,8 @@ pub(crate) async fn error(
             e.message()
         );
     }
-    let retry_after = (e.kind == ErrorKind::NoAgent).then(|| worker.timeouts.retry_after_secs());
+    let retry_after = matches!(e.kind, ErrorKind::NoAgent | ErrorKind::NoBackend)
+        .then(|| worker.timeouts.retry_after_secs());
     let message = format!("{} (request id {request_id})", e.message());
     let response = ErrorResponse {
         status,

@@ -6,6 +6,7 @@
 //!
 //! Every key is listed in docs/CONFIG.md.
 
+mod backends;
 mod error;
 
 use std::net::SocketAddr;
@@ -17,6 +18,7 @@ use ringway_core::route::RoutePattern;
 use ringway_tuning::runtime::IoDriver;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub use backends::{BackendSpec, BackendTarget, BackendsConfig, HealthConfig};
 pub use error::{ConfigError, ConfigProblem};
 
 /// The whole configuration.
@@ -39,6 +41,8 @@ pub struct Config {
     pub log: LogConfig,
     /// What the balancer tells backends about where a request came from.
     pub proxy: ProxyConfig,
+    /// Settings shared by every static backend (routes with `backends`).
+    pub backends: BackendsConfig,
     /// Routes known from the start, each optionally with its own agent token.
     #[serde(rename = "route", skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<RouteConfig>,
@@ -365,6 +369,48 @@ pub struct RouteConfig {
     /// Token agents must present to serve this route (overrides `agents.token`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// Static backends (classic mode): the route is served by these addresses, not by agents.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backends: Vec<BackendSpec>,
+    /// Picker among this route's backends; absent = `weighted-round-robin` for a route with
+    /// backends (nginx's default), `agents.picker` for an agent route.
+    #[serde(
+        default,
+        deserialize_with = "de_picker_opt",
+        serialize_with = "ser_picker_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub picker: Option<PickerKind>,
+    /// Active health check of this route's backends; absent = none (passive checks only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthConfig>,
+}
+
+impl RouteConfig {
+    /// A route known from the start, served by agents.
+    pub fn agents(pattern: RouteSpec) -> Self {
+        Self {
+            pattern,
+            token: None,
+            backends: Vec::new(),
+            picker: None,
+            health: None,
+        }
+    }
+
+    /// Whether static backends serve this route.
+    pub fn is_static(&self) -> bool {
+        !self.backends.is_empty()
+    }
+
+    /// The picker of this route.
+    pub fn picker_kind(&self, agents_default: PickerKind) -> PickerKind {
+        match self.picker {
+            Some(kind) => kind,
+            None if self.is_static() => PickerKind::WeightedRoundRobin,
+            None => agents_default,
+        }
+    }
 }
 
 /// A route pattern as written and as parsed.
@@ -402,7 +448,68 @@ impl Config {
 
     /// Parses TOML text; an error says where (line, column, key) and why.
     pub fn parse(text: &str) -> Result<Self, ConfigProblem> {
-        error::parse(text)
+        let config = error::parse(text)?;
+        config.validate().map_err(|(key, reason)| ConfigProblem {
+            line: None,
+            column: None,
+            key: Some(key),
+            reason,
+            source_line: None,
+        })?;
+        Ok(config)
+    }
+
+    /// What serde cannot check key by key: `(key, reason)` of the first problem.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let mut seen = std::collections::HashSet::new();
+        for (i, r) in self.routes.iter().enumerate() {
+            if !seen.insert(r.pattern.text.as_str()) {
+                return Err((
+                    format!("route[{i}].pattern"),
+                    format!("route {:?} is listed twice", r.pattern.text),
+                ));
+            }
+            if r.is_static() && r.token.is_some() {
+                return Err((
+                    format!("route[{i}].token"),
+                    "a route with static backends is not served by agents, so it takes no token"
+                        .to_owned(),
+                ));
+            }
+            if r.health.is_some() && !r.is_static() {
+                return Err((
+                    format!("route[{i}].health"),
+                    "a health check needs static backends (`backends`)".to_owned(),
+                ));
+            }
+            if let Some(h) = &r.health {
+                if !h.path.starts_with('/') {
+                    return Err((
+                        format!("route[{i}].health.path"),
+                        format!("{:?} must start with '/'", h.path),
+                    ));
+                }
+                if h.interval.is_zero() || h.timeout.is_zero() {
+                    return Err((
+                        format!("route[{i}].health"),
+                        "interval and timeout must be above zero".to_owned(),
+                    ));
+                }
+            }
+            if r.is_static() && r.backends.iter().all(|b| b.weight == 0) {
+                return Err((
+                    format!("route[{i}].backends"),
+                    "every backend has weight 0: nothing could be picked".to_owned(),
+                ));
+            }
+        }
+        if self.backends.max_connections == 0 {
+            return Err((
+                "backends.max_connections".to_owned(),
+                "must be at least 1".to_owned(),
+            ));
+        }
+        Ok(())
     }
 
     /// The configuration as TOML, every default filled in; [`Config::parse`] reads it back into
@@ -472,6 +579,17 @@ fn de_route<'de, D: Deserializer<'de>>(de: D) -> Result<RouteSpec, D::Error> {
     RouteSpec::parse(&text).map_err(serde::de::Error::custom)
 }
 
+fn de_picker_opt<'de, D: Deserializer<'de>>(de: D) -> Result<Option<PickerKind>, D::Error> {
+    de_picker(de).map(Some)
+}
+
+fn ser_picker_opt<S: Serializer>(kind: &Option<PickerKind>, ser: S) -> Result<S::Ok, S::Error> {
+    match kind {
+        Some(kind) => ser.collect_str(kind),
+        None => ser.serialize_none(),
+    }
+}
+
 fn de_picker<'de, D: Deserializer<'de>>(de: D) -> Result<PickerKind, D::Error> {
     let text = String::deserialize(de)?;
     parse_picker(&text).map_err(serde::de::Error::custom)
@@ -527,6 +645,104 @@ mod tests {
             .to_string();
         assert!(e.contains("admin"), "names the key: {e}");
         assert!(e.contains("\"off\""), "says what is allowed: {e}");
+    }
+
+    #[test]
+    fn static_backends_parse_validate_and_round_trip() {
+        let c = Config::parse(
+            r#"
+            [backends]
+            max_fails = 2
+            fail_timeout = "5s"
+            [[route]]
+            pattern = "shop.test"
+            backends = ["127.0.0.1:9001", { addr = "127.0.0.1:9002", weight = 3 }, "unix:/run/a.sock", "app.internal:8080"]
+            [route.health]
+            path = "/healthz"
+            interval = "500ms"
+            [[route]]
+            pattern = "api.test"
+            backends = ["127.0.0.1:9003"]
+            picker = "least"
+            [[route]]
+            pattern = "agents.test"
+            "#,
+        )
+        .unwrap();
+        let shop = &c.routes[0];
+        assert!(shop.is_static());
+        assert_eq!(shop.backends.len(), 4);
+        assert_eq!(shop.backends[1].weight, 3);
+        assert_eq!(
+            shop.backends[3].target,
+            BackendTarget::Name {
+                host: "app.internal".to_owned(),
+                port: 8080
+            }
+        );
+        let health = shop.health.as_ref().unwrap();
+        assert_eq!(
+            (
+                health.path.as_str(),
+                health.interval,
+                health.rise,
+                health.fall
+            ),
+            ("/healthz", Duration::from_millis(500), 2, 3)
+        );
+        assert_eq!(
+            shop.picker_kind(PickerKind::P2cPeakEwma),
+            PickerKind::WeightedRoundRobin,
+            "nginx's default for static backends"
+        );
+        assert_eq!(
+            c.routes[1].picker_kind(PickerKind::P2cPeakEwma),
+            PickerKind::LeastOutstanding
+        );
+        assert_eq!(
+            c.routes[2].picker_kind(PickerKind::P2cPeakEwma),
+            PickerKind::P2cPeakEwma
+        );
+        assert_eq!(c.backends.max_fails, 2);
+        let text = round_trip(&c);
+        assert!(
+            text.contains(r#"{ addr = "127.0.0.1:9002", weight = 3 }"#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn static_backend_mistakes_name_the_key() {
+        let cases = [
+            (
+                "[[route]]\npattern = \"a.test\"\nbackends = [\"nowhere\"]\n",
+                "route[0].backends[0]",
+            ),
+            (
+                "[[route]]\npattern = \"a.test\"\nbackends = [{ adr = \"127.0.0.1:1\" }]\n",
+                "route[0].backends[0]",
+            ),
+            (
+                "[[route]]\npattern = \"a.test\"\n[route.health]\npath = \"/\"\n",
+                "route[0].health",
+            ),
+            (
+                "[[route]]\npattern = \"a.test\"\nbackends = [\"127.0.0.1:1\"]\ntoken = \"t\"\n",
+                "route[0].token",
+            ),
+            (
+                "[[route]]\npattern = \"a.test\"\n[[route]]\npattern = \"A.test\"\n",
+                "route[1].pattern",
+            ),
+            (
+                "[[route]]\npattern = \"a.test\"\nbackends = [\"127.0.0.1:1\"]\n[route.health]\npath = \"healthz\"\n",
+                "route[0].health.path",
+            ),
+        ];
+        for (text, key) in cases {
+            let e = Config::parse(text).unwrap_err();
+            assert_eq!(e.key.as_deref(), Some(key), "{text}: {e}");
+        }
     }
 
     #[test]

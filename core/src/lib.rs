@@ -15,9 +15,12 @@
 //! - [`tunnel`]: the multiplexed binary protocol between `ringway-agent` and `ringway-balancer`.
 //! - [`route`]: the host + path-prefix routing table.
 //! - [`pick`]: pickers that choose one endpoint of a route.
+//! - [`health`]: whether a static backend is up: active checks (rise/fall), passive ejection
+//!   after consecutive failures, and the check's request and verdict.
 #![forbid(unsafe_code)]
 
 pub mod exchange;
+pub mod health;
 pub mod http;
 pub mod pick;
 pub mod route;

@@ -28,6 +28,9 @@ pub enum ErrorKind {
     UnknownRoute,
     /// The route is known but no agent serves it on this worker (after the park time).
     NoAgent,
+    /// The route has static backends but none of them is up (health checks or passive
+    /// ejection took every one out).
+    NoBackend,
     /// The agent connection was lost before any response byte.
     AgentLost,
     /// The agent refused the stream before processing it (GOAWAY above the last stream id).
@@ -66,7 +69,9 @@ impl ProxyError {
             ErrorKind::Malformed(_) | ErrorKind::ClientIo | ErrorKind::ClientTimeout => {
                 (ErrorSource::Client, false)
             }
-            ErrorKind::UnknownRoute | ErrorKind::NoAgent => (ErrorSource::Internal, false),
+            ErrorKind::UnknownRoute | ErrorKind::NoAgent | ErrorKind::NoBackend => {
+                (ErrorSource::Internal, false)
+            }
             ErrorKind::AgentLost => (ErrorSource::Agent, true),
             ErrorKind::AgentRefused => (ErrorSource::Agent, true),
             ErrorKind::AgentProtocol => (ErrorSource::Agent, false),
@@ -87,7 +92,7 @@ impl ProxyError {
         match self.kind {
             ErrorKind::Malformed(status) => status,
             ErrorKind::UnknownRoute => 404,
-            ErrorKind::NoAgent => 503,
+            ErrorKind::NoAgent | ErrorKind::NoBackend => 503,
             ErrorKind::ClientIo => 400,
             ErrorKind::ClientTimeout => 408,
             ErrorKind::ResponseTimeout | ErrorKind::BackendTimeout => 504,
@@ -110,6 +115,7 @@ impl ProxyError {
             ErrorKind::Malformed(_) => "malformed request",
             ErrorKind::UnknownRoute => "no route for this host and path",
             ErrorKind::NoAgent => "no agent is serving this route right now",
+            ErrorKind::NoBackend => "no backend of this route is up right now",
             ErrorKind::AgentLost => "the agent connection was lost",
             ErrorKind::AgentRefused => "the agent refused the request",
             ErrorKind::AgentProtocol => "the agent broke the tunnel protocol",
@@ -188,6 +194,7 @@ mod tests {
     fn statuses() {
         assert_eq!(ProxyError::new(ErrorKind::UnknownRoute).status(), 404);
         assert_eq!(ProxyError::new(ErrorKind::NoAgent).status(), 503);
+        assert_eq!(ProxyError::new(ErrorKind::NoBackend).status(), 503);
         assert_eq!(ProxyError::new(ErrorKind::AgentLost).status(), 502);
         assert_eq!(ProxyError::new(ErrorKind::ResponseTimeout).status(), 504);
         assert_eq!(ProxyError::new(ErrorKind::Malformed(431)).status(), 431);
