@@ -14,6 +14,8 @@ mod admin;
 mod agent_accept;
 mod agent_conn;
 mod answer;
+mod attempt_stream;
+mod backends;
 mod client;
 mod control;
 mod deadlines;
@@ -88,6 +90,8 @@ impl Balancer {
         let registry =
             Registry::new(&config).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let registry = Arc::new(registry);
+        let backends = Arc::new(backends::BackendBook::new(&config, &registry));
+        backends::monitor::resolve_all(&backends);
         let users = listener_group(config.listen.users, config.listen.backlog, count)?;
         let agents = listener_group(config.listen.agents, config.listen.backlog, count)?;
         let user_addr = users[0].local_addr()?;
@@ -140,13 +144,15 @@ impl Balancer {
                 commands,
                 shutdown: shutdown_flag.clone(),
                 access: access_log::AccessLog::open(&config.log)?,
+                backends: backends.clone(),
             };
             workers.push(spawn_worker(spec, move |driver| {
                 listener::run(setup, driver)
             })?);
         }
+        backends::monitor::start(&backends, &config.backends, config.runtime.io_driver)?;
         if let Some(listener) = admin_listener {
-            admin::start(listener, command_txs.clone(), registry)?;
+            admin::start(listener, command_txs.clone(), registry, backends)?;
         }
         Ok(Self {
             user_addr,

@@ -16,8 +16,13 @@ use rand::{RngCore, SeedableRng};
 use ringway_core::pick::{EndpointLoad, Picker};
 use ringway_io::{BufPool, IdMap};
 
+use ringway_core::exchange::ProxyError;
+use ringway_core::http::Limits;
+use ringway_core::upstream::UpstreamConfig;
+
 use crate::access_log::AccessLog;
 use crate::agent_conn::{AgentConn, ConnOwner};
+use crate::backends::{BackendBook, BackendTable, WorkerBackend};
 use crate::config::Config;
 use crate::deadlines::Deadlines;
 use crate::drain::Drain;
@@ -50,6 +55,8 @@ pub(crate) struct WorkerSetup {
     pub(crate) shutdown: Arc<std::sync::atomic::AtomicBool>,
     /// This worker's access log (`None`: off); taken by the worker when it starts.
     pub(crate) access: Option<AccessLog>,
+    /// The static routes and their backends (process-wide; each worker builds its pools).
+    pub(crate) backends: Arc<BackendBook>,
 }
 
 /// The agent connections of one route on this worker, and the picker that chooses among them.
@@ -71,7 +78,7 @@ struct PickScratch {
 
 /// Empties `refs` and returns its allocation with the borrow's lifetime forgotten (the
 /// collect over an empty vector of the same layout happens in place).
-fn recycle(mut refs: Vec<&EndpointLoad>) -> Vec<&'static EndpointLoad> {
+pub(crate) fn recycle(mut refs: Vec<&EndpointLoad>) -> Vec<&'static EndpointLoad> {
     refs.clear();
     refs.into_iter()
         .map(|_| unreachable!("the vector was emptied"))
@@ -84,7 +91,7 @@ pub(crate) struct Worker {
     pub(crate) count: u16,
     pub(crate) config: Arc<Config>,
     pub(crate) registry: Arc<Registry>,
-    pub(crate) limits: ringway_core::http::Limits,
+    pub(crate) limits: Limits,
     pub(crate) tunnel: ringway_core::tunnel::Config,
     pub(crate) handoff: HandoffTx,
     pub(crate) timeouts: Timeouts,
@@ -103,6 +110,8 @@ pub(crate) struct Worker {
     pub(crate) peer_log: PeerLog,
     /// The access log, when one is configured.
     pub(crate) access: Option<AccessLog>,
+    /// This worker's static backends.
+    backends: BackendTable,
     endpoints: RefCell<IdMap<RouteId, RouteEndpoints>>,
     /// Requests parked until an agent for their route can take them.
     parked: WaitQueue<RouteId>,
@@ -133,6 +142,7 @@ impl Worker {
             shutdown: setup.shutdown.clone(),
             peer_log: PeerLog::new(&setup.config.log),
             access,
+            backends: BackendTable::new(setup.backends.clone(), setup.config.backends),
             config: setup.config.clone(),
             registry: setup.registry.clone(),
             handoff: setup.handoff_tx.clone(),
@@ -203,6 +213,27 @@ impl Worker {
     /// A request id unique across workers and restarts, built without allocating.
     pub(crate) fn next_request_id(&self) -> RequestId {
         self.request_ids.next()
+    }
+
+    /// Picks a static backend of `route` (other than the one keyed `exclude`); `None` when
+    /// `route` is served by agents.
+    pub(crate) fn pick_backend(
+        &self,
+        route: RouteId,
+        exclude: Option<u64>,
+    ) -> Option<Result<Rc<WorkerBackend>, ProxyError>> {
+        let mut rng = self.rng.borrow_mut();
+        self.backends
+            .pick(route, exclude, &mut *rng, self.deadlines.now())
+    }
+
+    /// The settings of a request's backend side (static backends).
+    pub(crate) fn upstream_config(&self) -> UpstreamConfig {
+        UpstreamConfig {
+            head_limits: Limits::default().forwarded(),
+            response_timeout: self.timeouts.response_head,
+            ..UpstreamConfig::default()
+        }
     }
 
     /// Adds an agent connection as an endpoint of each of its routes and wakes parked requests.

@@ -8,6 +8,10 @@ use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
+use std::sync::Arc;
+
+use super::backend_metrics::BackendMetrics;
+use crate::backends::BackendBook;
 use crate::stats::{RouteCounts, WorkerSnapshot, CLASSES, DURATION_BUCKETS};
 
 /// The label value of requests that matched no route.
@@ -190,9 +194,14 @@ fn counter(
 }
 
 /// The text of `GET /metrics` for these snapshots (`missing`: workers that did not answer).
-pub(crate) fn render(snapshots: &[WorkerSnapshot], missing: usize) -> String {
+pub(crate) fn render(
+    snapshots: &[WorkerSnapshot],
+    missing: usize,
+    backends: &Arc<BackendBook>,
+) -> String {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(Merged::of(snapshots, missing)));
+    registry.register_collector(Box::new(BackendMetrics(backends.clone())));
     let mut text = String::new();
     // Writing into a String cannot fail.
     let _ = prometheus_client::encoding::text::encode(&mut text, &registry);

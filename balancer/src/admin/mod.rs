@@ -10,6 +10,7 @@
 //!
 //! Requests are parsed with core's HTTP/1.1 parser; every answer closes the connection.
 
+mod backend_metrics;
 mod metrics;
 
 use std::io::{self, Read, Write};
@@ -23,6 +24,7 @@ use ringway_core::http::{Limits, RequestParser};
 use serde::Serialize;
 use tracing::{debug, warn};
 
+use crate::backends::BackendBook;
 use crate::control::{Command, CommandTx};
 use crate::registry::Registry;
 use crate::stats::{AgentInfo, WorkerSnapshot};
@@ -38,6 +40,7 @@ const MAX_HEAD: usize = 16 * 1024;
 struct Admin {
     workers: Vec<CommandTx>,
     registry: Arc<Registry>,
+    backends: Arc<BackendBook>,
 }
 
 /// Starts the admin thread on `listener`.
@@ -45,8 +48,13 @@ pub(crate) fn start(
     listener: TcpListener,
     workers: Vec<CommandTx>,
     registry: Arc<Registry>,
+    backends: Arc<BackendBook>,
 ) -> io::Result<JoinHandle<()>> {
-    let admin = Admin { workers, registry };
+    let admin = Admin {
+        workers,
+        registry,
+        backends,
+    };
     std::thread::Builder::new()
         .name("ringway-admin".into())
         .spawn(move || admin.run(&listener))
@@ -102,7 +110,7 @@ impl Admin {
         match path {
             b"/metrics" => {
                 let (snapshots, missing) = self.scrape();
-                let text = metrics::render(&snapshots, missing);
+                let text = metrics::render(&snapshots, missing, &self.backends);
                 respond(
                     &mut stream,
                     200,
