@@ -133,7 +133,7 @@ fn a_64_mib_echo_streams_both_ways_at_once_with_bounded_memory(mode: Mode) {
     let running = setup(mode, "", backend.addr);
     let balancer = &running.balancer;
     let body = pattern(64 * MIB);
-    let (status, echoed) = echo(&balancer, &body, false);
+    let (status, echoed) = echo(balancer, &body, false);
     assert_eq!(status, 200);
     assert_eq!(echoed.len(), body.len());
     assert_eq!(Sha256::digest(&echoed), Sha256::digest(&body));
@@ -149,7 +149,7 @@ fn a_chunked_upload_is_echoed_while_it_streams(mode: Mode) {
     let running = setup(mode, "", backend.addr);
     let balancer = &running.balancer;
     let body = pattern(16 * MIB + 12_345);
-    let (status, echoed) = echo(&balancer, &body, true);
+    let (status, echoed) = echo(balancer, &body, true);
     assert_eq!(status, 200);
     assert_eq!(Sha256::digest(&echoed), Sha256::digest(&body));
 }
@@ -172,7 +172,7 @@ fn a_413_from_the_balancer_reaches_a_user_still_uploading(mode: Mode) {
     let backend = hello_backend();
     let running = setup(mode, "[limits]\nmax_body_bytes = 1048576\n", backend.addr);
     let balancer = &running.balancer;
-    let r = early_answer(&balancer, "/upload");
+    let r = early_answer(balancer, "/upload");
     assert_eq!(r.status, 413, "{}", r.text());
     assert_eq!(r.header("connection"), Some("close"));
     assert!(r.header("x-request-id").is_some());
@@ -198,7 +198,7 @@ fn a_413_a_backend_sends_before_reading_reaches_a_user_still_uploading(mode: Mod
     });
     let running = setup(mode, "", backend.addr);
     let balancer = &running.balancer;
-    let r = early_answer(&balancer, "/upload");
+    let r = early_answer(balancer, "/upload");
     assert_eq!(r.status, 413, "{}", r.text());
     assert_eq!(r.text(), "too large");
     assert_eq!(r.header("connection"), Some("close"));
