@@ -104,7 +104,7 @@ impl Collector for Merged {
         counter(
             &mut encoder,
             "ringway_retries",
-            "Failed attempts retried on another agent.",
+            "Failed attempts retried on another agent or static backend.",
             self.retries,
         )?;
         counter(
