@@ -153,10 +153,7 @@ impl Cli {
                 .iter()
                 .any(|known| known.pattern.text == pattern.text)
             {
-                c.routes.push(RouteConfig {
-                    pattern,
-                    token: None,
-                });
+                c.routes.push(RouteConfig::new(pattern));
             }
         }
         if let Some(p) = &self.picker {

@@ -1,6 +1,6 @@
-//! The request path of one request: route it, pick an agent connection (parking for one when
-//! none is here yet), run attempts over tunnel streams, and retry once where core's
-//! [`Exchange::may_retry`] allows it.
+//! The request path of one request: route it, take a slot of a limited route (`limits`),
+//! pick an agent connection (parking for one when none is here yet), run attempts over tunnel
+//! streams, and retry once where core's [`Exchange::may_retry`] allows it.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -103,6 +103,18 @@ async fn serve_counted(
         return answer::error(conn, e, request_id, on_error, None).await;
     };
     seen.route = Some(route);
+    // A limited route's slot, held until this function returns (the response ended or the
+    // request failed), whatever the path. A route without a limit has no gate.
+    let _slot = match worker.route_limits.gate(route) {
+        None => None,
+        Some(gate) => match gate.admit(&worker.deadlines).await {
+            Ok(slot) => Some(slot),
+            Err(e) => {
+                seen.status = Some(e.status());
+                return answer::error(conn, e, request_id, on_error, Some(route)).await;
+            }
+        },
+    };
     let Some(mut agent) = find_agent(&worker, route, None).await else {
         let e = ProxyError::new(ErrorKind::NoAgent);
         seen.status = Some(e.status());

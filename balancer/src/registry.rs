@@ -130,6 +130,11 @@ impl Registry {
         texts
     }
 
+    /// The id of a known route by its canonical text (`host/prefix`).
+    pub(crate) fn id_of(&self, text: &str) -> Option<RouteId> {
+        self.lock().by_text.get(text).copied()
+    }
+
     /// The canonical text of a route (for logs); empty once forgotten.
     pub(crate) fn route_text(&self, id: RouteId) -> String {
         let snapshot = self.current.load();

@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::deadlines::Deadlines;
 use crate::drain::Drain;
 use crate::handoff::{HandoffRx, HandoffTx};
+use crate::limits::{ClientTable, ConnLimit, RouteLimits};
 use crate::peer_log::PeerLog;
 use crate::registry::{Registry, RouteId};
 use crate::signal::WaitQueue;
@@ -50,6 +51,8 @@ pub(crate) struct WorkerSetup {
     pub(crate) shutdown: Arc<std::sync::atomic::AtomicBool>,
     /// This worker's access log (`None`: off); taken by the worker when it starts.
     pub(crate) access: Option<AccessLog>,
+    /// Open connections per client address, shared by every worker (`None`: no limit).
+    pub(crate) clients: Option<Arc<ClientTable>>,
 }
 
 /// The agent connections of one route on this worker, and the picker that chooses among them.
@@ -103,6 +106,12 @@ pub(crate) struct Worker {
     pub(crate) peer_log: PeerLog,
     /// The access log, when one is configured.
     pub(crate) access: Option<AccessLog>,
+    /// `[limits] max_connections_per_worker`.
+    pub(crate) conn_limit: ConnLimit,
+    /// `[limits] max_connections_per_client` (`None`: no limit).
+    pub(crate) clients: Option<Arc<ClientTable>>,
+    /// The routes' `max_concurrent` gates on this worker.
+    pub(crate) route_limits: RouteLimits,
     endpoints: RefCell<IdMap<RouteId, RouteEndpoints>>,
     /// Requests parked until an agent for their route can take them.
     parked: WaitQueue<RouteId>,
@@ -133,6 +142,9 @@ impl Worker {
             shutdown: setup.shutdown.clone(),
             peer_log: PeerLog::new(&setup.config.log),
             access,
+            conn_limit: ConnLimit::new(setup.config.limits.max_connections_per_worker),
+            clients: setup.clients.clone(),
+            route_limits: RouteLimits::new(&setup.config, &setup.registry),
             config: setup.config.clone(),
             registry: setup.registry.clone(),
             handoff: setup.handoff_tx.clone(),
@@ -145,9 +157,31 @@ impl Worker {
         })
     }
 
+    /// A user connection was accepted: counts it, and says whether its client may have one
+    /// more (`Some(true)`: counted in the client table, which `conn_closed` must be told;
+    /// `None`: no client limit; `Some(false)`: refused, not counted).
+    pub(crate) fn conn_opened(&self, peer: std::net::IpAddr) -> Option<bool> {
+        self.stats.conn_opened();
+        self.clients.as_ref().map(|t| t.admit(peer))
+    }
+
+    /// A user connection ended (`counted`: its client's count was taken at the accept).
+    pub(crate) fn conn_closed(&self, peer: std::net::IpAddr, counted: bool) {
+        self.stats.conn_closed();
+        self.conn_limit.closed(self.stats.user_conns_open());
+        if counted {
+            if let Some(t) = &self.clients {
+                t.release(peer);
+            }
+        }
+    }
+
     /// This worker's counters and agent connections, for the admin listener.
     pub(crate) fn snapshot(&self, driver: &'static str) -> WorkerSnapshot {
-        let counters = self.stats.snapshot(|id| self.registry.route_text(id));
+        let mut counters = self.stats.snapshot(|id| self.registry.route_text(id));
+        counters.route_limits = self
+            .route_limits
+            .snapshot(|id| self.registry.route_text(id));
         let endpoints = self.endpoints.borrow();
         let mut seen = std::collections::BTreeMap::new();
         for entry in endpoints.values() {
