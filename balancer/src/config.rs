@@ -407,6 +407,7 @@ fn is_default_queue_timeout(d: &Duration) -> bool {
     *d == DEFAULT_QUEUE_TIMEOUT
 }
 
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's `skip_serializing_if` passes a reference
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }

@@ -214,13 +214,16 @@ impl Collector for Merged {
     }
 }
 
+/// A gauge family of the limited routes: name, help, and its value in the counts.
+type Gauge = (&'static str, &'static str, fn(&RouteLimitCounts) -> u64);
+
 impl Merged {
     /// The families of the routes with `max_concurrent`, summed over the workers.
     fn encode_route_limits(
         &self,
         encoder: &mut DescriptorEncoder<'_>,
     ) -> Result<(), std::fmt::Error> {
-        let gauges: [(&str, &str, fn(&RouteLimitCounts) -> u64); 2] = [
+        let gauges: [Gauge; 2] = [
             (
                 "ringway_route_in_flight",
                 "Requests holding a slot of their route's max_concurrent now, by route (over all workers).",

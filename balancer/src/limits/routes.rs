@@ -279,7 +279,7 @@ mod tests {
         f.as_mut().poll(&mut Context::from_waker(Waker::noop()))
     }
 
-    fn kind(p: Poll<Result<RouteSlot<'_>, ProxyError>>) -> Option<ErrorKind> {
+    fn kind(p: &Poll<Result<RouteSlot<'_>, ProxyError>>) -> Option<ErrorKind> {
         match p {
             Poll::Ready(Err(e)) => Some(e.kind),
             _ => None,
@@ -308,7 +308,7 @@ mod tests {
         let Poll::Ready(Ok(b)) = poll(&mut admit(&l, &d)) else {
             panic!("a free slot")
         };
-        assert_eq!(kind(poll(&mut admit(&l, &d))), Some(ErrorKind::QueueFull));
+        assert_eq!(kind(&poll(&mut admit(&l, &d))), Some(ErrorKind::QueueFull));
         assert_eq!(counts(&l).in_flight, 2);
         drop(a);
         let Poll::Ready(Ok(_c)) = poll(&mut admit(&l, &d)) else {
@@ -330,7 +330,7 @@ mod tests {
             assert!(poll(w).is_pending(), "queued");
         }
         assert_eq!(
-            kind(poll(&mut admit(&l, &d))),
+            kind(&poll(&mut admit(&l, &d))),
             Some(ErrorKind::QueueFull),
             "three wait already"
         );
@@ -394,7 +394,7 @@ mod tests {
         d.fire(Instant::now() + Duration::from_millis(500));
         assert!(poll(&mut waiter).is_pending(), "not yet");
         d.fire(Instant::now() + Duration::from_secs(2));
-        assert_eq!(kind(poll(&mut waiter)), Some(ErrorKind::QueueTimeout));
+        assert_eq!(kind(&poll(&mut waiter)), Some(ErrorKind::QueueTimeout));
         drop(waiter);
         let c = counts(&l);
         assert_eq!(
