@@ -22,6 +22,7 @@ use ringway_io::net::TcpStream;
 use tracing::{debug_span, info, Instrument};
 
 use crate::answer;
+use crate::limits::ClientAdmission;
 use crate::peer_log::PeerMistake;
 use crate::proxy;
 use crate::user_conn::{Flow, UserConn};
@@ -29,12 +30,12 @@ use crate::user_io::{ensure_buffer, linger, read_more, release_if_empty, HEAD_RE
 use crate::worker::Worker;
 
 /// Serves one user connection to the end. `admitted` is what the per-client limit said at the
-/// accept (see `Worker::conn_opened`): `Some(false)` answers 429 and closes.
+/// accept (`Worker::conn_opened`): a refused connection is answered 429 and closed.
 pub(crate) fn serve(
     worker: Rc<Worker>,
     stream: TcpStream,
     peer: SocketAddr,
-    admitted: Option<bool>,
+    admitted: ClientAdmission,
 ) -> impl Future<Output = ()> {
     // Not an `async fn`, and `run` borrows: the connection is stored once in the task (an
     // `async fn` argument, or a `self` taken by value, is copied into the body's locals).
@@ -44,10 +45,10 @@ pub(crate) fn serve(
         stream: Some(stream),
         buf: BytesMut::new(),
         out: BytesMut::new(),
-        client_counted: admitted == Some(true),
+        client_counted: admitted == ClientAdmission::Counted,
     };
     async move {
-        if admitted == Some(false) {
+        if admitted == ClientAdmission::Refused {
             // Boxed: a refusal's state takes no room in every connection's task.
             let refusal = Box::pin(conn.refuse());
             refusal.await;

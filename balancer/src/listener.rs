@@ -67,9 +67,8 @@ pub(crate) async fn run(mut setup: WorkerSetup, driver: DriverKind) {
 }
 
 /// Accepts user connections until the listener fails or the worker drains; each is served on
-/// this worker.
-/// At `[limits] max_connections_per_worker` it stops accepting until one of the worker's
-/// connections closes.
+/// this worker. At `[limits] max_connections_per_worker` it stops accepting until one of the
+/// worker's connections closes.
 pub(crate) async fn accept_users(worker: Rc<Worker>, listener: std::net::TcpListener) {
     let room = Room {
         limit: &worker.conn_limit,

@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::deadlines::Deadlines;
 use crate::drain::Drain;
 use crate::handoff::{HandoffRx, HandoffTx};
-use crate::limits::{ClientTable, ConnLimit, RouteLimits};
+use crate::limits::{ClientAdmission, ClientTable, ConnLimit, RouteLimits};
 use crate::peer_log::PeerLog;
 use crate::registry::{Registry, RouteId};
 use crate::signal::WaitQueue;
@@ -158,11 +158,14 @@ impl Worker {
     }
 
     /// A user connection was accepted: counts it, and says whether its client may have one
-    /// more (`Some(true)`: counted in the client table, which `conn_closed` must be told;
-    /// `None`: no client limit; `Some(false)`: refused, not counted).
-    pub(crate) fn conn_opened(&self, peer: std::net::IpAddr) -> Option<bool> {
+    /// more (`[limits] max_connections_per_client`).
+    pub(crate) fn conn_opened(&self, peer: std::net::IpAddr) -> ClientAdmission {
         self.stats.conn_opened();
-        self.clients.as_ref().map(|t| t.admit(peer))
+        match &self.clients {
+            None => ClientAdmission::Uncounted,
+            Some(t) if t.admit(peer) => ClientAdmission::Counted,
+            Some(_) => ClientAdmission::Refused,
+        }
     }
 
     /// A user connection ended (`counted`: its client's count was taken at the accept).

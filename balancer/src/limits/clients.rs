@@ -14,6 +14,17 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 /// for one of its own connections to close, not for the balancer.
 pub(crate) const CLIENT_RETRY_AFTER_SECS: u32 = 1;
 
+/// What the per-client limit says of a new connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ClientAdmission {
+    /// No limit is configured: nothing was counted.
+    Uncounted,
+    /// Counted in the table: its close must be reported (`ClientTable::release`).
+    Counted,
+    /// The client is at the limit: answered 429 and closed, not counted.
+    Refused,
+}
+
 /// Open connections by client address, process-wide.
 #[derive(Debug)]
 pub(crate) struct ClientTable {

@@ -14,6 +14,6 @@ mod clients;
 mod conns;
 mod routes;
 
-pub(crate) use clients::{ClientTable, CLIENT_RETRY_AFTER_SECS};
+pub(crate) use clients::{ClientAdmission, ClientTable, CLIENT_RETRY_AFTER_SECS};
 pub(crate) use conns::ConnLimit;
 pub(crate) use routes::{RouteLimitCounts, RouteLimits};
