@@ -7,6 +7,7 @@ use ringway_core::http::forward::Persistence;
 use ringway_core::http::ErrorResponse;
 use tracing::info;
 
+use crate::limits::CLIENT_RETRY_AFTER_SECS;
 use crate::peer_log::PeerMistake;
 use crate::registry::RouteId;
 use crate::user_conn::{Flow, UserConn};
@@ -41,8 +42,13 @@ pub(crate) async fn error(
             e.message()
         );
     }
-    let retry_after = matches!(e.kind, ErrorKind::NoAgent | ErrorKind::NoBackend)
-        .then(|| worker.timeouts.retry_after_secs());
+    let retry_after = e.sends_retry_after().then(|| match e.kind {
+        ErrorKind::QueueFull | ErrorKind::QueueTimeout => route
+            .and_then(|r| worker.route_limits.retry_after_secs(r))
+            .unwrap_or(1),
+        ErrorKind::TooManyConnections => CLIENT_RETRY_AFTER_SECS,
+        _ => worker.timeouts.retry_after_secs(),
+    });
     let message = format!("{} (request id {request_id})", e.message());
     let response = ErrorResponse {
         status,

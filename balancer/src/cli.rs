@@ -63,6 +63,13 @@ pub struct Cli {
     /// Tunnel ping interval (`[tunnel] ping_interval`).
     #[arg(long, value_parser = config::parse_duration)]
     pub ping_interval: Option<Duration>,
+    /// Open user connections per worker, 0 = no limit (`[limits] max_connections_per_worker`).
+    #[arg(long, value_name = "N")]
+    pub max_connections_per_worker: Option<u32>,
+    /// Open user connections per client IP, 0 = no limit
+    /// (`[limits] max_connections_per_client`).
+    #[arg(long, value_name = "N")]
+    pub max_connections_per_client: Option<u32>,
     /// Log format and filter.
     #[command(flatten)]
     pub log: ringway_log::LogArgs,
@@ -173,7 +180,7 @@ impl Cli {
                 .iter()
                 .any(|known| known.pattern.text == pattern.text)
             {
-                c.routes.push(RouteConfig::agents(pattern));
+                c.routes.push(RouteConfig::new(pattern));
             }
         }
         for b in &self.backends {
@@ -188,7 +195,7 @@ impl Cli {
                     known.backends = addrs;
                 }
                 None => {
-                    let mut route = RouteConfig::agents(pattern);
+                    let mut route = RouteConfig::new(pattern);
                     route.backends = addrs;
                     c.routes.push(route);
                 }
@@ -223,6 +230,12 @@ impl Cli {
         }
         if let Some(d) = self.ping_interval {
             c.tunnel.ping_interval = d;
+        }
+        if let Some(n) = self.max_connections_per_worker {
+            c.limits.max_connections_per_worker = n;
+        }
+        if let Some(n) = self.max_connections_per_client {
+            c.limits.max_connections_per_client = n;
         }
         Ok(())
     }
@@ -277,6 +290,23 @@ mod tests {
             let e = cli.config().unwrap_err().to_string();
             assert!(e.contains("--backend"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn connection_limit_flags_override_the_file() {
+        let cli = Cli::parse_from(["ringway-balancer"]);
+        let c = cli.config().unwrap();
+        assert_eq!(c.limits.max_connections_per_worker, 10_000);
+        let cli = Cli::parse_from([
+            "ringway-balancer",
+            "--max-connections-per-worker",
+            "0",
+            "--max-connections-per-client",
+            "8",
+        ]);
+        let c = cli.config().unwrap();
+        assert_eq!(c.limits.max_connections_per_worker, 0);
+        assert_eq!(c.limits.max_connections_per_client, 8);
     }
 
     #[test]

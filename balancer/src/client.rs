@@ -22,17 +22,20 @@ use ringway_io::net::TcpStream;
 use tracing::{debug_span, info, Instrument};
 
 use crate::answer;
+use crate::limits::ClientAdmission;
 use crate::peer_log::PeerMistake;
 use crate::proxy;
 use crate::user_conn::{Flow, UserConn};
 use crate::user_io::{ensure_buffer, linger, read_more, release_if_empty, HEAD_READ};
 use crate::worker::Worker;
 
-/// Serves one user connection to the end.
+/// Serves one user connection to the end. `admitted` is what the per-client limit said at the
+/// accept (`Worker::conn_opened`): a refused connection is answered 429 and closed.
 pub(crate) fn serve(
     worker: Rc<Worker>,
     stream: TcpStream,
     peer: SocketAddr,
+    admitted: ClientAdmission,
 ) -> impl Future<Output = ()> {
     // Not an `async fn`, and `run` borrows: the connection is stored once in the task (an
     // `async fn` argument, or a `self` taken by value, is copied into the body's locals).
@@ -42,8 +45,17 @@ pub(crate) fn serve(
         stream: Some(stream),
         buf: BytesMut::new(),
         out: BytesMut::new(),
+        client_counted: admitted == ClientAdmission::Counted,
     };
-    async move { conn.run().await }
+    async move {
+        if admitted == ClientAdmission::Refused {
+            // Boxed: a refusal's state takes no room in every connection's task.
+            let refusal = Box::pin(conn.refuse());
+            refusal.await;
+        } else {
+            conn.run().await;
+        }
+    }
 }
 
 /// How reading the next request head ended.
@@ -103,6 +115,29 @@ impl UserConn {
             }
             head_deadline = None;
         };
+        self.close(flow).await;
+    }
+
+    /// The client holds `max_connections_per_client` connections already: 429 with
+    /// `Retry-After` and `Connection: close`, at once (no request is read), then a lingering
+    /// close (the request the client is sending meanwhile must not reset the answer away).
+    async fn refuse(&mut self) {
+        let worker = self.worker.clone();
+        worker.stats.client_refused();
+        let id = worker.next_request_id();
+        let e = ProxyError::new(ErrorKind::TooManyConnections);
+        let flow = answer::error(self, e, id.as_str(), Persistence::Close, None).await;
+        self.close(if flow == Flow::Close {
+            Flow::Linger
+        } else {
+            flow
+        })
+        .await;
+    }
+
+    /// Shuts the connection down; with `Flow::Linger`, reads and drops what still comes first.
+    async fn close(&mut self, flow: Flow) {
+        let worker = self.worker.clone();
         let Some(mut stream) = self.stream.take() else {
             return;
         };

@@ -10,6 +10,7 @@ mod backends;
 mod error;
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::Path;
 use std::time::Duration;
 
@@ -151,7 +152,7 @@ impl Default for TimeoutConfig {
     }
 }
 
-/// `[limits]`: HTTP/1.1 request parser limits.
+/// `[limits]`: HTTP/1.1 request parser limits, and how many user connections are taken.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
@@ -164,7 +165,18 @@ pub struct LimitsConfig {
     /// Bytes in a request body; absent = unlimited (→ 413).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_body_bytes: Option<u64>,
+    /// User connections one worker holds open at once (0: no limit); at the limit the worker
+    /// stops accepting (new connections wait in its listener's accept queue) until one closes.
+    pub max_connections_per_worker: u32,
+    /// User connections one client IP address may hold open at once over all workers (0: no
+    /// limit); one more is answered 429 and closed.
+    pub max_connections_per_client: u32,
 }
+
+/// Default of `limits.max_connections_per_worker` (nginx's `worker_connections` is 512 by
+/// default, HAProxy's `maxconn` is derived from the descriptor limit; 10,000 idle connections
+/// cost a worker about 7 MiB).
+pub const DEFAULT_MAX_CONNECTIONS_PER_WORKER: u32 = 10_000;
 
 impl Default for LimitsConfig {
     fn default() -> Self {
@@ -174,6 +186,8 @@ impl Default for LimitsConfig {
             max_headers: core.max_headers,
             max_target_len: core.max_target_len,
             max_body_bytes: core.max_body_bytes,
+            max_connections_per_worker: DEFAULT_MAX_CONNECTIONS_PER_WORKER,
+            max_connections_per_client: 0,
         }
     }
 }
@@ -384,17 +398,63 @@ pub struct RouteConfig {
     /// Active health check of this route's backends; absent = none (passive checks only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthConfig>,
+    /// Requests of this route in flight at once, per worker (absent: no limit; see
+    /// [`RouteLimit`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent: Option<NonZeroU32>,
+    /// Requests that may wait for a slot past `max_concurrent`, per worker; more get 503 at once.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub max_queue: u32,
+    /// How long a request waits in the queue for a slot before it gets 503.
+    #[serde(
+        default = "default_queue_timeout",
+        skip_serializing_if = "is_default_queue_timeout",
+        deserialize_with = "de_duration",
+        serialize_with = "ser_duration"
+    )]
+    pub queue_timeout: Duration,
+}
+
+/// Default of a route's `queue_timeout`.
+pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(1);
+
+fn default_queue_timeout() -> Duration {
+    DEFAULT_QUEUE_TIMEOUT
+}
+
+fn is_default_queue_timeout(d: &Duration) -> bool {
+    *d == DEFAULT_QUEUE_TIMEOUT
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's `skip_serializing_if` passes a reference
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// A route's concurrency limit, on each worker: with W workers the route admits up to
+/// W × `max_concurrent` requests at once (the balancer shares nothing on the request path).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteLimit {
+    /// Requests in flight at once.
+    pub max_concurrent: NonZeroU32,
+    /// Requests waiting for a slot.
+    pub max_queue: u32,
+    /// How long one waits.
+    pub queue_timeout: Duration,
 }
 
 impl RouteConfig {
-    /// A route known from the start, served by agents.
-    pub fn agents(pattern: RouteSpec) -> Self {
+    /// A route with nothing but its pattern.
+    pub fn new(pattern: RouteSpec) -> Self {
         Self {
             pattern,
             token: None,
             backends: Vec::new(),
             picker: None,
             health: None,
+            max_concurrent: None,
+            max_queue: 0,
+            queue_timeout: DEFAULT_QUEUE_TIMEOUT,
         }
     }
 
@@ -410,6 +470,15 @@ impl RouteConfig {
             None if self.is_static() => PickerKind::WeightedRoundRobin,
             None => agents_default,
         }
+    }
+
+    /// The route's concurrency limit, when it has one.
+    pub fn limit(&self) -> Option<RouteLimit> {
+        Some(RouteLimit {
+            max_concurrent: self.max_concurrent?,
+            max_queue: self.max_queue,
+            queue_timeout: self.queue_timeout,
+        })
     }
 }
 
@@ -456,6 +525,7 @@ impl Config {
             reason,
             source_line: None,
         })?;
+        config.check_route_limits()?;
         Ok(config)
     }
 
@@ -508,6 +578,34 @@ impl Config {
                 "backends.max_connections".to_owned(),
                 "must be at least 1".to_owned(),
             ));
+        }
+        Ok(())
+    }
+
+    /// A route's queue settings mean nothing without its `max_concurrent`: a file that sets
+    /// them alone most likely misses it, so it is refused rather than silently unlimited.
+    fn check_route_limits(&self) -> Result<(), ConfigProblem> {
+        for (i, r) in self.routes.iter().enumerate() {
+            if r.max_concurrent.is_some() {
+                continue;
+            }
+            let key = if r.max_queue != 0 {
+                "max_queue"
+            } else if r.queue_timeout != DEFAULT_QUEUE_TIMEOUT {
+                "queue_timeout"
+            } else {
+                continue;
+            };
+            return Err(ConfigProblem {
+                line: None,
+                column: None,
+                key: Some(format!("route[{i}].{key}")),
+                reason: format!(
+                    "route {:?} sets {key} but not max_concurrent, which it applies to",
+                    r.pattern.text
+                ),
+                source_line: None,
+            });
         }
         Ok(())
     }
@@ -816,6 +914,96 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("max_routes_per_hello"), "{err}");
+    }
+
+    #[test]
+    fn connection_limits_have_defaults_and_parse() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.limits.max_connections_per_worker, 10_000);
+        assert_eq!(c.limits.max_connections_per_client, 0, "off by default");
+        let c = Config::parse(
+            "[limits]\nmax_connections_per_worker = 2\nmax_connections_per_client = 3\n",
+        )
+        .unwrap();
+        assert_eq!(c.limits.max_connections_per_worker, 2);
+        assert_eq!(c.limits.max_connections_per_client, 3);
+        let text = round_trip(&c);
+        assert!(text.contains("max_connections_per_worker = 2\n"), "{text}");
+        let e = Config::parse("[limits]\nmax_connections_per_client = -1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("limits.max_connections_per_client"), "{e}");
+    }
+
+    #[test]
+    fn route_limits_have_defaults_and_parse() {
+        let c = Config::parse(
+            r#"
+            [[route]]
+            pattern = "a.test"
+            [[route]]
+            pattern = "b.test"
+            max_concurrent = 4
+            [[route]]
+            pattern = "c.test"
+            max_concurrent = 1
+            max_queue = 10
+            queue_timeout = "250ms"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.routes[0].limit(), None, "no limit unless asked");
+        let b = c.routes[1].limit().unwrap();
+        assert_eq!(b.max_concurrent.get(), 4);
+        assert_eq!(b.max_queue, 0, "no queue by default");
+        assert_eq!(b.queue_timeout, Duration::from_secs(1));
+        let limit = c.routes[2].limit().unwrap();
+        assert_eq!(
+            (
+                limit.max_concurrent.get(),
+                limit.max_queue,
+                limit.queue_timeout
+            ),
+            (1, 10, Duration::from_millis(250))
+        );
+        let text = round_trip(&c);
+        assert!(
+            text.contains(
+                "pattern = \"c.test/\"\nmax_concurrent = 1\nmax_queue = 10\nqueue_timeout = \"250ms\"\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("pattern = \"a.test/\"\n\n"),
+            "nothing printed for a route without a limit: {text}"
+        );
+    }
+
+    #[test]
+    fn route_limits_are_checked() {
+        let e = Config::parse("[[route]]\npattern = \"a.test\"\nmax_concurrent = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("route[0].max_concurrent"), "{e}");
+        let e = Config::parse("[[route]]\npattern = \"a.test\"\nmax_queue = 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("route[0].max_queue") && e.contains("max_concurrent"),
+            "{e}"
+        );
+        let e = Config::parse(
+            "[[route]]\npattern = \"a.test\"\n[[route]]\npattern = \"b.test\"\nqueue_timeout = \"5s\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("route[1].queue_timeout"), "{e}");
+        let e = Config::parse(
+            "[[route]]\npattern = \"a.test\"\nmax_concurrent = 1\nqueue_timeout = \"soon\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("route[0].queue_timeout"), "{e}");
     }
 
     #[test]

@@ -22,6 +22,7 @@ mod deadlines;
 mod drain;
 mod duplex;
 mod handoff;
+mod limits;
 mod listener;
 mod peer_log;
 mod proxy;
@@ -113,6 +114,8 @@ impl Balancer {
         let (command_txs, command_rxs) = control::channels(count);
         let shutdown_flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (handoff_tx, handoff_rxs) = handoff::channels(count);
+        let clients =
+            limits::ClientTable::new(config.limits.max_connections_per_client, count).map(Arc::new);
         let config = Arc::new(config);
         let mut workers = Vec::with_capacity(count);
         for (index, (((users, agents), handoff_rx), commands)) in users
@@ -143,6 +146,7 @@ impl Balancer {
                 handoff_rx,
                 commands,
                 shutdown: shutdown_flag.clone(),
+                clients: clients.clone(),
                 access: access_log::AccessLog::open(&config.log)?,
                 backends: backends.clone(),
             };

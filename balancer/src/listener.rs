@@ -10,11 +10,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use ringway_io::net::TcpStream;
 use ringway_io::runtime::DriverKind;
-use tracing::{info, info_span, warn, Instrument};
+use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::control::{Command, CommandRx};
 use crate::drain::Drain;
 use crate::handoff::HandoffRx;
+use crate::limits::ConnLimit;
+use crate::stats::WorkerStats;
 use crate::worker::{Worker, WorkerSetup};
 use crate::{agent_accept, client};
 
@@ -65,18 +67,29 @@ pub(crate) async fn run(mut setup: WorkerSetup, driver: DriverKind) {
 }
 
 /// Accepts user connections until the listener fails or the worker drains; each is served on
-/// this worker.
+/// this worker. At `[limits] max_connections_per_worker` it stops accepting until one of the
+/// worker's connections closes.
 pub(crate) async fn accept_users(worker: Rc<Worker>, listener: std::net::TcpListener) {
-    accept_loop(listener, "user", &worker.drain, |stream, peer| {
-        worker.stats.conn_opened();
-        ringway_io::spawn(client::serve(worker.clone(), stream, peer));
-    })
+    let room = Room {
+        limit: &worker.conn_limit,
+        stats: &worker.stats,
+    };
+    accept_loop(
+        listener,
+        "user",
+        &worker.drain,
+        Some(room),
+        |stream, peer| {
+            let admitted = worker.conn_opened(peer.ip());
+            ringway_io::spawn(client::serve(worker.clone(), stream, peer, admitted));
+        },
+    )
     .await;
 }
 
 /// Accepts agent connections; each reads its hello and stays here or moves to its worker.
 pub(crate) async fn accept_agents(worker: Rc<Worker>, listener: std::net::TcpListener) {
-    accept_loop(listener, "agent", &worker.drain, |stream, peer| {
+    accept_loop(listener, "agent", &worker.drain, None, |stream, peer| {
         let span = info_span!("agent", %peer);
         ringway_io::spawn(
             agent_accept::accept(worker.clone(), stream, peer, Bytes::new(), false)
@@ -104,12 +117,20 @@ pub(crate) async fn receive_handoffs(worker: Rc<Worker>, rx: HandoffRx) {
     }
 }
 
+/// The bound on a listener's open connections, and where they are counted.
+struct Room<'a> {
+    limit: &'a ConnLimit,
+    stats: &'a WorkerStats,
+}
+
 /// Registers `listener` with this worker's runtime and hands every accepted connection, with
-/// Nagle off, to `serve`. `which` names the listener in logs.
+/// Nagle off, to `serve`. `which` names the listener in logs. With a `room`, no accept is
+/// pending while the worker is at its bound (until the drain starts: then the queue is taken).
 async fn accept_loop(
     listener: std::net::TcpListener,
     which: &'static str,
     drain: &Drain,
+    room: Option<Room<'_>>,
     mut serve: impl FnMut(TcpStream, SocketAddr),
 ) {
     // A second descriptor of the same socket, kept to change its backlog when draining.
@@ -139,6 +160,22 @@ async fn accept_loop(
     let mut taken = 0u32;
     let mut done = false;
     while !done {
+        if let Some(Room { limit, stats }) = &room {
+            if draining.is_none() && limit.is_full(stats.user_conns_open()) {
+                stats.accept_paused();
+                debug!(
+                    listener = which,
+                    open = stats.user_conns_open(),
+                    "at max_connections_per_worker: accepting paused"
+                );
+                let resumed = limit.room(|| stats.user_conns_open());
+                ringway_io::select! {
+                    biased;
+                    () = drain.wait() => {}
+                    () = resumed => {}
+                }
+            }
+        }
         let mut accept = std::pin::pin!(listener.accept());
         let accepted = loop {
             if let Some(until) = draining {

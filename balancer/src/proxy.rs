@@ -1,7 +1,7 @@
-//! The request path of one request: route it, pick its upstream — an agent connection (parking
-//! for one when none is here yet) or a static backend — run attempts over a tunnel stream or a
-//! backend stream (the same [`AttemptStream`] to `duplex`), and retry once where core's
-//! [`Exchange::may_retry`] allows it.
+//! The request path of one request: route it, take a slot of a limited route (`limits`),
+//! pick its upstream — an agent connection (parking for one when none is here yet) or a static
+//! backend — run attempts over a tunnel stream or a backend stream (the same [`AttemptStream`]
+//! to `duplex`), and retry once where core's [`Exchange::may_retry`] allows it.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -110,6 +110,18 @@ async fn serve_counted(
         return answer::error(conn, e, request_id, on_error, None).await;
     };
     seen.route = Some(route);
+    // A limited route's slot, held until this function returns (the response ended or the
+    // request failed), whatever the path. A route without a limit has no gate.
+    let _slot = match worker.route_limits.gate(route) {
+        None => None,
+        Some(gate) => match gate.admit(&worker.deadlines).await {
+            Ok(slot) => Some(slot),
+            Err(e) => {
+                seen.status = Some(e.status());
+                return answer::error(conn, e, request_id, on_error, Some(route)).await;
+            }
+        },
+    };
     let mut upstream = match first_upstream(&worker, route).await {
         Ok(upstream) => upstream,
         Err(e) => {

@@ -122,11 +122,6 @@ impl Registry {
         live.then_some(id)
     }
 
-    /// The id of the known route whose canonical text is `text`.
-    pub(crate) fn id_of(&self, text: &str) -> Option<RouteId> {
-        self.lock().by_text.get(text).copied()
-    }
-
     /// The texts of every route known now (from the config, or registered by an agent and not
     /// yet forgotten), sorted.
     pub(crate) fn known_routes(&self) -> Vec<String> {
@@ -139,6 +134,11 @@ impl Registry {
             .collect();
         texts.sort();
         texts
+    }
+
+    /// The id of a known route by its canonical text (`host/prefix`).
+    pub(crate) fn id_of(&self, text: &str) -> Option<RouteId> {
+        self.lock().by_text.get(text).copied()
     }
 
     /// The canonical text of a route (for logs); empty once forgotten.
@@ -467,10 +467,10 @@ mod tests {
             "[[route]]\npattern = \"shop.test\"\nbackends = [\"127.0.0.1:1\"]\n\
              [[route]]\npattern = \"app.test\"\n",
         );
-        assert_eq!(r.id_of("shop.test"), Some(0));
+        assert_eq!(r.id_of("shop.test/"), Some(0));
         assert!(matches!(
             r.register("x", &routes(&["app.test", "SHOP.test"]), ""),
-            Err(RegisterError::StaticRoute { route }) if route == "shop.test"
+            Err(RegisterError::StaticRoute { route }) if route == "shop.test/"
         ));
         assert_eq!(
             r.register("x", &routes(&["app.test"]), "").unwrap().ids(),

@@ -105,15 +105,24 @@ impl<K: Copy + Eq + std::hash::Hash> WaitQueue<K> {
         self.lists.borrow_mut().unlink(ticket).is_some()
     }
 
-    /// Wakes the longest-waiting waiter for `key`, if any.
-    pub(crate) fn wake_one(&self, key: K) {
+    /// Whether waiter `ticket` is queued (registered and neither woken nor removed since).
+    pub(crate) fn is_queued(&self, ticket: u64) -> bool {
+        self.lists.borrow().waiters.contains_key(&ticket)
+    }
+
+    /// Wakes the longest-waiting waiter for `key`, if any; true when one was woken.
+    pub(crate) fn wake_one(&self, key: K) -> bool {
         let woken = {
             let mut lists = self.lists.borrow_mut();
             let head = lists.ends.get(&key).map(|e| e.head);
             head.and_then(|t| lists.unlink(t))
         };
-        if let Some(w) = woken {
-            w.waker.wake();
+        match woken {
+            Some(w) => {
+                w.waker.wake();
+                true
+            }
+            None => false,
         }
     }
 
@@ -252,11 +261,14 @@ mod tests {
         queue.register(a, 7u32, waker);
         queue.register(b, 7, waker);
         queue.register(a, 7, waker);
-        queue.wake_one(7);
+        assert!(queue.wake_one(7));
         // `a` came first and was woken; `b` still waits.
+        assert!(!queue.is_queued(a));
+        assert!(queue.is_queued(b));
         assert!(!queue.remove(a));
         assert!(queue.remove(b));
         assert!(!queue.remove(b));
+        assert!(!queue.wake_one(7), "nobody left to wake");
     }
 
     /// A waker that appends `id` to `log` when woken.

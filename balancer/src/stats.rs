@@ -9,6 +9,7 @@ use std::time::Duration;
 use ringway_io::IdMap;
 use serde::Serialize;
 
+use crate::limits::RouteLimitCounts;
 use crate::registry::RouteId;
 
 /// Upper bounds (seconds) of the request-duration histogram's buckets (`+Inf` is implied).
@@ -76,6 +77,8 @@ pub(crate) struct WorkerStats {
     parked: Cell<u64>,
     user_conns_open: Cell<u64>,
     user_conns_total: Cell<u64>,
+    accept_paused: Cell<u64>,
+    clients_refused: Cell<u64>,
 }
 
 impl WorkerStats {
@@ -119,6 +122,16 @@ impl WorkerStats {
             .set(self.user_conns_open.get().saturating_sub(1));
     }
 
+    /// The user listener stopped accepting: the worker was at `max_connections_per_worker`.
+    pub(crate) fn accept_paused(&self) {
+        self.accept_paused.set(self.accept_paused.get() + 1);
+    }
+
+    /// A user connection was refused (429): its client was at `max_connections_per_client`.
+    pub(crate) fn client_refused(&self) {
+        self.clients_refused.set(self.clients_refused.get() + 1);
+    }
+
     /// User connections open now.
     pub(crate) fn user_conns_open(&self) -> u64 {
         self.user_conns_open.get()
@@ -140,6 +153,9 @@ impl WorkerStats {
             parked: self.parked.get(),
             user_conns_open: self.user_conns_open.get(),
             user_conns_total: self.user_conns_total.get(),
+            accept_paused: self.accept_paused.get(),
+            clients_refused: self.clients_refused.get(),
+            route_limits: Vec::new(),
         }
     }
 }
@@ -159,6 +175,12 @@ pub(crate) struct Counters {
     pub(crate) user_conns_open: u64,
     /// User connections accepted since the start.
     pub(crate) user_conns_total: u64,
+    /// Times the user listener stopped accepting at `max_connections_per_worker`.
+    pub(crate) accept_paused: u64,
+    /// User connections refused (429) at `max_connections_per_client`.
+    pub(crate) clients_refused: u64,
+    /// The limited routes (`max_concurrent`), by their text (filled in by the worker).
+    pub(crate) route_limits: Vec<(String, RouteLimitCounts)>,
 }
 
 /// One agent connection, as `GET /agents` shows it.

@@ -21,11 +21,13 @@ pub(crate) struct UserConn {
     pub(crate) buf: BytesMut,
     /// Bytes to write to the user. No allocation while idle.
     pub(crate) out: BytesMut,
+    /// Counted in the per-client table (`[limits] max_connections_per_client`) at the accept.
+    pub(crate) client_counted: bool,
 }
 
 impl Drop for UserConn {
     fn drop(&mut self) {
-        self.worker.stats.conn_closed();
+        self.worker.conn_closed(self.peer.ip(), self.client_counted);
     }
 }
 

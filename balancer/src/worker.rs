@@ -27,6 +27,7 @@ use crate::config::Config;
 use crate::deadlines::Deadlines;
 use crate::drain::Drain;
 use crate::handoff::{HandoffRx, HandoffTx};
+use crate::limits::{ClientAdmission, ClientTable, ConnLimit, RouteLimits};
 use crate::peer_log::PeerLog;
 use crate::registry::{Registry, RouteId};
 use crate::signal::WaitQueue;
@@ -57,6 +58,8 @@ pub(crate) struct WorkerSetup {
     pub(crate) access: Option<AccessLog>,
     /// The static routes and their backends (process-wide; each worker builds its pools).
     pub(crate) backends: Arc<BackendBook>,
+    /// Open connections per client address, shared by every worker (`None`: no limit).
+    pub(crate) clients: Option<Arc<ClientTable>>,
 }
 
 /// The agent connections of one route on this worker, and the picker that chooses among them.
@@ -112,6 +115,12 @@ pub(crate) struct Worker {
     pub(crate) access: Option<AccessLog>,
     /// This worker's static backends.
     backends: BackendTable,
+    /// `[limits] max_connections_per_worker`.
+    pub(crate) conn_limit: ConnLimit,
+    /// `[limits] max_connections_per_client` (`None`: no limit).
+    pub(crate) clients: Option<Arc<ClientTable>>,
+    /// The routes' `max_concurrent` gates on this worker.
+    pub(crate) route_limits: RouteLimits,
     endpoints: RefCell<IdMap<RouteId, RouteEndpoints>>,
     /// Requests parked until an agent for their route can take them.
     parked: WaitQueue<RouteId>,
@@ -143,6 +152,9 @@ impl Worker {
             peer_log: PeerLog::new(&setup.config.log),
             access,
             backends: BackendTable::new(setup.backends.clone(), setup.config.backends),
+            conn_limit: ConnLimit::new(setup.config.limits.max_connections_per_worker),
+            clients: setup.clients.clone(),
+            route_limits: RouteLimits::new(&setup.config, &setup.registry),
             config: setup.config.clone(),
             registry: setup.registry.clone(),
             handoff: setup.handoff_tx.clone(),
@@ -155,9 +167,34 @@ impl Worker {
         })
     }
 
+    /// A user connection was accepted: counts it, and says whether its client may have one
+    /// more (`[limits] max_connections_per_client`).
+    pub(crate) fn conn_opened(&self, peer: std::net::IpAddr) -> ClientAdmission {
+        self.stats.conn_opened();
+        match &self.clients {
+            None => ClientAdmission::Uncounted,
+            Some(t) if t.admit(peer) => ClientAdmission::Counted,
+            Some(_) => ClientAdmission::Refused,
+        }
+    }
+
+    /// A user connection ended (`counted`: its client's count was taken at the accept).
+    pub(crate) fn conn_closed(&self, peer: std::net::IpAddr, counted: bool) {
+        self.stats.conn_closed();
+        self.conn_limit.closed(self.stats.user_conns_open());
+        if counted {
+            if let Some(t) = &self.clients {
+                t.release(peer);
+            }
+        }
+    }
+
     /// This worker's counters and agent connections, for the admin listener.
     pub(crate) fn snapshot(&self, driver: &'static str) -> WorkerSnapshot {
-        let counters = self.stats.snapshot(|id| self.registry.route_text(id));
+        let mut counters = self.stats.snapshot(|id| self.registry.route_text(id));
+        counters.route_limits = self
+            .route_limits
+            .snapshot(|id| self.registry.route_text(id));
         let endpoints = self.endpoints.borrow();
         let mut seen = std::collections::BTreeMap::new();
         for entry in endpoints.values() {

@@ -54,6 +54,16 @@ fn check_accepts_the_example_config() {
     );
     assert!(stdout.contains("token = \"admin-only\""), "{stdout}");
     assert!(stdout.contains("max_body_bytes = 104857600"), "{stdout}");
+    assert!(
+        stdout.contains("max_connections_per_client = 200\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "pattern = \"example.com/api\"\nmax_concurrent = 64\nmax_queue = 128\nqueue_timeout = \"2s\"\n"
+        ),
+        "{stdout}"
+    );
 }
 
 #[test]

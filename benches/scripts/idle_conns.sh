@@ -185,6 +185,7 @@ run_ringway() {
     RINGWAY_LOG=warn "$BIN/ringway-balancer" --workers 1 --no-pin \
         --listen "127.0.0.1:$RW_USERS" --agent-listen "127.0.0.1:$RW_AGENTS" \
         --route "$HOST_HDR" --token bench --idle-timeout 600s \
+        --max-connections-per-worker $((CONNS + 1000)) \
         > "$WORK/balancer.out" 2> "$WORK/balancer.err" &
     local balancer=$!
     PIDS+=("$balancer")

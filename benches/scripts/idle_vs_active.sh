@@ -56,7 +56,8 @@ taskset -c 1 nginx -p "$WORK" -c "$WORK/backend.conf" &
 PIDS+=($!)
 RINGWAY_LOG=warn taskset -c 0 "$BIN/ringway-balancer" --workers 1 --admin-listen off \
     --listen "127.0.0.1:$USERS" --agent-listen "127.0.0.1:$AGENTS" --route "$HOST_HDR" \
-    --idle-timeout 10m > "$WORK/balancer.out" 2> "$WORK/balancer.err" &
+    --idle-timeout 10m --max-connections-per-worker $((IDLE + 1000)) \
+    > "$WORK/balancer.out" 2> "$WORK/balancer.err" &
 BAL=$!
 PIDS+=("$BAL")
 RINGWAY_LOG=warn taskset -c 1 "$BIN/ringway-agent" --balancer "127.0.0.1:$AGENTS" --route "$HOST_HDR" \

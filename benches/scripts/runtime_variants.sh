@@ -240,6 +240,7 @@ run_balancer() { # the real balancer's idle figure, as idle_conns.sh measures it
     RINGWAY_LOG=warn taskset -c 0 "$BIN/ringway-balancer" --workers 1 --no-pin \
         --listen "127.0.0.1:$RW_USERS" --agent-listen "127.0.0.1:$RW_AGENTS" \
         --route "$HOST_HDR" --token bench --idle-timeout 600s \
+        --max-connections-per-worker $((IDLE_CONNS + CONNS + 1000)) \
         > /dev/null 2> "$WORK/balancer.err" &
     local balancer=$!
     PIDS+=("$balancer")

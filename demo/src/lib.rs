@@ -63,7 +63,7 @@ impl Demo {
         let backend = ringway_hello::spawn(loopback)
             .map_err(|e| format!("starting the hello backend: {e}"))?;
         let classic = RouteSpec::parse(CLASSIC_ROUTE)?;
-        let mut route = RouteConfig::agents(classic);
+        let mut route = RouteConfig::new(classic);
         route.backends = vec![BackendSpec {
             target: BackendTarget::Addr(backend.addr.into()),
             weight: 1,

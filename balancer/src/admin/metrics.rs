@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use super::backend_metrics::BackendMetrics;
 use crate::backends::BackendBook;
+use crate::limits::RouteLimitCounts;
 use crate::stats::{RouteCounts, WorkerSnapshot, CLASSES, DURATION_BUCKETS};
 
 /// The label value of requests that matched no route.
@@ -27,6 +28,12 @@ struct Merged {
     workers: Vec<(u16, &'static str, u64, u64)>,
     /// Agent connections by route.
     agent_conns: BTreeMap<String, u64>,
+    /// Per worker: times its user listener stopped accepting (`max_connections_per_worker`).
+    accept_paused: Vec<(u16, u64)>,
+    /// Connections refused with 429 (`max_connections_per_client`).
+    clients_refused: u64,
+    /// The limited routes (`max_concurrent`).
+    route_limits: BTreeMap<String, RouteLimitCounts>,
     /// Workers that did not answer the scrape in time.
     missing: u64,
 }
@@ -50,6 +57,14 @@ impl Merged {
             m.parked += c.parked;
             m.workers
                 .push((s.worker, s.driver, c.user_conns_open, c.user_conns_total));
+            m.accept_paused.push((s.worker, c.accept_paused));
+            m.clients_refused += c.clients_refused;
+            for (route, counts) in &c.route_limits {
+                m.route_limits
+                    .entry(route.clone())
+                    .or_default()
+                    .merge(counts);
+            }
             for agent in &s.agents {
                 for route in &agent.routes {
                     *m.agent_conns.entry(route.clone()).or_default() += 1;
@@ -151,6 +166,27 @@ impl Collector for Merged {
         }
         {
             let mut family = encoder.encode_descriptor(
+                "ringway_accept_paused",
+                "Times a worker stopped accepting user connections at limits.max_connections_per_worker, by worker.",
+                None,
+                MetricType::Counter,
+            )?;
+            for (worker, n) in &self.accept_paused {
+                let labels = [("worker", worker.to_string())];
+                family
+                    .encode_family(&labels)?
+                    .encode_counter::<(), _, u64>(n, None)?;
+            }
+        }
+        counter(
+            &mut encoder,
+            "ringway_client_connections_refused",
+            "User connections answered 429 and closed at limits.max_connections_per_client.",
+            self.clients_refused,
+        )?;
+        self.encode_route_limits(&mut encoder)?;
+        {
+            let mut family = encoder.encode_descriptor(
                 "ringway_agent_connections",
                 "Agent (tunnel) connections serving each route, over all workers.",
                 None,
@@ -176,6 +212,71 @@ impl Collector for Merged {
                     ("driver", driver.to_string()),
                 ];
                 family.encode_info(&labels)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A gauge family of the limited routes: name, help, and its value in the counts.
+type Gauge = (&'static str, &'static str, fn(&RouteLimitCounts) -> u64);
+
+impl Merged {
+    /// The families of the routes with `max_concurrent`, summed over the workers.
+    fn encode_route_limits(
+        &self,
+        encoder: &mut DescriptorEncoder<'_>,
+    ) -> Result<(), std::fmt::Error> {
+        let gauges: [Gauge; 2] = [
+            (
+                "ringway_route_in_flight",
+                "Requests holding a slot of their route's max_concurrent now, by route (over all workers).",
+                |c| c.in_flight,
+            ),
+            (
+                "ringway_route_queue_waiting",
+                "Requests waiting for a slot of their route now, by route (over all workers).",
+                |c| c.waiting,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for (route, counts) in &self.route_limits {
+                let labels = [("route", route.as_str())];
+                family
+                    .encode_family(&labels)?
+                    .encode_gauge(&i64::try_from(value(counts)).unwrap_or(i64::MAX))?;
+            }
+        }
+        {
+            let mut family = encoder.encode_descriptor(
+                "ringway_route_queued",
+                "Requests that waited for a slot of their route's max_concurrent, by route.",
+                None,
+                MetricType::Counter,
+            )?;
+            for (route, counts) in &self.route_limits {
+                let labels = [("route", route.as_str())];
+                family
+                    .encode_family(&labels)?
+                    .encode_counter::<(), _, u64>(&counts.queued, None)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "ringway_route_rejected",
+            "Requests answered 503 by their route's limit, by route and reason (queue_full: refused at once; queue_timeout: after waiting).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (route, counts) in &self.route_limits {
+            for (reason, n) in [
+                ("queue_full", counts.rejected_queue_full),
+                ("queue_timeout", counts.rejected_queue_timeout),
+            ] {
+                let labels = [("route", route.as_str()), ("reason", reason)];
+                family
+                    .encode_family(&labels)?
+                    .encode_counter::<(), _, u64>(&n, None)?;
             }
         }
         Ok(())

@@ -49,6 +49,12 @@ pub enum ErrorKind {
     ClientIo,
     /// The client sent no request body bytes within the body timeout.
     ClientTimeout,
+    /// The route has as many requests in flight as it allows and its queue is full.
+    QueueFull,
+    /// The request waited in its route's queue for the queue timeout without getting a slot.
+    QueueTimeout,
+    /// The client's address has as many connections open as one address may.
+    TooManyConnections,
 }
 
 /// A request-path error.
@@ -72,6 +78,9 @@ impl ProxyError {
             ErrorKind::UnknownRoute | ErrorKind::NoAgent | ErrorKind::NoBackend => {
                 (ErrorSource::Internal, false)
             }
+            // A limit of the balancer's own: another agent would not change it.
+            ErrorKind::QueueFull | ErrorKind::QueueTimeout => (ErrorSource::Internal, false),
+            ErrorKind::TooManyConnections => (ErrorSource::Client, false),
             ErrorKind::AgentLost => (ErrorSource::Agent, true),
             ErrorKind::AgentRefused => (ErrorSource::Agent, true),
             ErrorKind::AgentProtocol => (ErrorSource::Agent, false),
@@ -92,7 +101,11 @@ impl ProxyError {
         match self.kind {
             ErrorKind::Malformed(status) => status,
             ErrorKind::UnknownRoute => 404,
-            ErrorKind::NoAgent | ErrorKind::NoBackend => 503,
+            ErrorKind::NoAgent
+            | ErrorKind::NoBackend
+            | ErrorKind::QueueFull
+            | ErrorKind::QueueTimeout => 503,
+            ErrorKind::TooManyConnections => 429,
             ErrorKind::ClientIo => 400,
             ErrorKind::ClientTimeout => 408,
             ErrorKind::ResponseTimeout | ErrorKind::BackendTimeout => 504,
@@ -126,14 +139,34 @@ impl ProxyError {
             }
             ErrorKind::ClientIo => "request body incomplete",
             ErrorKind::ClientTimeout => "request body not received in time",
+            ErrorKind::QueueFull => "this route is at its limit of requests in flight",
+            ErrorKind::QueueTimeout => "this route stayed at its limit of requests in flight",
+            ErrorKind::TooManyConnections => "too many connections from this address",
         }
+    }
+
+    /// Whether the answer tells the user when to try again (`Retry-After`): the request was
+    /// refused for a while, not for what it is. The seconds are the driver's to choose (from
+    /// its park time or the route's queue timeout).
+    pub fn sends_retry_after(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::NoAgent
+                | ErrorKind::NoBackend
+                | ErrorKind::QueueFull
+                | ErrorKind::QueueTimeout
+                | ErrorKind::TooManyConnections
+        )
     }
 
     /// Whether the user's connection must close after the error response.
     pub fn closes_connection(&self) -> bool {
         matches!(
             self.kind,
-            ErrorKind::Malformed(_) | ErrorKind::ClientIo | ErrorKind::ClientTimeout
+            ErrorKind::Malformed(_)
+                | ErrorKind::ClientIo
+                | ErrorKind::ClientTimeout
+                | ErrorKind::TooManyConnections
         )
     }
 
@@ -226,5 +259,44 @@ mod tests {
         assert_eq!(e.status(), 408);
         assert!(e.closes_connection());
         assert_eq!(ProxyError::new(ErrorKind::ClientIo).status(), 400);
+    }
+
+    #[test]
+    fn route_limits_are_503_with_retry_after_and_keep_the_connection() {
+        for kind in [ErrorKind::QueueFull, ErrorKind::QueueTimeout] {
+            let e = ProxyError::new(kind);
+            assert_eq!(e.status(), 503, "{kind:?}");
+            assert_eq!(e.source, ErrorSource::Internal);
+            assert!(e.sends_retry_after());
+            assert!(!e.closes_connection(), "a busy route is no reason to close");
+            assert!(!e.may_retry(true, false), "another agent would not help");
+        }
+        assert_ne!(
+            ProxyError::new(ErrorKind::QueueFull).message(),
+            ProxyError::new(ErrorKind::QueueTimeout).message()
+        );
+    }
+
+    #[test]
+    fn too_many_connections_is_429_with_retry_after_and_closes() {
+        let e = ProxyError::new(ErrorKind::TooManyConnections);
+        assert_eq!(e.status(), 429);
+        assert_eq!(e.source, ErrorSource::Client);
+        assert!(e.sends_retry_after());
+        assert!(e.closes_connection());
+        assert!(!e.may_retry(true, false));
+    }
+
+    #[test]
+    fn only_refusals_for_a_while_send_retry_after() {
+        assert!(ProxyError::new(ErrorKind::NoAgent).sends_retry_after());
+        for kind in [
+            ErrorKind::UnknownRoute,
+            ErrorKind::AgentLost,
+            ErrorKind::ResponseTimeout,
+            ErrorKind::Malformed(400),
+        ] {
+            assert!(!ProxyError::new(kind).sends_retry_after(), "{kind:?}");
+        }
     }
 }
