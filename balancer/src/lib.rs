@@ -23,6 +23,7 @@ mod handoff;
 mod listener;
 mod peer_log;
 mod proxy;
+mod proxy_header;
 mod registry;
 mod signal;
 mod stats;

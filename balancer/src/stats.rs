@@ -76,6 +76,7 @@ pub(crate) struct WorkerStats {
     parked: Cell<u64>,
     user_conns_open: Cell<u64>,
     user_conns_total: Cell<u64>,
+    proxy_protocol_errors: Cell<u64>,
 }
 
 impl WorkerStats {
@@ -113,6 +114,12 @@ impl WorkerStats {
         self.user_conns_total.set(self.user_conns_total.get() + 1);
     }
 
+    /// A user connection did not begin with a valid PROXY protocol header.
+    pub(crate) fn proxy_protocol_error(&self) {
+        self.proxy_protocol_errors
+            .set(self.proxy_protocol_errors.get() + 1);
+    }
+
     /// A user connection ended.
     pub(crate) fn conn_closed(&self) {
         self.user_conns_open
@@ -140,6 +147,7 @@ impl WorkerStats {
             parked: self.parked.get(),
             user_conns_open: self.user_conns_open.get(),
             user_conns_total: self.user_conns_total.get(),
+            proxy_protocol_errors: self.proxy_protocol_errors.get(),
         }
     }
 }
@@ -159,6 +167,8 @@ pub(crate) struct Counters {
     pub(crate) user_conns_open: u64,
     /// User connections accepted since the start.
     pub(crate) user_conns_total: u64,
+    /// User connections closed for want of a valid PROXY protocol header.
+    pub(crate) proxy_protocol_errors: u64,
 }
 
 /// One agent connection, as `GET /agents` shows it.
