@@ -251,3 +251,41 @@ fn the_trusted_check_is_of_the_header_source() {
     let text = send("192.0.2.99:1");
     assert!(text.starts_with("192.0.2.99|"), "{text}");
 }
+
+#[test]
+fn a_header_must_arrive_within_the_head_timeout() {
+    let (balancer, _agent, _backend) = setup(&["--head-timeout", "300ms"]);
+    let started = Instant::now();
+    let mut stalled = Client::connect(balancer.users);
+    stalled.set_read_timeout(Duration::from_secs(10));
+    stalled
+        .send(&v2(&proxied("203.0.113.7:1", "192.0.2.1:80"))[..10])
+        .unwrap();
+    let mut silent = Client::connect(balancer.users);
+    silent.set_read_timeout(Duration::from_secs(10));
+    assert!(stalled.is_closed_by_server(), "a stalled header is cut");
+    assert!(
+        silent.is_closed_by_server(),
+        "a silent connection is closed"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // Only the stalled header counts: a connection that sent nothing closes quietly, as it
+    // does without the PROXY protocol.
+    assert_eq!(
+        wait_counter(&balancer, "ringway_proxy_protocol_errors_total", 1.0),
+        1.0
+    );
+    assert!(
+        balancer.log.wait_for(
+            "head timeout passed within the header",
+            1,
+            Duration::from_secs(10)
+        ),
+        "{}",
+        balancer.log.text()
+    );
+}
