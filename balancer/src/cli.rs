@@ -70,6 +70,10 @@ pub struct Cli {
     /// (`[limits] max_connections_per_client`).
     #[arg(long, value_name = "N")]
     pub max_connections_per_client: Option<u32>,
+    /// Every user connection begins with a PROXY protocol header from an L4 front
+    /// (`[listen] proxy_protocol = true`).
+    #[arg(long)]
+    pub proxy_protocol: bool,
     /// Log format and filter.
     #[command(flatten)]
     pub log: ringway_log::LogArgs,
@@ -228,6 +232,9 @@ impl Cli {
         if let Some(d) = self.park_time {
             c.timeouts.park = d;
         }
+        if self.proxy_protocol {
+            c.listen.proxy_protocol = true;
+        }
         if let Some(d) = self.ping_interval {
             c.tunnel.ping_interval = d;
         }
@@ -259,6 +266,7 @@ mod tests {
             "a.test/x",
             "--park-time",
             "300ms",
+            "--proxy-protocol",
         ]);
         let c = cli.config().unwrap();
         assert_eq!(c.listen.users, "127.0.0.1:0".parse().unwrap());
@@ -266,6 +274,7 @@ mod tests {
         assert_eq!(c.runtime.io_driver, IoDriver::Epoll);
         assert_eq!(c.routes[0].pattern.text, "a.test/x");
         assert_eq!(c.timeouts.park, Duration::from_millis(300));
+        assert!(c.listen.proxy_protocol);
     }
 
     #[test]

@@ -7,6 +7,9 @@
 //! buffer, once it is idle again. The per-request state lives in a boxed future that exists only
 //! while a request is in progress, so an idle connection costs its task, its socket and this
 //! struct.
+//!
+//! Behind an L4 front (`listen.proxy_protocol`), a connection must begin with a PROXY protocol
+//! header (`proxy_header`), whose source then stands for the peer everywhere.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -97,6 +100,13 @@ impl UserConn {
                     Some(Ok(())) => {}
                     // Nothing of a request arrived: close quietly (an idle or preconnected client).
                     Some(Err(_)) | None => break Flow::Close,
+                }
+            }
+            if let Some(at) = head_deadline.filter(|_| worker.config.listen.proxy_protocol) {
+                // Boxed like the request below: nothing of it stays in an idle task.
+                let accept = Box::pin(self.accept_proxy_header(at));
+                if !accept.await {
+                    break Flow::Close;
                 }
             }
             // The request's state machine, buffers and span live only while it runs.

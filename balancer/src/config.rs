@@ -63,6 +63,10 @@ pub struct ListenConfig {
     /// or `"off"`. Loopback by default: it tells anyone who reaches it the routes and agents.
     #[serde(deserialize_with = "de_admin", serialize_with = "ser_admin")]
     pub admin: Option<SocketAddr>,
+    /// Every user connection must begin with a PROXY protocol header (v1 or v2) from an L4
+    /// front, whose source address then stands for the client's. Only for a user listener
+    /// that nothing but the front can reach.
+    pub proxy_protocol: bool,
 }
 
 /// Where the admin listener binds unless told otherwise.
@@ -76,6 +80,7 @@ impl Default for ListenConfig {
             agents: SocketAddr::from(([0, 0, 0, 0], 7000)),
             backlog: 1024,
             admin: Some(DEFAULT_ADMIN),
+            proxy_protocol: false,
         }
     }
 }
@@ -860,6 +865,7 @@ mod tests {
             users = "127.0.0.1:9000"
             agents = "127.0.0.1:9001"
             backlog = 64
+            proxy_protocol = true
             [runtime]
             workers = 2
             io_driver = "epoll"
@@ -878,6 +884,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.listen.users.port(), 9000);
+        assert!(c.listen.proxy_protocol);
+        assert!(!Config::default().listen.proxy_protocol, "off by default");
         assert_eq!(c.runtime.workers, Some(2));
         assert_eq!(c.runtime.io_driver, IoDriver::Epoll);
         assert_eq!(c.timeouts.park, Duration::from_millis(300));

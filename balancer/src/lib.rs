@@ -26,6 +26,7 @@ mod limits;
 mod listener;
 mod peer_log;
 mod proxy;
+mod proxy_header;
 mod registry;
 mod signal;
 mod stats;

@@ -25,6 +25,9 @@ pub(crate) enum PeerMistake {
     AgentRejected,
     /// A user request the balancer refused as the client's fault (4xx).
     BadRequest,
+    /// A user connection that did not begin with a valid PROXY protocol header
+    /// (`listen.proxy_protocol`).
+    ProxyProtocol,
 }
 
 impl PeerMistake {
@@ -35,6 +38,7 @@ impl PeerMistake {
             Self::AgentNoHello => "agent without hello",
             Self::AgentRejected => "agent rejected",
             Self::BadRequest => "bad request",
+            Self::ProxyProtocol => "bad PROXY protocol header",
         }
     }
 }

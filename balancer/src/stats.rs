@@ -79,6 +79,7 @@ pub(crate) struct WorkerStats {
     user_conns_total: Cell<u64>,
     accept_paused: Cell<u64>,
     clients_refused: Cell<u64>,
+    proxy_protocol_errors: Cell<u64>,
 }
 
 impl WorkerStats {
@@ -114,6 +115,12 @@ impl WorkerStats {
     pub(crate) fn conn_opened(&self) {
         self.user_conns_open.set(self.user_conns_open.get() + 1);
         self.user_conns_total.set(self.user_conns_total.get() + 1);
+    }
+
+    /// A user connection did not begin with a valid PROXY protocol header.
+    pub(crate) fn proxy_protocol_error(&self) {
+        self.proxy_protocol_errors
+            .set(self.proxy_protocol_errors.get() + 1);
     }
 
     /// A user connection ended.
@@ -156,6 +163,7 @@ impl WorkerStats {
             accept_paused: self.accept_paused.get(),
             clients_refused: self.clients_refused.get(),
             route_limits: Vec::new(),
+            proxy_protocol_errors: self.proxy_protocol_errors.get(),
         }
     }
 }
@@ -181,6 +189,8 @@ pub(crate) struct Counters {
     pub(crate) clients_refused: u64,
     /// The limited routes (`max_concurrent`), by their text (filled in by the worker).
     pub(crate) route_limits: Vec<(String, RouteLimitCounts)>,
+    /// User connections closed for want of a valid PROXY protocol header.
+    pub(crate) proxy_protocol_errors: u64,
 }
 
 /// One agent connection, as `GET /agents` shows it.

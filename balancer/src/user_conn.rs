@@ -13,6 +13,8 @@ use crate::worker::Worker;
 /// A user connection and the bytes in flight on it.
 pub(crate) struct UserConn {
     pub(crate) worker: Rc<Worker>,
+    /// The client's address: the socket's peer, or the source a PROXY protocol header named
+    /// (`listen.proxy_protocol`), which replaces it once the header is read.
     pub(crate) peer: SocketAddr,
     /// The socket; lent out (split in two halves) while a request streams both ways.
     pub(crate) stream: Option<TcpStream>,

@@ -13,6 +13,8 @@
 //! - [`http`]: HTTP/1.1 request/response heads (zero-copy over `Bytes`), body framing, forwarding
 //!   rewrites and keep-alive rules.
 //! - [`tunnel`]: the multiplexed binary protocol between `ringway-agent` and `ringway-balancer`.
+//! - [`proxy_protocol`]: the PROXY protocol (v1 and v2) header an L4 front puts before a
+//!   connection's first byte: parsed incrementally, and written.
 //! - [`route`]: the host + path-prefix routing table.
 //! - [`pick`]: pickers that choose one endpoint of a route.
 //! - [`health`]: whether a static backend is up: active checks (rise/fall), passive ejection
@@ -23,6 +25,7 @@ pub mod exchange;
 pub mod health;
 pub mod http;
 pub mod pick;
+pub mod proxy_protocol;
 pub mod route;
 pub mod tunnel;
 pub mod upstream;

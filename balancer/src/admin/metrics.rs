@@ -24,6 +24,7 @@ struct Merged {
     routes: BTreeMap<String, RouteCounts>,
     retries: u64,
     parked: u64,
+    proxy_protocol_errors: u64,
     /// Per worker: (index, driver, open user connections, accepted user connections).
     workers: Vec<(u16, &'static str, u64, u64)>,
     /// Agent connections by route.
@@ -55,6 +56,7 @@ impl Merged {
                 .merge(&c.unrouted);
             m.retries += c.retries;
             m.parked += c.parked;
+            m.proxy_protocol_errors += c.proxy_protocol_errors;
             m.workers
                 .push((s.worker, s.driver, c.user_conns_open, c.user_conns_total));
             m.accept_paused.push((s.worker, c.accept_paused));
@@ -127,6 +129,12 @@ impl Collector for Merged {
             "ringway_parked_requests",
             "Requests that waited for an agent of their route.",
             self.parked,
+        )?;
+        counter(
+            &mut encoder,
+            "ringway_proxy_protocol_errors",
+            "User connections closed without an answer for want of a valid PROXY protocol header (listen.proxy_protocol).",
+            self.proxy_protocol_errors,
         )?;
         encoder
             .encode_descriptor(
