@@ -119,6 +119,10 @@ pub struct Cli {
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
 
+    /// Draw the `--plot` latency axis on a logarithmic scale (default: linear from 0).
+    #[arg(long, requires = "plot")]
+    pub plot_log_latency: bool,
+
     /// Seconds between progress lines, per-interval rates and interval-log histograms.
     #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
     pub interval: f64,

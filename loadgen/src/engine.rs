@@ -16,6 +16,7 @@ use crate::config::{RunConfig, Target};
 use crate::conn::{run_connection, ConnSpec, Phase};
 use crate::cpu::CpuWatch;
 use crate::histo::{new_histogram, Recorder};
+use crate::pacer::Pacer;
 use crate::progress::Progress;
 use crate::schedule::Schedule;
 
@@ -271,9 +272,22 @@ async fn thread_main(
     tx: mpsc::Sender<ThreadMsg>,
 ) -> (DriverKind, Recorder) {
     let rec = Rc::new(RefCell::new(Recorder::default()));
+    let open_loop = conns.iter().any(|c| c.schedule.is_some());
+    let pacer = if open_loop {
+        let (pacer, failed) = Pacer::new();
+        if let Some(why) = failed {
+            eprintln!(
+                "WARNING: ringway-loadgen: load thread: {why}; the schedule runs on the \
+                 runtime's 1 ms timer and the send-lag will show it"
+            );
+        }
+        pacer
+    } else {
+        Pacer::coarse()
+    };
     let tasks: Vec<_> = conns
         .into_iter()
-        .map(|c| ringway_io::spawn(run_connection(c, rec.clone())))
+        .map(|c| ringway_io::spawn(run_connection(c, rec.clone(), pacer.clone())))
         .collect();
     let ticker_rec = rec.clone();
     let ticker_tx = tx.clone();

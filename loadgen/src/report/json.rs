@@ -6,6 +6,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde::Serialize;
 
+use super::lag::SendLag;
 use super::{ratio, FindMaxResult, RunResult, Summary, TargetResult};
 use crate::cpu::CpuUsage;
 use crate::histo::{micros, ErrorCounts, Tally};
@@ -115,6 +116,7 @@ struct Target<'a> {
     requests: Requests<'a>,
     warmup_requests: Requests<'a>,
     latency_us: Latency,
+    send_lag_us: SendLag,
     cpu: Option<CpuUsage>,
     intervals: Vec<Interval>,
 }
@@ -151,6 +153,7 @@ fn target(t: &TargetResult) -> Target<'_> {
             uncorrected: Summary::of(&lat.uncorrected),
             send_lag: Summary::of(&lat.send_lag),
         },
+        send_lag_us: SendLag::of(&lat.send_lag),
         cpu: t.cpu_usage(),
         intervals: t
             .intervals
