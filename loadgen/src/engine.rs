@@ -145,8 +145,9 @@ pub fn run_phase(
         };
         let tx = tx.clone();
         let interval = cfg.interval;
+        let spin = cfg.spin;
         let handle = spawn_worker(worker, move |driver| {
-            thread_main(driver, conns, phase, interval, tx)
+            thread_main(driver, conns, phase, interval, spin, tx)
         })
         .map_err(|source| EngineError::Spawn { index: t, source })?;
         handles.push(handle);
@@ -269,12 +270,13 @@ async fn thread_main(
     conns: Vec<ConnSpec>,
     phase: Phase,
     interval: Duration,
+    spin: Duration,
     tx: mpsc::Sender<ThreadMsg>,
 ) -> (DriverKind, Recorder) {
     let rec = Rc::new(RefCell::new(Recorder::default()));
     let open_loop = conns.iter().any(|c| c.schedule.is_some());
     let pacer = if open_loop {
-        let (pacer, failed) = Pacer::new();
+        let (pacer, failed) = Pacer::new(spin);
         if let Some(why) = failed {
             eprintln!(
                 "WARNING: ringway-loadgen: load thread: {why}; the schedule runs on the \

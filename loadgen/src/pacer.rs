@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 
 use ringway_io::{FineSleep, FineTimer};
 
-/// The last stretch before a due time that is waited by yielding to the runtime (other
-/// connections keep running) instead of sleeping. Measured on the 2-core test machine
-/// (results/loadgen-precision.md): the timerfd wake-up itself is a few µs late at p50 but
-/// tens of µs at p99 under load, and this covers it.
+/// The default of `--spin-us`: the last stretch before a due time that is waited by yielding to
+/// the runtime (other connections keep running) instead of sleeping, so that the timerfd's and
+/// the runtime's wake-up latency (µs at p50, tens of µs at p99) does not count as send-lag. It
+/// costs CPU only within this window before each due time (results/loadgen-precision.md).
 pub const SPIN: Duration = Duration::from_micros(30);
 
 /// A request due within this of now is written right away: sleeping for less costs more than
@@ -60,14 +60,15 @@ pub struct Pacer {
 }
 
 impl Pacer {
-    /// A pacer on the current runtime; `Err` says why the fine timer is not available (the
-    /// pacer then uses the runtime's timer).
-    pub fn new() -> (Self, Option<String>) {
+    /// A pacer on the current runtime that yields in the last `spin` before a due time (`--spin`,
+    /// default [`SPIN`]); the second value says why the fine timer is not available (the pacer
+    /// then uses the runtime's timer).
+    pub fn new(spin: Duration) -> (Self, Option<String>) {
         match FineTimer::new() {
             Ok(timer) => (
                 Self {
                     timer: Some(timer),
-                    spin: SPIN,
+                    spin,
                 },
                 None,
             ),

@@ -102,11 +102,11 @@ mod tests {
         let s = SendLag::of(&h);
         assert_eq!(
             (s.p50, s.p90, s.p99, s.p99_9, s.max),
-            (500, 900, 990, 999, 1000)
+            (500, 900, 990, 1000, 1000)
         );
         assert_eq!(
             s.line(),
-            "p50 500us  p90 900us  p99 990us  p99.9 999us  max 1.00ms"
+            "p50 500us  p90 900us  p99 990us  p99.9 1.00ms  max 1.00ms"
         );
     }
 }
