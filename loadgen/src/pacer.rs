@@ -2,10 +2,11 @@
 //!
 //! The runtime's timer wheel has 1 ms slots, so a request due at `t` would be written up to a
 //! millisecond late, and that lateness would land in the corrected latency. A [`Pacer`] sleeps
-//! on the thread's [`FineTimer`] (a timerfd: an hrtimer, no slack) until [`SPIN`] before the due
-//! time, then yields to the runtime until the clock says the request is due, so the wake-up
-//! latency of the timer and of the runtime's scheduling does not count. It never spins when
-//! nothing is due within [`SPIN`]: a thread waiting for its next request sleeps.
+//! on the thread's [`FineTimer`] (a timerfd: an hrtimer, no slack) until the due time; with a
+//! spin window (`--spin-us`, default [`SPIN`] = none) it sleeps until the window starts and
+//! then yields to the runtime until the clock says the request is due, so the wake-up latency
+//! of the timer and of the runtime's scheduling does not count either. It never spins when
+//! nothing is due within the window: a thread waiting for its next request sleeps.
 //!
 //! [`decide`] is the whole policy, a function of the clock reading, so it is tested without
 //! time passing.
@@ -19,9 +20,12 @@ use ringway_io::{FineSleep, FineTimer};
 
 /// The default of `--spin-us`: the last stretch before a due time that is waited by yielding to
 /// the runtime (other connections keep running) instead of sleeping, so that the timerfd's and
-/// the runtime's wake-up latency (µs at p50, tens of µs at p99) does not count as send-lag. It
-/// costs CPU only within this window before each due time (results/loadgen-precision.md).
-pub const SPIN: Duration = Duration::from_micros(30);
+/// the runtime's wake-up latency does not count as send-lag. Measured on the shared 2-core test
+/// machine (results/loadgen-precision.md) a 30 µs window cost more CPU and gave a *worse*
+/// send-lag p99 than none: a thread that spins uses up its share of a contended CPU and is then
+/// preempted for milliseconds, while one that sleeps is woken promptly. So the default is to
+/// sleep only; `--spin-us 30` is there for a generator with a core of its own.
+pub const SPIN: Duration = Duration::ZERO;
 
 /// A request due within this of now is written right away: sleeping for less costs more than
 /// it saves. It is measured from the moment it was written (corrected = uncorrected for it),
@@ -150,29 +154,31 @@ mod tests {
     use super::*;
 
     const US: Duration = Duration::from_micros(1);
+    /// A spin window as `--spin-us 30` sets it.
+    const W: Duration = Duration::from_micros(30);
 
     #[test]
     fn due_or_past_is_now() {
         let now = Instant::now();
-        assert_eq!(decide(now, now, SPIN), Wait::Now);
-        assert_eq!(decide(now, now + 500 * US, SPIN), Wait::Now);
-        assert_eq!(decide(now + EARLY, now, SPIN), Wait::Now);
+        assert_eq!(decide(now, now, W), Wait::Now);
+        assert_eq!(decide(now, now + 500 * US, W), Wait::Now);
+        assert_eq!(decide(now + EARLY, now, W), Wait::Now);
     }
 
     #[test]
     fn within_the_spin_window_yields() {
         let now = Instant::now();
-        assert_eq!(decide(now + 2 * US, now, SPIN), Wait::Spin);
-        assert_eq!(decide(now + SPIN, now, SPIN), Wait::Spin);
+        assert_eq!(decide(now + 2 * US, now, W), Wait::Spin);
+        assert_eq!(decide(now + W, now, W), Wait::Spin);
     }
 
     #[test]
     fn before_the_spin_window_sleeps_until_it_starts() {
         let now = Instant::now();
-        let due = now + 10 * SPIN;
-        assert_eq!(decide(due, now, SPIN), Wait::Sleep(due - SPIN));
-        assert_eq!(decide(now + SPIN + US, now, SPIN), Wait::Sleep(now + US));
-        // Without a spin window (the coarse pacer) it sleeps until the due time itself.
+        let due = now + 10 * W;
+        assert_eq!(decide(due, now, W), Wait::Sleep(due - W));
+        assert_eq!(decide(now + W + US, now, W), Wait::Sleep(now + US));
+        // Without a spin window (the default) it sleeps until the due time itself.
         assert_eq!(decide(due, now, Duration::ZERO), Wait::Sleep(due));
     }
 
@@ -180,11 +186,8 @@ mod tests {
     fn a_far_due_time_never_spins() {
         // The CPU rule: whatever the rate, a wait longer than the window is a sleep.
         let now = Instant::now();
-        for gap_us in [SPIN.as_micros() as u32 + 1, 1_000, 1_000_000] {
-            assert!(matches!(
-                decide(now + gap_us * US, now, SPIN),
-                Wait::Sleep(_)
-            ));
+        for gap_us in [W.as_micros() as u32 + 1, 1_000, 1_000_000] {
+            assert!(matches!(decide(now + gap_us * US, now, W), Wait::Sleep(_)));
         }
     }
 }
