@@ -223,7 +223,7 @@ fn find_max_finds_a_rate_and_stops_in_bounded_time() {
     let server = TestServer::start(ServerOptions::default());
     let url = server.url();
     let started = Instant::now();
-    let svg = common::temp_dir("findmax-plot").join("fm.svg");
+    let svg = temp_dir("findmax-plot").join("fm.svg");
     let svg_s = svg.to_str().unwrap().to_owned();
     let (doc, out) = loadgen_json(
         "findmax",
