@@ -20,11 +20,12 @@ use ringway_io::{FineSleep, FineTimer};
 
 /// The default of `--spin-us`: the last stretch before a due time that is waited by yielding to
 /// the runtime (other connections keep running) instead of sleeping, so that the timerfd's and
-/// the runtime's wake-up latency does not count as send-lag. Measured on the shared 2-core test
-/// machine (results/loadgen-precision.md) a 30 µs window cost more CPU and gave a *worse*
-/// send-lag p99 than none: a thread that spins uses up its share of a contended CPU and is then
-/// preempted for milliseconds, while one that sleeps is woken promptly. So the default is to
-/// sleep only; `--spin-us 30` is there for a generator with a core of its own.
+/// the runtime's wake-up latency does not count as send-lag. On the shared 2-core test machine
+/// (results/loadgen-precision.md) a 30 µs window cost 5–10 % more CPU per request at 1k req/s
+/// and moved the send-lag p99 one way in one run and the other way in the next (a thread that
+/// yields uses up its share of a contended CPU and is preempted; one that sleeps is woken with
+/// priority). So the default is to sleep only; `--spin-us 20..50` is for a generator with a core
+/// of its own.
 pub const SPIN: Duration = Duration::ZERO;
 
 /// A request due within this of now is written right away: sleeping for less costs more than
