@@ -7,6 +7,8 @@
 //! - [`IdMap`]: maps keyed by small integers (stream ids, route ids) without SipHash.
 //! - [`read_append`], [`write_all_by`]: a read into the spare capacity of a `BytesMut`, a write
 //!   bounded by a deadline; [`BufPool`]: a per-thread pool of read buffers.
+//! - [`FineTimer`]: sleeps with µs resolution on one timerfd per thread (the runtime's timer
+//!   wheel has 1 ms slots), for schedules such as the load generator's.
 //! - [`signals`]: SIGTERM/SIGINT read from a signalfd, for the binaries' graceful shutdown.
 //! - [`tunnel`]: the tunnel connection driver both ends run over core's
 //!   `tunnel::Connection` — reader, coalescing writer, heartbeat — and the per-stream slots.
@@ -22,6 +24,7 @@
 
 mod buf_pool;
 mod doorbell;
+mod fine_timer;
 mod id_map;
 pub mod ring;
 pub mod runtime;
@@ -31,6 +34,7 @@ pub mod tunnel;
 
 pub use buf_pool::BufPool;
 pub use doorbell::{Doorbell, Rung};
+pub use fine_timer::{FineSleep, FineTimer};
 pub use id_map::{IdHasher, IdMap};
 pub use rw::{read_append, read_append_cancelable, write_all_by};
 

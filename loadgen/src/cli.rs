@@ -61,6 +61,12 @@ pub struct Cli {
     #[arg(long)]
     pub seed: Option<u64>,
 
+    /// Open loop: the last microseconds before each due time are waited by yielding to the
+    /// runtime instead of sleeping on the timer (precision for CPU on a generator with a core of
+    /// its own); 0 = sleep only.
+    #[arg(long, default_value_t = 0, value_name = "US")]
+    pub spin_us: u64,
+
     /// Requests in flight per connection (HTTP/1.1 pipelining); 1 = no pipelining.
     #[arg(long, default_value_t = 1, value_name = "DEPTH")]
     pub pipeline: usize,
@@ -118,6 +124,10 @@ pub struct Cli {
     /// Draw latency by percentile (logarithmic 1/(1-p) axis), one curve per target, as SVG.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
+
+    /// Draw the `--plot` latency axis on a logarithmic scale (default: linear from 0).
+    #[arg(long, requires = "plot")]
+    pub plot_log_latency: bool,
 
     /// Seconds between progress lines, per-interval rates and interval-log histograms.
     #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]

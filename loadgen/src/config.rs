@@ -91,6 +91,8 @@ pub struct RunConfig {
     pub arrivals: ArrivalsArg,
     /// Seed of the schedule's random numbers.
     pub seed: u64,
+    /// Open loop: the window before a due time waited by yielding (`--spin-us`).
+    pub spin: Duration,
     /// Pipelining depth per connection (1 = none).
     pub pipeline: usize,
     /// One connection per request.
@@ -154,6 +156,13 @@ impl RunConfig {
                 ));
             }
         }
+        if cli.spin_us > 1000 {
+            return Err(flag(
+                "spin-us",
+                "at most 1000 µs (a longer spin only burns CPU)",
+            ));
+        }
+        let spin = Duration::from_micros(cli.spin_us);
         if cli.rounds == 0 {
             return Err(flag("rounds", "need at least one round"));
         }
@@ -219,6 +228,7 @@ impl RunConfig {
             rate: cli.rate,
             arrivals: cli.arrivals,
             seed: cli.seed.unwrap_or_else(clock_seed),
+            spin,
             pipeline: cli.pipeline,
             close: cli.close,
             timeout,

@@ -23,6 +23,7 @@ use ringway_io::io::{AsyncReadRent, AsyncWriteRentExt, CancelableAsyncReadRent, 
 use ringway_io::net::TcpStream;
 
 use crate::histo::{ErrorClass, Recorder};
+use crate::pacer::{Pacer, EARLY};
 use crate::response::ResponseReader;
 use crate::schedule::Schedule;
 
@@ -61,13 +62,6 @@ const READ_CHUNK: usize = 16 * 1024;
 /// Pause after a failed connect in closed loop, so a dead target does not spin the CPU.
 const CONNECT_RETRY_PAUSE: Duration = Duration::from_millis(10);
 
-/// The resolution of monoio's timer wheel. Sleeps end on the first tick at or after their
-/// deadline, on average half a tick late plus the time to get scheduled. To keep that out of the
-/// latencies, open loop wakes one tick early and writes a request that is due within a tick
-/// right away; such a request is measured from when it was written (never from a moment before
-/// it existed), and the schedule as a whole keeps its rate.
-const TIMER_TICK: Duration = Duration::from_millis(1);
-
 /// How late after the end a request due before the end may still be written.
 const LATE_GRACE: Duration = Duration::from_millis(20);
 
@@ -79,7 +73,8 @@ struct Pending {
 }
 
 /// Runs one connection (reconnecting as needed) until the phase ends and nothing is in flight.
-pub async fn run_connection(mut spec: ConnSpec, rec: Rc<RefCell<Recorder>>) {
+/// Open-loop due times are waited for with `pacer` (µs precision; see [`crate::pacer`]).
+pub async fn run_connection(mut spec: ConnSpec, rec: Rc<RefCell<Recorder>>, pacer: Pacer) {
     let phase = spec.phase;
     let mut stream: Option<TcpStream> = None;
     let mut reader = ResponseReader::new(&spec.method);
@@ -87,7 +82,7 @@ pub async fn run_connection(mut spec: ConnSpec, rec: Rc<RefCell<Recorder>>) {
     let mut inflight: VecDeque<Pending> = VecDeque::with_capacity(spec.depth);
     let measured = |p: &Pending| p.intended >= phase.warmup_end;
     // Closed loop starts with the phase too: nothing before `start` belongs to the run.
-    sleep_until(phase.start).await;
+    pacer.until(phase.start).await;
     // The last clock reading; closed loop reuses the end of the previous read instead of reading
     // the clock again (two clock reads per request: written and complete).
     let mut last_done: Option<Instant> = None;
@@ -100,8 +95,8 @@ pub async fn run_connection(mut spec: ConnSpec, rec: Rc<RefCell<Recorder>>) {
         let next = next_start(spec.schedule.as_ref(), &phase, now);
         if inflight.is_empty() {
             let Some(next) = next else { break };
-            if next > now + TIMER_TICK {
-                sleep_until(next - TIMER_TICK).await;
+            if next > now + EARLY {
+                pacer.until(next).await;
                 continue;
             }
         }
@@ -138,7 +133,7 @@ pub async fn run_connection(mut spec: ConnSpec, rec: Rc<RefCell<Recorder>>) {
             let Some(start) = next_start(spec.schedule.as_ref(), &phase, now) else {
                 break;
             };
-            if start > now + TIMER_TICK {
+            if start > now + EARLY {
                 break;
             }
             if let Some(s) = spec.schedule.as_mut() {
@@ -194,14 +189,12 @@ pub async fn run_connection(mut spec: ConnSpec, rec: Rc<RefCell<Recorder>>) {
         let deadline = front.sent + spec.timeout;
         let next = next_start(spec.schedule.as_ref(), &phase, now);
         let wake = match next {
-            Some(t) if spec.schedule.is_some() && inflight.len() < spec.depth => {
-                t.checked_sub(TIMER_TICK).unwrap_or(t).min(deadline)
-            }
+            Some(t) if spec.schedule.is_some() && inflight.len() < spec.depth => t.min(deadline),
             _ => deadline,
         };
         rbuf.reserve(READ_CHUNK);
         let keep = wake < deadline;
-        let (outcome, buf) = read_until(conn, rbuf, wake, keep).await;
+        let (outcome, buf) = read_until(conn, rbuf, wake, keep, &pacer).await;
         rbuf = buf.unwrap_or_else(|| BytesMut::with_capacity(READ_CHUNK));
         let done = Instant::now();
         last_done = Some(done);
@@ -270,8 +263,8 @@ pub async fn run_connection(mut spec: ConnSpec, rec: Rc<RefCell<Recorder>>) {
 /// When the next request may start: its intended time (open loop) or now (closed loop); `None`
 /// once the phase has ended. An open-loop generator that fell behind does not catch up after the
 /// end (as in wrk2): the requests it did not send make the achieved rate fall short, and the
-/// report says so. Only requests due just before the end and delayed by timer granularity
-/// ([`LATE_GRACE`]) still go out.
+/// report says so. Only requests due just before the end and delayed a little ([`LATE_GRACE`])
+/// still go out.
 fn next_start(schedule: Option<&Schedule>, phase: &Phase, now: Instant) -> Option<Instant> {
     let t = match schedule {
         Some(s) => phase.start + s.peek(),
@@ -280,8 +273,8 @@ fn next_start(schedule: Option<&Schedule>, phase: &Phase, now: Instant) -> Optio
     (t < phase.end && now < phase.end + LATE_GRACE).then_some(t)
 }
 
-/// Corrected, uncorrected and send-lag of a request. A request written up to a timer tick
-/// before its intended start (see [`TIMER_TICK`]) is measured from when it was written.
+/// Corrected, uncorrected and send-lag of a request. A request written up to [`EARLY`] before
+/// its intended start is measured from when it was written.
 fn latencies(p: &Pending, done: Instant) -> [Duration; 3] {
     let from = p.intended.min(p.sent);
     [
@@ -336,13 +329,15 @@ enum ReadOutcome {
 }
 
 /// Reads once into `buf`, or gives up at `wake`. With `keep` the read is cancelled (not dropped)
-/// at `wake`, so bytes that arrived meanwhile are kept and the buffer comes back; otherwise the
-/// connection is about to be closed and the buffer may be lost (`None`).
+/// at `wake` (the next due time, waited for with `pacer`), so bytes that arrived meanwhile are
+/// kept and the buffer comes back; otherwise `wake` is the request timeout, the connection is
+/// about to be closed and the buffer may be lost (`None`).
 async fn read_until(
     conn: &mut TcpStream,
     buf: BytesMut,
     wake: Instant,
     keep: bool,
+    pacer: &Pacer,
 ) -> (ReadOutcome, Option<BytesMut>) {
     let from = |res: io::Result<usize>| match res {
         Ok(0) => ReadOutcome::Eof,
@@ -361,7 +356,7 @@ async fn read_until(
     }
     let canceller = Canceller::new();
     let mut read = pin!(conn.cancelable_read(spare, canceller.handle()));
-    let mut timer = pin!(sleep_until(wake));
+    let mut timer = pin!(pacer.until(wake));
     let first = std::future::poll_fn(|cx| {
         if let Poll::Ready(r) = read.as_mut().poll(cx) {
             return Poll::Ready(Some(r));

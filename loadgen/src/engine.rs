@@ -16,6 +16,7 @@ use crate::config::{RunConfig, Target};
 use crate::conn::{run_connection, ConnSpec, Phase};
 use crate::cpu::CpuWatch;
 use crate::histo::{new_histogram, Recorder};
+use crate::pacer::Pacer;
 use crate::progress::Progress;
 use crate::schedule::Schedule;
 
@@ -144,8 +145,9 @@ pub fn run_phase(
         };
         let tx = tx.clone();
         let interval = cfg.interval;
+        let spin = cfg.spin;
         let handle = spawn_worker(worker, move |driver| {
-            thread_main(driver, conns, phase, interval, tx)
+            thread_main(driver, conns, phase, interval, spin, tx)
         })
         .map_err(|source| EngineError::Spawn { index: t, source })?;
         handles.push(handle);
@@ -268,12 +270,26 @@ async fn thread_main(
     conns: Vec<ConnSpec>,
     phase: Phase,
     interval: Duration,
+    spin: Duration,
     tx: mpsc::Sender<ThreadMsg>,
 ) -> (DriverKind, Recorder) {
     let rec = Rc::new(RefCell::new(Recorder::default()));
+    let open_loop = conns.iter().any(|c| c.schedule.is_some());
+    let pacer = if open_loop {
+        let (pacer, failed) = Pacer::new(spin);
+        if let Some(why) = failed {
+            eprintln!(
+                "WARNING: ringway-loadgen: load thread: {why}; the schedule runs on the \
+                 runtime's 1 ms timer and the send-lag will show it"
+            );
+        }
+        pacer
+    } else {
+        Pacer::coarse()
+    };
     let tasks: Vec<_> = conns
         .into_iter()
-        .map(|c| ringway_io::spawn(run_connection(c, rec.clone())))
+        .map(|c| ringway_io::spawn(run_connection(c, rec.clone(), pacer.clone())))
         .collect();
     let ticker_rec = rec.clone();
     let ticker_tx = tx.clone();

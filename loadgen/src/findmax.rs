@@ -57,6 +57,7 @@ pub fn search(
             rate,
             achieved_rate: result.achieved_rate(),
             value_us,
+            send_lag_p99_us: result.rec.latencies.send_lag.value_at_percentile(99.0),
             errors,
             ok,
         });

@@ -1,7 +1,8 @@
 //! ringway-loadgen as a library: the open/closed-loop engine, histograms and reports.
 //!
 //! - [`cli`] / [`config`]: flags and the validated [`config::RunConfig`].
-//! - [`schedule`]: open-loop intended start times (even or Poisson).
+//! - [`schedule`]: open-loop intended start times (even or Poisson); [`pacer`]: waiting for
+//!   them with µs precision (a timerfd, then a short yield loop).
 //! - [`conn`]: one connection's request loop; [`response`]: reading responses with core's parser.
 //! - [`engine`]: pinned threads, warm-up, duration, interval samples; [`histo`]: per-thread
 //!   HdrHistograms and counters, merged.
@@ -16,6 +17,7 @@ pub mod cpu;
 pub mod engine;
 pub mod findmax;
 pub mod histo;
+pub mod pacer;
 pub mod progress;
 pub mod report;
 pub mod response;
@@ -89,6 +91,10 @@ pub fn run(cfg: &RunConfig) -> Result<RunResult, EngineError> {
             progress.warn(&w);
             warnings.push(w);
         }
+        if let Some(w) = report::lag::warning(t) {
+            progress.warn(&w);
+            warnings.push(w);
+        }
         if let Some(Err(e)) = &t.cpu {
             let w = format!("{}: --watch-pid: {e}", t.url);
             progress.warn(&w);
@@ -143,7 +149,12 @@ pub fn write_outputs(run: &RunResult, cli: &cli::Cli) -> Result<(), String> {
             .map_err(|e| format!("--hlog {}: {e}", path.display()))?;
     }
     if let Some(path) = &cli.plot {
-        report::plot::write(run, path)?;
+        let axis = if cli.plot_log_latency {
+            report::plot::LatencyAxis::Log
+        } else {
+            report::plot::LatencyAxis::Linear
+        };
+        report::plot::write(run, path, axis)?;
     }
     Ok(())
 }

@@ -223,10 +223,15 @@ fn find_max_finds_a_rate_and_stops_in_bounded_time() {
     let server = TestServer::start(ServerOptions::default());
     let url = server.url();
     let started = Instant::now();
+    let svg = temp_dir("findmax-plot").join("fm.svg");
+    let svg_s = svg.to_str().unwrap().to_owned();
     let (doc, out) = loadgen_json(
         "findmax",
         &[
             &url,
+            "--plot",
+            &svg_s,
+            "--plot-log-latency",
             "--find-max",
             "--slo",
             "p99=100ms",
@@ -249,6 +254,11 @@ fn find_max_finds_a_rate_and_stops_in_bounded_time() {
     assert_eq!(steps[0]["rate"].as_f64().unwrap(), 400.0);
     assert_eq!(steps[0]["ok"], true);
     assert!(String::from_utf8_lossy(&out.stdout).contains("highest rate within the SLO"));
+    // Every step reports its send-lag; the plot (log latency axis) carries the SLO line.
+    assert!(steps.iter().all(|s| s["send_lag_p99_us"].is_u64()));
+    let chart = std::fs::read_to_string(&svg).unwrap();
+    assert!(chart.contains("SLO p99 &lt;= 100.00ms") || chart.contains("SLO p99 <= 100.00ms"));
+    assert!(chart.contains("log scale"));
 }
 
 #[test]

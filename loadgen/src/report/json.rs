@@ -6,6 +6,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde::Serialize;
 
+use super::lag::SendLag;
 use super::{ratio, FindMaxResult, RunResult, Summary, TargetResult};
 use crate::cpu::CpuUsage;
 use crate::histo::{micros, ErrorCounts, Tally};
@@ -42,6 +43,7 @@ struct Config<'a> {
     rate: Option<f64>,
     arrivals: crate::cli::ArrivalsArg,
     seed: u64,
+    spin_us: u64,
     connections: usize,
     threads: usize,
     cpus: &'a [usize],
@@ -115,6 +117,7 @@ struct Target<'a> {
     requests: Requests<'a>,
     warmup_requests: Requests<'a>,
     latency_us: Latency,
+    send_lag_us: SendLag,
     cpu: Option<CpuUsage>,
     intervals: Vec<Interval>,
 }
@@ -151,6 +154,7 @@ fn target(t: &TargetResult) -> Target<'_> {
             uncorrected: Summary::of(&lat.uncorrected),
             send_lag: Summary::of(&lat.send_lag),
         },
+        send_lag_us: SendLag::of(&lat.send_lag),
         cpu: t.cpu_usage(),
         intervals: t
             .intervals
@@ -230,6 +234,7 @@ pub fn render(run: &RunResult) -> serde_json::Result<String> {
             rate: cfg.rate,
             arrivals: cfg.arrivals,
             seed: cfg.seed,
+            spin_us: us(cfg.spin),
             connections: cfg.connections,
             threads: cfg.threads,
             cpus: &cfg.cpus,

@@ -7,6 +7,7 @@
 pub mod hgrm;
 pub mod hlog;
 pub mod json;
+pub mod lag;
 pub mod plot;
 pub mod text;
 
@@ -116,6 +117,8 @@ pub struct FindMaxStep {
     pub achieved_rate: f64,
     /// The SLO's percentile of the corrected latency at this rate, µs.
     pub value_us: u64,
+    /// Send-lag p99 at this rate, µs: how much of `value_us` may be the generator's own.
+    pub send_lag_p99_us: u64,
     /// Errors during the step.
     pub errors: u64,
     /// Whether the step met the SLO (latency, achieved rate within 1 %, no errors).

@@ -44,16 +44,17 @@ pub fn render(run: &RunResult) -> String {
         );
         let _ = writeln!(
             out,
-            "  {:>12} {:>12} {:>12} {:>8}  ok",
-            "rate", "achieved", "value", "errors"
+            "  {:>12} {:>12} {:>12} {:>12} {:>8}  ok",
+            "rate", "achieved", "value", "lag p99", "errors"
         );
         for s in &fm.steps {
             let _ = writeln!(
                 out,
-                "  {:>12.0} {:>12.0} {:>12} {:>8}  {}",
+                "  {:>12.0} {:>12.0} {:>12} {:>12} {:>8}  {}",
                 s.rate,
                 s.achieved_rate,
                 human_us(s.value_us as f64),
+                human_us(s.send_lag_p99_us as f64),
                 s.errors,
                 if s.ok { "yes" } else { "no" }
             );
@@ -123,6 +124,13 @@ fn target(out: &mut String, t: &TargetResult) {
         human_us(u.mean),
         human_us(l.mean)
     );
+    if t.requested_rate.is_some() {
+        let _ = writeln!(
+            out,
+            "  Send-lag: {}",
+            super::lag::SendLag::of(&lat.send_lag).line()
+        );
+    }
     let e = &tally.errors;
     let _ = writeln!(
         out,
