@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Side-by-side benchmark: ringway tunnel mode vs nginx, HAProxy and rathole, in one run, same pinning.
+# Side-by-side benchmark: ringway tunnel mode and classic mode vs nginx, HAProxy and rathole, in one
+# run, same pinning.
 #
 #   CPU 0: the process under test alone — nginx (1 worker), HAProxy (nbthread 1), the rathole
 #          server, or ringway-balancer --workers 1
@@ -15,7 +16,8 @@
 # Usage: benches/scripts/side_by_side.sh
 #   env: DURATION=10 RATE=10000 CONNS=50 ROUNDS=1 WARMUP=2
 #        SYSTEMS="nginx haproxy rathole ringway-uring ringway-epoll"   (nginx first: the baseline)
-#        (any ringway-DRIVER where DRIVER is an --io-driver of the balancer and agent: uring, epoll, …)
+#        (any ringway-DRIVER where DRIVER is an --io-driver of the balancer and agent: uring, epoll, …;
+#         classic-DRIVER: ringway in classic mode, the backend as the balancer's static backend)
 #        OUT=results/side-by-side.md TITLE="…" INSTALL=1 (0: never install missing tools)
 #        RATHOLE=/path/to/rathole (default: PATH, then ~/.cargo/bin; `cargo install rathole` if absent)
 # Rounds run every system back to back: nginx first, the others in SYSTEMS order rotated by one place
@@ -287,6 +289,19 @@ run_ringway() { # driver
     stop "$agent" "$bal"
 }
 
+run_classic() { # driver
+    local driver=$1
+    echo "== ringway classic mode, $driver: balancer on CPU 0, static backend" >&2
+    RINGWAY_LOG=warn taskset -c 0 "$BIN/ringway-balancer" --workers 1 --io-driver "$driver" \
+        --listen "127.0.0.1:$RW_USERS" --agent-listen "127.0.0.1:$RW_AGENTS" --admin-listen off \
+        --backend "$HOST_HDR=127.0.0.1:$BACKEND_PORT" > "$WORK/balancer.out" 2> "$WORK/balancer.err" &
+    local bal=$!
+    PIDS+=("$bal")
+    wait_200 "$RW_USERS"
+    measure "classic-$driver" "ringway classic mode, $driver (balancer 1 worker, static backend)" "$RW_USERS" "$bal"
+    stop "$bal"
+}
+
 NGINX_VERSION=$(nginx -v 2>&1 | sed 's/.*\///')
 HAPROXY_VERSION=""
 wants haproxy && command -v haproxy >/dev/null && HAPROXY_VERSION=$(haproxy -v 2>/dev/null | awk 'NR == 1 { sub(/-.*/, "", $3); print $3 }' || true)
@@ -317,6 +332,7 @@ for ROUND in $(seq 1 "$ROUNDS"); do
             haproxy) if command -v haproxy >/dev/null; then run_haproxy; fi ;;
             rathole) if [ -n "$RATHOLE" ]; then run_rathole; fi ;;
             ringway-*) run_ringway "${system#ringway-}" ;;
+            classic-*) run_classic "${system#classic-}" ;;
             *) echo "unknown system $system" >&2; exit 2 ;;
         esac
     done
@@ -333,6 +349,8 @@ export SKIPPED_TEXT
 SKIPPED_TEXT=$(printf '%s\n' "${SKIPPED[@]+"${SKIPPED[@]}"}")
 export WANTS_RINGWAY=0
 if wants_prefix ringway-; then WANTS_RINGWAY=1; fi
+export WANTS_CLASSIC=0
+if wants_prefix classic-; then WANTS_CLASSIC=1; fi
 python3 "$ROOT/benches/scripts/side_by_side_report.py" "$WORK/rows.tsv" > "$OUT"
 echo "== wrote $OUT" >&2
 cat "$OUT"

@@ -187,6 +187,10 @@ def main():
         w("")
         w("Targets (issue 3): ringway tunnel total (balancer + agent) ≤ nginx's CPU/request (ratio ≤ 1.00);")
         w("balancer alone ≤ half of nginx (CPU 0 ratio ≤ 0.50).")
+    if env("WANTS_CLASSIC") == "1":
+        w("")
+        w("Target (issue 8): ringway classic mode ≤ 0.8× nginx's CPU/request (total CPU ratio ≤ 0.80;")
+        w("there is no far half, so total = CPU 0).")
     print("\n".join(out))
 
 
