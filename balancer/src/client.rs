@@ -174,7 +174,7 @@ impl UserConn {
                 let status = e.status();
                 answer::error(self, e, id.as_str(), Persistence::Close, None).await;
                 let stats = &self.worker.stats;
-                stats.request_done(None, Some(status), started.elapsed());
+                stats.request_done(None, Some(status), started.elapsed(), (0, 0));
                 Flow::Close
             }
         }

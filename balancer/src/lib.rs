@@ -92,8 +92,9 @@ impl Balancer {
         let registry =
             Registry::new(&config).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let registry = Arc::new(registry);
-        let backends = Arc::new(backends::BackendBook::new(&config, &registry));
-        backends::monitor::resolve_all(&backends);
+        let book = backends::BackendBook::new(&config, &registry);
+        backends::monitor::resolve_all(&book);
+        let backends: backends::SharedBook = Arc::new(arc_swap::ArcSwap::from_pointee(book));
         let users = listener_group(config.listen.users, config.listen.backlog, count)?;
         let agents = listener_group(config.listen.agents, config.listen.backlog, count)?;
         let user_addr = users[0].local_addr()?;
@@ -149,7 +150,7 @@ impl Balancer {
                 shutdown: shutdown_flag.clone(),
                 clients: clients.clone(),
                 access: access_log::AccessLog::open(&config.log)?,
-                backends: backends.clone(),
+                backends: backends.load_full(),
             };
             workers.push(spawn_worker(spec, move |driver| {
                 listener::run(setup, driver)

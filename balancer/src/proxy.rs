@@ -51,7 +51,9 @@ pub(crate) async fn serve(conn: &mut UserConn, head: RequestHead) -> Flow {
     let flow = serve_counted(conn, &head, request_id, &mut seen).await;
     let elapsed = started.elapsed();
     let worker = &conn.worker;
-    worker.stats.request_done(seen.route, seen.status, elapsed);
+    worker
+        .stats
+        .request_done(seen.route, seen.status, elapsed, seen.bytes);
     if let Some(log) = &worker.access {
         let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
         let route = seen

@@ -32,6 +32,10 @@ pub(crate) struct RouteCounts {
     pub(crate) over: u64,
     /// Sum of the durations, seconds.
     pub(crate) duration_sum: f64,
+    /// Body bytes read from users (request bodies, and what an upgraded connection sent up).
+    pub(crate) bytes_in: u64,
+    /// Body bytes written to users.
+    pub(crate) bytes_out: u64,
 }
 
 impl RouteCounts {
@@ -40,7 +44,14 @@ impl RouteCounts {
         self.by_class.iter().sum()
     }
 
-    fn record(&mut self, status: Option<u16>, elapsed: Duration) {
+    fn record(
+        &mut self,
+        status: Option<u16>,
+        elapsed: Duration,
+        (bytes_in, bytes_out): (u64, u64),
+    ) {
+        self.bytes_in += bytes_in;
+        self.bytes_out += bytes_out;
         let class = match status {
             Some(s @ 100..=599) => usize::from(s / 100 - 1),
             _ => 5,
@@ -64,6 +75,8 @@ impl RouteCounts {
         }
         self.over += other.over;
         self.duration_sum += other.duration_sum;
+        self.bytes_in += other.bytes_in;
+        self.bytes_out += other.bytes_out;
     }
 }
 
@@ -89,6 +102,7 @@ impl WorkerStats {
         route: Option<RouteId>,
         status: Option<u16>,
         elapsed: Duration,
+        bytes: (u64, u64),
     ) {
         match route {
             Some(route) => self
@@ -96,8 +110,8 @@ impl WorkerStats {
                 .borrow_mut()
                 .entry(route)
                 .or_default()
-                .record(status, elapsed),
-            None => self.unrouted.borrow_mut().record(status, elapsed),
+                .record(status, elapsed, bytes),
+            None => self.unrouted.borrow_mut().record(status, elapsed, bytes),
         }
     }
 
@@ -228,10 +242,10 @@ mod tests {
     #[test]
     fn requests_land_in_their_class_and_bucket_and_merge() {
         let stats = WorkerStats::default();
-        stats.request_done(None, Some(200), Duration::from_micros(300));
-        stats.request_done(None, Some(503), Duration::from_millis(30));
-        stats.request_done(None, None, Duration::from_secs(60));
-        stats.request_done(None, Some(101), Duration::from_millis(1));
+        stats.request_done(None, Some(200), Duration::from_micros(300), (5, 7));
+        stats.request_done(None, Some(503), Duration::from_millis(30), (0, 0));
+        stats.request_done(None, None, Duration::from_secs(60), (0, 0));
+        stats.request_done(None, Some(101), Duration::from_millis(1), (0, 0));
         let c = stats.snapshot(|_| String::new()).unrouted;
         assert_eq!(c.by_class, [1, 1, 0, 0, 1, 1]);
         assert_eq!(c.total(), 4);
@@ -243,5 +257,6 @@ mod tests {
         merged.merge(&c);
         assert_eq!(merged.total(), 8);
         assert!((merged.duration_sum - 2.0 * c.duration_sum).abs() < 1e-9);
+        assert_eq!((merged.bytes_in, merged.bytes_out), (10, 14));
     }
 }

@@ -58,10 +58,13 @@ fn metrics_count_exactly_the_requests_sent_and_the_admin_pages_answer() {
 
     // 40 keep-alive GETs that the backend answers, on 4 connections (the kernel spreads the
     // connections over both workers), and 3 requests for a host nobody serves.
+    let mut body_bytes = 0;
     for _ in 0..4 {
         let mut c = Client::connect(balancer.users);
         for _ in 0..10 {
-            assert_eq!(c.get(HOST, "/").unwrap().status, 200);
+            let r = c.get(HOST, "/").unwrap();
+            assert_eq!(r.status, 200);
+            body_bytes += r.body.len();
         }
     }
     for _ in 0..3 {
@@ -96,6 +99,17 @@ fn metrics_count_exactly_the_requests_sent_and_the_admin_pages_answer() {
         text.contains(&format!(
             "ringway_request_duration_seconds_count{{route=\"{route}\"}} 40"
         )),
+        "{text}"
+    );
+    let bytes = samples(&text, "ringway_body_bytes_total");
+    assert_eq!(
+        bytes.get(&labels(&[("route", &route), ("direction", "out")])),
+        Some(&(body_bytes as f64)),
+        "{text}"
+    );
+    assert_eq!(
+        bytes.get(&labels(&[("route", &route), ("direction", "in")])),
+        Some(&0.0),
         "{text}"
     );
     let accepted = samples(&text, "ringway_user_connections_accepted_total");

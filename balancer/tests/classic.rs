@@ -161,6 +161,14 @@ fn a_health_check_takes_a_killed_backend_out_and_puts_it_back_after_rise() {
         balancer.log.text()
     );
     assert_eq!(metric(&balancer, &up_a), Some(0.0));
+    let routes = get(balancer.admin.unwrap(), "localhost", "/routes")
+        .unwrap()
+        .text();
+    let routes: serde_json::Value = serde_json::from_str(&routes).unwrap();
+    let listed = &routes[0]["backends"];
+    assert_eq!(listed[0]["addr"], addr_a.to_string(), "{routes}");
+    assert_eq!(listed[0]["up"], false, "{routes}");
+    assert_eq!(listed[1]["up"], true, "{routes}");
     // Out: every request goes to b, none fails.
     let seen = served_by(&balancer, 20);
     assert_eq!(seen.get("b"), Some(&20), "{seen:?}");

@@ -118,6 +118,22 @@ impl Collector for Merged {
                 )?;
             }
         }
+        {
+            let mut family = encoder.encode_descriptor(
+                "ringway_body_bytes",
+                "Body bytes of requests, by route and direction: in = read from users (request bodies, upgraded bytes up), out = written to users.",
+                None,
+                MetricType::Counter,
+            )?;
+            for (route, counts) in &self.routes {
+                for (direction, n) in [("in", counts.bytes_in), ("out", counts.bytes_out)] {
+                    let labels = [("route", route.as_str()), ("direction", direction)];
+                    family
+                        .encode_family(&labels)?
+                        .encode_counter::<(), _, u64>(&n, None)?;
+                }
+            }
+        }
         counter(
             &mut encoder,
             "ringway_retries",

@@ -24,7 +24,7 @@ use ringway_core::http::{Limits, RequestParser};
 use serde::Serialize;
 use tracing::{debug, warn};
 
-use crate::backends::BackendBook;
+use crate::backends::SharedBook;
 use crate::control::{Command, CommandTx};
 use crate::registry::Registry;
 use crate::stats::{AgentInfo, WorkerSnapshot};
@@ -40,7 +40,7 @@ const MAX_HEAD: usize = 16 * 1024;
 struct Admin {
     workers: Vec<CommandTx>,
     registry: Arc<Registry>,
-    backends: Arc<BackendBook>,
+    backends: SharedBook,
 }
 
 /// Starts the admin thread on `listener`.
@@ -48,7 +48,7 @@ pub(crate) fn start(
     listener: TcpListener,
     workers: Vec<CommandTx>,
     registry: Arc<Registry>,
-    backends: Arc<BackendBook>,
+    backends: SharedBook,
 ) -> io::Result<JoinHandle<()>> {
     let admin = Admin {
         workers,
@@ -110,7 +110,7 @@ impl Admin {
         match path {
             b"/metrics" => {
                 let (snapshots, missing) = self.scrape();
-                let text = metrics::render(&snapshots, missing, &self.backends);
+                let text = metrics::render(&snapshots, missing, &self.backends.load_full());
                 respond(
                     &mut stream,
                     200,
@@ -184,10 +184,24 @@ impl Admin {
                     .filter(|(r, _)| *r == route)
                     .map(|(_, c)| c.total())
                     .sum();
+                let book = self.backends.load_full();
+                let backends = book
+                    .routes
+                    .iter()
+                    .filter(|r| r.text == route)
+                    .flat_map(|r| &r.groups)
+                    .flat_map(|g| g.members().iter().cloned().collect::<Vec<_>>())
+                    .map(|m| BackendInfo {
+                        addr: m.addr.to_string(),
+                        up: m.is_up(),
+                        ejections: m.ejections(),
+                    })
+                    .collect();
                 RouteInfo {
                     route,
                     agent_connections,
                     requests,
+                    backends,
                 }
             })
             .collect()
@@ -200,6 +214,19 @@ struct RouteInfo {
     route: String,
     agent_connections: usize,
     requests: u64,
+    /// A static route's backends (classic mode).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    backends: Vec<BackendInfo>,
+}
+
+/// One static backend as `GET /routes` shows it.
+#[derive(Debug, Serialize)]
+struct BackendInfo {
+    addr: String,
+    /// The active health checks' verdict.
+    up: bool,
+    /// Times a worker took it out (passive checks).
+    ejections: u64,
 }
 
 fn json<T: Serialize>(stream: &mut TcpStream, value: &T) -> io::Result<()> {

@@ -57,6 +57,16 @@ pub(crate) struct Member {
     pub(crate) active: Mutex<ActiveHealth>,
     /// Times a worker took it out after `backends.max_fails` failures.
     ejections: AtomicU64,
+    /// When the monitor checks it next (`None`: now), and whether a check is under way; only
+    /// the monitor touches them.
+    pub(crate) schedule: Mutex<CheckSchedule>,
+}
+
+/// When a backend's next health check is due.
+#[derive(Debug, Default)]
+pub(crate) struct CheckSchedule {
+    pub(crate) next: Option<std::time::Instant>,
+    pub(crate) running: bool,
 }
 
 impl BackendBook {
@@ -90,6 +100,27 @@ impl BackendBook {
             })
             .collect();
         Self { routes }
+    }
+
+    /// The book for `config` after a reload: a route whose backend entry and health check stayed
+    /// the same keeps that entry as it was (its resolved addresses and health state, and so each
+    /// worker's pools to them); new entries start like at start.
+    pub(crate) fn rebuild(old: &Self, config: &Config, registry: &Registry) -> Self {
+        let mut book = Self::new(config, registry);
+        for route in &mut book.routes {
+            let Some(before) = old.routes.iter().find(|r| r.text == route.text) else {
+                continue;
+            };
+            if before.health != route.health {
+                continue;
+            }
+            for group in &mut route.groups {
+                if let Some(kept) = before.groups.iter().find(|g| g.spec == group.spec) {
+                    *group = kept.clone();
+                }
+            }
+        }
+        book
     }
 
     /// Every group that names a host (to be resolved).
@@ -152,6 +183,7 @@ impl Member {
             up: AtomicBool::new(true),
             active: Mutex::new(ActiveHealth::new(rise, fall)),
             ejections: AtomicU64::new(0),
+            schedule: Mutex::new(CheckSchedule::default()),
         }
     }
 

@@ -15,6 +15,14 @@ pub(crate) mod monitor;
 mod stream;
 mod table;
 
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
 pub(crate) use book::BackendBook;
+
+/// The current book, swapped by a reload; the monitor and the admin listener read it, workers
+/// get each new one through their control channel.
+pub(crate) type SharedBook = Arc<ArcSwap<BackendBook>>;
 pub(crate) use stream::BackendStream;
 pub(crate) use table::{BackendTable, WorkerBackend};

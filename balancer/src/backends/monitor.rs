@@ -1,11 +1,11 @@
 //! The static backends' monitor, off the workers: one thread resolves backend host names every
 //! `backends.resolve_interval`, another runs the routes' active health checks on its own
-//! runtime. Both only write the [`BackendBook`]; workers read it when they pick.
+//! runtime. Both only write the current [`BackendBook`] (members' addresses and verdicts);
+//! workers read it when they pick.
 
 use std::io;
 use std::net::ToSocketAddrs;
-use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use ringway_core::health::{probe_request, probe_verdict, ProbeVerdict};
@@ -16,10 +16,13 @@ use ringway_upstream::BackendAddr;
 use tracing::{info, warn};
 
 use super::book::{BackendBook, Group, Member, StaticRoute};
+use super::SharedBook;
 use crate::config::{BackendTarget, BackendsConfig};
 
 /// How soon a name that resolved to nothing is tried again.
 const RETRY_EMPTY: Duration = Duration::from_secs(1);
+/// How often the health-check thread looks for checks that are due.
+const TICK: Duration = Duration::from_millis(20);
 
 /// Resolves every backend name once (at start, so the first requests find addresses); a name
 /// that does not resolve is logged and left empty (its route answers 503 until it does).
@@ -31,40 +34,38 @@ pub(crate) fn resolve_all(book: &BackendBook) {
     }
 }
 
-/// Starts the resolver thread (when some backend is a name) and the health-check thread (when
-/// some route has `[route.health]`).
+/// Starts the resolver thread and the health-check thread. Both read the current book on
+/// every round, so a reload that swaps it is followed at once.
 pub(crate) fn start(
-    book: &Arc<BackendBook>,
+    book: &SharedBook,
     config: &BackendsConfig,
     driver: IoDriver,
 ) -> io::Result<()> {
-    if book.named_groups().next().is_some() {
-        let book = book.clone();
-        let interval = config.resolve_interval;
-        std::thread::Builder::new()
-            .name("ringway-resolve".to_owned())
-            .spawn(move || loop {
-                let empty = book.named_groups().any(|g| g.members().is_empty());
-                std::thread::sleep(if empty {
-                    interval.min(RETRY_EMPTY)
-                } else {
-                    interval
-                });
-                resolve_all(&book);
-            })
-            .map_err(|e| io::Error::new(e.kind(), format!("starting the resolver thread: {e}")))?;
-    }
-    if book.routes.iter().any(|r| r.health.is_some()) {
-        let book = book.clone();
-        let spec = WorkerSpec {
-            name: "ringway-health".to_owned(),
-            cpu: None,
-            driver,
-            ring_entries: 256,
-        };
-        // The thread runs for the life of the process; its handle is not kept.
-        drop(spawn_worker(spec, move |_| check_all(book))?);
-    }
+    let shared = book.clone();
+    let interval = config.resolve_interval;
+    std::thread::Builder::new()
+        .name("ringway-resolve".to_owned())
+        .spawn(move || loop {
+            let current = shared.load_full();
+            let empty = current.named_groups().any(|g| g.members().is_empty());
+            drop(current);
+            std::thread::sleep(if empty {
+                interval.min(RETRY_EMPTY)
+            } else {
+                interval
+            });
+            resolve_all(&shared.load_full());
+        })
+        .map_err(|e| io::Error::new(e.kind(), format!("starting the resolver thread: {e}")))?;
+    let shared = book.clone();
+    let spec = WorkerSpec {
+        name: "ringway-health".to_owned(),
+        cpu: None,
+        driver,
+        ring_entries: 256,
+    };
+    // The thread runs for the life of the process; its handle is not kept.
+    drop(spawn_worker(spec, move |_| check_all(shared))?);
     Ok(())
 }
 
@@ -94,45 +95,61 @@ fn resolve(route: &StaticRoute, group: &Group) {
     }
 }
 
-/// Runs every route's health checks, one task per backend entry.
-async fn check_all(book: Arc<BackendBook>) {
-    let mut tasks = Vec::new();
-    for (r, route) in book.routes.iter().enumerate() {
-        if route.health.is_none() {
-            continue;
+/// Runs the health checks of the current book: every `TICK`, each backend of a route with
+/// `[route.health]` whose check is due and not under way gets one, in a task of its own (so a
+/// backend that does not answer delays no other).
+async fn check_all(book: SharedBook) {
+    loop {
+        let current = book.load_full();
+        let now = Instant::now();
+        for (r, route) in current.routes.iter().enumerate() {
+            let Some(health) = &route.health else {
+                continue;
+            };
+            for (g, group) in route.groups.iter().enumerate() {
+                for (m, member) in group.members().iter().enumerate() {
+                    let mut schedule = lock(&member.schedule);
+                    if schedule.running || schedule.next.is_some_and(|at| at > now) {
+                        continue;
+                    }
+                    schedule.running = true;
+                    schedule.next = Some(now + health.interval);
+                    drop(schedule);
+                    let current = current.clone();
+                    drop(ringway_io::spawn(async move {
+                        let route = &current.routes[r];
+                        let group = &route.groups[g];
+                        if let Some(member) = group.members().get(m).cloned() {
+                            check_one(route, &member).await;
+                        }
+                    }));
+                }
+            }
         }
-        for g in 0..route.groups.len() {
-            let book = book.clone();
-            tasks.push(ringway_io::spawn(async move {
-                check_group(&book.routes[r], &book.routes[r].groups[g]).await;
-            }));
-        }
-    }
-    for task in tasks {
-        task.await;
+        drop(current);
+        ringway_io::time::sleep(TICK).await;
     }
 }
 
-/// Checks one entry's addresses every interval, forever.
-async fn check_group(route: &StaticRoute, group: &Group) {
+/// One check of one backend, reported.
+async fn check_one(route: &StaticRoute, member: &Member) {
     let Some(health) = &route.health else {
         return;
     };
-    loop {
-        let members = group.members().clone();
-        for member in members.iter() {
-            let host = route
-                .check_host
-                .clone()
-                .unwrap_or_else(|| member.addr.to_string());
-            let result =
-                ringway_io::time::timeout(health.timeout, probe(&member.addr, &host, &health.path))
-                    .await
-                    .unwrap_or_else(|_| Err(format!("no answer within {:?}", health.timeout)));
-            report(route, member, result);
-        }
-        ringway_io::time::sleep(health.interval).await;
-    }
+    let host = route
+        .check_host
+        .clone()
+        .unwrap_or_else(|| member.addr.to_string());
+    let result =
+        ringway_io::time::timeout(health.timeout, probe(&member.addr, &host, &health.path))
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {:?}", health.timeout)));
+    report(route, member, result);
+    lock(&member.schedule).running = false;
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn report(route: &StaticRoute, member: &Member, result: Result<u16, String>) {
