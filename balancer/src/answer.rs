@@ -42,7 +42,7 @@ pub(crate) async fn error(
         );
     }
     let retry_after = matches!(e.kind, ErrorKind::NoAgent | ErrorKind::NoBackend)
-        .then(|| worker.timeouts.retry_after_secs());
+        .then(|| worker.timeouts().retry_after_secs());
     let message = format!("{} (request id {request_id})", e.message());
     let response = ErrorResponse {
         status,
@@ -57,7 +57,7 @@ pub(crate) async fn error(
     };
     response.write(&mut conn.out);
     let close = response.closes();
-    let limit = worker.timeouts.body;
+    let limit = worker.timeouts().body;
     let Some(stream) = conn.stream.as_mut() else {
         return Flow::Close;
     };

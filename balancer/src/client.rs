@@ -59,7 +59,7 @@ impl UserConn {
     async fn run(&mut self) {
         let worker = self.worker.clone();
         // The first request's head must arrive within the head timeout of the accept.
-        let mut head_deadline = Some(worker.deadlines.after(worker.timeouts.head));
+        let mut head_deadline = Some(worker.deadlines.after(worker.timeouts().head));
         let flow = loop {
             let fresh = head_deadline.is_some();
             if self.buf.is_empty() {
@@ -74,7 +74,7 @@ impl UserConn {
                     break Flow::Close;
                 };
                 let at =
-                    head_deadline.unwrap_or_else(|| worker.deadlines.after(worker.timeouts.idle));
+                    head_deadline.unwrap_or_else(|| worker.deadlines.after(worker.timeouts().idle));
                 // Built in its own statement, so that no temporary of it takes room in the task.
                 let wait = if fresh {
                     worker.deadlines.timeout_at(at, stream.readable(false))
@@ -112,7 +112,7 @@ impl UserConn {
             let lingering = Box::pin(linger(
                 &mut stream,
                 &worker.deadlines,
-                worker.timeouts.linger,
+                worker.timeouts().linger,
             ));
             lingering.await;
         }
@@ -140,9 +140,9 @@ impl UserConn {
     /// about to be). Both are the worker's coarse deadlines (no timer per connection).
     async fn read_head(&mut self, deadline: Option<Instant>) -> HeadRead {
         let worker = self.worker.clone();
-        let at = deadline.unwrap_or_else(|| worker.deadlines.after(worker.timeouts.head));
+        let at = deadline.unwrap_or_else(|| worker.deadlines.after(worker.timeouts().head));
         // A parser per head: nothing of it needs to live while the connection is idle.
-        let mut parser = RequestParser::new(worker.limits);
+        let mut parser = RequestParser::new(worker.settings().limits);
         loop {
             if !self.buf.is_empty() {
                 match parser.parse(&mut self.buf) {

@@ -12,7 +12,7 @@ use ringway_io::net::TcpStream;
 use ringway_io::runtime::DriverKind;
 use tracing::{info, info_span, warn, Instrument};
 
-use crate::control::{Command, CommandRx};
+use crate::control::{Command, CommandRx, WorkerReload, WorkerReloaded};
 use crate::drain::Drain;
 use crate::handoff::HandoffRx;
 use crate::worker::{Worker, WorkerSetup};
@@ -37,9 +37,16 @@ pub(crate) async fn run(mut setup: WorkerSetup, driver: DriverKind) {
             DriverKind::Uring => "io_uring",
             DriverKind::Epoll => "epoll",
         };
-        ringway_io::spawn(serve_commands(worker.clone(), commands, driver_name));
+        ringway_io::spawn(serve_commands(worker.clone(), commands, driver_name).in_current_span());
         ringway_io::spawn(receive_handoffs(worker.clone(), handoff_rx).in_current_span());
-        ringway_io::spawn(accept_agents(worker.clone(), agents).in_current_span());
+        ringway_io::spawn(
+            accept_agents(
+                worker.clone(),
+                agents,
+                worker.agent_listener.borrow().clone(),
+            )
+            .in_current_span(),
+        );
         let ticking = worker.clone();
         // The tick also looks at the process-wide shutdown flag: a drain starts even should the
         // command sent across threads be late.
@@ -48,7 +55,7 @@ pub(crate) async fn run(mut setup: WorkerSetup, driver: DriverKind) {
                 if ticking.shutdown.load(std::sync::atomic::Ordering::Relaxed) {
                     ticking.drain.start();
                 }
-                if let Some(log) = &ticking.access {
+                if let Some(log) = ticking.access() {
                     log.flush();
                 }
             };
@@ -56,27 +63,39 @@ pub(crate) async fn run(mut setup: WorkerSetup, driver: DriverKind) {
         });
         let summing = worker.clone();
         ringway_io::spawn(async move { summing.peer_log.run().await }.in_current_span());
-        ringway_io::spawn(accept_users(worker.clone(), users).in_current_span());
+        ringway_io::spawn(
+            accept_users(worker.clone(), users, worker.user_listener.borrow().clone())
+                .in_current_span(),
+        );
         // The worker runs until it has drained (SIGTERM): then its thread ends.
-        drain(&worker, worker.timeouts.shutdown_grace).await;
+        drain(&worker).await;
     }
     .instrument(span)
     .await;
 }
 
-/// Accepts user connections until the listener fails or the worker drains; each is served on
-/// this worker.
-pub(crate) async fn accept_users(worker: Rc<Worker>, listener: std::net::TcpListener) {
-    accept_loop(listener, "user", &worker.drain, |stream, peer| {
+/// Accepts user connections until the worker drains or `retire` starts (a reload moved the
+/// listener); each is served on this worker.
+pub(crate) async fn accept_users(
+    worker: Rc<Worker>,
+    listener: std::net::TcpListener,
+    retire: Rc<Drain>,
+) {
+    accept_loop(listener, "user", &worker.drain, &retire, |stream, peer| {
         worker.stats.conn_opened();
         ringway_io::spawn(client::serve(worker.clone(), stream, peer));
     })
     .await;
 }
 
-/// Accepts agent connections; each reads its hello and stays here or moves to its worker.
-pub(crate) async fn accept_agents(worker: Rc<Worker>, listener: std::net::TcpListener) {
-    accept_loop(listener, "agent", &worker.drain, |stream, peer| {
+/// Accepts agent connections (until the worker drains or `retire` starts); each reads its
+/// hello and stays here or moves to its worker.
+pub(crate) async fn accept_agents(
+    worker: Rc<Worker>,
+    listener: std::net::TcpListener,
+    retire: Rc<Drain>,
+) {
+    accept_loop(listener, "agent", &worker.drain, &retire, |stream, peer| {
         let span = info_span!("agent", %peer);
         ringway_io::spawn(
             agent_accept::accept(worker.clone(), stream, peer, Bytes::new(), false)
@@ -104,12 +123,45 @@ pub(crate) async fn receive_handoffs(worker: Rc<Worker>, rx: HandoffRx) {
     }
 }
 
+/// A reload gave this worker new listener sockets: accept on them from now, and retire the
+/// old ones the way a drain closes a listener (no new handshakes, what the accept queue holds
+/// is served, then the socket closes), so that no queued connection is reset. Connections the
+/// old listeners accepted are served on to their end.
+pub(crate) fn replace_listeners(
+    worker: &Rc<Worker>,
+    users: Option<std::net::TcpListener>,
+    agents: Option<std::net::TcpListener>,
+) {
+    if let Some(users) = users {
+        let retire = Rc::new(Drain::default());
+        let old = worker.user_listener.replace(retire.clone());
+        ringway_io::spawn(accept_users(worker.clone(), users, retire).in_current_span());
+        old.start();
+    }
+    if let Some(agents) = agents {
+        let retire = Rc::new(Drain::default());
+        let old = worker.agent_listener.replace(retire.clone());
+        ringway_io::spawn(accept_agents(worker.clone(), agents, retire).in_current_span());
+        old.start();
+    }
+}
+
+/// Completes when the worker drains or this listener is retired.
+async fn stopped(drain: &Drain, retire: &Drain) {
+    ringway_io::select! {
+        () = drain.wait() => {},
+        () = retire.wait() => {},
+    }
+}
+
 /// Registers `listener` with this worker's runtime and hands every accepted connection, with
-/// Nagle off, to `serve`. `which` names the listener in logs.
+/// Nagle off, to `serve`, until the worker drains or `retire` starts (a reload replaced the
+/// listener). `which` names the listener in logs.
 async fn accept_loop(
     listener: std::net::TcpListener,
     which: &'static str,
     drain: &Drain,
+    retire: &Drain,
     mut serve: impl FnMut(TcpStream, SocketAddr),
 ) {
     // A second descriptor of the same socket, kept to change its backlog when draining.
@@ -164,7 +216,7 @@ async fn accept_loop(
                 ringway_io::select! {
                     biased;
                     accepted = &mut accept => break accepted,
-                    () = drain.wait() => {
+                    () = stopped(drain, retire) => {
                         draining = Some(ringway_io::time::Instant::now() + ACCEPT_QUIET);
                         if let Err(e) = ringway_tuning::socket::stop_queueing(&control) {
                             warn!(error = %e, listener = which, "shrinking the accept queue failed");
@@ -186,7 +238,12 @@ async fn accept_loop(
     drop(listener);
     drop(control);
     drain.listener_closed();
-    info!(listener = which, queued = taken, "listener closed");
+    let reason = if drain.is_started() {
+        "draining"
+    } else {
+        "replaced by a reload"
+    };
+    info!(listener = which, queued = taken, reason, "listener closed");
 }
 
 /// While draining, how long a listener keeps taking what its accept queue holds before closing.
@@ -205,8 +262,10 @@ const AGENT_CLOSE: Duration = Duration::from_secs(1);
 
 /// Steps 2–3 of the drain, once it started (the accept loops stop by themselves): returns when
 /// the worker may end.
-async fn drain(worker: &Worker, grace: Duration) {
+async fn drain(worker: &Worker) {
     worker.drain.wait().await;
+    // The grace of the config running when the drain starts.
+    let grace = worker.timeouts().shutdown_grace;
     let started = Instant::now();
     info!(
         open = worker.stats.user_conns_open(),
@@ -238,7 +297,7 @@ async fn drain(worker: &Worker, grace: Duration) {
         took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         "drained"
     );
-    if let Some(log) = &worker.access {
+    if let Some(log) = worker.access() {
         log.flush();
     }
 }
@@ -249,6 +308,21 @@ async fn serve_commands(worker: Rc<Worker>, commands: CommandRx, driver: &'stati
         match command {
             Command::Scrape(reply) => {
                 let _ = reply.send(worker.snapshot(driver));
+            }
+            Command::Reload(reload) => {
+                let WorkerReload {
+                    config,
+                    users,
+                    agents,
+                    access,
+                    done,
+                } = *reload;
+                if let Some(access) = access {
+                    worker.replace_access_log(access);
+                }
+                let agents_sent_away = worker.apply_config(config);
+                replace_listeners(&worker, users, agents);
+                let _ = done.send(WorkerReloaded { agents_sent_away });
             }
             Command::Drain => worker.drain.start(),
         }

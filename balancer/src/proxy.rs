@@ -18,7 +18,7 @@ use crate::duplex::{self, AttemptEnd, UserHalves};
 use crate::registry::RouteId;
 use crate::user_conn::{Flow, UserConn};
 use crate::user_io::write_out;
-use crate::worker::Worker;
+use crate::worker::{Settings, Worker};
 
 /// What a request ended with, for the worker's counters.
 #[derive(Default)]
@@ -49,7 +49,7 @@ pub(crate) async fn serve(conn: &mut UserConn, head: RequestHead) -> Flow {
     let elapsed = started.elapsed();
     let worker = &conn.worker;
     worker.stats.request_done(seen.route, seen.status, elapsed);
-    if let Some(log) = &worker.access {
+    if let Some(log) = worker.access() {
         let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
         let route = seen
             .route
@@ -80,9 +80,11 @@ async fn serve_counted(
     seen: &mut Seen,
 ) -> Flow {
     let worker = conn.worker.clone();
+    // This request's settings to its end, whatever a reload swaps in meanwhile.
+    let settings = worker.settings();
     let exchange = RefCell::new(Exchange::new(
         head,
-        exchange_config(&worker),
+        exchange_config(&settings),
         worker.deadlines.now(),
     ));
     if worker.drain.is_started() {
@@ -103,7 +105,8 @@ async fn serve_counted(
         return answer::error(conn, e, request_id, on_error, None).await;
     };
     seen.route = Some(route);
-    let Some(mut agent) = find_agent(&worker, route, None).await else {
+    let park = settings.timeouts.park;
+    let Some(mut agent) = find_agent(&worker, route, None, park).await else {
         let e = ProxyError::new(ErrorKind::NoAgent);
         seen.status = Some(e.status());
         return answer::error(conn, e, request_id, on_error, Some(route)).await;
@@ -113,7 +116,7 @@ async fn serve_counted(
         client_addr: conn.peer.ip(),
         proto: "http",
         request_id,
-        trusted_peer: worker.config.proxy.trusts(conn.peer.ip()),
+        trusted_peer: settings.config.proxy.trusts(conn.peer.ip()),
     };
     let mut forwarded = bytes::BytesMut::new();
     forward::write_request(head, &info, head.framing(), &mut forwarded);
@@ -130,7 +133,7 @@ async fn serve_counted(
             stream,
             &mut conn.out,
             &worker.deadlines,
-            worker.timeouts.body,
+            settings.timeouts.body,
         )
         .await
         .is_err()
@@ -145,7 +148,7 @@ async fn serve_counted(
         let ended = exchange.borrow().opens_ended();
         let end = match agent.open_stream(forwarded.clone(), ended) {
             Ok(stream) => {
-                let end = attempt(conn, &exchange, &stream).await;
+                let end = attempt(conn, &exchange, &stream, settings.timeouts.body).await;
                 if matches!(end, AttemptEnd::Complete) {
                     stream.finish();
                 }
@@ -171,7 +174,7 @@ async fn serve_counted(
             // is retried only on an agent that is already here.
             let exclude = Some(agent.key());
             let next = if matches!(e.kind, ErrorKind::AgentLost | ErrorKind::AgentRefused) {
-                find_agent(&worker, route, exclude).await
+                find_agent(&worker, route, exclude, park).await
             } else {
                 worker.pick(route, exclude)
             };
@@ -200,13 +203,13 @@ async fn attempt(
     conn: &mut UserConn,
     exchange: &RefCell<Exchange>,
     stream: &crate::tunnel_stream::TunnelStream,
+    limit: std::time::Duration,
 ) -> AttemptEnd {
     let worker = conn.worker.clone();
     if exchange.borrow().opens_ended() {
         let Some(socket) = conn.stream.as_mut() else {
             return AttemptEnd::Failed(ProxyError::new(ErrorKind::ClientIo));
         };
-        let limit = worker.timeouts.body;
         return duplex::respond_only(
             socket,
             &mut conn.out,
@@ -226,7 +229,7 @@ async fn attempt(
         wr: &mut wr,
         buf: &mut conn.buf,
         out: &mut conn.out,
-        write_limit: conn.worker.timeouts.body,
+        write_limit: limit,
         deadlines: &worker.deadlines,
         drain: &worker.drain,
     };
@@ -239,15 +242,15 @@ async fn attempt(
     end
 }
 
-/// The exchange settings of this worker's requests.
-fn exchange_config(worker: &Worker) -> ExchangeConfig {
+/// The exchange settings of a request.
+fn exchange_config(settings: &Settings) -> ExchangeConfig {
     ExchangeConfig {
-        max_body: worker.limits.max_body_bytes,
-        response_head_timeout: worker.timeouts.response_head,
-        body_timeout: worker.timeouts.body,
-        upgrade_idle_timeout: worker.timeouts.upgrade_idle,
+        max_body: settings.limits.max_body_bytes,
+        response_head_timeout: settings.timeouts.response_head,
+        body_timeout: settings.timeouts.body,
+        upgrade_idle_timeout: settings.timeouts.upgrade_idle,
         // The tunnel already resets a stream past this many heads; the same bound here.
-        max_interim_heads: worker.tunnel.max_response_heads,
+        max_interim_heads: settings.tunnel.max_response_heads,
     }
 }
 
@@ -256,14 +259,12 @@ async fn find_agent(
     worker: &Worker,
     route: RouteId,
     exclude: Option<u64>,
+    park: std::time::Duration,
 ) -> Option<Rc<AgentConn>> {
     if let Some(agent) = worker.pick(route, exclude) {
         return Some(agent);
     }
     worker.stats.parked();
     let wait = worker.wait_for_agent(route, exclude);
-    worker
-        .deadlines
-        .timeout_after(worker.timeouts.park, wait)
-        .await
+    worker.deadlines.timeout_after(park, wait).await
 }

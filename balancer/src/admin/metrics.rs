@@ -8,6 +8,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
+use crate::reload::ReloadCounts;
 use crate::stats::{RouteCounts, WorkerSnapshot, CLASSES, DURATION_BUCKETS};
 
 /// The label value of requests that matched no route.
@@ -25,12 +26,14 @@ struct Merged {
     agent_conns: BTreeMap<String, u64>,
     /// Workers that did not answer the scrape in time.
     missing: u64,
+    reloads: ReloadCounts,
 }
 
 impl Merged {
-    fn of(snapshots: &[WorkerSnapshot], missing: usize) -> Self {
+    fn of(snapshots: &[WorkerSnapshot], missing: usize, reloads: ReloadCounts) -> Self {
         let mut m = Self {
             missing: u64::try_from(missing).unwrap_or(u64::MAX),
+            reloads,
             ..Self::default()
         };
         for s in snapshots {
@@ -174,6 +177,35 @@ impl Collector for Merged {
                 family.encode_info(&labels)?;
             }
         }
+        {
+            let mut family = encoder.encode_descriptor(
+                "ringway_reloads",
+                "Configuration reloads (SIGHUP, POST /reload), by result.",
+                None,
+                MetricType::Counter,
+            )?;
+            for (result, n) in [("ok", self.reloads.ok), ("failed", self.reloads.failed)] {
+                family
+                    .encode_family(&[("result", result)])?
+                    .encode_counter::<(), _, u64>(&n, None)?;
+            }
+        }
+        encoder
+            .encode_descriptor(
+                "ringway_config_last_reload_success_timestamp_seconds",
+                "Unix time of the last successful reload (or of the start).",
+                None,
+                MetricType::Gauge,
+            )?
+            .encode_gauge(&self.reloads.last_success)?;
+        encoder
+            .encode_descriptor(
+                "ringway_config_generation",
+                "The running configuration's generation: 1 at the start, one more per successful reload.",
+                None,
+                MetricType::Gauge,
+            )?
+            .encode_gauge(&i64::try_from(self.reloads.generation).unwrap_or(i64::MAX))?;
         Ok(())
     }
 }
@@ -190,9 +222,13 @@ fn counter(
 }
 
 /// The text of `GET /metrics` for these snapshots (`missing`: workers that did not answer).
-pub(crate) fn render(snapshots: &[WorkerSnapshot], missing: usize) -> String {
+pub(crate) fn render(
+    snapshots: &[WorkerSnapshot],
+    missing: usize,
+    reloads: ReloadCounts,
+) -> String {
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(Merged::of(snapshots, missing)));
+    registry.register_collector(Box::new(Merged::of(snapshots, missing, reloads)));
     let mut text = String::new();
     // Writing into a String cannot fail.
     let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
