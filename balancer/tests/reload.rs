@@ -150,8 +150,13 @@ fn listen_config(users: SocketAddr, agents: SocketAddr, admin: SocketAddr, extra
 
 #[test]
 fn a_listener_change_moves_the_user_port_and_keeps_open_connections() {
-    let (old_users, new_users, agents, admin) =
-        (fixed_port(), fixed_port(), fixed_port(), fixed_port());
+    let (old_users, new_users, agents, admin, new_admin) = (
+        fixed_port(),
+        fixed_port(),
+        fixed_port(),
+        fixed_port(),
+        fixed_port(),
+    );
     let config = config_file("listen", &listen_config(old_users, agents, admin, ""));
     let balancer = Balancer::start_from_config(&["--config", arg(&config)]);
     assert_eq!(balancer.users, old_users);
@@ -161,13 +166,29 @@ fn a_listener_change_moves_the_user_port_and_keeps_open_connections() {
     let mut kept = Client::connect(old_users);
     assert_eq!(kept.get(HOST, "/").unwrap().status, 200);
 
-    config_file("listen", &listen_config(new_users, agents, admin, ""));
+    config_file("listen", &listen_config(new_users, agents, new_admin, ""));
     let r = post_reload(admin);
     let body = r.text();
     assert_eq!(r.status, 200, "{body}");
     assert!(
         body.contains(&format!("\"users_rebound\": \"{new_users}\"")),
         "{body}"
+    );
+    assert!(
+        body.contains(&format!("\"admin_rebound\": \"{new_admin}\"")),
+        "{body}"
+    );
+    assert!(
+        metrics(new_admin).contains("ringway_config_generation 2"),
+        "the admin listener moved"
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || TcpStream::connect_timeout(
+            &admin,
+            Duration::from_secs(1)
+        )
+        .is_err()),
+        "the old admin port is closed"
     );
 
     assert_eq!(status(new_users, HOST), 200, "the new port serves");
@@ -354,4 +375,14 @@ fn a_runtime_change_is_reported_as_needing_a_restart() {
         balancer.log.text()
     );
     assert_eq!(status(balancer.users, HOST), 503, "still serving");
+}
+
+#[test]
+fn without_a_config_file_a_reload_changes_nothing_and_says_so() {
+    let balancer = Balancer::start(&["--route", HOST]);
+    let r = post_reload(balancer.admin.unwrap());
+    let body = r.text();
+    assert_eq!(r.status, 200, "{body}");
+    assert!(body.contains("no --config file"), "{body}");
+    assert!(body.contains("\"routes_added\": []"), "{body}");
 }
