@@ -18,8 +18,8 @@ fn unit(name: &str) -> String {
 /// The value of `key=` in `text` (the last one, as systemd reads it).
 fn value<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     text.lines()
-        .filter_map(|l| l.strip_prefix(key)?.strip_prefix('='))
-        .last()
+        .rev()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
 }
 
 fn seconds(text: &str, key: &str) -> Duration {
