@@ -167,15 +167,21 @@ impl Balancer {
                 listener::run(setup, driver)
             })?);
         }
+        let start_admin: reload::StartAdmin = {
+            let (workers, registry) = (command_txs.clone(), registry.clone());
+            Box::new(move |listener, reloader| {
+                admin::start(listener, workers.clone(), registry.clone(), reloader)
+            })
+        };
         let reloader = Arc::new(Reloader::new(
             source,
             config,
             command_txs.clone(),
-            registry.clone(),
+            registry,
+            start_admin,
         ));
         if let Some(listener) = admin_listener {
-            let admin = admin::start(listener, command_txs.clone(), registry, reloader.clone())?;
-            reloader.set_admin(Some(admin));
+            reloader.start_admin(listener)?;
         }
         Ok(Self {
             reloader,

@@ -15,9 +15,9 @@
 //!
 //! Reloads are serialised (one lock); each that succeeds bumps the config generation.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -26,7 +26,6 @@ use serde::Serialize;
 use tracing::{error, info, warn};
 
 use crate::access_log::AccessLog;
-use crate::admin::AdminListener;
 use crate::config::{Config, ConfigError};
 use crate::control::{Command, CommandTx, WorkerReload};
 use crate::registry::Registry;
@@ -74,8 +73,8 @@ pub struct ReloadReport {
     pub users_rebound: Option<SocketAddr>,
     /// The agent listener's new address, when it moved.
     pub agents_rebound: Option<SocketAddr>,
-    /// The admin listener's new address, when it moved (`None` inside: turned off).
-    pub admin_rebound: Option<Option<SocketAddr>>,
+    /// The admin listener's new address (or `off`), when it moved.
+    pub admin_rebound: Option<String>,
     /// Agent connections sent away because their token is no longer good for their routes.
     pub agents_sent_away: usize,
     /// Keys whose change needs a restart: they keep their running values.
@@ -120,9 +119,33 @@ pub(crate) struct ReloadCounts {
     pub(crate) generation: u64,
 }
 
+/// A running admin listener on its thread, as a reload sees it: [`AdminListener::stop`] ends it.
+pub(crate) struct AdminListener {
+    /// A second descriptor of the socket, to shut it down from another thread.
+    pub(crate) control: TcpListener,
+    /// Read by the admin thread after every accept.
+    pub(crate) stop: Arc<AtomicBool>,
+}
+
+impl AdminListener {
+    /// Ends the admin thread: the socket is shut down, its blocked accept returns, and the
+    /// thread ends after the connection it may be serving (the `/reload` that moved it).
+    pub(crate) fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Err(e) = ringway_tuning::socket::shut_down_listener(&self.control) {
+            warn!(error = %e, "shutting the old admin listener down failed");
+        }
+    }
+}
+
+/// Starts the admin listener on a socket (`admin::start`, given by `Balancer::start`).
+pub(crate) type StartAdmin =
+    Box<dyn Fn(TcpListener, Arc<Reloader>) -> std::io::Result<AdminListener> + Send + Sync>;
+
 /// Reloads the running balancer; shared by the signal thread and the admin thread.
 pub(crate) struct Reloader {
     source: ConfigSource,
+    start_admin: StartAdmin,
     workers: Vec<CommandTx>,
     registry: Arc<Registry>,
     running: Mutex<Running>,
@@ -144,9 +167,11 @@ impl Reloader {
         config: Arc<Config>,
         workers: Vec<CommandTx>,
         registry: Arc<Registry>,
+        start_admin: StartAdmin,
     ) -> Self {
         Self {
             source,
+            start_admin,
             workers,
             registry,
             running: Mutex::new(Running {
@@ -160,9 +185,11 @@ impl Reloader {
         }
     }
 
-    /// The admin listener now running (started by `Balancer::start`, moved by reloads).
-    pub(crate) fn set_admin(&self, admin: Option<AdminListener>) {
-        self.lock().admin = admin;
+    /// Starts the admin listener on `listener` (at the start; a reload moves it).
+    pub(crate) fn start_admin(self: &Arc<Self>, listener: TcpListener) -> std::io::Result<()> {
+        let admin = (self.start_admin)(listener, self.clone())?;
+        self.lock().admin = Some(admin);
+        Ok(())
     }
 
     /// The counters for `/metrics`.
@@ -258,22 +285,22 @@ impl Reloader {
         }
         let mut admin = None;
         if old.listen.admin != next.listen.admin {
-            let bound =
-                match next.listen.admin {
-                    Some(addr) => Some(std::net::TcpListener::bind(addr).map_err(|source| {
-                        ReloadError::Bind {
-                            key: "admin",
-                            addr,
-                            source,
-                        }
-                    })?),
-                    None => None,
-                };
-            report.admin_rebound = Some(
-                bound
-                    .as_ref()
-                    .and_then(|l: &std::net::TcpListener| l.local_addr().ok()),
-            );
+            let bound = match next.listen.admin {
+                Some(addr) => {
+                    Some(TcpListener::bind(addr).map_err(|source| ReloadError::Bind {
+                        key: "admin",
+                        addr,
+                        source,
+                    })?)
+                }
+                None => None,
+            };
+            report.admin_rebound = Some(match &bound {
+                Some(l) => l
+                    .local_addr()
+                    .map_or_else(|_| "?".to_owned(), |a| a.to_string()),
+                None => "off".to_owned(),
+            });
             admin = Some(bound);
         }
         let log_changed =
@@ -332,13 +359,7 @@ impl Reloader {
                 old_admin.stop();
             }
             if let Some(listener) = bound {
-                let started = crate::admin::start(
-                    listener,
-                    self.workers.clone(),
-                    self.registry.clone(),
-                    self.clone(),
-                );
-                match started {
+                match (self.start_admin)(listener, self.clone()) {
                     Ok(admin) => running.admin = Some(admin),
                     Err(e) => report
                         .notes

@@ -83,8 +83,10 @@ fn sighup_adds_a_route_from_the_file() {
     let _agent = AgentProc::start(balancer.agents, "a1", &["new.test"], backend.addr);
     balancer.wait_registered("a1", 2);
     assert_eq!(status(balancer.users, "new.test"), 200);
+    assert!(balancer
+        .log
+        .wait_for("configuration reloaded", 1, Duration::from_secs(10)));
     let log = balancer.log.text();
-    assert!(log.contains("configuration reloaded"), "{log}");
     assert!(
         log.contains("new.test"),
         "the log names the added route: {log}"
@@ -131,6 +133,9 @@ fn an_invalid_file_changes_nothing_and_says_where_it_is_wrong() {
         text.contains("ringway_config_last_reload_success_timestamp_seconds"),
         "{text}"
     );
+    assert!(balancer
+        .log
+        .wait_for("reload failed", 1, Duration::from_secs(10)));
     let log = balancer.log.text();
     assert!(
         log.lines()
@@ -207,7 +212,9 @@ fn a_listener_change_moves_the_user_port_and_keeps_open_connections() {
         "a connection opened before the reload is still served"
     );
     assert!(
-        balancer.log.text().contains("replaced by a reload"),
+        balancer
+            .log
+            .wait_for("replaced by a reload", 1, Duration::from_secs(10)),
         "{}",
         balancer.log.text()
     );
@@ -370,7 +377,9 @@ fn a_runtime_change_is_reported_as_needing_a_restart() {
         "{body}"
     );
     assert!(
-        balancer.log.text().contains("needs a restart"),
+        balancer
+            .log
+            .wait_for("needs a restart", 1, Duration::from_secs(10)),
         "{}",
         balancer.log.text()
     );

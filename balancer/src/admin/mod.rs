@@ -25,7 +25,7 @@ use tracing::{debug, warn};
 
 use crate::control::{Command, CommandTx};
 use crate::registry::Registry;
-use crate::reload::{ReloadError, Reloader};
+use crate::reload::{AdminListener, ReloadError, Reloader};
 use crate::stats::{AgentInfo, WorkerSnapshot};
 
 /// How long a scrape waits for each worker's snapshot.
@@ -41,24 +41,6 @@ struct Admin {
     registry: Arc<Registry>,
     reloader: Arc<Reloader>,
     stop: Arc<AtomicBool>,
-}
-
-/// A running admin listener; [`AdminListener::stop`] ends it (a reload moved it).
-pub(crate) struct AdminListener {
-    /// A second descriptor of the socket, to shut it down from another thread.
-    control: TcpListener,
-    stop: Arc<AtomicBool>,
-}
-
-impl AdminListener {
-    /// Ends the admin thread: the socket is shut down, its blocked accept returns, and the
-    /// thread ends after the connection it may be serving.
-    pub(crate) fn stop(&self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Err(e) = ringway_tuning::socket::shut_down_listener(&self.control) {
-            warn!(error = %e, "shutting the old admin listener down failed");
-        }
-    }
 }
 
 /// Starts the admin thread on `listener`.
