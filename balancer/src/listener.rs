@@ -321,7 +321,10 @@ async fn serve_commands(worker: Rc<Worker>, commands: CommandRx, driver: &'stati
                     worker.replace_access_log(access);
                 }
                 let agents_sent_away = worker.apply_config(config);
-                replace_listeners(&worker, users, agents);
+                // Draining: the new sockets are dropped unused (nobody accepts any more).
+                if !worker.drain.is_started() {
+                    replace_listeners(&worker, users, agents);
+                }
                 let _ = done.send(WorkerReloaded { agents_sent_away });
             }
             Command::Drain => worker.drain.start(),

@@ -395,3 +395,36 @@ fn without_a_config_file_a_reload_changes_nothing_and_says_so() {
     assert!(body.contains("no --config file"), "{body}");
     assert!(body.contains("\"routes_added\": []"), "{body}");
 }
+
+#[test]
+fn a_reload_turns_the_access_log_on() {
+    let config = config_file("access", &route(HOST));
+    let balancer = Balancer::start(&["--config", arg(&config)]);
+    let backend = hello_backend();
+    let _agent = AgentProc::start(balancer.agents, "a1", &[HOST], backend.addr);
+    balancer.wait_registered("a1", 2);
+    let log = std::env::temp_dir().join(format!("ringway-test-{}-access.log", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    config_file(
+        "access",
+        &format!(
+            "[log]\naccess = \"{}\"\naccess_format = \"json\"\n{}",
+            log.display(),
+            route(HOST)
+        ),
+    );
+    let r = post_reload(balancer.admin.unwrap());
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        support::get(balancer.users, HOST, "/after-reload")
+            .unwrap()
+            .status,
+        200
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || std::fs::read_to_string(&log)
+            .is_ok_and(|t| t.contains("/after-reload"))),
+        "the request is in the new access log"
+    );
+    let _ = std::fs::remove_file(&log);
+}
