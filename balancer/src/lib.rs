@@ -196,12 +196,12 @@ impl Balancer {
         })
     }
 
-    /// Where users connect.
+    /// Where users connect (at the start: a reload may move it).
     pub fn user_addr(&self) -> SocketAddr {
         self.user_addr
     }
 
-    /// Where agents connect.
+    /// Where agents connect (at the start: a reload may move it).
     pub fn agent_addr(&self) -> SocketAddr {
         self.agent_addr
     }
@@ -216,7 +216,7 @@ impl Balancer {
         Reload(self.reloader.clone())
     }
 
-    /// Where the admin listener is (`None`: turned off); a reload may move it.
+    /// Where the admin listener is (`None`: turned off), at the start: a reload may move it.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin_addr
     }
