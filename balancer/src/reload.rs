@@ -257,32 +257,9 @@ impl Reloader {
         // 2. Prepare: bind what moved, open what changed. Nothing is applied yet.
         let count = self.workers.len();
         let backlog_changed = old.listen.backlog != next.listen.backlog;
-        let mut users = None;
-        if old.listen.users != next.listen.users || backlog_changed {
-            let addr = next.listen.users;
-            let group = listener_group(addr, next.listen.backlog, count).map_err(|source| {
-                ReloadError::Bind {
-                    key: "users",
-                    addr,
-                    source,
-                }
-            })?;
-            report.users_rebound = group.first().and_then(|l| l.local_addr().ok());
-            users = Some(group);
-        }
-        let mut agents = None;
-        if old.listen.agents != next.listen.agents || backlog_changed {
-            let addr = next.listen.agents;
-            let group = listener_group(addr, next.listen.backlog, count).map_err(|source| {
-                ReloadError::Bind {
-                    key: "agents",
-                    addr,
-                    source,
-                }
-            })?;
-            report.agents_rebound = group.first().and_then(|l| l.local_addr().ok());
-            agents = Some(group);
-        }
+        // What can fail for reasons of its own (a port in use, a directory missing) first; the
+        // listener groups last, since a group bound on a port already served (a backlog
+        // change) and then dropped would reset what its queue took meanwhile.
         let mut admin = None;
         if old.listen.admin != next.listen.admin {
             let bound = match next.listen.admin {
@@ -316,6 +293,32 @@ impl Reloader {
             }
         }
 
+        let mut agents = None;
+        if old.listen.agents != next.listen.agents || backlog_changed {
+            let addr = next.listen.agents;
+            let group = listener_group(addr, next.listen.backlog, count).map_err(|source| {
+                ReloadError::Bind {
+                    key: "agents",
+                    addr,
+                    source,
+                }
+            })?;
+            report.agents_rebound = group.first().and_then(|l| l.local_addr().ok());
+            agents = Some(group);
+        }
+        let mut users = None;
+        if old.listen.users != next.listen.users || backlog_changed {
+            let addr = next.listen.users;
+            let group = listener_group(addr, next.listen.backlog, count).map_err(|source| {
+                ReloadError::Bind {
+                    key: "users",
+                    addr,
+                    source,
+                }
+            })?;
+            report.users_rebound = group.first().and_then(|l| l.local_addr().ok());
+            users = Some(group);
+        }
         // 3. Apply: the registry first (the workers check their agents' tokens against it),
         // then every worker, then the admin listener.
         let next = Arc::new(next);
