@@ -110,7 +110,9 @@ async fn serve(
         Err(e) => {
             let code = match e {
                 RegisterError::BadToken { .. } => ResetCode::Unauthorized,
-                RegisterError::InvalidRoute { .. } => ResetCode::BadRoute,
+                RegisterError::InvalidRoute { .. } | RegisterError::StaticRoute { .. } => {
+                    ResetCode::BadRoute
+                }
                 RegisterError::TooManyRoutes { .. } => ResetCode::TooManyRoutes,
             };
             if worker.peer_log.allow(peer, PeerMistake::AgentRejected) {

@@ -29,6 +29,10 @@ pub struct Cli {
     /// A known route `host[/prefix]` (repeatable; adds `[[route]]` entries).
     #[arg(long = "route", value_name = "PATTERN")]
     pub routes: Vec<String>,
+    /// A route served by static backends, `PATTERN=ADDR[,ADDR…]` (classic mode; repeatable;
+    /// a `[[route]]` with `backends`). An ADDR is `IP:PORT`, `unix:/path` or `NAME:PORT`.
+    #[arg(long = "backend", value_name = "PATTERN=ADDR,…")]
+    pub backends: Vec<String>,
     /// Picker (`[agents] picker`).
     #[arg(long)]
     pub picker: Option<String>,
@@ -129,6 +133,22 @@ impl ServerArgs {
     }
 }
 
+/// Parses `PATTERN=ADDR[,ADDR…]`.
+fn parse_backend_flag(text: &str) -> Result<(RouteSpec, Vec<config::BackendSpec>), String> {
+    let (pattern, addrs) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: expected PATTERN=ADDR[,ADDR…]"))?;
+    let pattern = RouteSpec::parse(pattern)?;
+    let addrs = addrs
+        .split(',')
+        .map(|a| {
+            config::BackendTarget::parse(a.trim())
+                .map(|target| config::BackendSpec { target, weight: 1 })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((pattern, addrs))
+}
+
 impl Cli {
     /// The configuration: the file (or defaults) with every given flag applied on top.
     pub fn config(&self) -> Result<Config, ConfigError> {
@@ -154,6 +174,24 @@ impl Cli {
                 .any(|known| known.pattern.text == pattern.text)
             {
                 c.routes.push(RouteConfig::agents(pattern));
+            }
+        }
+        for b in &self.backends {
+            let (pattern, addrs) = parse_backend_flag(b).map_err(|e| format!("--backend: {e}"))?;
+            match c
+                .routes
+                .iter_mut()
+                .find(|known| known.pattern.text == pattern.text)
+            {
+                Some(known) => {
+                    known.token = None;
+                    known.backends = addrs;
+                }
+                None => {
+                    let mut route = RouteConfig::agents(pattern);
+                    route.backends = addrs;
+                    c.routes.push(route);
+                }
             }
         }
         if let Some(p) = &self.picker {
@@ -215,6 +253,30 @@ mod tests {
         assert_eq!(c.runtime.io_driver, IoDriver::Epoll);
         assert_eq!(c.routes[0].pattern.text, "a.test/x");
         assert_eq!(c.timeouts.park, Duration::from_millis(300));
+    }
+
+    #[test]
+    fn backend_flags_make_static_routes() {
+        let cli = Cli::parse_from([
+            "ringway-balancer",
+            "--backend",
+            "shop.test=127.0.0.1:9001, unix:/run/a.sock",
+            "--backend",
+            "api.test/v1=app.internal:8080",
+        ]);
+        let c = cli.config().unwrap();
+        assert_eq!(c.routes.len(), 2);
+        assert_eq!(c.routes[0].pattern.text, "shop.test/");
+        assert_eq!(c.routes[0].backends.len(), 2);
+        assert_eq!(
+            c.routes[1].backends[0].target.to_string(),
+            "app.internal:8080"
+        );
+        for bad in ["shop.test", "shop.test=", "shop.test=nowhere"] {
+            let cli = Cli::parse_from(["ringway-balancer", "--backend", bad]);
+            let e = cli.config().unwrap_err().to_string();
+            assert!(e.contains("--backend"), "{bad}: {e}");
+        }
     }
 
     #[test]

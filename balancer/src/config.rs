@@ -583,8 +583,7 @@ fn de_picker_opt<'de, D: Deserializer<'de>>(de: D) -> Result<Option<PickerKind>,
     de_picker(de).map(Some)
 }
 
-// serde's `serialize_with` hands the field by reference.
-#[allow(clippy::trivially_copy_pass_by_ref)]
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's `serialize_with` passes a reference.
 fn ser_picker_opt<S: Serializer>(kind: &Option<PickerKind>, ser: S) -> Result<S::Ok, S::Error> {
     match kind {
         Some(kind) => ser.collect_str(kind),

@@ -28,9 +28,10 @@ use ringway_io::net::TcpStream;
 use ringway_io::Doorbell;
 use tracing::{debug, info};
 
+use crate::attempt_stream::AttemptStream;
 use crate::deadlines::Deadlines;
 use crate::drain::Drain;
-use crate::tunnel_stream::{StreamEvent, TunnelStream};
+use crate::tunnel_stream::StreamEvent;
 use crate::user_io::{read_more_cancelable, write_out, BODY_READ};
 
 /// The user connection's halves and buffers, lent to one attempt.
@@ -60,9 +61,9 @@ pub(crate) enum AttemptEnd {
 }
 
 /// What the two loops share.
-struct Shared<'a> {
+struct Shared<'a, S> {
     exchange: &'a RefCell<Exchange>,
-    stream: &'a TunnelStream,
+    stream: &'a S,
     deadlines: &'a Deadlines,
     drain: &'a Drain,
     /// Wakes the upload loop: the exchange's request side may have changed, or it must stop.
@@ -74,10 +75,10 @@ struct Shared<'a> {
     stop: Cell<bool>,
 }
 
-impl<'a> Shared<'a> {
+impl<'a, S: AttemptStream> Shared<'a, S> {
     fn new(
         exchange: &'a RefCell<Exchange>,
-        stream: &'a TunnelStream,
+        stream: &'a S,
         deadlines: &'a Deadlines,
         drain: &'a Drain,
     ) -> Self {
@@ -95,10 +96,10 @@ impl<'a> Shared<'a> {
 }
 
 /// Runs one attempt to its end.
-pub(crate) async fn run(
+pub(crate) async fn run<S: AttemptStream>(
     user: UserHalves<'_>,
     exchange: &RefCell<Exchange>,
-    stream: &TunnelStream,
+    stream: &S,
 ) -> AttemptEnd {
     let UserHalves {
         rd,
@@ -145,21 +146,21 @@ pub(crate) async fn run(
 /// the response loop alone, over the whole socket. Nothing is read from the user meanwhile —
 /// the upload loop would not read either — so there is no split, no read to cancel and no
 /// second loop to wake.
-pub(crate) async fn respond_only(
+pub(crate) async fn respond_only<S: AttemptStream>(
     socket: &mut TcpStream,
     out: &mut BytesMut,
     write_limit: Duration,
     (deadlines, drain): (&Deadlines, &Drain),
     exchange: &RefCell<Exchange>,
-    stream: &TunnelStream,
+    stream: &S,
 ) -> AttemptEnd {
     let shared = Shared::new(exchange, stream, deadlines, drain);
     respond(&shared, socket, out, write_limit).await
 }
 
 /// The request side: as the exchange asks, send body bytes, read more, or wait.
-async fn upload(
-    shared: &Shared<'_>,
+async fn upload<S: AttemptStream>(
+    shared: &Shared<'_, S>,
     rd: &mut OwnedReadHalf<TcpStream>,
     buf: &mut BytesMut,
     handle: Option<ringway_io::io::CancelHandle>,
@@ -226,8 +227,8 @@ async fn upload(
 
 /// The response side: events from the stream into the exchange, the exchange's bytes to the
 /// user, credit back after they were written; the exchange's timers.
-async fn respond<W: AsyncWriteRent>(
-    shared: &Shared<'_>,
+async fn respond<S: AttemptStream, W: AsyncWriteRent>(
+    shared: &Shared<'_, S>,
     wr: &mut W,
     out: &mut BytesMut,
     write_limit: Duration,
@@ -256,7 +257,7 @@ async fn respond<W: AsyncWriteRent>(
             () = &mut timer => {
                 let fired = shared.exchange.borrow_mut().handle_timeout(shared.deadlines.now());
                 if let Err(e) = fired {
-                    debug!(stream = %stream.id(), error = %e, "exchange timed out");
+                    debug!(stream = %stream.label(), error = %e, "exchange timed out");
                     return AttemptEnd::Failed(e);
                 }
                 None
@@ -286,7 +287,7 @@ async fn respond<W: AsyncWriteRent>(
         if !out.is_empty() {
             if let Err(e) = write_out(wr, out, shared.deadlines, write_limit).await {
                 if e.kind() == std::io::ErrorKind::TimedOut {
-                    info!(stream = %stream.id(), "user stopped reading; closing");
+                    info!(stream = %stream.label(), "user stopped reading; closing");
                 }
                 return AttemptEnd::Failed(ProxyError::new(ErrorKind::ClientIo));
             }
@@ -302,8 +303,8 @@ async fn respond<W: AsyncWriteRent>(
 }
 
 /// Feeds one stream event to the exchange; response bytes for the user go to `out`.
-fn feed(
-    shared: &Shared<'_>,
+fn feed<S: AttemptStream>(
+    shared: &Shared<'_, S>,
     event: StreamEvent,
     out: &mut BytesMut,
     taken: &mut usize,

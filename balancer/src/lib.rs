@@ -15,6 +15,8 @@ mod admin;
 mod agent_accept;
 mod agent_conn;
 mod answer;
+mod attempt_stream;
+mod backends;
 mod client;
 mod control;
 mod deadlines;
@@ -110,6 +112,8 @@ impl Balancer {
         let registry =
             Registry::new(&config).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let registry = Arc::new(registry);
+        let backends = Arc::new(backends::BackendBook::new(&config, &registry));
+        backends::monitor::resolve_all(&backends);
         let users = listener_group(config.listen.users, config.listen.backlog, count)?;
         let agents = listener_group(config.listen.agents, config.listen.backlog, count)?;
         let user_addr = users[0].local_addr()?;
@@ -162,15 +166,23 @@ impl Balancer {
                 commands,
                 shutdown: shutdown_flag.clone(),
                 access: access_log::AccessLog::open(&config.log)?,
+                backends: backends.clone(),
             };
             workers.push(spawn_worker(spec, move |driver| {
                 listener::run(setup, driver)
             })?);
         }
+        backends::monitor::start(&backends, &config.backends, config.runtime.io_driver)?;
         let start_admin: reload::StartAdmin = {
             let (workers, registry) = (command_txs.clone(), registry.clone());
             Box::new(move |listener, reloader| {
-                admin::start(listener, workers.clone(), registry.clone(), reloader)
+                admin::start(
+                    listener,
+                    workers.clone(),
+                    registry.clone(),
+                    backends.clone(),
+                    reloader,
+                )
             })
         };
         let reloader = Arc::new(Reloader::new(

@@ -1,5 +1,6 @@
-//! The request path of one request: route it, pick an agent connection (parking for one when
-//! none is here yet), run attempts over tunnel streams, and retry once where core's
+//! The request path of one request: route it, pick its upstream — an agent connection (parking
+//! for one when none is here yet) or a static backend — run attempts over a tunnel stream or a
+//! backend stream (the same [`AttemptStream`] to `duplex`), and retry once where core's
 //! [`Exchange::may_retry`] allows it.
 
 use std::cell::RefCell;
@@ -14,6 +15,8 @@ use tracing::debug;
 use crate::access_log;
 use crate::agent_conn::AgentConn;
 use crate::answer;
+use crate::attempt_stream::AttemptStream;
+use crate::backends::{BackendStream, WorkerBackend};
 use crate::duplex::{self, AttemptEnd, UserHalves};
 use crate::registry::RouteId;
 use crate::user_conn::{Flow, UserConn};
@@ -26,8 +29,8 @@ struct Seen {
     route: Option<RouteId>,
     /// The status the user got (`None`: no response).
     status: Option<u16>,
-    /// The agent of the last attempt.
-    agent: Option<Rc<AgentConn>>,
+    /// The upstream of the last attempt.
+    upstream: Option<Upstream>,
     /// Body bytes (from the user, to the user).
     bytes: (u64, u64),
 }
@@ -66,7 +69,11 @@ pub(crate) async fn serve(conn: &mut UserConn, head: RequestHead) -> Flow {
             bytes_out: seen.bytes.1,
             duration: elapsed.as_secs_f64(),
             route: &route,
-            agent: seen.agent.as_ref().map_or("", |a| a.agent_id()),
+            agent: &seen
+                .upstream
+                .as_ref()
+                .map(Upstream::label)
+                .unwrap_or_default(),
             request_id,
         });
     }
@@ -106,10 +113,12 @@ async fn serve_counted(
     };
     seen.route = Some(route);
     let park = settings.timeouts.park;
-    let Some(mut agent) = find_agent(&worker, route, None, park).await else {
-        let e = ProxyError::new(ErrorKind::NoAgent);
-        seen.status = Some(e.status());
-        return answer::error(conn, e, request_id, on_error, Some(route)).await;
+    let mut upstream = match first_upstream(&worker, route, park).await {
+        Ok(upstream) => upstream,
+        Err(e) => {
+            seen.status = Some(e.status());
+            return answer::error(conn, e, request_id, on_error, Some(route)).await;
+        }
     };
 
     let info = ForwardInfo {
@@ -146,18 +155,33 @@ async fn serve_counted(
     loop {
         // A retry after the whole body went out opens the stream already ended.
         let ended = exchange.borrow().opens_ended();
-        let end = match agent.open_stream(forwarded.clone(), ended) {
-            Ok(stream) => {
-                let end = attempt(conn, &exchange, &stream, settings.timeouts.body).await;
-                if matches!(end, AttemptEnd::Complete) {
-                    stream.finish();
+        let end = match &upstream {
+            Upstream::Agent(agent) => match agent.open_stream(forwarded.clone(), ended) {
+                Ok(stream) => {
+                    let end = attempt(conn, &exchange, &stream, settings.timeouts.body).await;
+                    if matches!(end, AttemptEnd::Complete) {
+                        stream.finish();
+                    }
+                    end
                 }
-                end
+                Err(e) => AttemptEnd::Failed(e),
+            },
+            Upstream::Backend(backend) => {
+                let config = worker.upstream_config();
+                match BackendStream::open(backend, &forwarded, ended, config, &settings.limits) {
+                    Ok(stream) => {
+                        let end = attempt(conn, &exchange, &stream, settings.timeouts.body).await;
+                        if matches!(end, AttemptEnd::Complete) {
+                            stream.finish();
+                        }
+                        end
+                    }
+                    Err(e) => AttemptEnd::Failed(e),
+                }
             }
-            Err(e) => AttemptEnd::Failed(e),
         };
         seen.status = exchange.borrow().final_status();
-        seen.agent = Some(agent.clone());
+        seen.upstream = Some(upstream.clone());
         seen.bytes = exchange.borrow().body_bytes();
         let e = match end {
             AttemptEnd::Complete => return Flow::from(exchange.borrow().outcome()),
@@ -169,18 +193,10 @@ async fn serve_counted(
         }
         if !retried && exchange.borrow().may_retry(&e) {
             retried = true;
-            debug!(request_id, error = %e, agent = agent.agent_id(), "retrying on another agent");
-            // An agent that went away may be replaced soon: park for one. A backend error
-            // is retried only on an agent that is already here.
-            let exclude = Some(agent.key());
-            let next = if matches!(e.kind, ErrorKind::AgentLost | ErrorKind::AgentRefused) {
-                find_agent(&worker, route, exclude, park).await
-            } else {
-                worker.pick(route, exclude)
-            };
-            if let Some(next) = next {
+            debug!(request_id, error = %e, upstream = %upstream.label(), "retrying on another upstream");
+            if let Some(next) = retry_upstream(&worker, route, &upstream, &e, park).await {
                 worker.stats.retried();
-                agent = next;
+                upstream = next;
                 exchange.borrow_mut().prepare_retry(worker.deadlines.now());
                 continue;
             }
@@ -197,12 +213,72 @@ async fn serve_counted(
     }
 }
 
+/// Where an attempt goes.
+#[derive(Clone)]
+enum Upstream {
+    Agent(Rc<AgentConn>),
+    Backend(Rc<WorkerBackend>),
+}
+
+impl Upstream {
+    /// The agent id or the backend address (access log, debug lines).
+    fn label(&self) -> String {
+        match self {
+            Self::Agent(agent) => agent.agent_id().to_owned(),
+            Self::Backend(backend) => backend.member.addr.to_string(),
+        }
+    }
+}
+
+/// The first upstream of a request: a static backend of a static route, else an agent (waiting
+/// up to the park time for one).
+async fn first_upstream(
+    worker: &Worker,
+    route: RouteId,
+    park: std::time::Duration,
+) -> Result<Upstream, ProxyError> {
+    if let Some(picked) = worker.pick_backend(route, None) {
+        return picked.map(Upstream::Backend);
+    }
+    find_agent(worker, route, None, park)
+        .await
+        .map(Upstream::Agent)
+        .ok_or(ProxyError::new(ErrorKind::NoAgent))
+}
+
+/// Another upstream after `failed` failed with `e`. An agent that went away may be replaced
+/// soon: park for one. A backend error is retried only on an agent that is already here, and
+/// a static backend on another backend of the route.
+async fn retry_upstream(
+    worker: &Worker,
+    route: RouteId,
+    failed: &Upstream,
+    e: &ProxyError,
+    park: std::time::Duration,
+) -> Option<Upstream> {
+    match failed {
+        Upstream::Backend(backend) => worker
+            .pick_backend(route, Some(backend.key))
+            .and_then(Result::ok)
+            .map(Upstream::Backend),
+        Upstream::Agent(agent) => {
+            let exclude = Some(agent.key());
+            let next = if matches!(e.kind, ErrorKind::AgentLost | ErrorKind::AgentRefused) {
+                find_agent(worker, route, exclude, park).await
+            } else {
+                worker.pick(route, exclude)
+            };
+            next.map(Upstream::Agent)
+        }
+    }
+}
+
 /// One attempt over `stream`: with the user's socket split in its two halves for the time when
 /// the request side has work to do, over the whole socket when it has none.
-async fn attempt(
+async fn attempt<S: AttemptStream>(
     conn: &mut UserConn,
     exchange: &RefCell<Exchange>,
-    stream: &crate::tunnel_stream::TunnelStream,
+    stream: &S,
     limit: std::time::Duration,
 ) -> AttemptEnd {
     let worker = conn.worker.clone();

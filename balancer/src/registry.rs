@@ -40,6 +40,9 @@ pub(crate) enum RegisterError {
     /// The token does not match the one required for a route.
     #[error("wrong token for route {route:?}")]
     BadToken { route: String },
+    /// The route is served by static backends from the config, not by agents.
+    #[error("route {route:?} is served by static backends; agents may not register it")]
+    StaticRoute { route: String },
     /// The agent would hold more routes than `agents.max_routes_per_agent`.
     #[error("agent {agent:?} would hold {count} routes, more than the limit of {max}")]
     TooManyRoutes {
@@ -107,12 +110,15 @@ impl Registry {
                 continue;
             }
             let token = config.token_for(&r.pattern.text).map(str::to_owned);
-            book.add(
+            let id = book.add(
                 r.pattern.pattern.clone(),
                 r.pattern.text.clone(),
                 token,
                 true,
             );
+            if let Some(route) = book.routes.get_mut(&id) {
+                route.static_backends = r.is_static();
+            }
         }
         let current = ArcSwap::from_pointee(RouteSnapshot::build(&book, None));
         Ok(Self {
@@ -140,6 +146,7 @@ impl Registry {
         for route in book.routes.values_mut() {
             let in_config = wanted.contains_key(&*route.text);
             route.token = config.token_for(&route.text).map(str::to_owned);
+            route.static_backends = wanted.get(&*route.text).is_some_and(|r| r.is_static());
             if route.from_config && !in_config {
                 route.from_config = false;
                 changes.removed.push(route.text.to_string());
@@ -155,7 +162,10 @@ impl Registry {
         for (text, r) in wanted {
             if !book.by_text.contains_key(text) {
                 let token = config.token_for(text).map(str::to_owned);
-                book.add(r.pattern.pattern.clone(), text.to_owned(), token, true);
+                let id = book.add(r.pattern.pattern.clone(), text.to_owned(), token, true);
+                if let Some(route) = book.routes.get_mut(&id) {
+                    route.static_backends = r.is_static();
+                }
                 changes.added.push(text.to_owned());
                 table = true;
             }
@@ -201,6 +211,11 @@ impl Registry {
         let id = *snapshot.routes.table.lookup(host, path)?;
         let live = snapshot.forget_at.get(&id).is_none_or(|&t| now < t);
         live.then_some(id)
+    }
+
+    /// The id of the known route whose canonical text is `text`.
+    pub(crate) fn id_of(&self, text: &str) -> Option<RouteId> {
+        self.lock().by_text.get(text).copied()
     }
 
     /// The texts of every route known now (from the config, or registered by an agent and not
@@ -274,6 +289,12 @@ impl Registry {
         token: &str,
     ) -> Result<(Vec<RouteId>, Changed), RegisterError> {
         for (_, text) in &wanted {
+            let route = book.by_text.get(text).and_then(|id| book.routes.get(id));
+            if route.is_some_and(|r| r.static_backends) {
+                return Err(RegisterError::StaticRoute {
+                    route: text.clone(),
+                });
+            }
             let required = match book.by_text.get(text) {
                 Some(id) => book.routes.get(id).and_then(|r| r.token.as_deref()),
                 None => book.policy.global_token.as_deref(),
@@ -420,6 +441,8 @@ struct BookRoute {
     token: Option<String>,
     /// From the config: never forgotten.
     from_config: bool,
+    /// Served by static backends: agents may not register it.
+    static_backends: bool,
     /// Agent connections holding the route now.
     conns: u32,
     /// When the last agent connection holding it went away (agent routes only).
@@ -444,6 +467,7 @@ impl Book {
                 text: text.into(),
                 token,
                 from_config,
+                static_backends: false,
                 conns: 0,
                 orphaned_since: None,
             },
@@ -531,6 +555,23 @@ mod tests {
         let r = registry("[[route]]\npattern = \"a.test/api\"\n");
         assert_eq!(r.lookup(b"a.test", b"/api/x"), Some(0));
         assert_eq!(r.lookup(b"b.test", b"/"), None);
+    }
+
+    #[test]
+    fn agents_may_not_register_a_static_route() {
+        let r = registry(
+            "[[route]]\npattern = \"shop.test\"\nbackends = [\"127.0.0.1:1\"]\n\
+             [[route]]\npattern = \"app.test\"\n",
+        );
+        assert_eq!(r.id_of("shop.test"), Some(0));
+        assert!(matches!(
+            r.register("x", &routes(&["app.test", "SHOP.test"]), ""),
+            Err(RegisterError::StaticRoute { route }) if route == "shop.test"
+        ));
+        assert_eq!(
+            r.register("x", &routes(&["app.test"]), "").unwrap().ids(),
+            [1]
+        );
     }
 
     #[test]

@@ -407,6 +407,22 @@ fn restart_keys(old: &Config, new: &Config) -> Vec<String> {
             a.ring_entries, b.ring_entries
         ));
     }
+    // Static backends (classic mode) are built once, at the start, per worker.
+    let statics = |c: &Config| {
+        let routes: Vec<String> = c
+            .routes
+            .iter()
+            .filter(|r| r.is_static())
+            .map(|r| format!("{r:?}"))
+            .collect();
+        format!("{routes:?} {:?}", c.backends)
+    };
+    if statics(old) != statics(new) {
+        keys.push(
+            "route[].backends, picker, health and [backends] of static routes (built at the start)"
+                .to_owned(),
+        );
+    }
     if a.pin != b.pin {
         keys.push(format!("runtime.pin (running: {}, file: {})", a.pin, b.pin));
     }
@@ -433,5 +449,14 @@ mod tests {
         assert!(keys[0].contains("running: 2") && keys[0].contains("file: 4"));
         assert!(keys[1].starts_with("runtime.pin"), "{keys:?}");
         assert!(restart_keys(&old, &old).is_empty());
+        let route = |addr: &str| {
+            Config::parse(&format!(
+                "[[route]]\npattern = \"s.test\"\nbackends = [\"{addr}\"]\n"
+            ))
+            .unwrap()
+        };
+        let keys = restart_keys(&route("127.0.0.1:9"), &route("127.0.0.1:10"));
+        assert!(keys[0].starts_with("route[].backends"), "{keys:?}");
+        assert!(restart_keys(&route("127.0.0.1:9"), &route("127.0.0.1:9")).is_empty());
     }
 }

@@ -15,6 +15,7 @@ use ringway_core::tunnel::{ResetCode, StreamId};
 use ringway_io::tunnel::StreamSlot;
 
 use crate::agent_conn::AgentConn;
+use crate::attempt_stream::AttemptStream;
 use ringway_core::exchange::{ErrorKind, ProxyError};
 
 /// What a client task learns about its stream: `Head`, `Data`, `Reset`, `Lost`, `Writable`.
@@ -65,35 +66,34 @@ impl TunnelStream {
         self.slot.id()
     }
 
-    /// The next event of this stream: queued heads and data first, then its failure (`Reset`,
-    /// `Lost`; every time it is asked), then `Writable` once per credit arrival — but only on a
-    /// stream that never waited in [`Self::writable`]: once an upload waits for credit there,
-    /// `event` is the response side's alone and never reports `Writable`. One task at a time.
-    pub(crate) async fn event(&self) -> StreamEvent {
+    /// The exchange completed in both directions.
+    pub(crate) fn finish(&self) {
+        self.done.set(true);
+    }
+}
+
+impl AttemptStream for TunnelStream {
+    fn label(&self) -> impl std::fmt::Display {
+        self.slot.id()
+    }
+
+    /// Also reports `Writable` once per credit arrival — but only on a stream that never
+    /// waited in [`Self::writable`]: once an upload waits for credit there, `event` is the
+    /// response side's alone.
+    async fn event(&self) -> StreamEvent {
         self.slot.event().await
     }
 
-    /// Waits until the stream has send credit, or failed (its `event` then says how), or the
-    /// connection closed. Independent of [`Self::event`]; one task at a time.
-    pub(crate) async fn writable(&self) {
-        self.conn.link.writable(&self.slot).await;
-    }
-
-    /// Whether the agent connection takes no new streams (GOAWAY received, or closed).
-    pub(crate) fn draining(&self) -> bool {
-        !self.conn.is_open()
-    }
-
-    /// A queued event or the failure, without waiting (to coalesce several DATA frames into
-    /// one user write); never `Writable`.
-    pub(crate) fn try_event(&self) -> Option<StreamEvent> {
+    fn try_event(&self) -> Option<StreamEvent> {
         self.slot.try_event()
     }
 
-    /// Sends body bytes from the front of `data` as far as credit allows; the rest waits for
-    /// credit ([`Self::writable`], or `StreamEvent::Writable`). `end` goes out with the last
-    /// byte.
-    pub(crate) fn send(&self, data: &mut Bytes, end: bool) -> Result<(), ProxyError> {
+    /// Independent of [`Self::event`]; the agent connection closing ends the wait too.
+    async fn writable(&self) {
+        self.conn.link.writable(&self.slot).await;
+    }
+
+    fn send(&self, data: &mut Bytes, end: bool) -> Result<(), ProxyError> {
         if self.conn.link.is_closed() {
             return Err(ProxyError::new(ErrorKind::AgentLost));
         }
@@ -103,21 +103,19 @@ impl TunnelStream {
             .map_err(|_| ProxyError::new(ErrorKind::AgentLost))
     }
 
-    /// The user consumed `n` response bytes: the agent may send that many more.
-    pub(crate) fn release(&self, n: usize) {
+    fn release(&self, n: usize) {
         self.conn.link.release(self.id(), n);
     }
 
-    /// The response head arrived: records the latency for the picker.
-    pub(crate) fn head_received(&self) {
+    /// GOAWAY received, or closed.
+    fn draining(&self) -> bool {
+        !self.conn.is_open()
+    }
+
+    fn head_received(&self) {
         if self.rtt.get().is_none() {
             self.rtt.set(Some(self.started.elapsed()));
         }
-    }
-
-    /// The exchange completed in both directions.
-    pub(crate) fn finish(&self) {
-        self.done.set(true);
     }
 }
 

@@ -18,8 +18,13 @@ use ringway_core::tunnel::ResetCode;
 use ringway_io::{BufPool, IdMap};
 use tracing::warn;
 
+use ringway_core::exchange::ProxyError;
+use ringway_core::http::Limits;
+use ringway_core::upstream::UpstreamConfig;
+
 use crate::access_log::AccessLog;
 use crate::agent_conn::{AgentConn, ConnOwner};
+use crate::backends::{BackendBook, BackendTable, WorkerBackend};
 use crate::config::Config;
 use crate::deadlines::Deadlines;
 use crate::drain::Drain;
@@ -52,6 +57,8 @@ pub(crate) struct WorkerSetup {
     pub(crate) shutdown: Arc<std::sync::atomic::AtomicBool>,
     /// This worker's access log (`None`: off); taken by the worker when it starts.
     pub(crate) access: Option<AccessLog>,
+    /// The static routes and their backends (process-wide; each worker builds its pools).
+    pub(crate) backends: Arc<BackendBook>,
 }
 
 /// The agent connections of one route on this worker, and the picker that chooses among them.
@@ -73,7 +80,7 @@ struct PickScratch {
 
 /// Empties `refs` and returns its allocation with the borrow's lifetime forgotten (the
 /// collect over an empty vector of the same layout happens in place).
-fn recycle(mut refs: Vec<&EndpointLoad>) -> Vec<&'static EndpointLoad> {
+pub(crate) fn recycle(mut refs: Vec<&EndpointLoad>) -> Vec<&'static EndpointLoad> {
     refs.clear();
     refs.into_iter()
         .map(|_| unreachable!("the vector was emptied"))
@@ -86,7 +93,7 @@ fn recycle(mut refs: Vec<&EndpointLoad>) -> Vec<&'static EndpointLoad> {
 /// flight; an agent connection keeps the tunnel settings it was accepted with.
 pub(crate) struct Settings {
     pub(crate) config: Arc<Config>,
-    pub(crate) limits: ringway_core::http::Limits,
+    pub(crate) limits: Limits,
     pub(crate) tunnel: ringway_core::tunnel::Config,
     pub(crate) timeouts: Timeouts,
 }
@@ -134,6 +141,8 @@ pub(crate) struct Worker {
     pub(crate) user_listener: RefCell<Rc<Drain>>,
     /// The same for the agent listener.
     pub(crate) agent_listener: RefCell<Rc<Drain>>,
+    /// This worker's static backends.
+    backends: BackendTable,
     endpoints: RefCell<IdMap<RouteId, RouteEndpoints>>,
     /// Requests parked until an agent for their route can take them.
     parked: WaitQueue<RouteId>,
@@ -164,6 +173,7 @@ impl Worker {
             access: RefCell::new(access.map(Rc::new)),
             user_listener: RefCell::default(),
             agent_listener: RefCell::default(),
+            backends: BackendTable::new(setup.backends.clone(), setup.config.backends),
             registry: setup.registry.clone(),
             handoff: setup.handoff_tx.clone(),
             endpoints: RefCell::new(IdMap::default()),
@@ -203,7 +213,9 @@ impl Worker {
     /// started with), route pickers follow `agents.picker`, the peer-log limits follow `[log]`,
     /// and every agent connection whose token is no longer good for its routes (the registry
     /// follows `new` already) gets a GOAWAY and is closed once its streams are done. Returns how
-    /// many connections were sent away. Per-worker state built from the config is swapped here.
+    /// many connections were sent away. Per-worker state built from the config is swapped here;
+    /// the static backends (`backends`, built at the start) are not yet: a reload reports a
+    /// change to them as needing a restart (`reload::restart_keys`), and their swap belongs here.
     pub(crate) fn apply_config(&self, new: Arc<Config>) -> usize {
         let old = self.settings.replace(Settings::of(new));
         let new = self.settings().config.clone();
@@ -286,6 +298,27 @@ impl Worker {
     /// A request id unique across workers and restarts, built without allocating.
     pub(crate) fn next_request_id(&self) -> RequestId {
         self.request_ids.next()
+    }
+
+    /// Picks a static backend of `route` (other than the one keyed `exclude`); `None` when
+    /// `route` is served by agents.
+    pub(crate) fn pick_backend(
+        &self,
+        route: RouteId,
+        exclude: Option<u64>,
+    ) -> Option<Result<Rc<WorkerBackend>, ProxyError>> {
+        let mut rng = self.rng.borrow_mut();
+        self.backends
+            .pick(route, exclude, &mut *rng, self.deadlines.now())
+    }
+
+    /// The settings of a request's backend side (static backends).
+    pub(crate) fn upstream_config(&self) -> UpstreamConfig {
+        UpstreamConfig {
+            head_limits: Limits::default().forwarded(),
+            response_timeout: self.timeouts().response_head,
+            ..UpstreamConfig::default()
+        }
     }
 
     /// Adds an agent connection as an endpoint of each of its routes and wakes parked requests.

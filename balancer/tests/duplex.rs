@@ -1,12 +1,16 @@
 //! Full duplex through the real binaries: a request body streaming up *while* its response streams
 //! down (the hello backend's `/echo` writes the body back as it reads it), early answers that
 //! reach the user while the upload is still arriving, and WebSocket (Upgrade) both ways.
+//!
+//! Every test runs twice: through an agent's tunnel, and in classic mode (the route's static
+//! backend is the same server, reached by the balancer itself): one request path serves both.
 #![allow(clippy::unwrap_used)]
 
 mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
 
@@ -19,14 +23,69 @@ const MIB: usize = 1024 * 1024;
 /// sits whole in memory, only a few windows of it.
 const ECHO_RSS_LIMIT_KIB: u64 = 40 * 1024;
 
-fn setup(extra: &[&str], backend: std::net::SocketAddr) -> (Balancer, AgentProc) {
-    let mut args = vec!["--workers", "1"];
-    args.extend_from_slice(extra);
-    let balancer = Balancer::start(&args);
-    let agent = AgentProc::start(balancer.agents, "a1", &[HOST], backend);
-    balancer.wait_registered("a1", 1);
-    (balancer, agent)
+/// How the balancer reaches the backend.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// Through an agent's tunnel.
+    Tunnel,
+    /// Classic mode: the route's static backend.
+    Classic,
 }
+
+/// The balancer (and agent) of one test.
+struct Setup {
+    balancer: Balancer,
+    _agent: Option<AgentProc>,
+}
+
+/// A one-worker balancer whose route `HOST` reaches `backend` as `mode` says; `config` is more
+/// of its configuration file.
+fn setup(mode: Mode, config: &str, backend: std::net::SocketAddr) -> Setup {
+    let text = match mode {
+        Mode::Tunnel => config.to_owned(),
+        Mode::Classic => {
+            format!("{config}\n[[route]]\npattern = \"{HOST}\"\nbackends = [\"{backend}\"]\n")
+        }
+    };
+    let name = format!("duplex-{}", NEXT_CONFIG.fetch_add(1, Ordering::Relaxed));
+    let path = support::config_file(&name, &text);
+    let balancer = Balancer::start(&["--workers", "1", "--config", path.to_str().unwrap()]);
+    let agent = match mode {
+        Mode::Tunnel => {
+            let agent = AgentProc::start(balancer.agents, "a1", &[HOST], backend);
+            balancer.wait_registered("a1", 1);
+            Some(agent)
+        }
+        Mode::Classic => None,
+    };
+    Setup {
+        balancer,
+        _agent: agent,
+    }
+}
+
+static NEXT_CONFIG: AtomicUsize = AtomicUsize::new(0);
+
+/// A test in both modes: `NAME_tunnel` and `NAME_classic` run `NAME(mode)`.
+macro_rules! both_modes {
+    ($($name:ident),* $(,)?) => {
+        mod tunnel {
+            $(#[test] fn $name() { super::$name(super::Mode::Tunnel) })*
+        }
+        mod classic {
+            $(#[test] fn $name() { super::$name(super::Mode::Classic) })*
+        }
+    };
+}
+
+both_modes!(
+    a_64_mib_echo_streams_both_ways_at_once_with_bounded_memory,
+    a_chunked_upload_is_echoed_while_it_streams,
+    a_413_from_the_balancer_reaches_a_user_still_uploading,
+    a_413_a_backend_sends_before_reading_reaches_a_user_still_uploading,
+    websocket_messages_go_both_ways_then_close_cleanly,
+    an_upgrade_the_backend_declines_is_an_ordinary_response,
+);
 
 /// Deterministic body bytes.
 fn pattern(len: usize) -> Vec<u8> {
@@ -69,12 +128,12 @@ fn echo(balancer: &Balancer, body: &[u8], chunked: bool) -> (u16, Vec<u8>) {
     (r.status, r.body)
 }
 
-#[test]
-fn a_64_mib_echo_streams_both_ways_at_once_with_bounded_memory() {
+fn a_64_mib_echo_streams_both_ways_at_once_with_bounded_memory(mode: Mode) {
     let backend = hello_backend();
-    let (balancer, _agent) = setup(&[], backend.addr);
+    let running = setup(mode, "", backend.addr);
+    let balancer = &running.balancer;
     let body = pattern(64 * MIB);
-    let (status, echoed) = echo(&balancer, &body, false);
+    let (status, echoed) = echo(balancer, &body, false);
     assert_eq!(status, 200);
     assert_eq!(echoed.len(), body.len());
     assert_eq!(Sha256::digest(&echoed), Sha256::digest(&body));
@@ -85,12 +144,12 @@ fn a_64_mib_echo_streams_both_ways_at_once_with_bounded_memory() {
     );
 }
 
-#[test]
-fn a_chunked_upload_is_echoed_while_it_streams() {
+fn a_chunked_upload_is_echoed_while_it_streams(mode: Mode) {
     let backend = hello_backend();
-    let (balancer, _agent) = setup(&[], backend.addr);
+    let running = setup(mode, "", backend.addr);
+    let balancer = &running.balancer;
     let body = pattern(16 * MIB + 12_345);
-    let (status, echoed) = echo(&balancer, &body, true);
+    let (status, echoed) = echo(balancer, &body, true);
     assert_eq!(status, 200);
     assert_eq!(Sha256::digest(&echoed), Sha256::digest(&body));
 }
@@ -109,22 +168,17 @@ fn early_answer(balancer: &Balancer, path: &str) -> support::Response {
     c.response("POST").unwrap()
 }
 
-#[test]
-fn a_413_from_the_balancer_reaches_a_user_still_uploading() {
+fn a_413_from_the_balancer_reaches_a_user_still_uploading(mode: Mode) {
     let backend = hello_backend();
-    let dir = std::env::temp_dir().join(format!("ringway-duplex-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("limits.toml");
-    std::fs::write(&config, "[limits]\nmax_body_bytes = 1048576\n").unwrap();
-    let (balancer, _agent) = setup(&["--config", config.to_str().unwrap()], backend.addr);
-    let r = early_answer(&balancer, "/upload");
+    let running = setup(mode, "[limits]\nmax_body_bytes = 1048576\n", backend.addr);
+    let balancer = &running.balancer;
+    let r = early_answer(balancer, "/upload");
     assert_eq!(r.status, 413, "{}", r.text());
     assert_eq!(r.header("connection"), Some("close"));
     assert!(r.header("x-request-id").is_some());
 }
 
-#[test]
-fn a_413_a_backend_sends_before_reading_reaches_a_user_still_uploading() {
+fn a_413_a_backend_sends_before_reading_reaches_a_user_still_uploading(mode: Mode) {
     // The backend answers at once without reading the body, then closes.
     let backend = ScriptedBackend::spawn(|conn, _req| {
         let _ = conn.write_all(
@@ -142,8 +196,9 @@ fn a_413_a_backend_sends_before_reading_reaches_a_user_still_uploading() {
             }
         }
     });
-    let (balancer, _agent) = setup(&[], backend.addr);
-    let r = early_answer(&balancer, "/upload");
+    let running = setup(mode, "", backend.addr);
+    let balancer = &running.balancer;
+    let r = early_answer(balancer, "/upload");
     assert_eq!(r.status, 413, "{}", r.text());
     assert_eq!(r.text(), "too large");
     assert_eq!(r.header("connection"), Some("close"));
@@ -176,10 +231,10 @@ fn websocket_echo_backend() -> std::net::SocketAddr {
     addr
 }
 
-#[test]
-fn websocket_messages_go_both_ways_through_the_tunnel_then_close_cleanly() {
+fn websocket_messages_go_both_ways_then_close_cleanly(mode: Mode) {
     let backend = websocket_echo_backend();
-    let (balancer, _agent) = setup(&[], backend);
+    let running = setup(mode, "", backend);
+    let balancer = &running.balancer;
     let tcp = TcpStream::connect(balancer.users).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let url = format!("ws://{HOST}/chat");
@@ -218,10 +273,10 @@ fn websocket_messages_go_both_ways_through_the_tunnel_then_close_cleanly() {
     assert!(matches!(tcp.read(&mut rest), Ok(0)), "connection left open");
 }
 
-#[test]
-fn an_upgrade_the_backend_declines_is_an_ordinary_response() {
+fn an_upgrade_the_backend_declines_is_an_ordinary_response(mode: Mode) {
     let backend = hello_backend();
-    let (balancer, _agent) = setup(&[], backend.addr);
+    let running = setup(mode, "", backend.addr);
+    let balancer = &running.balancer;
     let mut c = Client::connect(balancer.users);
     c.send(
         format!(

@@ -1,5 +1,6 @@
 //! The ringway demo: the balancer, an in-process agent and the hello backend on loopback, from an
-//! embedded configuration.
+//! embedded configuration; the hello backend also serves a classic-mode route (a static backend
+//! of the balancer, no agent).
 //!
 //! This crate sits on top of `ringway-balancer`, `ringway-agent` and `ringway-hello`, so that none
 //! of those has to depend on another to offer a self-contained demo. [`Demo::start`] starts the
@@ -11,6 +12,7 @@ pub mod cli;
 use std::net::SocketAddr;
 
 use ringway_agent::{Agent, AgentConfig, AgentHandle};
+use ringway_balancer::config::{BackendSpec, BackendTarget, RouteConfig, RouteSpec};
 use ringway_balancer::{Balancer, Config};
 use ringway_hello::HelloHandle;
 
@@ -27,6 +29,10 @@ token = "demo-token"
 [[route]]
 pattern = "demo.localhost"
 "#;
+
+/// The route the demo serves in classic mode, from the hello backend as a static backend
+/// (no agent): send `Host: classic.localhost`.
+pub const CLASSIC_ROUTE: &str = "classic.localhost";
 
 /// The token the demo's agent presents (the one in [`DEMO_CONFIG`]).
 pub const DEMO_TOKEN: &str = "demo-token";
@@ -49,11 +55,20 @@ pub struct Demo {
 }
 
 impl Demo {
-    /// Starts the three parts; `config` is normally [`demo_config`] with flags applied.
-    pub fn start(config: Config) -> Result<Self, String> {
+    /// Starts the three parts; `config` is normally [`demo_config`] with flags applied. The
+    /// hello backend serves [`DEMO_ROUTE`] through the agent and [`CLASSIC_ROUTE`] as the
+    /// balancer's static backend.
+    pub fn start(mut config: Config) -> Result<Self, String> {
         let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
         let backend = ringway_hello::spawn(loopback)
             .map_err(|e| format!("starting the hello backend: {e}"))?;
+        let classic = RouteSpec::parse(CLASSIC_ROUTE)?;
+        let mut route = RouteConfig::agents(classic);
+        route.backends = vec![BackendSpec {
+            target: BackendTarget::Addr(backend.addr.into()),
+            weight: 1,
+        }];
+        config.routes.push(route);
         let balancer = Balancer::start(config).map_err(|e| {
             format!(
                 "starting the balancer: {e} (is the port taken? try --listen 127.0.0.1:0 \
@@ -77,9 +92,10 @@ impl Demo {
     }
 
     /// The commands a user can paste to try it: the hello page, an echoed upload, a large body.
-    pub fn try_commands(&self) -> [String; 3] {
+    pub fn try_commands(&self) -> [String; 4] {
         let users = self.balancer.user_addr();
         [
+            format!("curl -H 'Host: {CLASSIC_ROUTE}' http://{users}/   # classic mode: no agent"),
             format!("curl -H 'Host: {DEMO_ROUTE}' http://{users}/"),
             format!("curl -H 'Host: {DEMO_ROUTE}' --data-binary 'echo me' http://{users}/echo"),
             format!("curl -H 'Host: {DEMO_ROUTE}' -o /dev/null http://{users}/bytes/100000000"),

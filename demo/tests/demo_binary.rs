@@ -110,6 +110,13 @@ fn a_request_through_the_demo_gets_the_hello_page() {
     let (status, body) = curl(users, ringway_demo::DEMO_ROUTE, "POST", "/echo", "echo me");
     assert_eq!(status, "HTTP/1.1 200 OK");
     assert_eq!(body, "echo me");
+    // Classic mode: the same backend as the balancer's static backend, no agent in between.
+    let (status, body) = curl(users, ringway_demo::CLASSIC_ROUTE, "GET", "/", "");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert_eq!(
+        body,
+        format!("hello from ringway hello backend {backend}: GET /\n")
+    );
     let (status, _) = curl(users, "unknown.localhost", "GET", "/", "");
     assert!(status.starts_with("HTTP/1.1 404"), "{status}");
 }

@@ -8,6 +8,10 @@ use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
+use std::sync::Arc;
+
+use super::backend_metrics::BackendMetrics;
+use crate::backends::BackendBook;
 use crate::reload::ReloadCounts;
 use crate::stats::{RouteCounts, WorkerSnapshot, CLASSES, DURATION_BUCKETS};
 
@@ -103,7 +107,7 @@ impl Collector for Merged {
         counter(
             &mut encoder,
             "ringway_retries",
-            "Failed attempts retried on another agent.",
+            "Failed attempts retried on another agent or static backend.",
             self.retries,
         )?;
         counter(
@@ -225,10 +229,12 @@ fn counter(
 pub(crate) fn render(
     snapshots: &[WorkerSnapshot],
     missing: usize,
+    backends: &Arc<BackendBook>,
     reloads: ReloadCounts,
 ) -> String {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(Merged::of(snapshots, missing, reloads)));
+    registry.register_collector(Box::new(BackendMetrics(backends.clone())));
     let mut text = String::new();
     // Writing into a String cannot fail.
     let _ = prometheus_client::encoding::text::encode(&mut text, &registry);

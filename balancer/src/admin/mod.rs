@@ -10,6 +10,7 @@
 //!
 //! Requests are parsed with core's HTTP/1.1 parser; every answer closes the connection.
 
+mod backend_metrics;
 mod metrics;
 
 use std::io::{self, Read, Write};
@@ -23,6 +24,7 @@ use ringway_core::http::{Limits, RequestParser};
 use serde::Serialize;
 use tracing::{debug, warn};
 
+use crate::backends::BackendBook;
 use crate::control::{Command, CommandTx};
 use crate::registry::Registry;
 use crate::reload::{AdminListener, ReloadError, Reloader};
@@ -39,6 +41,7 @@ const MAX_HEAD: usize = 16 * 1024;
 struct Admin {
     workers: Vec<CommandTx>,
     registry: Arc<Registry>,
+    backends: Arc<BackendBook>,
     reloader: Arc<Reloader>,
     stop: Arc<AtomicBool>,
 }
@@ -48,6 +51,7 @@ pub(crate) fn start(
     listener: TcpListener,
     workers: Vec<CommandTx>,
     registry: Arc<Registry>,
+    backends: Arc<BackendBook>,
     reloader: Arc<Reloader>,
 ) -> io::Result<AdminListener> {
     let stop = Arc::new(AtomicBool::new(false));
@@ -55,6 +59,7 @@ pub(crate) fn start(
     let admin = Admin {
         workers,
         registry,
+        backends,
         reloader,
         stop: stop.clone(),
     };
@@ -124,7 +129,8 @@ impl Admin {
         match path {
             b"/metrics" => {
                 let (snapshots, missing) = self.scrape();
-                let text = metrics::render(&snapshots, missing, self.reloader.counts());
+                let text =
+                    metrics::render(&snapshots, missing, &self.backends, self.reloader.counts());
                 respond(
                     &mut stream,
                     200,

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use ringway_core::http::{BodyDecoder, BodyEvent, Limits, ResponseParser};
 
+pub mod killable;
+
 /// The token every test balancer and agent use unless a test says otherwise.
 pub const TOKEN: &str = "test-token";
 
@@ -614,7 +616,7 @@ pub struct ScriptedRequest {
 }
 
 impl ScriptedRequest {
-    fn read(conn: &mut TcpStream) -> Option<Self> {
+    pub fn read(conn: &mut TcpStream) -> Option<Self> {
         let mut buf = Vec::new();
         let mut chunk = [0u8; 16 * 1024];
         loop {

@@ -1,0 +1,211 @@
+//! One worker's view of the static backends: per route, the backends it may pick, each with
+//! this worker's keep-alive pool, load (for the pickers) and passive-check state.
+//!
+//! Built from the process-wide [`BackendBook`]; a route's list is rebuilt on this worker when a
+//! group's generation moved (a name resolved to other addresses), keeping the pools of the
+//! addresses that stayed.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use rand::RngCore;
+use ringway_core::exchange::{ErrorKind, ProxyError};
+use ringway_core::health::Ejection;
+use ringway_core::pick::{EndpointLoad, Picker};
+use ringway_io::IdMap;
+use ringway_upstream::{BackendPool, PoolConfig};
+use tracing::warn;
+
+use super::book::{BackendBook, Member, StaticRoute};
+use crate::config::BackendsConfig;
+use crate::registry::RouteId;
+use crate::worker::recycle;
+
+/// One backend on one worker.
+pub(crate) struct WorkerBackend {
+    pub(crate) member: Arc<Member>,
+    /// This worker's connections to it.
+    pub(crate) pool: Rc<BackendPool>,
+    pub(crate) load: RefCell<EndpointLoad>,
+    ejection: RefCell<Ejection>,
+    /// Unique on this worker (a retry excludes the backend that failed).
+    pub(crate) key: u64,
+    /// The route's text, for logs.
+    route: Rc<str>,
+}
+
+impl WorkerBackend {
+    /// How its last request went, for the passive check: `ok` false for a connect error, a
+    /// timeout or a 5xx.
+    pub(crate) fn record(&self, ok: bool, now: Instant) {
+        let mut ejection = self.ejection.borrow_mut();
+        if ok {
+            ejection.success();
+        } else if ejection.failure(now) {
+            self.member.ejected();
+            warn!(route = %self.route, backend = %self.member.addr, "backend taken out after consecutive failures (passive check)");
+        }
+    }
+
+    fn is_available(&self, now: Instant) -> bool {
+        self.member.is_up()
+            && self.ejection.borrow().is_available(now)
+            && self.load.borrow().weight() > 0
+    }
+}
+
+/// One static route on one worker.
+struct WorkerRoute {
+    /// Its place in the book.
+    source: usize,
+    /// The generation of each group when `backends` was built.
+    seen: Vec<u64>,
+    backends: Vec<Rc<WorkerBackend>>,
+    picker: Box<dyn Picker>,
+}
+
+/// Buffers a pick reuses: candidate indices, their loads, and (emptied) room for references.
+#[derive(Default)]
+struct Scratch {
+    candidates: Vec<usize>,
+    loads: Vec<EndpointLoad>,
+    refs: Vec<&'static EndpointLoad>,
+}
+
+/// A worker's static backends.
+pub(crate) struct BackendTable {
+    book: Arc<BackendBook>,
+    pool: PoolConfig,
+    config: BackendsConfig,
+    routes: RefCell<IdMap<RouteId, WorkerRoute>>,
+    next_key: Cell<u64>,
+    /// Reused by every pick (no allocation on the request path).
+    scratch: RefCell<Scratch>,
+}
+
+impl BackendTable {
+    /// This worker's table of every static route in `book`.
+    pub(crate) fn new(book: Arc<BackendBook>, config: BackendsConfig) -> Self {
+        let pool = PoolConfig {
+            max_open: config.max_connections,
+            max_idle: config.max_idle,
+            idle_timeout: config.idle_timeout,
+            connect_timeout: config.connect_timeout,
+        };
+        let table = Self {
+            book,
+            pool,
+            config,
+            routes: RefCell::new(IdMap::default()),
+            next_key: Cell::new(1),
+            scratch: RefCell::new(Scratch::default()),
+        };
+        let mut routes = IdMap::default();
+        for (source, route) in table.book.routes.iter().enumerate() {
+            let mut entry = WorkerRoute {
+                source,
+                seen: Vec::new(),
+                backends: Vec::new(),
+                picker: route.picker.build(),
+            };
+            table.rebuild(route, &mut entry);
+            routes.insert(route.id, entry);
+        }
+        *table.routes.borrow_mut() = routes;
+        table
+    }
+
+    /// Picks a backend of `route` (other than `exclude`); `None` when the route is not static.
+    pub(crate) fn pick(
+        &self,
+        route: RouteId,
+        exclude: Option<u64>,
+        rng: &mut dyn RngCore,
+        now: Instant,
+    ) -> Option<Result<Rc<WorkerBackend>, ProxyError>> {
+        let mut routes = self.routes.borrow_mut();
+        let entry = routes.get_mut(&route)?;
+        let source = &self.book.routes[entry.source];
+        let moved = source
+            .groups
+            .iter()
+            .zip(&entry.seen)
+            .any(|(g, &seen)| g.generation() != seen);
+        if moved {
+            self.rebuild(source, entry);
+        }
+        let mut scratch = self.scratch.borrow_mut();
+        let Scratch {
+            candidates,
+            loads,
+            refs,
+        } = &mut *scratch;
+        candidates.clear();
+        candidates.extend(
+            entry
+                .backends
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| Some(b.key) != exclude && b.is_available(now))
+                .map(|(i, _)| i),
+        );
+        let chosen = match candidates.len() {
+            0 => return Some(Err(ProxyError::new(ErrorKind::NoBackend))),
+            1 => candidates[0],
+            _ => {
+                loads.clear();
+                loads.extend(
+                    candidates
+                        .iter()
+                        .map(|&i| entry.backends[i].load.borrow().clone()),
+                );
+                let mut load_refs: Vec<&EndpointLoad> = std::mem::take(refs);
+                load_refs.extend(loads.iter());
+                let picked = entry.picker.pick(&load_refs, rng, now);
+                *refs = recycle(load_refs);
+                match picked.and_then(|p| candidates.get(p)) {
+                    Some(&i) => i,
+                    None => return Some(Err(ProxyError::new(ErrorKind::NoBackend))),
+                }
+            }
+        };
+        entry.backends.get(chosen).cloned().map(Ok)
+    }
+
+    /// Rebuilds `entry`'s backends from the book's members, keeping the pools (and state) of
+    /// the addresses that stayed.
+    fn rebuild(&self, source: &StaticRoute, entry: &mut WorkerRoute) {
+        let route: Rc<str> = source.text.as_str().into();
+        let mut backends = Vec::new();
+        entry.seen.clear();
+        for group in &source.groups {
+            entry.seen.push(group.generation());
+            for member in group.members().iter() {
+                let kept = entry
+                    .backends
+                    .iter()
+                    .find(|b| Arc::ptr_eq(&b.member, member))
+                    .cloned();
+                let backend = kept.unwrap_or_else(|| {
+                    let key = self.next_key.get();
+                    self.next_key.set(key + 1);
+                    Rc::new(WorkerBackend {
+                        member: member.clone(),
+                        pool: BackendPool::new(member.addr.clone(), self.pool),
+                        load: RefCell::new(EndpointLoad::new().with_weight(group.spec.weight)),
+                        ejection: RefCell::new(Ejection::new(
+                            self.config.max_fails,
+                            self.config.fail_timeout,
+                        )),
+                        key,
+                        route: route.clone(),
+                    })
+                });
+                backends.push(backend);
+            }
+        }
+        entry.backends = backends;
+    }
+}
