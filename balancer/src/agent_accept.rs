@@ -33,7 +33,7 @@ pub(crate) async fn accept(
     handed: bool,
 ) {
     let mut stream = stream;
-    let mut conn = Connection::balancer(worker.tunnel.clone(), Instant::now());
+    let mut conn = Connection::balancer(worker.settings().tunnel.clone(), Instant::now());
     // `raw` keeps every byte read, for a hand-off; `pending` is what the state machine has not
     // consumed yet.
     let mut raw = BytesMut::from(&received[..]);
@@ -131,8 +131,9 @@ async fn serve(
     let identity = AgentIdentity {
         key: worker.next_conn_key(),
         agent_id: hello.agent_id.clone(),
+        token: hello.token.clone(),
         routes: registration.ids().to_vec(),
-        max_streams: worker.tunnel.max_streams as usize,
+        max_streams: worker.settings().tunnel.max_streams as usize,
         worker_index: worker.index,
     };
     let agent = Rc::new(AgentConn::new(link.clone(), identity, worker.clone()));

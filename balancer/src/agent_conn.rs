@@ -34,6 +34,8 @@ pub(crate) struct AgentIdentity {
     /// Unique among this worker's connections.
     pub(crate) key: u64,
     pub(crate) agent_id: String,
+    /// The token of its hello (checked again when a reload changes the tokens).
+    pub(crate) token: String,
     pub(crate) routes: Vec<RouteId>,
     /// `tunnel.max_streams`: streams open at once on this connection.
     pub(crate) max_streams: usize,
@@ -71,6 +73,10 @@ impl AgentConn {
 
     pub(crate) fn agent_id(&self) -> &str {
         &self.id.agent_id
+    }
+
+    pub(crate) fn token(&self) -> &str {
+        &self.id.token
     }
 
     pub(crate) fn routes(&self) -> &[RouteId] {
@@ -118,11 +124,12 @@ impl AgentConn {
         );
     }
 
-    /// The balancer is shutting down: GOAWAY to the agent, no new streams, and the connection
+    /// GOAWAY to the agent with `code` (`NoError`: the balancer is shutting down;
+    /// `Unauthorized`: a reload made its token invalid), no new streams, and the connection
     /// closes once its streams are done (within `linger`).
-    pub(crate) fn go_away(&self, linger: std::time::Duration) {
+    pub(crate) fn go_away_with(&self, code: ResetCode, linger: std::time::Duration) {
         self.stop_new_streams();
-        self.link.conn().go_away(ResetCode::NoError);
+        self.link.conn().go_away(code);
         self.link.close_when_drained(linger);
         self.link.flush();
     }

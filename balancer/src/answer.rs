@@ -47,7 +47,7 @@ pub(crate) async fn error(
             .and_then(|r| worker.route_limits.retry_after_secs(r))
             .unwrap_or(1),
         ErrorKind::TooManyConnections => CLIENT_RETRY_AFTER_SECS,
-        _ => worker.timeouts.retry_after_secs(),
+        _ => worker.timeouts().retry_after_secs(),
     });
     let message = format!("{} (request id {request_id})", e.message());
     let response = ErrorResponse {
@@ -63,7 +63,7 @@ pub(crate) async fn error(
     };
     response.write(&mut conn.out);
     let close = response.closes();
-    let limit = worker.timeouts.body;
+    let limit = worker.timeouts().body;
     let Some(stream) = conn.stream.as_mut() else {
         return Flow::Close;
     };

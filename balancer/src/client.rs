@@ -74,7 +74,7 @@ impl UserConn {
     async fn run(&mut self) {
         let worker = self.worker.clone();
         // The first request's head must arrive within the head timeout of the accept.
-        let mut head_deadline = Some(worker.deadlines.after(worker.timeouts.head));
+        let mut head_deadline = Some(worker.deadlines.after(worker.timeouts().head));
         let flow = loop {
             let fresh = head_deadline.is_some();
             if self.buf.is_empty() {
@@ -89,7 +89,7 @@ impl UserConn {
                     break Flow::Close;
                 };
                 let at =
-                    head_deadline.unwrap_or_else(|| worker.deadlines.after(worker.timeouts.idle));
+                    head_deadline.unwrap_or_else(|| worker.deadlines.after(worker.timeouts().idle));
                 // Built in its own statement, so that no temporary of it takes room in the task.
                 let wait = if fresh {
                     worker.deadlines.timeout_at(at, stream.readable(false))
@@ -102,7 +102,9 @@ impl UserConn {
                     Some(Err(_)) | None => break Flow::Close,
                 }
             }
-            if let Some(at) = head_deadline.filter(|_| worker.config.listen.proxy_protocol) {
+            if let Some(at) =
+                head_deadline.filter(|_| worker.settings().config.listen.proxy_protocol)
+            {
                 // Boxed like the request below: nothing of it stays in an idle task.
                 let accept = Box::pin(self.accept_proxy_header(at));
                 if !accept.await {
@@ -157,7 +159,7 @@ impl UserConn {
             let lingering = Box::pin(linger(
                 &mut stream,
                 &worker.deadlines,
-                worker.timeouts.linger,
+                worker.timeouts().linger,
             ));
             lingering.await;
         }
@@ -185,9 +187,9 @@ impl UserConn {
     /// about to be). Both are the worker's coarse deadlines (no timer per connection).
     async fn read_head(&mut self, deadline: Option<Instant>) -> HeadRead {
         let worker = self.worker.clone();
-        let at = deadline.unwrap_or_else(|| worker.deadlines.after(worker.timeouts.head));
+        let at = deadline.unwrap_or_else(|| worker.deadlines.after(worker.timeouts().head));
         // A parser per head: nothing of it needs to live while the connection is idle.
-        let mut parser = RequestParser::new(worker.limits);
+        let mut parser = RequestParser::new(worker.settings().limits);
         loop {
             if !self.buf.is_empty() {
                 match parser.parse(&mut self.buf) {

@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod reload;
 
 mod access_log;
 mod admin;
@@ -46,8 +47,10 @@ use ringway_tuning::cpu::PinPlan;
 use ringway_tuning::socket::listener_group;
 
 pub use config::Config;
+pub use reload::{ConfigSource, ReloadError, ReloadReport};
 
 use crate::registry::Registry;
+use crate::reload::Reloader;
 use crate::worker::WorkerSetup;
 
 /// A running balancer.
@@ -57,6 +60,19 @@ pub struct Balancer {
     admin_addr: Option<SocketAddr>,
     workers: Vec<JoinHandle<()>>,
     shutdown: Shutdown,
+    reloader: Arc<Reloader>,
+}
+
+/// Reloads the running balancer from any thread (the signal thread on SIGHUP, a test).
+#[derive(Clone)]
+pub struct Reload(Arc<Reloader>);
+
+impl Reload {
+    /// Reads the configuration again and applies it (see `reload`); on an error nothing
+    /// changed.
+    pub fn reload(&self) -> Result<ReloadReport, ReloadError> {
+        self.0.reload()
+    }
 }
 
 /// Starts the balancer's graceful shutdown from any thread (a signal handler's, a test's).
@@ -80,8 +96,14 @@ impl Shutdown {
 }
 
 impl Balancer {
-    /// Binds the listeners and starts the workers.
+    /// Binds the listeners and starts the workers; a reload applies `config` again (nothing
+    /// changes).
     pub fn start(config: Config) -> io::Result<Self> {
+        Self::start_reloadable(config.clone(), ConfigSource::fixed(config))
+    }
+
+    /// Binds the listeners and starts the workers; a reload reads `source` again.
+    pub fn start_reloadable(config: Config, source: ConfigSource) -> io::Result<Self> {
         let count = config
             .runtime
             .workers
@@ -157,10 +179,31 @@ impl Balancer {
             })?);
         }
         backends::monitor::start(&backends, &config.backends, config.runtime.io_driver)?;
+        let start_admin: reload::StartAdmin = {
+            let (workers, registry) = (command_txs.clone(), registry.clone());
+            let backends = backends.clone();
+            Box::new(move |listener, reloader| {
+                admin::start(
+                    listener,
+                    workers.clone(),
+                    registry.clone(),
+                    backends.clone(),
+                    reloader,
+                )
+            })
+        };
+        let reloader = Arc::new(Reloader::new(
+            source,
+            config,
+            command_txs.clone(),
+            (registry, backends),
+            start_admin,
+        ));
         if let Some(listener) = admin_listener {
-            admin::start(listener, command_txs.clone(), registry, backends)?;
+            reloader.start_admin(listener)?;
         }
         Ok(Self {
+            reloader,
             user_addr,
             agent_addr,
             admin_addr,
@@ -172,12 +215,12 @@ impl Balancer {
         })
     }
 
-    /// Where users connect.
+    /// Where users connect (at the start: a reload may move it).
     pub fn user_addr(&self) -> SocketAddr {
         self.user_addr
     }
 
-    /// Where agents connect.
+    /// Where agents connect (at the start: a reload may move it).
     pub fn agent_addr(&self) -> SocketAddr {
         self.agent_addr
     }
@@ -187,7 +230,12 @@ impl Balancer {
         self.shutdown.clone()
     }
 
-    /// Where the admin listener is (`None`: turned off).
+    /// A handle that reloads the configuration.
+    pub fn reload_handle(&self) -> Reload {
+        Reload(self.reloader.clone())
+    }
+
+    /// Where the admin listener is (`None`: turned off), at the start: a reload may move it.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin_addr
     }

@@ -12,7 +12,7 @@ use ringway_io::net::TcpStream;
 use ringway_io::runtime::DriverKind;
 use tracing::{debug, info, info_span, warn, Instrument};
 
-use crate::control::{Command, CommandRx};
+use crate::control::{Command, CommandRx, WorkerReload, WorkerReloaded};
 use crate::drain::Drain;
 use crate::handoff::HandoffRx;
 use crate::limits::ConnLimit;
@@ -39,9 +39,16 @@ pub(crate) async fn run(mut setup: WorkerSetup, driver: DriverKind) {
             DriverKind::Uring => "io_uring",
             DriverKind::Epoll => "epoll",
         };
-        ringway_io::spawn(serve_commands(worker.clone(), commands, driver_name));
+        ringway_io::spawn(serve_commands(worker.clone(), commands, driver_name).in_current_span());
         ringway_io::spawn(receive_handoffs(worker.clone(), handoff_rx).in_current_span());
-        ringway_io::spawn(accept_agents(worker.clone(), agents).in_current_span());
+        ringway_io::spawn(
+            accept_agents(
+                worker.clone(),
+                agents,
+                worker.agent_listener.borrow().clone(),
+            )
+            .in_current_span(),
+        );
         let ticking = worker.clone();
         // The tick also looks at the process-wide shutdown flag: a drain starts even should the
         // command sent across threads be late.
@@ -50,7 +57,7 @@ pub(crate) async fn run(mut setup: WorkerSetup, driver: DriverKind) {
                 if ticking.shutdown.load(std::sync::atomic::Ordering::Relaxed) {
                     ticking.drain.start();
                 }
-                if let Some(log) = &ticking.access {
+                if let Some(log) = ticking.access() {
                     log.flush();
                 }
             };
@@ -58,18 +65,25 @@ pub(crate) async fn run(mut setup: WorkerSetup, driver: DriverKind) {
         });
         let summing = worker.clone();
         ringway_io::spawn(async move { summing.peer_log.run().await }.in_current_span());
-        ringway_io::spawn(accept_users(worker.clone(), users).in_current_span());
+        ringway_io::spawn(
+            accept_users(worker.clone(), users, worker.user_listener.borrow().clone())
+                .in_current_span(),
+        );
         // The worker runs until it has drained (SIGTERM): then its thread ends.
-        drain(&worker, worker.timeouts.shutdown_grace).await;
+        drain(&worker).await;
     }
     .instrument(span)
     .await;
 }
 
-/// Accepts user connections until the listener fails or the worker drains; each is served on
-/// this worker. At `[limits] max_connections_per_worker` it stops accepting until one of the
-/// worker's connections closes.
-pub(crate) async fn accept_users(worker: Rc<Worker>, listener: std::net::TcpListener) {
+/// Accepts user connections until the worker drains or `retire` starts (a reload moved the
+/// listener); each is served on this worker. At `[limits] max_connections_per_worker` it stops
+/// accepting until one of the worker's connections closes.
+pub(crate) async fn accept_users(
+    worker: Rc<Worker>,
+    listener: std::net::TcpListener,
+    retire: Rc<Drain>,
+) {
     let room = Room {
         limit: &worker.conn_limit,
         stats: &worker.stats,
@@ -77,7 +91,7 @@ pub(crate) async fn accept_users(worker: Rc<Worker>, listener: std::net::TcpList
     accept_loop(
         listener,
         "user",
-        &worker.drain,
+        (&worker.drain, &retire),
         Some(room),
         |stream, peer| {
             let admitted = worker.conn_opened(peer.ip());
@@ -87,15 +101,26 @@ pub(crate) async fn accept_users(worker: Rc<Worker>, listener: std::net::TcpList
     .await;
 }
 
-/// Accepts agent connections; each reads its hello and stays here or moves to its worker.
-pub(crate) async fn accept_agents(worker: Rc<Worker>, listener: std::net::TcpListener) {
-    accept_loop(listener, "agent", &worker.drain, None, |stream, peer| {
-        let span = info_span!("agent", %peer);
-        ringway_io::spawn(
-            agent_accept::accept(worker.clone(), stream, peer, Bytes::new(), false)
-                .instrument(span),
-        );
-    })
+/// Accepts agent connections (until the worker drains or `retire` starts); each reads its
+/// hello and stays here or moves to its worker.
+pub(crate) async fn accept_agents(
+    worker: Rc<Worker>,
+    listener: std::net::TcpListener,
+    retire: Rc<Drain>,
+) {
+    accept_loop(
+        listener,
+        "agent",
+        (&worker.drain, &retire),
+        None,
+        |stream, peer| {
+            let span = info_span!("agent", %peer);
+            ringway_io::spawn(
+                agent_accept::accept(worker.clone(), stream, peer, Bytes::new(), false)
+                    .instrument(span),
+            );
+        },
+    )
     .await;
 }
 
@@ -123,13 +148,45 @@ struct Room<'a> {
     stats: &'a WorkerStats,
 }
 
+/// A reload gave this worker new listener sockets: accept on them from now, and retire the
+/// old ones the way a drain closes a listener (no new handshakes, what the accept queue holds
+/// is served, then the socket closes), so that no queued connection is reset. Connections the
+/// old listeners accepted are served on to their end.
+pub(crate) fn replace_listeners(
+    worker: &Rc<Worker>,
+    users: Option<std::net::TcpListener>,
+    agents: Option<std::net::TcpListener>,
+) {
+    if let Some(users) = users {
+        let retire = Rc::new(Drain::default());
+        let old = worker.user_listener.replace(retire.clone());
+        ringway_io::spawn(accept_users(worker.clone(), users, retire).in_current_span());
+        old.start();
+    }
+    if let Some(agents) = agents {
+        let retire = Rc::new(Drain::default());
+        let old = worker.agent_listener.replace(retire.clone());
+        ringway_io::spawn(accept_agents(worker.clone(), agents, retire).in_current_span());
+        old.start();
+    }
+}
+
+/// Completes when the worker drains or this listener is retired.
+async fn stopped(drain: &Drain, retire: &Drain) {
+    ringway_io::select! {
+        () = drain.wait() => {},
+        () = retire.wait() => {},
+    }
+}
+
 /// Registers `listener` with this worker's runtime and hands every accepted connection, with
-/// Nagle off, to `serve`. `which` names the listener in logs. With a `room`, no accept is
-/// pending while the worker is at its bound (until the drain starts: then the queue is taken).
+/// Nagle off, to `serve`, until the worker drains or `retire` starts (a reload replaced the
+/// listener). `which` names the listener in logs. With a `room`, no accept is pending while
+/// the worker is at its bound (until the drain starts: then the queue is taken).
 async fn accept_loop(
     listener: std::net::TcpListener,
     which: &'static str,
-    drain: &Drain,
+    (drain, retire): (&Drain, &Drain),
     room: Option<Room<'_>>,
     mut serve: impl FnMut(TcpStream, SocketAddr),
 ) {
@@ -171,7 +228,7 @@ async fn accept_loop(
                 let resumed = limit.room(|| stats.user_conns_open());
                 ringway_io::select! {
                     biased;
-                    () = drain.wait() => {}
+                    () = stopped(drain, retire) => {}
                     () = resumed => {}
                 }
             }
@@ -201,7 +258,7 @@ async fn accept_loop(
                 ringway_io::select! {
                     biased;
                     accepted = &mut accept => break accepted,
-                    () = drain.wait() => {
+                    () = stopped(drain, retire) => {
                         draining = Some(ringway_io::time::Instant::now() + ACCEPT_QUIET);
                         if let Err(e) = ringway_tuning::socket::stop_queueing(&control) {
                             warn!(error = %e, listener = which, "shrinking the accept queue failed");
@@ -223,7 +280,12 @@ async fn accept_loop(
     drop(listener);
     drop(control);
     drain.listener_closed();
-    info!(listener = which, queued = taken, "listener closed");
+    let reason = if drain.is_started() {
+        "draining"
+    } else {
+        "replaced by a reload"
+    };
+    info!(listener = which, queued = taken, reason, "listener closed");
 }
 
 /// While draining, how long a listener keeps taking what its accept queue holds before closing.
@@ -242,8 +304,10 @@ const AGENT_CLOSE: Duration = Duration::from_secs(1);
 
 /// Steps 2–3 of the drain, once it started (the accept loops stop by themselves): returns when
 /// the worker may end.
-async fn drain(worker: &Worker, grace: Duration) {
+async fn drain(worker: &Worker) {
     worker.drain.wait().await;
+    // The grace of the config running when the drain starts.
+    let grace = worker.timeouts().shutdown_grace;
     let started = Instant::now();
     info!(
         open = worker.stats.user_conns_open(),
@@ -275,7 +339,7 @@ async fn drain(worker: &Worker, grace: Duration) {
         took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         "drained"
     );
-    if let Some(log) = &worker.access {
+    if let Some(log) = worker.access() {
         log.flush();
     }
 }
@@ -286,6 +350,25 @@ async fn serve_commands(worker: Rc<Worker>, commands: CommandRx, driver: &'stati
         match command {
             Command::Scrape(reply) => {
                 let _ = reply.send(worker.snapshot(driver));
+            }
+            Command::Reload(reload) => {
+                let WorkerReload {
+                    config,
+                    users,
+                    agents,
+                    access,
+                    backends,
+                    done,
+                } = *reload;
+                if let Some(access) = access {
+                    worker.replace_access_log(access);
+                }
+                let agents_sent_away = worker.apply_config(config, backends);
+                // Draining: the new sockets are dropped unused (nobody accepts any more).
+                if !worker.drain.is_started() {
+                    replace_listeners(&worker, users, agents);
+                }
+                let _ = done.send(WorkerReloaded { agents_sent_away });
             }
             Command::Drain => worker.drain.start(),
         }

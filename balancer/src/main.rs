@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use ringway_balancer::cli::Cli;
-use ringway_balancer::Balancer;
+use ringway_balancer::{Balancer, ConfigSource};
 
 /// mimalloc: cheaper per-request allocations than glibc's on the request path, and freed
 /// memory goes back (glibc kept the buffers of a burst after it ended); see Cargo.toml.
@@ -14,7 +14,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Before any thread exists, so that every thread inherits the blocked mask.
-    let signals = match ringway_io::signals::block_termination_signals() {
+    let signals = match ringway_io::signals::block_termination_and_hangup() {
         Ok(signals) => signals,
         Err(e) => {
             eprintln!("ringway-balancer: setting up signal handling: {e}");
@@ -45,7 +45,10 @@ fn main() -> ExitCode {
             }
         };
     }
-    let balancer = match Balancer::start(config) {
+    // A reload (SIGHUP, POST /reload) reads the file again and applies the same flags on top.
+    let path = cli.config.clone();
+    let source = ConfigSource::new(path, move || cli.config());
+    let balancer = match Balancer::start_reloadable(config, source) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("ringway-balancer: {e}");
@@ -66,11 +69,16 @@ fn main() -> ExitCode {
     }
     println!("ringway-balancer: {} workers", balancer.worker_count());
     let shutdown = balancer.shutdown_handle();
-    let watched = ringway_io::signals::watch_termination(
+    let reload = balancer.reload_handle();
+    let watched = ringway_io::signals::watch_signals(
         signals,
         "ringway-signals",
         move || shutdown.start(),
         || std::process::exit(1),
+        // The outcome is logged by the reload itself.
+        move || {
+            let _ = reload.reload();
+        },
     );
     if let Err(e) = watched {
         eprintln!("ringway-balancer: watching signals: {e}");

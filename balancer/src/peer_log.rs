@@ -4,7 +4,7 @@
 //! are counted and reported in one line, "… suppressed N similar", when the interval ends. The
 //! decisions are `ringway_log::RepeatLimiter`'s (sans-IO); this is its driver.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -46,7 +46,8 @@ impl PeerMistake {
 /// One worker's limiter of peer-caused log lines.
 pub(crate) struct PeerLog {
     limiter: RefCell<RepeatLimiter<(IpAddr, PeerMistake)>>,
-    interval: Duration,
+    interval: Cell<Duration>,
+    burst: Cell<u32>,
 }
 
 impl PeerLog {
@@ -57,8 +58,24 @@ impl PeerLog {
                 config.peer_error_burst,
                 config.peer_error_interval,
             )),
-            interval: config.peer_error_interval,
+            interval: Cell::new(config.peer_error_interval),
+            burst: Cell::new(config.peer_error_burst),
         }
+    }
+
+    /// A reload: new limits, when they changed (the counts so far start again).
+    pub(crate) fn reconfigure(&self, config: &LogConfig) {
+        if self.interval.get() == config.peer_error_interval
+            && self.burst.get() == config.peer_error_burst
+        {
+            return;
+        }
+        self.limiter.replace(RepeatLimiter::new(
+            config.peer_error_burst,
+            config.peer_error_interval,
+        ));
+        self.interval.set(config.peer_error_interval);
+        self.burst.set(config.peer_error_burst);
     }
 
     /// Whether the caller should log this mistake of `peer` now. A summary of the same key's
@@ -84,7 +101,7 @@ impl PeerLog {
     /// Writes the summaries of ended intervals, once per interval, forever (a task of the
     /// worker).
     pub(crate) async fn run(&self) {
-        let tick = self.interval.max(Duration::from_millis(100));
+        let tick = self.interval.get().max(Duration::from_millis(100));
         loop {
             ringway_io::time::sleep(tick).await;
             let ended = self.limiter.borrow_mut().expire(Instant::now());
@@ -95,7 +112,7 @@ impl PeerLog {
     }
 
     fn summary(&self, s: &Suppressed<(IpAddr, PeerMistake)>) {
-        let every = format_duration(self.interval);
+        let every = format_duration(self.interval.get());
         match s.key {
             Some((ip, mistake)) => warn!(
                 peer = %ip,

@@ -21,7 +21,7 @@ use crate::duplex::{self, AttemptEnd, UserHalves};
 use crate::registry::RouteId;
 use crate::user_conn::{Flow, UserConn};
 use crate::user_io::write_out;
-use crate::worker::Worker;
+use crate::worker::{Settings, Worker};
 
 /// What a request ended with, for the worker's counters.
 #[derive(Default)]
@@ -54,7 +54,7 @@ pub(crate) async fn serve(conn: &mut UserConn, head: RequestHead) -> Flow {
     worker
         .stats
         .request_done(seen.route, seen.status, elapsed, seen.bytes);
-    if let Some(log) = &worker.access {
+    if let Some(log) = worker.access() {
         let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
         let route = seen
             .route
@@ -89,9 +89,11 @@ async fn serve_counted(
     seen: &mut Seen,
 ) -> Flow {
     let worker = conn.worker.clone();
+    // This request's settings to its end, whatever a reload swaps in meanwhile.
+    let settings = worker.settings();
     let exchange = RefCell::new(Exchange::new(
         head,
-        exchange_config(&worker),
+        exchange_config(&settings),
         worker.deadlines.now(),
     ));
     if worker.drain.is_started() {
@@ -124,7 +126,8 @@ async fn serve_counted(
             }
         },
     };
-    let mut upstream = match first_upstream(&worker, route).await {
+    let park = settings.timeouts.park;
+    let mut upstream = match first_upstream(&worker, route, park).await {
         Ok(upstream) => upstream,
         Err(e) => {
             seen.status = Some(e.status());
@@ -136,7 +139,7 @@ async fn serve_counted(
         client_addr: conn.peer.ip(),
         proto: "http",
         request_id,
-        trusted_peer: worker.config.proxy.trusts(conn.peer.ip()),
+        trusted_peer: settings.config.proxy.trusts(conn.peer.ip()),
     };
     let mut forwarded = bytes::BytesMut::new();
     forward::write_request(head, &info, head.framing(), &mut forwarded);
@@ -153,7 +156,7 @@ async fn serve_counted(
             stream,
             &mut conn.out,
             &worker.deadlines,
-            worker.timeouts.body,
+            settings.timeouts.body,
         )
         .await
         .is_err()
@@ -169,7 +172,7 @@ async fn serve_counted(
         let end = match &upstream {
             Upstream::Agent(agent) => match agent.open_stream(forwarded.clone(), ended) {
                 Ok(stream) => {
-                    let end = attempt(conn, &exchange, &stream).await;
+                    let end = attempt(conn, &exchange, &stream, settings.timeouts.body).await;
                     if matches!(end, AttemptEnd::Complete) {
                         stream.finish();
                     }
@@ -179,9 +182,9 @@ async fn serve_counted(
             },
             Upstream::Backend(backend) => {
                 let config = worker.upstream_config();
-                match BackendStream::open(backend, &forwarded, ended, config, &worker.limits) {
+                match BackendStream::open(backend, &forwarded, ended, config, &settings.limits) {
                     Ok(stream) => {
-                        let end = attempt(conn, &exchange, &stream).await;
+                        let end = attempt(conn, &exchange, &stream, settings.timeouts.body).await;
                         if matches!(end, AttemptEnd::Complete) {
                             stream.finish();
                         }
@@ -205,7 +208,7 @@ async fn serve_counted(
         if !retried && exchange.borrow().may_retry(&e) {
             retried = true;
             debug!(request_id, error = %e, upstream = %upstream.label(), "retrying on another upstream");
-            if let Some(next) = retry_upstream(&worker, route, &upstream, &e).await {
+            if let Some(next) = retry_upstream(&worker, route, &upstream, &e, park).await {
                 worker.stats.retried();
                 upstream = next;
                 exchange.borrow_mut().prepare_retry(worker.deadlines.now());
@@ -243,11 +246,15 @@ impl Upstream {
 
 /// The first upstream of a request: a static backend of a static route, else an agent (waiting
 /// up to the park time for one).
-async fn first_upstream(worker: &Worker, route: RouteId) -> Result<Upstream, ProxyError> {
+async fn first_upstream(
+    worker: &Worker,
+    route: RouteId,
+    park: std::time::Duration,
+) -> Result<Upstream, ProxyError> {
     if let Some(picked) = worker.pick_backend(route, None) {
         return picked.map(Upstream::Backend);
     }
-    find_agent(worker, route, None)
+    find_agent(worker, route, None, park)
         .await
         .map(Upstream::Agent)
         .ok_or(ProxyError::new(ErrorKind::NoAgent))
@@ -261,6 +268,7 @@ async fn retry_upstream(
     route: RouteId,
     failed: &Upstream,
     e: &ProxyError,
+    park: std::time::Duration,
 ) -> Option<Upstream> {
     match failed {
         Upstream::Backend(backend) => worker
@@ -270,7 +278,7 @@ async fn retry_upstream(
         Upstream::Agent(agent) => {
             let exclude = Some(agent.key());
             let next = if matches!(e.kind, ErrorKind::AgentLost | ErrorKind::AgentRefused) {
-                find_agent(worker, route, exclude).await
+                find_agent(worker, route, exclude, park).await
             } else {
                 worker.pick(route, exclude)
             };
@@ -285,13 +293,13 @@ async fn attempt<S: AttemptStream>(
     conn: &mut UserConn,
     exchange: &RefCell<Exchange>,
     stream: &S,
+    limit: std::time::Duration,
 ) -> AttemptEnd {
     let worker = conn.worker.clone();
     if exchange.borrow().opens_ended() {
         let Some(socket) = conn.stream.as_mut() else {
             return AttemptEnd::Failed(ProxyError::new(ErrorKind::ClientIo));
         };
-        let limit = worker.timeouts.body;
         return duplex::respond_only(
             socket,
             &mut conn.out,
@@ -311,7 +319,7 @@ async fn attempt<S: AttemptStream>(
         wr: &mut wr,
         buf: &mut conn.buf,
         out: &mut conn.out,
-        write_limit: conn.worker.timeouts.body,
+        write_limit: limit,
         deadlines: &worker.deadlines,
         drain: &worker.drain,
     };
@@ -324,15 +332,15 @@ async fn attempt<S: AttemptStream>(
     end
 }
 
-/// The exchange settings of this worker's requests.
-fn exchange_config(worker: &Worker) -> ExchangeConfig {
+/// The exchange settings of a request.
+fn exchange_config(settings: &Settings) -> ExchangeConfig {
     ExchangeConfig {
-        max_body: worker.limits.max_body_bytes,
-        response_head_timeout: worker.timeouts.response_head,
-        body_timeout: worker.timeouts.body,
-        upgrade_idle_timeout: worker.timeouts.upgrade_idle,
+        max_body: settings.limits.max_body_bytes,
+        response_head_timeout: settings.timeouts.response_head,
+        body_timeout: settings.timeouts.body,
+        upgrade_idle_timeout: settings.timeouts.upgrade_idle,
         // The tunnel already resets a stream past this many heads; the same bound here.
-        max_interim_heads: worker.tunnel.max_response_heads,
+        max_interim_heads: settings.tunnel.max_response_heads,
     }
 }
 
@@ -341,14 +349,12 @@ async fn find_agent(
     worker: &Worker,
     route: RouteId,
     exclude: Option<u64>,
+    park: std::time::Duration,
 ) -> Option<Rc<AgentConn>> {
     if let Some(agent) = worker.pick(route, exclude) {
         return Some(agent);
     }
     worker.stats.parked();
     let wait = worker.wait_for_agent(route, exclude);
-    worker
-        .deadlines
-        .timeout_after(worker.timeouts.park, wait)
-        .await
+    worker.deadlines.timeout_after(park, wait).await
 }

@@ -56,9 +56,39 @@ pub(crate) enum RegisterError {
 pub(crate) struct Registry {
     current: ArcSwap<RouteSnapshot>,
     book: Mutex<Book>,
+}
+
+/// The settings of the config the registry follows (replaced by a reload).
+struct Policy {
     global_token: Option<String>,
     max_routes_per_agent: usize,
     linger: Duration,
+}
+
+impl Policy {
+    fn of(config: &Config) -> Self {
+        Self {
+            global_token: config.agents.token.clone(),
+            max_routes_per_agent: config.agents.max_routes_per_agent,
+            linger: config.agents.route_linger,
+        }
+    }
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self::of(&Config::default())
+    }
+}
+
+/// What a reload changed in the known routes (canonical texts, sorted).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct RouteChanges {
+    /// Config routes that were not config routes before.
+    pub(crate) added: Vec<String>,
+    /// Config routes no longer in the config: from now on they are agent routes (served while
+    /// agents hold them, then forgotten after the linger).
+    pub(crate) removed: Vec<String>,
 }
 
 /// An agent connection's hold on its routes; dropping it lets them go (see [`Registry::register`]).
@@ -71,7 +101,10 @@ pub(crate) struct Registration {
 impl Registry {
     /// The registry holding the config's routes.
     pub(crate) fn new(config: &Config) -> Result<Self, String> {
-        let mut book = Book::default();
+        let mut book = Book {
+            policy: Policy::of(config),
+            ..Book::default()
+        };
         for r in &config.routes {
             if book.by_text.contains_key(&r.pattern.text) {
                 continue;
@@ -87,14 +120,72 @@ impl Registry {
                 route.static_backends = r.is_static();
             }
         }
-        let linger = config.agents.route_linger;
-        let current = ArcSwap::from_pointee(RouteSnapshot::build(&book, None, linger));
+        let current = ArcSwap::from_pointee(RouteSnapshot::build(&book, None));
         Ok(Self {
             current,
             book: Mutex::new(book),
-            global_token: config.agents.token.clone(),
-            max_routes_per_agent: config.agents.max_routes_per_agent,
-            linger,
+        })
+    }
+
+    /// Follows a reloaded config: its routes become (or stay) config routes, routes it no
+    /// longer has become agent routes (kept while agents hold them, then lingering), every
+    /// route's required token is the new one, and the agent limits and the linger are the new
+    /// ones. Agents already registered keep their registrations; whether their token is still
+    /// good is [`Registry::token_allows`].
+    pub(crate) fn reload(&self, config: &Config) -> RouteChanges {
+        let now = Instant::now();
+        let mut book = self.lock();
+        book.policy = Policy::of(config);
+        let mut changes = RouteChanges::default();
+        let mut table = book.sweep(now);
+        let wanted: HashMap<&str, &crate::config::RouteConfig> = config
+            .routes
+            .iter()
+            .map(|r| (r.pattern.text.as_str(), r))
+            .collect();
+        for route in book.routes.values_mut() {
+            let in_config = wanted.contains_key(&*route.text);
+            route.token = config.token_for(&route.text).map(str::to_owned);
+            route.static_backends = wanted.get(&*route.text).is_some_and(|r| r.is_static());
+            if route.from_config && !in_config {
+                route.from_config = false;
+                changes.removed.push(route.text.to_string());
+                if route.conns == 0 {
+                    route.orphaned_since = Some(now);
+                }
+            } else if !route.from_config && in_config {
+                route.from_config = true;
+                route.orphaned_since = None;
+                changes.added.push(route.text.to_string());
+            }
+        }
+        for (text, r) in wanted {
+            if !book.by_text.contains_key(text) {
+                let token = config.token_for(text).map(str::to_owned);
+                let id = book.add(r.pattern.pattern.clone(), text.to_owned(), token, true);
+                if let Some(route) = book.routes.get_mut(&id) {
+                    route.static_backends = r.is_static();
+                }
+                changes.added.push(text.to_owned());
+                table = true;
+            }
+        }
+        self.publish(&book, table);
+        drop(book);
+        changes.added.sort();
+        changes.removed.sort();
+        changes
+    }
+
+    /// Whether `token` is (still) good for every route of `ids` (after a reload changed the
+    /// tokens, a connection for which it is not is sent away).
+    pub(crate) fn token_allows(&self, ids: &[RouteId], token: &str) -> bool {
+        let book = self.lock();
+        ids.iter().all(|id| {
+            book.routes
+                .get(id)
+                .and_then(|r| r.token.as_deref())
+                .is_none_or(|required| token_eq(required.as_bytes(), token.as_bytes()))
         })
     }
 
@@ -112,7 +203,7 @@ impl Registry {
         // Its time passed but no writer has come by since: forget it now and look again.
         drop(snapshot);
         let mut book = self.lock();
-        if book.sweep(now, self.linger) {
+        if book.sweep(now) {
             self.publish(&book, true);
         }
         drop(book);
@@ -175,7 +266,7 @@ impl Registry {
         }
         let now = Instant::now();
         let mut book = self.lock();
-        let swept = book.sweep(now, self.linger);
+        let swept = book.sweep(now);
         let result = self.register_locked(&mut book, agent, wanted, token);
         let changed = result.as_ref().map_or(Changed::default(), |(_, c)| *c);
         if swept || changed.any() {
@@ -206,7 +297,7 @@ impl Registry {
             }
             let required = match book.by_text.get(text) {
                 Some(id) => book.routes.get(id).and_then(|r| r.token.as_deref()),
-                None => self.global_token.as_deref(),
+                None => book.policy.global_token.as_deref(),
             };
             if required.is_some_and(|r| !token_eq(r.as_bytes(), token.as_bytes())) {
                 return Err(RegisterError::BadToken {
@@ -223,11 +314,12 @@ impl Registry {
             })
             .count();
         let count = held.map_or(0, IdMap::len) + added;
-        if count > self.max_routes_per_agent {
+        let max = book.policy.max_routes_per_agent;
+        if count > max {
             return Err(RegisterError::TooManyRoutes {
                 agent: agent.to_owned(),
                 count,
-                max: self.max_routes_per_agent,
+                max,
             });
         }
         let mut changed = Changed::default();
@@ -237,7 +329,8 @@ impl Registry {
                 Some(&id) => id,
                 None => {
                     changed.table = true;
-                    book.add(pattern, text, self.global_token.clone(), false)
+                    let token = book.policy.global_token.clone();
+                    book.add(pattern, text, token, false)
                 }
             };
             if let Some(route) = book.routes.get_mut(&id) {
@@ -259,7 +352,7 @@ impl Registry {
     fn unregister(&self, agent: &str, ids: &[RouteId]) {
         let now = Instant::now();
         let mut book = self.lock();
-        let swept = book.sweep(now, self.linger);
+        let swept = book.sweep(now);
         let mut orphaned = false;
         for id in ids {
             if let Some(route) = book.routes.get_mut(id) {
@@ -298,7 +391,7 @@ impl Registry {
     fn publish(&self, book: &Book, routes_changed: bool) {
         let keep = (!routes_changed).then(|| self.current.load().routes.clone());
         self.current
-            .store(Arc::new(RouteSnapshot::build(book, keep, self.linger)));
+            .store(Arc::new(RouteSnapshot::build(book, keep)));
     }
 }
 
@@ -333,6 +426,7 @@ impl Changed {
 /// The writers' view of every known route, behind the registry's lock.
 #[derive(Default)]
 struct Book {
+    policy: Policy,
     routes: IdMap<RouteId, BookRoute>,
     by_text: HashMap<String, RouteId>,
     /// Per agent id: the routes its connections hold, each with how many connections hold it.
@@ -381,9 +475,10 @@ impl Book {
         id
     }
 
-    /// Forgets every agent route whose last agent left at least `linger` before `now`; true
+    /// Forgets every agent route whose last agent left at least the linger before `now`; true
     /// when any was.
-    fn sweep(&mut self, now: Instant, linger: Duration) -> bool {
+    fn sweep(&mut self, now: Instant) -> bool {
+        let linger = self.policy.linger;
         let before = self.routes.len();
         let by_text = &mut self.by_text;
         self.routes.retain(|_, route| {
@@ -415,7 +510,8 @@ struct RouteSet {
 
 impl RouteSnapshot {
     /// A snapshot of `book`, reusing `routes` when given (the set of routes did not change).
-    fn build(book: &Book, routes: Option<Arc<RouteSet>>, linger: Duration) -> Self {
+    fn build(book: &Book, routes: Option<Arc<RouteSet>>) -> Self {
+        let linger = book.policy.linger;
         let routes = routes.unwrap_or_else(|| {
             let mut builder = RouteTable::builder();
             let mut texts = IdMap::default();
@@ -601,5 +697,47 @@ mod tests {
         assert!(r.lock().routes.contains_key(&api_id));
         assert_eq!(r.lookup(b"a.test", b"/api/v1"), Some(0));
         assert!(!r.lock().routes.contains_key(&api_id));
+    }
+
+    #[test]
+    fn a_reload_adds_config_routes_demotes_removed_ones_and_changes_tokens() {
+        let r = registry(
+            "[agents]\nroute_linger = \"1h\"\n[[route]]\npattern = \"old.test\"\ntoken = \"t1\"\n",
+        );
+        let held = r.register("a", &routes(&["old.test"]), "t1").unwrap();
+        let old_id = held.ids()[0];
+        assert!(r.token_allows(held.ids(), "t1"));
+        let next = Config::parse(
+            "[agents]\nroute_linger = \"1h\"\n[[route]]\npattern = \"new.test\"\n\
+             [[route]]\npattern = \"kept.test\"\ntoken = \"t2\"\n",
+        )
+        .unwrap();
+        let changes = r.reload(&next);
+        assert_eq!(changes.added, ["kept.test/", "new.test/"]);
+        assert_eq!(changes.removed, ["old.test/"]);
+        assert!(
+            r.lookup(b"new.test", b"/").is_some(),
+            "added routes are known"
+        );
+        assert_eq!(
+            r.lookup(b"old.test", b"/"),
+            Some(old_id),
+            "a removed route stays while an agent holds it"
+        );
+        assert!(r.token_allows(held.ids(), "t1"), "no token required now");
+        assert!(r.register("b", &routes(&["kept.test"]), "t1").is_err());
+        let kept = r.register("b", &routes(&["kept.test"]), "t2").unwrap();
+        let tighter =
+            Config::parse("[[route]]\npattern = \"kept.test\"\ntoken = \"t3\"\n").unwrap();
+        r.reload(&tighter);
+        assert!(
+            !r.token_allows(kept.ids(), "t2"),
+            "the token changed under it"
+        );
+        drop(held);
+        assert!(
+            r.current.load().forget_at.contains_key(&old_id),
+            "once its agent left, a removed route lingers like an agent route"
+        );
     }
 }

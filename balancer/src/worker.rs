@@ -14,7 +14,9 @@ use std::hash::{BuildHasher, Hasher};
 
 use rand::{RngCore, SeedableRng};
 use ringway_core::pick::{EndpointLoad, Picker};
+use ringway_core::tunnel::ResetCode;
 use ringway_io::{BufPool, IdMap};
+use tracing::warn;
 
 use ringway_core::exchange::ProxyError;
 use ringway_core::http::Limits;
@@ -88,16 +90,40 @@ pub(crate) fn recycle(mut refs: Vec<&EndpointLoad>) -> Vec<&'static EndpointLoad
         .collect()
 }
 
+/// The settings requests and new connections run with, derived once from a config: swapped
+/// whole by a reload ([`Worker::apply_config`]). A request takes them once
+/// ([`Worker::settings`]) and keeps them to its end, so a reload never changes a request in
+/// flight; an agent connection keeps the tunnel settings it was accepted with.
+pub(crate) struct Settings {
+    pub(crate) config: Arc<Config>,
+    pub(crate) limits: Limits,
+    pub(crate) tunnel: ringway_core::tunnel::Config,
+    pub(crate) timeouts: Timeouts,
+}
+
+impl Settings {
+    fn of(config: Arc<Config>) -> Rc<Self> {
+        Rc::new(Self {
+            limits: config.limits.to_core(),
+            tunnel: config.tunnel.to_core(),
+            timeouts: Timeouts::from(config.timeouts),
+            config,
+        })
+    }
+}
+
+/// How long an agent connection sent away by a reload (its token is no longer good) gets to
+/// finish the streams it carries before it is closed.
+const SENT_AWAY_LINGER: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A worker's state, shared by its tasks.
 pub(crate) struct Worker {
     pub(crate) index: u16,
     pub(crate) count: u16,
-    pub(crate) config: Arc<Config>,
+    /// Swapped by a reload between requests (the worker is one thread: no lock, no atomic).
+    settings: RefCell<Rc<Settings>>,
     pub(crate) registry: Arc<Registry>,
-    pub(crate) limits: Limits,
-    pub(crate) tunnel: ringway_core::tunnel::Config,
     pub(crate) handoff: HandoffTx,
-    pub(crate) timeouts: Timeouts,
     /// Coarse deadlines of the connections that wait (head, idle) and of requests' timers.
     pub(crate) deadlines: Deadlines,
     /// Read and write buffers of user connections, taken when bytes arrive and given back
@@ -111,8 +137,13 @@ pub(crate) struct Worker {
     pub(crate) shutdown: Arc<std::sync::atomic::AtomicBool>,
     /// Limits the log lines misbehaving peers cause.
     pub(crate) peer_log: PeerLog,
-    /// The access log, when one is configured.
-    pub(crate) access: Option<AccessLog>,
+    /// The access log, when one is configured (a reload may open another).
+    access: RefCell<Option<Rc<AccessLog>>>,
+    /// Stops the accept loop of the current user listener (a reload that rebinds starts
+    /// another); the worker's `drain` stops it too.
+    pub(crate) user_listener: RefCell<Rc<Drain>>,
+    /// The same for the agent listener.
+    pub(crate) agent_listener: RefCell<Rc<Drain>>,
     /// This worker's static backends.
     backends: BackendTable,
     /// `[limits] max_connections_per_worker`.
@@ -141,21 +172,20 @@ impl Worker {
         Rc::new(Self {
             index: setup.index,
             count: setup.count,
-            limits: setup.config.limits.to_core(),
-            tunnel: setup.config.tunnel.to_core(),
-            timeouts: Timeouts::from(setup.config.timeouts),
+            settings: RefCell::new(Settings::of(setup.config.clone())),
             deadlines: Deadlines::default(),
             bufs: BufPool::new(USER_BUF, SPARE_USER_BUFS),
             stats: WorkerStats::default(),
             drain: Drain::default(),
             shutdown: setup.shutdown.clone(),
             peer_log: PeerLog::new(&setup.config.log),
-            access,
-            backends: BackendTable::new(setup.backends.clone(), setup.config.backends),
+            access: RefCell::new(access.map(Rc::new)),
+            user_listener: RefCell::default(),
+            agent_listener: RefCell::default(),
+            backends: BackendTable::new(&setup.backends, setup.config.backends),
             conn_limit: ConnLimit::new(setup.config.limits.max_connections_per_worker),
             clients: setup.clients.clone(),
             route_limits: RouteLimits::new(&setup.config, &setup.registry),
-            config: setup.config.clone(),
             registry: setup.registry.clone(),
             handoff: setup.handoff_tx.clone(),
             endpoints: RefCell::new(IdMap::default()),
@@ -187,6 +217,62 @@ impl Worker {
                 t.release(peer);
             }
         }
+    }
+
+    /// The settings now: a request takes them once and keeps them to its end.
+    pub(crate) fn settings(&self) -> Rc<Settings> {
+        self.settings.borrow().clone()
+    }
+
+    /// The deadlines now (a copy).
+    pub(crate) fn timeouts(&self) -> Timeouts {
+        self.settings.borrow().timeouts
+    }
+
+    /// The access log now, if any.
+    pub(crate) fn access(&self) -> Option<Rc<AccessLog>> {
+        self.access.borrow().clone()
+    }
+
+    /// Replaces the access log (a reload changed `[log] access` or `access_format`); what the
+    /// old one buffered is written first.
+    pub(crate) fn replace_access_log(&self, access: Option<AccessLog>) {
+        let old = self.access.replace(access.map(Rc::new));
+        if let Some(old) = old {
+            old.flush();
+        }
+    }
+
+    /// A reload: every request from now on runs with `new` (those in flight keep what they
+    /// started with), route pickers follow `agents.picker`, the peer-log limits follow `[log]`,
+    /// and every agent connection whose token is no longer good for its routes (the registry
+    /// follows `new` already) gets a GOAWAY and is closed once its streams are done. Returns how
+    /// many connections were sent away. Per-worker state built from the config is swapped here,
+    /// the static backends too (`backends`: pools to addresses that stayed are kept); the
+    /// routes' concurrency gates are not (a change to them is reported as needing a restart).
+    pub(crate) fn apply_config(&self, new: Arc<Config>, backends: Arc<BackendBook>) -> usize {
+        let old = self.settings.replace(Settings::of(new));
+        let new = self.settings().config.clone();
+        self.backends.replace(backends, new.backends);
+        if old.config.agents.picker != new.agents.picker {
+            for entry in self.endpoints.borrow_mut().values_mut() {
+                entry.picker = new.agents.picker.build();
+            }
+        }
+        self.peer_log.reconfigure(&new.log);
+        let mut sent_away = 0;
+        for conn in self.agent_conn_list() {
+            if conn.is_open() && !self.registry.token_allows(conn.routes(), conn.token()) {
+                warn!(
+                    agent = %conn.agent_id(),
+                    worker = self.index,
+                    "agent token no longer valid after a reload: sending it away"
+                );
+                conn.go_away_with(ResetCode::Unauthorized, SENT_AWAY_LINGER);
+                sent_away += 1;
+            }
+        }
+        sent_away
     }
 
     /// This worker's counters and agent connections, for the admin listener.
@@ -235,7 +321,7 @@ impl Worker {
     pub(crate) fn go_away_agents(&self, linger: std::time::Duration) -> Vec<Rc<AgentConn>> {
         let conns = self.agent_conn_list();
         for conn in &conns {
-            conn.go_away(linger);
+            conn.go_away_with(ResetCode::NoError, linger);
         }
         conns
     }
@@ -268,7 +354,7 @@ impl Worker {
     pub(crate) fn upstream_config(&self) -> UpstreamConfig {
         UpstreamConfig {
             head_limits: Limits::default().forwarded(),
-            response_timeout: self.timeouts.response_head,
+            response_timeout: self.timeouts().response_head,
             ..UpstreamConfig::default()
         }
     }
@@ -279,7 +365,7 @@ impl Worker {
         for &route in conn.routes() {
             let entry = endpoints.entry(route).or_insert_with(|| RouteEndpoints {
                 conns: Vec::new(),
-                picker: self.config.agents.picker.build(),
+                picker: self.settings.borrow().config.agents.picker.build(),
             });
             entry.conns.push(conn.clone());
         }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use super::backend_metrics::BackendMetrics;
 use crate::backends::BackendBook;
 use crate::limits::RouteLimitCounts;
+use crate::reload::ReloadCounts;
 use crate::stats::{RouteCounts, WorkerSnapshot, CLASSES, DURATION_BUCKETS};
 
 /// The label value of requests that matched no route.
@@ -37,12 +38,14 @@ struct Merged {
     route_limits: BTreeMap<String, RouteLimitCounts>,
     /// Workers that did not answer the scrape in time.
     missing: u64,
+    reloads: ReloadCounts,
 }
 
 impl Merged {
-    fn of(snapshots: &[WorkerSnapshot], missing: usize) -> Self {
+    fn of(snapshots: &[WorkerSnapshot], missing: usize, reloads: ReloadCounts) -> Self {
         let mut m = Self {
             missing: u64::try_from(missing).unwrap_or(u64::MAX),
+            reloads,
             ..Self::default()
         };
         for s in snapshots {
@@ -238,6 +241,35 @@ impl Collector for Merged {
                 family.encode_info(&labels)?;
             }
         }
+        {
+            let mut family = encoder.encode_descriptor(
+                "ringway_reloads",
+                "Configuration reloads (SIGHUP, POST /reload), by result.",
+                None,
+                MetricType::Counter,
+            )?;
+            for (result, n) in [("ok", self.reloads.ok), ("failed", self.reloads.failed)] {
+                family
+                    .encode_family(&[("result", result)])?
+                    .encode_counter::<(), _, u64>(&n, None)?;
+            }
+        }
+        encoder
+            .encode_descriptor(
+                "ringway_config_last_reload_success_timestamp_seconds",
+                "Unix time of the last successful reload (or of the start).",
+                None,
+                MetricType::Gauge,
+            )?
+            .encode_gauge(&self.reloads.last_success)?;
+        encoder
+            .encode_descriptor(
+                "ringway_config_generation",
+                "The running configuration's generation: 1 at the start, one more per successful reload.",
+                None,
+                MetricType::Gauge,
+            )?
+            .encode_gauge(&i64::try_from(self.reloads.generation).unwrap_or(i64::MAX))?;
         Ok(())
     }
 }
@@ -323,9 +355,10 @@ pub(crate) fn render(
     snapshots: &[WorkerSnapshot],
     missing: usize,
     backends: &Arc<BackendBook>,
+    reloads: ReloadCounts,
 ) -> String {
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(Merged::of(snapshots, missing)));
+    registry.register_collector(Box::new(Merged::of(snapshots, missing, reloads)));
     registry.register_collector(Box::new(BackendMetrics(backends.clone())));
     let mut text = String::new();
     // Writing into a String cannot fail.

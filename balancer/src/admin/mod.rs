@@ -1,5 +1,5 @@
 //! The admin listener (loopback by default): `GET /metrics`, `/healthz`, `/readyz`, `/routes`,
-//! `/agents`.
+//! `/agents`, and `POST /reload` (see `reload`).
 //!
 //! It runs on a thread of its own with blocking sockets, one connection at a time: its traffic is
 //! a scrape every few seconds, and nothing of it may slow a worker. Workers never share their
@@ -15,8 +15,8 @@ mod metrics;
 
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -27,6 +27,7 @@ use tracing::{debug, warn};
 use crate::backends::SharedBook;
 use crate::control::{Command, CommandTx};
 use crate::registry::Registry;
+use crate::reload::{AdminListener, ReloadError, Reloader};
 use crate::stats::{AgentInfo, WorkerSnapshot};
 
 /// How long a scrape waits for each worker's snapshot.
@@ -41,6 +42,8 @@ struct Admin {
     workers: Vec<CommandTx>,
     registry: Arc<Registry>,
     backends: SharedBook,
+    reloader: Arc<Reloader>,
+    stop: Arc<AtomicBool>,
 }
 
 /// Starts the admin thread on `listener`.
@@ -49,20 +52,30 @@ pub(crate) fn start(
     workers: Vec<CommandTx>,
     registry: Arc<Registry>,
     backends: SharedBook,
-) -> io::Result<JoinHandle<()>> {
+    reloader: Arc<Reloader>,
+) -> io::Result<AdminListener> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let control = listener.try_clone()?;
     let admin = Admin {
         workers,
         registry,
         backends,
+        reloader,
+        stop: stop.clone(),
     };
     std::thread::Builder::new()
         .name("ringway-admin".into())
-        .spawn(move || admin.run(&listener))
+        .spawn(move || admin.run(&listener))?;
+    Ok(AdminListener { control, stop })
 }
 
 impl Admin {
     fn run(&self, listener: &TcpListener) {
         for conn in listener.incoming() {
+            if self.stop.load(Ordering::Relaxed) {
+                debug!("admin listener closed (moved by a reload)");
+                return;
+            }
             match conn {
                 Ok(stream) => {
                     if let Err(e) = self.serve(stream) {
@@ -104,13 +117,24 @@ impl Admin {
         };
         let path = head.path();
         let path = path.split(|&b| b == b'?').next().unwrap_or_default();
+        if path == b"/reload" {
+            if head.method() != b"POST" {
+                return respond(&mut stream, 405, "text/plain; charset=utf-8", "POST only\n");
+            }
+            return self.reload(&mut stream);
+        }
         if head.method() != b"GET" {
             return respond(&mut stream, 405, "text/plain; charset=utf-8", "GET only\n");
         }
         match path {
             b"/metrics" => {
                 let (snapshots, missing) = self.scrape();
-                let text = metrics::render(&snapshots, missing, &self.backends.load_full());
+                let text = metrics::render(
+                    &snapshots,
+                    missing,
+                    &self.backends.load_full(),
+                    self.reloader.counts(),
+                );
                 respond(
                     &mut stream,
                     200,
@@ -141,8 +165,25 @@ impl Admin {
                 &mut stream,
                 404,
                 "text/plain; charset=utf-8",
-                "not found: try /metrics, /healthz, /readyz, /routes or /agents\n",
+                "not found: try /metrics, /healthz, /readyz, /routes, /agents or POST /reload\n",
             ),
+        }
+    }
+
+    /// `POST /reload`: 200 with a JSON report of what changed, or 422 with why nothing did.
+    fn reload(&self, stream: &mut TcpStream) -> io::Result<()> {
+        match self.reloader.reload() {
+            Ok(report) => json(stream, &report),
+            Err(e) => {
+                let body = match &e {
+                    ReloadError::Config(_) => {
+                        format!("reload failed: invalid configuration: {e}\n")
+                    }
+                    _ => format!("reload failed: {e}\n"),
+                };
+                let body = format!("{body}the running configuration is unchanged\n");
+                respond(stream, 422, "text/plain; charset=utf-8", &body)
+            }
         }
     }
 
@@ -241,6 +282,7 @@ fn respond(stream: &mut TcpStream, status: u16, content_type: &str, body: &str) 
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        422 => "Unprocessable Content",
         _ => "Service Unavailable",
     };
     let head = format!(

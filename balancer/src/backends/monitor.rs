@@ -34,6 +34,18 @@ pub(crate) fn resolve_all(book: &BackendBook) {
     }
 }
 
+/// Resolves the names of a book that no worker reads yet (a reload's): those of entries
+/// kept from the running book already have their addresses.
+pub(crate) fn resolve_new(book: &BackendBook) {
+    for route in &book.routes {
+        for group in &route.groups {
+            if group.members().is_empty() {
+                resolve(route, group);
+            }
+        }
+    }
+}
+
 /// Starts the resolver thread and the health-check thread. Both read the current book on
 /// every round, so a reload that swaps it is followed at once.
 pub(crate) fn start(

@@ -76,9 +76,9 @@ struct Scratch {
 
 /// A worker's static backends.
 pub(crate) struct BackendTable {
-    book: Arc<BackendBook>,
-    pool: PoolConfig,
-    config: BackendsConfig,
+    book: RefCell<Arc<BackendBook>>,
+    pool: Cell<PoolConfig>,
+    config: Cell<BackendsConfig>,
     routes: RefCell<IdMap<RouteId, WorkerRoute>>,
     next_key: Cell<u64>,
     /// Reused by every pick (no allocation on the request path).
@@ -87,7 +87,7 @@ pub(crate) struct BackendTable {
 
 impl BackendTable {
     /// This worker's table of every static route in `book`.
-    pub(crate) fn new(book: Arc<BackendBook>, config: BackendsConfig) -> Self {
+    pub(crate) fn new(book: &Arc<BackendBook>, config: BackendsConfig) -> Self {
         let pool = PoolConfig {
             max_open: config.max_connections,
             max_idle: config.max_idle,
@@ -95,15 +95,15 @@ impl BackendTable {
             connect_timeout: config.connect_timeout,
         };
         let table = Self {
-            book,
-            pool,
-            config,
+            book: RefCell::new(book.clone()),
+            pool: Cell::new(pool),
+            config: Cell::new(config),
             routes: RefCell::new(IdMap::default()),
             next_key: Cell::new(1),
             scratch: RefCell::new(Scratch::default()),
         };
         let mut routes = IdMap::default();
-        for (source, route) in table.book.routes.iter().enumerate() {
+        for (source, route) in book.routes.iter().enumerate() {
             let mut entry = WorkerRoute {
                 source,
                 seen: Vec::new(),
@@ -117,6 +117,44 @@ impl BackendTable {
         table
     }
 
+    /// A reload: the routes of `book` from now on. A backend whose book entry stayed (same
+    /// member) keeps its pool, load and passive state, unless `config`'s pool settings changed;
+    /// the connections of backends that left close as their requests end.
+    pub(crate) fn replace(&self, book: Arc<BackendBook>, config: BackendsConfig) {
+        let keep_pools = config.max_connections == self.config.get().max_connections
+            && config.max_idle == self.config.get().max_idle
+            && config.idle_timeout == self.config.get().idle_timeout
+            && config.connect_timeout == self.config.get().connect_timeout;
+        self.config.set(config);
+        self.pool.set(PoolConfig {
+            max_open: config.max_connections,
+            max_idle: config.max_idle,
+            idle_timeout: config.idle_timeout,
+            connect_timeout: config.connect_timeout,
+        });
+        let mut old = std::mem::take(&mut *self.routes.borrow_mut());
+        let mut routes = IdMap::default();
+        for (source, route) in book.routes.iter().enumerate() {
+            let mut entry = old.remove(&route.id).unwrap_or_else(|| WorkerRoute {
+                source,
+                seen: Vec::new(),
+                backends: Vec::new(),
+                picker: route.picker.build(),
+            });
+            entry.source = source;
+            if entry.picker.kind() != route.picker {
+                entry.picker = route.picker.build();
+            }
+            if !keep_pools {
+                entry.backends.clear();
+            }
+            self.rebuild(route, &mut entry);
+            routes.insert(route.id, entry);
+        }
+        *self.book.borrow_mut() = book;
+        *self.routes.borrow_mut() = routes;
+    }
+
     /// Picks a backend of `route` (other than `exclude`); `None` when the route is not static.
     pub(crate) fn pick(
         &self,
@@ -127,7 +165,8 @@ impl BackendTable {
     ) -> Option<Result<Rc<WorkerBackend>, ProxyError>> {
         let mut routes = self.routes.borrow_mut();
         let entry = routes.get_mut(&route)?;
-        let source = &self.book.routes[entry.source];
+        let book = self.book.borrow();
+        let source = &book.routes[entry.source];
         let moved = source
             .groups
             .iter()
@@ -193,11 +232,11 @@ impl BackendTable {
                     self.next_key.set(key + 1);
                     Rc::new(WorkerBackend {
                         member: member.clone(),
-                        pool: BackendPool::new(member.addr.clone(), self.pool),
+                        pool: BackendPool::new(member.addr.clone(), self.pool.get()),
                         load: RefCell::new(EndpointLoad::new().with_weight(group.spec.weight)),
                         ejection: RefCell::new(Ejection::new(
-                            self.config.max_fails,
-                            self.config.fail_timeout,
+                            self.config.get().max_fails,
+                            self.config.get().fail_timeout,
                         )),
                         key,
                         route: route.clone(),

@@ -87,18 +87,29 @@ impl Balancer {
     /// Starts the balancer with `args` (loopback port-0 listeners unless `args` name them) and
     /// waits for its "listening on" lines.
     pub fn start(args: &[&str]) -> Self {
+        Self::start_with_defaults(args, true)
+    }
+
+    /// Starts the balancer with `args` and none of the listener and worker flags `start` adds:
+    /// the `--config` file says where to listen (and a reload may change it) and how many
+    /// workers to run.
+    pub fn start_from_config(args: &[&str]) -> Self {
+        Self::start_with_defaults(args, false)
+    }
+
+    fn start_with_defaults(args: &[&str], defaults: bool) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringway-balancer"));
-        if !args.contains(&"--listen") {
+        if defaults && !args.contains(&"--listen") {
             cmd.args(["--listen", "127.0.0.1:0"]);
         }
-        if !args.contains(&"--agent-listen") {
+        if defaults && !args.contains(&"--agent-listen") {
             cmd.args(["--agent-listen", "127.0.0.1:0"]);
         }
-        if !args.contains(&"--workers") {
+        if defaults && !args.contains(&"--workers") {
             cmd.args(["--workers", "2"]);
         }
         let admin_off = args.windows(2).any(|w| w == ["--admin-listen", "off"]);
-        if !args.contains(&"--admin-listen") {
+        if defaults && !args.contains(&"--admin-listen") {
             cmd.args(["--admin-listen", "127.0.0.1:0"]);
         }
         cmd.args(["--token", TOKEN, "--no-pin"]).args(args);
