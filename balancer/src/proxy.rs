@@ -116,7 +116,8 @@ async fn serve_counted(
     seen.route = Some(route);
     // A limited route's slot, held until this function returns (the response ended or the
     // request failed), whatever the path. A route without a limit has no gate.
-    let _slot = match worker.route_limits.gate(route) {
+    let limits = worker.route_limits();
+    let _slot = match limits.gate(route) {
         None => None,
         Some(gate) => match gate.admit(&worker.deadlines).await {
             Ok(slot) => Some(slot),
