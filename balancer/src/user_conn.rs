@@ -25,11 +25,20 @@ pub(crate) struct UserConn {
     pub(crate) out: BytesMut,
     /// Counted in the per-client table (`[limits] max_connections_per_client`) at the accept.
     pub(crate) client_counted: bool,
+    /// The address the client connected to, when a PROXY protocol header named it (the
+    /// front's); else the socket's local address, once a `send_proxy` route asked for it.
+    pub(crate) destination: Option<SocketAddr>,
+    /// The owner key of its private backend connections, given when its first request went
+    /// to a `send_proxy` route.
+    pub(crate) owner: Option<u64>,
 }
 
 impl Drop for UserConn {
     fn drop(&mut self) {
         self.worker.conn_closed(self.peer.ip(), self.client_counted);
+        if let Some(owner) = self.owner {
+            self.worker.close_private(owner);
+        }
     }
 }
 

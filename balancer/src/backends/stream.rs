@@ -21,7 +21,7 @@ use ringway_core::tunnel::ResetCode;
 use ringway_core::upstream::UpstreamConfig;
 use ringway_io::tunnel::StreamEvent;
 use ringway_io::Doorbell;
-use ringway_upstream::{BodyPiece, Downstream, Failure};
+use ringway_upstream::{BodyPiece, Downstream, Failure, Private};
 
 use super::table::WorkerBackend;
 use crate::attempt_stream::AttemptStream;
@@ -90,11 +90,12 @@ pub(crate) struct BackendStream {
 impl BackendStream {
     /// Starts an attempt: `forwarded` is the request head as the balancer rewrote it (`ended`:
     /// no body follows) from one it accepted under `user_limits`; `forward` runs in its own
-    /// task on this worker.
+    /// task on this worker, on a connection of `private`'s owner when it is given.
     pub(crate) fn open(
         backend: &Rc<WorkerBackend>,
         forwarded: &Bytes,
         ended: bool,
+        private: Option<Private>,
         config: UpstreamConfig,
         user_limits: &Limits,
     ) -> Result<Self, ProxyError> {
@@ -119,7 +120,7 @@ impl BackendStream {
         let task_pipe = pipe.clone();
         let task_backend = backend.clone();
         drop(ringway_io::spawn(async move {
-            run(task_pipe, request, task_backend, config).await;
+            run(task_pipe, request, task_backend, private, config).await;
         }));
         Ok(Self {
             pipe,
@@ -141,10 +142,12 @@ async fn run(
     pipe: Rc<Pipe>,
     request: ringway_core::http::RequestHead,
     backend: Rc<WorkerBackend>,
+    private: Option<Private>,
     config: UpstreamConfig,
 ) {
     let down = PipeEnd(pipe.clone());
-    let result = ringway_upstream::forward(&down, request, &backend.pool, config).await;
+    let pool = &backend.pool;
+    let result = ringway_upstream::forward(&down, request, pool, private.as_ref(), config).await;
     let now = Instant::now();
     match result {
         Ok(()) => backend.record(pipe.status.get() < 500, now),
