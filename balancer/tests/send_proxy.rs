@@ -1,7 +1,8 @@
 //! `send_proxy` on a static route, through the real binary: each new backend connection starts
 //! with a PROXY protocol header (v2 or v1) naming the user's client and the address it connected
 //! to; one user connection's requests share one backend connection (one header), two user
-//! connections never share one, a user connection's backend connection closes with it, the
+//! connections never share one, a user connection's backend connection closes with it (also
+//! when it closes right after its response), the
 //! health checks send a LOCAL header, and behind a front (`--proxy-protocol`) the header names
 //! the client the front named.
 #![allow(clippy::unwrap_used)]
@@ -212,6 +213,24 @@ fn a_v2_header_names_the_client_and_backend_connections_are_private_to_one_user_
     );
     assert!(!backend.seen()[b].closed, "the second one's stays");
     assert_eq!(backend_conn(&mut second), b);
+}
+
+#[test]
+fn a_user_connection_that_closes_after_its_request_takes_its_backend_connection_along() {
+    let backend = ProxiedBackend::start();
+    let balancer = balancer("send-proxy-close", &backend, "v2", "", &[]);
+    for round in 1..=3 {
+        let mut client = Client::connect(balancer.users);
+        client
+            .send(format!("GET / HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n").as_bytes())
+            .unwrap();
+        let r = client.response("GET").unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        backend.wait_until(
+            "each backend connection closes with its user connection",
+            |s| s.len() == round && s.iter().all(|s| s.closed),
+        );
+    }
 }
 
 #[test]

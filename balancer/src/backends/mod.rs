@@ -27,5 +27,6 @@ pub(crate) use book::BackendBook;
 /// The current book, swapped by a reload; the monitor and the admin listener read it, workers
 /// get each new one through their control channel.
 pub(crate) type SharedBook = Arc<ArcSwap<BackendBook>>;
+pub(crate) use send_proxy::Owner;
 pub(crate) use stream::BackendStream;
 pub(crate) use table::{BackendTable, WorkerBackend};

@@ -21,8 +21,9 @@ use ringway_core::tunnel::ResetCode;
 use ringway_core::upstream::UpstreamConfig;
 use ringway_io::tunnel::StreamEvent;
 use ringway_io::Doorbell;
-use ringway_upstream::{BodyPiece, Downstream, Failure, Private};
+use ringway_upstream::{BodyPiece, Downstream, Failure};
 
+use super::send_proxy::PrivateRequest;
 use super::table::WorkerBackend;
 use crate::attempt_stream::AttemptStream;
 
@@ -95,7 +96,7 @@ impl BackendStream {
         backend: &Rc<WorkerBackend>,
         forwarded: &Bytes,
         ended: bool,
-        private: Option<Private>,
+        private: Option<PrivateRequest>,
         config: UpstreamConfig,
         user_limits: &Limits,
     ) -> Result<Self, ProxyError> {
@@ -142,12 +143,18 @@ async fn run(
     pipe: Rc<Pipe>,
     request: ringway_core::http::RequestHead,
     backend: Rc<WorkerBackend>,
-    private: Option<Private>,
+    private: Option<PrivateRequest>,
     config: UpstreamConfig,
 ) {
     let down = PipeEnd(pipe.clone());
     let pool = &backend.pool;
-    let result = ringway_upstream::forward(&down, request, pool, private.as_ref(), config).await;
+    let owned = private.as_ref().map(|p| &p.private);
+    let result = ringway_upstream::forward(&down, request, pool, owned, config).await;
+    if let Some(private) = private.filter(PrivateRequest::owner_gone) {
+        // The user connection closed while this task still held its connection, which went
+        // back to the pool after `Worker::close_private` ran: no request of its will come.
+        pool.close_owned(private.private.owner);
+    }
     let now = Instant::now();
     match result {
         Ok(()) => backend.record(pipe.status.get() < 500, now),
