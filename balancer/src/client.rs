@@ -49,6 +49,8 @@ pub(crate) fn serve(
         buf: BytesMut::new(),
         out: BytesMut::new(),
         client_counted: admitted == ClientAdmission::Counted,
+        destination: None,
+        owner: None,
     };
     async move {
         if admitted == ClientAdmission::Refused {

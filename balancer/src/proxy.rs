@@ -183,7 +183,9 @@ async fn serve_counted(
             },
             Upstream::Backend(backend) => {
                 let config = worker.upstream_config();
-                match BackendStream::open(backend, &forwarded, ended, config, &settings.limits) {
+                let private = conn.private_for(backend.send_proxy());
+                let limits = &settings.limits;
+                match BackendStream::open(backend, &forwarded, ended, private, config, limits) {
                     Ok(stream) => {
                         let end = attempt(conn, &exchange, &stream, settings.timeouts.body).await;
                         if matches!(end, AttemptEnd::Complete) {

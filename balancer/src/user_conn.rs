@@ -8,6 +8,7 @@ use bytes::BytesMut;
 use ringway_core::exchange::Outcome;
 use ringway_io::net::TcpStream;
 
+use crate::backends::Owner;
 use crate::worker::Worker;
 
 /// A user connection and the bytes in flight on it.
@@ -25,11 +26,20 @@ pub(crate) struct UserConn {
     pub(crate) out: BytesMut,
     /// Counted in the per-client table (`[limits] max_connections_per_client`) at the accept.
     pub(crate) client_counted: bool,
+    /// The address the client connected to, when a PROXY protocol header named it (the
+    /// front's); else the socket's local address, once a `send_proxy` route asked for it.
+    pub(crate) destination: Option<SocketAddr>,
+    /// It as the owner of private backend connections, from its first request to a
+    /// `send_proxy` route on.
+    pub(crate) owner: Option<Owner>,
 }
 
 impl Drop for UserConn {
     fn drop(&mut self) {
         self.worker.conn_closed(self.peer.ip(), self.client_counted);
+        if let Some(owner) = &self.owner {
+            self.worker.close_private(owner.key);
+        }
     }
 }
 

@@ -364,6 +364,12 @@ impl Worker {
             .pick(route, exclude, &mut *rng, self.deadlines.now())
     }
 
+    /// A user connection that owned private backend connections (`send_proxy` routes) closed:
+    /// its idle ones close too.
+    pub(crate) fn close_private(&self, owner: u64) {
+        self.backends.close_owned(owner);
+    }
+
     /// The settings of a request's backend side (static backends).
     pub(crate) fn upstream_config(&self) -> UpstreamConfig {
         UpstreamConfig {
