@@ -49,8 +49,7 @@ pub(crate) fn serve(
         buf: BytesMut::new(),
         out: BytesMut::new(),
         client_counted: admitted == ClientAdmission::Counted,
-        destination: None,
-        owner: None,
+        extra: None,
     };
     async move {
         if admitted == ClientAdmission::Refused {

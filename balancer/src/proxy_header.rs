@@ -41,7 +41,9 @@ impl UserConn {
                     if let Some(client) = header.client() {
                         self.peer = client;
                         // What the client connected to on the front, for a `send_proxy` route.
-                        self.destination = header.destination;
+                        if header.destination.is_some() {
+                            self.extra.get_or_insert_default().destination = header.destination;
+                        }
                     }
                     debug!(%front, client = %self.peer, ?version, command = ?header.command, "PROXY protocol header");
                     return true;

@@ -48,13 +48,14 @@ impl UserConn {
             return None;
         }
         let worker = &self.worker;
-        let owner = self.owner.get_or_insert_with(|| Owner {
+        let extra = self.extra.get_or_insert_default();
+        let owner = extra.owner.get_or_insert_with(|| Owner {
             key: worker.next_conn_key(),
             alive: Rc::new(()),
         });
         let (key, owner_alive) = (owner.key, Rc::downgrade(&owner.alive));
-        if self.destination.is_none() {
-            self.destination = match self.stream.as_ref().map(|s| s.local_addr()) {
+        if extra.destination.is_none() {
+            extra.destination = match self.stream.as_ref().map(|s| s.local_addr()) {
                 Some(Ok(local)) => Some(local),
                 // The header then says `UNKNOWN` (v1) or carries no addresses (v2).
                 Some(Err(e)) => {
@@ -67,7 +68,7 @@ impl UserConn {
         let header = ProxyHeader {
             command: Command::Proxy,
             source: Some(self.peer),
-            destination: self.destination,
+            destination: extra.destination,
         };
         let mut preamble = BytesMut::new();
         match send_proxy {
