@@ -28,7 +28,7 @@ use crate::answer;
 use crate::limits::ClientAdmission;
 use crate::peer_log::PeerMistake;
 use crate::proxy;
-use crate::user_conn::{Flow, UserConn};
+use crate::user_conn::{ConnExtra, Flow, UserConn};
 use crate::user_io::{ensure_buffer, linger, read_more, release_if_empty, HEAD_READ};
 use crate::worker::Worker;
 
@@ -48,8 +48,12 @@ pub(crate) fn serve(
         stream: Some(stream),
         buf: BytesMut::new(),
         out: BytesMut::new(),
-        client_counted: admitted == ClientAdmission::Counted,
-        extra: None,
+        extra: (admitted == ClientAdmission::Counted).then(|| {
+            Box::new(ConnExtra {
+                client_counted: true,
+                ..ConnExtra::default()
+            })
+        }),
     };
     async move {
         if admitted == ClientAdmission::Refused {

@@ -24,16 +24,17 @@ pub(crate) struct UserConn {
     pub(crate) buf: BytesMut,
     /// Bytes to write to the user. No allocation while idle.
     pub(crate) out: BytesMut,
-    /// Counted in the per-client table (`[limits] max_connections_per_client`) at the accept.
-    pub(crate) client_counted: bool,
-    /// What only some connections need (a PROXY header's destination, private backend
-    /// connections): boxed, so that an idle connection without it pays one pointer.
+    /// What only some connections need (counted per client, a PROXY header's destination,
+    /// private backend connections): boxed, so that an idle connection without it pays one
+    /// pointer (idle connections are counted in bytes: results/idle-conns-*.md).
     pub(crate) extra: Option<Box<ConnExtra>>,
 }
 
 /// The rarely needed part of a user connection.
 #[derive(Default)]
 pub(crate) struct ConnExtra {
+    /// Counted in the per-client table (`[limits] max_connections_per_client`) at the accept.
+    pub(crate) client_counted: bool,
     /// The address the client connected to, when a PROXY protocol header named it (the
     /// front's); else the socket's local address, once a `send_proxy` route asked for it.
     pub(crate) destination: Option<SocketAddr>,
@@ -44,7 +45,8 @@ pub(crate) struct ConnExtra {
 
 impl Drop for UserConn {
     fn drop(&mut self) {
-        self.worker.conn_closed(self.peer.ip(), self.client_counted);
+        let counted = self.extra.as_ref().is_some_and(|e| e.client_counted);
+        self.worker.conn_closed(self.peer.ip(), counted);
         if let Some(owner) = self.extra.as_ref().and_then(|e| e.owner.as_ref()) {
             self.worker.close_private(owner.key);
         }
