@@ -20,7 +20,6 @@ use bytes::BytesMut;
 use ringway_core::exchange::{ErrorKind, ProxyError};
 use ringway_core::http::forward::Persistence;
 use ringway_core::http::{RequestHead, RequestParser};
-use ringway_io::io::AsyncWriteRent;
 use ringway_io::net::TcpStream;
 use tracing::{debug_span, info, Instrument};
 
@@ -29,17 +28,19 @@ use crate::limits::ClientAdmission;
 use crate::peer_log::PeerMistake;
 use crate::proxy;
 use crate::user_conn::{Flow, UserConn};
-use crate::user_io::{ensure_buffer, linger, read_more, release_if_empty, HEAD_READ};
+use crate::user_io::{ensure_buffer, linger, release_if_empty, HEAD_READ};
+use crate::user_stream::{UserRead, UserStream, UserWrite};
 use crate::worker::Worker;
 
 /// Serves one user connection to the end. `admitted` is what the per-client limit said at the
 /// accept (`Worker::conn_opened`): a refused connection is answered 429 and closed.
 pub(crate) fn serve(
     worker: Rc<Worker>,
-    stream: TcpStream,
+    stream: UserStream,
     peer: SocketAddr,
     admitted: ClientAdmission,
 ) -> impl Future<Output = ()> {
+    let https = stream.is_tls();
     // Not an `async fn`, and `run` borrows: the connection is stored once in the task (an
     // `async fn` argument, or a `self` taken by value, is copied into the body's locals).
     let mut conn = UserConn {
@@ -49,6 +50,7 @@ pub(crate) fn serve(
         buf: BytesMut::new(),
         out: BytesMut::new(),
         client_counted: admitted == ClientAdmission::Counted,
+        https,
     };
     async move {
         if admitted == ClientAdmission::Refused {
@@ -85,21 +87,24 @@ impl UserConn {
                 }
                 // Idle (or fresh): wait for bytes without lending the ring a buffer. This is the only
                 // state an idle connection's task is in; all else is boxed below.
-                let Some(stream) = self.stream.as_ref() else {
+                let Some(user) = self.stream.as_ref() else {
                     break Flow::Close;
                 };
-                let at =
-                    head_deadline.unwrap_or_else(|| worker.deadlines.after(worker.timeouts().idle));
-                // Built in its own statement, so that no temporary of it takes room in the task.
-                let wait = if fresh {
-                    worker.deadlines.timeout_at(at, stream.readable(false))
-                } else {
-                    worker.deadlines.idle_timeout_at(at, stream.readable(false))
-                };
-                match wait.await {
-                    Some(Ok(())) => {}
-                    // Nothing of a request arrived: close quietly (an idle or preconnected client).
-                    Some(Err(_)) | None => break Flow::Close,
+                // (TLS may hold bytes already read off the socket: then no wait.)
+                if let Some(stream) = user.idle_wait_socket() {
+                    let at = head_deadline
+                        .unwrap_or_else(|| worker.deadlines.after(worker.timeouts().idle));
+                    // Built in its own statement, so that no temporary of it takes room in the task.
+                    let wait = if fresh {
+                        worker.deadlines.timeout_at(at, stream.readable(false))
+                    } else {
+                        worker.deadlines.idle_timeout_at(at, stream.readable(false))
+                    };
+                    match wait.await {
+                        Some(Ok(())) => {}
+                        // Nothing of a request arrived: close quietly (an idle or preconnected client).
+                        Some(Err(_)) | None => break Flow::Close,
+                    }
                 }
             }
             if let Some(at) =
@@ -204,7 +209,7 @@ impl UserConn {
             let started = !self.buf.is_empty();
             ensure_buffer(&mut self.buf, &worker.bufs);
             ensure_buffer(&mut self.out, &worker.bufs);
-            let read = read_more(stream, &mut self.buf, HEAD_READ);
+            let read = stream.read_more(&mut self.buf, HEAD_READ);
             match worker.deadlines.timeout_at(at, read).await {
                 Some(Ok(0) | Err(_)) => return HeadRead::Gone,
                 Some(Ok(_)) => {}
@@ -225,4 +230,33 @@ impl UserConn {
         }
         HeadRead::Failed(ProxyError::new(ErrorKind::Malformed(408)))
     }
+}
+
+/// Serves one connection of the HTTPS listener: the TLS handshake (on this worker, within the
+/// head timeout of the accept), then the connection as [`serve`] does over plain TCP.
+pub(crate) async fn serve_tls(
+    worker: Rc<Worker>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    admitted: ClientAdmission,
+    config: std::sync::Arc<rustls::ServerConfig>,
+) {
+    let at = worker.deadlines.after(worker.timeouts().head);
+    let handshake = Box::pin(ringway_io::tls::TlsStream::accept(stream, config));
+    let tls = match worker.deadlines.timeout_at(at, handshake).await {
+        Some(Ok(tls)) => tls,
+        failed => {
+            // Counted at the accept: the connection's close is counted, as UserConn's drop does.
+            worker.conn_closed(peer.ip(), admitted == ClientAdmission::Counted);
+            if worker.peer_log.allow(peer, PeerMistake::BadRequest) {
+                let why = failed.map_or_else(
+                    || "timed out".to_owned(),
+                    |r| r.err().map_or_else(String::new, |e| e.to_string()),
+                );
+                info!(peer = %peer, error = %why, "TLS handshake failed; closing");
+            }
+            return;
+        }
+    };
+    serve(worker, UserStream::Tls(Box::new(tls)), peer, admitted).await;
 }

@@ -6,8 +6,8 @@ use std::rc::Rc;
 
 use bytes::BytesMut;
 use ringway_core::exchange::Outcome;
-use ringway_io::net::TcpStream;
 
+use crate::user_stream::UserStream;
 use crate::worker::Worker;
 
 /// A user connection and the bytes in flight on it.
@@ -17,7 +17,7 @@ pub(crate) struct UserConn {
     /// (`listen.proxy_protocol`), which replaces it once the header is read.
     pub(crate) peer: SocketAddr,
     /// The socket; lent out (split in two halves) while a request streams both ways.
-    pub(crate) stream: Option<TcpStream>,
+    pub(crate) stream: Option<UserStream>,
     /// Bytes read from the user and not yet consumed (a partial head, body bytes, pipelined
     /// requests). No allocation while idle.
     pub(crate) buf: BytesMut,
@@ -25,6 +25,8 @@ pub(crate) struct UserConn {
     pub(crate) out: BytesMut,
     /// Counted in the per-client table (`[limits] max_connections_per_client`) at the accept.
     pub(crate) client_counted: bool,
+    /// Came in over the HTTPS listener (`X-Forwarded-Proto: https`).
+    pub(crate) https: bool,
 }
 
 impl Drop for UserConn {
