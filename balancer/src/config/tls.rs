@@ -102,3 +102,56 @@ impl TlsConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    const CERTS: &str = r#"
+[listen]
+https = "127.0.0.1:8443"
+
+[[tls.cert]]
+hosts = ["shop.test", "*.shop.test"]
+cert = "shop.pem"
+key = "shop.key"
+
+[[tls.cert]]
+cert = "fallback.pem"
+key = "fallback.key"
+default = true
+"#;
+
+    #[test]
+    fn certificates_parse_and_round_trip() {
+        let config = Config::parse(CERTS).unwrap();
+        assert_eq!(config.listen.https, Some("127.0.0.1:8443".parse().unwrap()));
+        assert_eq!(config.tls.certs.len(), 2);
+        assert!(config.tls.certs[1].default);
+        assert!(config.tls.session_tickets);
+        let again = Config::parse(&config.to_toml().unwrap()).unwrap();
+        assert_eq!(again.tls, config.tls);
+        assert_eq!(again.listen.https, config.listen.https);
+    }
+
+    fn problem(text: &str) -> String {
+        let p = Config::parse(text).unwrap_err();
+        format!("{}: {}", p.key.unwrap_or_default(), p.reason)
+    }
+
+    #[test]
+    fn an_https_listener_needs_a_certificate() {
+        let p = problem("[listen]\nhttps = \"127.0.0.1:8443\"\n");
+        assert!(p.starts_with("tls.cert: "), "{p}");
+    }
+
+    #[test]
+    fn two_defaults_and_bad_names_are_refused() {
+        let two = CERTS.replace("cert = \"shop.pem\"", "cert = \"shop.pem\"\ndefault = true");
+        assert!(problem(&two).starts_with("tls.cert[1].default: "));
+        let deep = CERTS.replace("*.shop.test", "*.*.shop.test");
+        assert!(problem(&deep).starts_with("tls.cert[0].hosts[1]: "));
+        let twice = CERTS.replace("*.shop.test", "SHOP.test");
+        assert!(problem(&twice).contains("listed for two certificates"));
+    }
+}
