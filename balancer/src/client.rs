@@ -108,7 +108,9 @@ impl UserConn {
                 }
             }
             if let Some(at) =
-                head_deadline.filter(|_| worker.settings().config.listen.proxy_protocol)
+                // (Not on the HTTPS listener: there the header would precede the handshake.)
+                head_deadline
+                    .filter(|_| !self.https && worker.settings().config.listen.proxy_protocol)
             {
                 // Boxed like the request below: nothing of it stays in an idle task.
                 let accept = Box::pin(self.accept_proxy_header(at));
@@ -243,20 +245,20 @@ pub(crate) async fn serve_tls(
 ) {
     let at = worker.deadlines.after(worker.timeouts().head);
     let handshake = Box::pin(ringway_io::tls::TlsStream::accept(stream, config));
-    let tls = match worker.deadlines.timeout_at(at, handshake).await {
-        Some(Ok(tls)) => tls,
-        failed => {
-            // Counted at the accept: the connection's close is counted, as UserConn's drop does.
-            worker.conn_closed(peer.ip(), admitted == ClientAdmission::Counted);
-            if worker.peer_log.allow(peer, PeerMistake::BadRequest) {
-                let why = failed.map_or_else(
-                    || "timed out".to_owned(),
-                    |r| r.err().map_or_else(String::new, |e| e.to_string()),
-                );
-                info!(peer = %peer, error = %why, "TLS handshake failed; closing");
-            }
-            return;
+    let failed = match worker.deadlines.timeout_at(at, handshake).await {
+        Some(Ok(tls)) => {
+            return serve(worker, UserStream::Tls(Box::new(tls)), peer, admitted).await;
         }
+        Some(Err(e)) => Some(e),
+        // Nothing (or too little) within the head timeout: closed quietly, as plain HTTP does.
+        None => None,
     };
-    serve(worker, UserStream::Tls(Box::new(tls)), peer, admitted).await;
+    // Counted at the accept: the close is counted here, as UserConn's drop does later.
+    worker.conn_closed(peer.ip(), admitted == ClientAdmission::Counted);
+    if let Some(e) = failed {
+        // A peer can cause this at will: limited like its other mistakes.
+        if worker.peer_log.allow(peer, PeerMistake::BadRequest) {
+            info!(peer = %peer, error = %e, "TLS handshake failed; closing");
+        }
+    }
 }

@@ -396,3 +396,23 @@ fn a_key_that_does_not_match_its_certificate_is_refused_at_the_start() {
     assert!(err.contains("tls.cert[0].key"), "{err}");
     assert!(err.contains("does not match"), "{err}");
 }
+
+#[test]
+fn plain_http_on_the_https_listener_fails_its_handshake_and_closes() {
+    let pki = Pki::new("plain");
+    let shop = pki.issue("shop", &["shop.test"]);
+    let backend = hello_backend();
+    let routes = static_route("shop.test", backend.addr);
+    let (b, _) = balancer("plain", &cert_entry(&["shop.test"], &shop, false), &routes);
+    let https = b.https.unwrap();
+    let mut c = Client::connect(https);
+    c.send(b"GET / HTTP/1.1\r\nHost: shop.test\r\n\r\n")
+        .unwrap();
+    assert!(c.is_closed_by_server() || c.response("GET").is_err());
+    assert!(b
+        .log
+        .wait_for("TLS handshake failed", 1, Duration::from_secs(5)));
+    // The listener goes on serving TLS.
+    let (r, _) = https_get(https, &pki, "shop.test", "shop.test");
+    assert_eq!(r.status, 200);
+}

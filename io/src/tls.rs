@@ -289,9 +289,10 @@ async fn pull<R: CancelableAsyncReadRent>(
         let mut src: &[u8] = wire;
         let taken = conn.read_tls(&mut src)?;
         wire.advance(taken);
-        conn.process_new_packets().map_err(tls_error)?;
-        if taken == 0 {
-            // rustls' buffers are full: plaintext must be read out first.
+        let state = conn.process_new_packets().map_err(tls_error)?;
+        if taken == 0 || state.plaintext_bytes_to_read() > 0 {
+            // Plaintext must be read out before rustls takes more (its buffer is bounded):
+            // `take_plaintext` hands it the rest after.
             break;
         }
     }
