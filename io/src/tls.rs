@@ -16,6 +16,13 @@
 //!
 //! Alerts or key updates that processing incoming records queues are sent with the next write
 //! (by the write half when split, at once when not); a handshake's are sent before it returns.
+//!
+//! Why not the `monoio-rustls` crate: it keeps two 16 KiB buffers per connection for the
+//! connection's whole life (an idle connection here holds none), has no cancelable read (the
+//! balancer's upload loop stops a read without losing a byte), and splits by aliasing the whole
+//! stream from both halves. What it offers, the runtime's IO traits, cannot be implemented for
+//! a new type without `unsafe` (their buffers are raw pointers), which this crate forbids; so
+//! this driver offers the narrow calls the balancer's user path makes instead.
 
 use std::cell::RefCell;
 use std::io::{self, BufRead, Write};

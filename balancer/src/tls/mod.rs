@@ -32,7 +32,7 @@ pub(crate) struct Tls {
 
 /// Why the certificates could not be set up: the key (`tls.cert[0].key`), the file and why.
 #[derive(Debug, thiserror::Error)]
-#[error("{key} = {path:?}: {reason}")]
+#[error("{key}{}: {reason}", if path.is_empty() { String::new() } else { format!(" = {path:?}") })]
 pub struct TlsError {
     /// The config key that names the file.
     pub key: String,
