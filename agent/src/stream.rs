@@ -57,7 +57,7 @@ pub(crate) async fn serve(tunnel: Rc<Tunnel>, slot: Rc<StreamSlot>, head: Bytes,
         tunnel: &tunnel,
         slot: &slot,
     };
-    match ringway_upstream::forward(&stream, request, &env.pool, env.upstream).await {
+    match ringway_upstream::forward(&stream, request, &env.pool, None, env.upstream).await {
         Ok(()) => tunnel.finish(&slot),
         Err(Failure::Gone(StreamAborted(code))) => {
             tracing::debug!(stream = %id, %code, "stream aborted by the balancer");

@@ -50,7 +50,7 @@ pub(crate) struct Entry<'a> {
     pub(crate) duration: f64,
     /// The route (`host/prefix`), empty when none matched.
     pub(crate) route: &'a str,
-    /// The agent that served it, empty when none did.
+    /// The agent (its id) or static backend (its address) that served it, empty when none did.
     pub(crate) agent: &'a str,
     pub(crate) request_id: &'a str,
 }

@@ -44,7 +44,7 @@ pub(crate) async fn error(
     }
     let retry_after = e.sends_retry_after().then(|| match e.kind {
         ErrorKind::QueueFull | ErrorKind::QueueTimeout => route
-            .and_then(|r| worker.route_limits.retry_after_secs(r))
+            .and_then(|r| worker.route_limits().retry_after_secs(r))
             .unwrap_or(1),
         ErrorKind::TooManyConnections => CLIENT_RETRY_AFTER_SECS,
         _ => worker.timeouts().retry_after_secs(),

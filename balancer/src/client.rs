@@ -51,6 +51,7 @@ pub(crate) fn serve(
         out: BytesMut::new(),
         client_counted: admitted == ClientAdmission::Counted,
         https,
+        extra: None,
     };
     async move {
         if admitted == ClientAdmission::Refused {

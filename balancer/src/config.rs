@@ -20,7 +20,7 @@ use ringway_core::route::RoutePattern;
 use ringway_tuning::runtime::IoDriver;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-pub use backends::{BackendSpec, BackendTarget, BackendsConfig, HealthConfig};
+pub use backends::{BackendSpec, BackendTarget, BackendsConfig, HealthConfig, SendProxy};
 pub use error::{ConfigError, ConfigProblem};
 pub use tls::{CertConfig, TlsConfig};
 
@@ -412,6 +412,10 @@ pub struct RouteConfig {
     /// Active health check of this route's backends; absent = none (passive checks only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthConfig>,
+    /// The PROXY protocol header each new backend connection starts with (only with
+    /// `backends`); such connections are private to one user connection.
+    #[serde(default, skip_serializing_if = "SendProxy::is_off")]
+    pub send_proxy: SendProxy,
     /// Requests of this route in flight at once, per worker (absent: no limit; see
     /// [`RouteLimit`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -466,6 +470,7 @@ impl RouteConfig {
             backends: Vec::new(),
             picker: None,
             health: None,
+            send_proxy: SendProxy::Off,
             max_concurrent: None,
             max_queue: 0,
             queue_timeout: DEFAULT_QUEUE_TIMEOUT,
@@ -564,6 +569,14 @@ impl Config {
                 return Err((
                     format!("route[{i}].health"),
                     "a health check needs static backends (`backends`)".to_owned(),
+                ));
+            }
+            if r.send_proxy.is_on() && !r.is_static() {
+                return Err((
+                    format!("route[{i}].send_proxy"),
+                    "the PROXY protocol is sent to static backends (`backends`); agents get the \
+                     client's address in X-Forwarded-For"
+                        .to_owned(),
                 ));
             }
             if let Some(h) = &r.health {
@@ -826,6 +839,20 @@ mod tests {
     }
 
     #[test]
+    fn send_proxy_is_off_by_default_and_read_back() {
+        let c = Config::parse(
+            "[[route]]\npattern = \"a.test\"\nbackends = [\"127.0.0.1:1\"]\nsend_proxy = \"v2\"\n\
+             [[route]]\npattern = \"b.test\"\nbackends = [\"127.0.0.1:2\"]\nsend_proxy = \"v1\"\n\
+             [[route]]\npattern = \"c.test\"\nbackends = [\"127.0.0.1:3\"]\n",
+        )
+        .unwrap();
+        let kinds: Vec<_> = c.routes.iter().map(|r| r.send_proxy).collect();
+        assert_eq!(kinds, [SendProxy::V2, SendProxy::V1, SendProxy::Off]);
+        let text = round_trip(&c);
+        assert!(text.contains("send_proxy = \"v2\""), "{text}");
+    }
+
+    #[test]
     fn static_backend_mistakes_name_the_key() {
         let cases = [
             (
@@ -851,6 +878,14 @@ mod tests {
             (
                 "[[route]]\npattern = \"a.test\"\nbackends = [\"127.0.0.1:1\"]\n[route.health]\npath = \"healthz\"\n",
                 "route[0].health.path",
+            ),
+            (
+                "[[route]]\npattern = \"a.test\"\nsend_proxy = \"v2\"\n",
+                "route[0].send_proxy",
+            ),
+            (
+                "[[route]]\npattern = \"a.test\"\nbackends = [\"127.0.0.1:1\"]\nsend_proxy = \"v3\"\n",
+                "route[0].send_proxy",
             ),
         ];
         for (text, key) in cases {

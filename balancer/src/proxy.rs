@@ -116,7 +116,8 @@ async fn serve_counted(
     seen.route = Some(route);
     // A limited route's slot, held until this function returns (the response ended or the
     // request failed), whatever the path. A route without a limit has no gate.
-    let _slot = match worker.route_limits.gate(route) {
+    let limits = worker.route_limits();
+    let _slot = match limits.gate(route) {
         None => None,
         Some(gate) => match gate.admit(&worker.deadlines).await {
             Ok(slot) => Some(slot),
@@ -182,7 +183,9 @@ async fn serve_counted(
             },
             Upstream::Backend(backend) => {
                 let config = worker.upstream_config();
-                match BackendStream::open(backend, &forwarded, ended, config, &settings.limits) {
+                let private = conn.private_for(backend.send_proxy());
+                let limits = &settings.limits;
+                match BackendStream::open(backend, &forwarded, ended, private, config, limits) {
                     Ok(stream) => {
                         let end = attempt(conn, &exchange, &stream, settings.timeouts.body).await;
                         if matches!(end, AttemptEnd::Complete) {

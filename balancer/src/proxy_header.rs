@@ -22,7 +22,8 @@ use crate::user_stream::UserRead;
 
 impl UserConn {
     /// Reads the PROXY protocol header by `deadline` (the first request head's, from the
-    /// accept). A `PROXY` header with a source replaces [`UserConn::peer`] with it; a `LOCAL`
+    /// accept). A `PROXY` header with a source replaces [`UserConn::peer`] with it (and its
+    /// destination is kept as [`UserConn::destination`]); a `LOCAL`
     /// one (the front's own health check) or one without addresses keeps the socket's peer.
     /// Bytes after the header stay in `buf`: the start of the first request. `false`: the
     /// connection must close without an answer.
@@ -40,6 +41,10 @@ impl UserConn {
                     let front = self.peer;
                     if let Some(client) = header.client() {
                         self.peer = client;
+                        // What the client connected to on the front, for a `send_proxy` route.
+                        if header.destination.is_some() {
+                            self.extra.get_or_insert_default().destination = header.destination;
+                        }
                     }
                     debug!(%front, client = %self.peer, ?version, command = ?header.command, "PROXY protocol header");
                     return true;

@@ -451,22 +451,16 @@ fn restart_keys(old: &Config, new: &Config) -> Vec<String> {
     {
         keys.push("tls.session_tickets, tls.session_cache".to_owned());
     }
-    // The routes' concurrency gates are built once, at the start, per worker.
-    let limits = |c: &Config| {
-        let mut limited: Vec<(String, Option<crate::config::RouteLimit>)> = c
-            .routes
-            .iter()
-            .map(|r| (r.pattern.text.clone(), r.limit()))
-            .filter(|(_, limit)| limit.is_some())
-            .collect();
-        limited.sort_by(|x, y| x.0.cmp(&y.0));
-        limited
-    };
-    if limits(old) != limits(new) {
-        keys.push(
-            "route[].max_concurrent, max_queue and queue_timeout (the gates are built at the start)"
-                .to_owned(),
-        );
+    // The per-client table exists only while the limit is on (it is process-wide).
+    let (was, is) = (
+        old.limits.max_connections_per_client,
+        new.limits.max_connections_per_client,
+    );
+    if (was == 0) != (is == 0) {
+        keys.push(format!(
+            "limits.max_connections_per_client turned {} (running: {was}, file: {is})",
+            if is == 0 { "off" } else { "on" }
+        ));
     }
     if a.pin != b.pin {
         keys.push(format!("runtime.pin (running: {}, file: {})", a.pin, b.pin));
@@ -500,9 +494,17 @@ mod tests {
             ))
             .unwrap()
         };
-        // Static backends are swapped by a reload; the concurrency gates need a restart.
+        // Static backends and the routes' limits are swapped by a reload.
         assert!(restart_keys(&route("127.0.0.1:9", 1), &route("127.0.0.1:10", 1)).is_empty());
-        let keys = restart_keys(&route("127.0.0.1:9", 1), &route("127.0.0.1:9", 2));
-        assert!(keys[0].starts_with("route[].max_concurrent"), "{keys:?}");
+        assert!(restart_keys(&route("127.0.0.1:9", 1), &route("127.0.0.1:9", 2)).is_empty());
+        let clients = |n: u32| {
+            Config::parse(&format!("[limits]\nmax_connections_per_client = {n}\n")).unwrap()
+        };
+        assert!(restart_keys(&clients(2), &clients(5)).is_empty());
+        let keys = restart_keys(&clients(0), &clients(5));
+        assert!(
+            keys[0].starts_with("limits.max_connections_per_client turned on"),
+            "{keys:?}"
+        );
     }
 }

@@ -7,6 +7,7 @@ use std::rc::Rc;
 use bytes::BytesMut;
 use ringway_core::exchange::Outcome;
 
+use crate::backends::Owner;
 use crate::user_stream::UserStream;
 use crate::worker::Worker;
 
@@ -27,11 +28,28 @@ pub(crate) struct UserConn {
     pub(crate) client_counted: bool,
     /// Came in over the HTTPS listener (`X-Forwarded-Proto: https`).
     pub(crate) https: bool,
+    /// What only some connections need (a PROXY header's destination, private backend
+    /// connections): boxed, so that an idle connection without it pays one pointer.
+    pub(crate) extra: Option<Box<ConnExtra>>,
+}
+
+/// The rarely needed part of a user connection.
+#[derive(Default)]
+pub(crate) struct ConnExtra {
+    /// The address the client connected to, when a PROXY protocol header named it (the
+    /// front's); else the socket's local address, once a `send_proxy` route asked for it.
+    pub(crate) destination: Option<SocketAddr>,
+    /// It as the owner of private backend connections, from its first request to a
+    /// `send_proxy` route on.
+    pub(crate) owner: Option<Owner>,
 }
 
 impl Drop for UserConn {
     fn drop(&mut self) {
         self.worker.conn_closed(self.peer.ip(), self.client_counted);
+        if let Some(owner) = self.extra.as_ref().and_then(|e| e.owner.as_ref()) {
+            self.worker.close_private(owner.key);
+        }
     }
 }
 

@@ -56,6 +56,14 @@ impl UserStream {
         matches!(self, Self::Tls(_))
     }
 
+    /// The address the client connected to (the socket's local address).
+    pub(crate) fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
+        match self {
+            Self::Plain(s) => s.local_addr(),
+            Self::Tls(t) => t.tcp().local_addr(),
+        }
+    }
+
     /// The socket to wait on for readiness while idle, or `None` when bytes are here already
     /// (TLS may hold decrypted or undecrypted bytes a previous read took off the socket).
     pub(crate) fn idle_wait_socket(&self) -> Option<&TcpStream> {
@@ -176,10 +184,10 @@ mod tests {
 
     /// An idle plain connection is benchmarked per byte (`UserConn`): the TLS variant, boxed,
     /// costs its socket field one word (the variant's tag: a TCP stream has one niche, which
-    /// `Option` takes), 192 → 200 bytes of `UserConn`.
+    /// `Option` takes), 200 → 208 bytes of `UserConn`.
     #[test]
     fn the_tls_variant_costs_a_plain_connection_one_word() {
         assert!(size_of::<Option<UserStream>>() <= size_of::<Option<TcpStream>>() + 8);
-        assert!(size_of::<crate::user_conn::UserConn>() <= 200);
+        assert!(size_of::<crate::user_conn::UserConn>() <= 208);
     }
 }

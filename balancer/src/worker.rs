@@ -154,7 +154,8 @@ pub(crate) struct Worker {
     /// `[limits] max_connections_per_client` (`None`: no limit).
     pub(crate) clients: Option<Arc<ClientTable>>,
     /// The routes' `max_concurrent` gates on this worker.
-    pub(crate) route_limits: RouteLimits,
+    /// Swapped by a reload that changed them; a request keeps the ones it started with.
+    route_limits: RefCell<Rc<RouteLimits>>,
     endpoints: RefCell<IdMap<RouteId, RouteEndpoints>>,
     /// Requests parked until an agent for their route can take them.
     parked: WaitQueue<RouteId>,
@@ -188,7 +189,7 @@ impl Worker {
             backends: BackendTable::new(&setup.backends, setup.config.backends),
             conn_limit: ConnLimit::new(setup.config.limits.max_connections_per_worker),
             clients: setup.clients.clone(),
-            route_limits: RouteLimits::new(&setup.config, &setup.registry),
+            route_limits: RefCell::new(Rc::new(RouteLimits::new(&setup.config, &setup.registry))),
             registry: setup.registry.clone(),
             handoff: setup.handoff_tx.clone(),
             endpoints: RefCell::new(IdMap::default()),
@@ -220,6 +221,11 @@ impl Worker {
                 t.release(peer);
             }
         }
+    }
+
+    /// The routes' concurrency gates now (a request keeps the ones it started with).
+    pub(crate) fn route_limits(&self) -> Rc<RouteLimits> {
+        self.route_limits.borrow().clone()
     }
 
     /// The settings now: a request takes them once and keeps them to its end.
@@ -257,6 +263,14 @@ impl Worker {
         let old = self.settings.replace(Settings::of(new));
         let new = self.settings().config.clone();
         self.backends.replace(backends, new.backends);
+        self.conn_limit
+            .set_max(new.limits.max_connections_per_worker);
+        if let Some(clients) = &self.clients {
+            clients.set_max(new.limits.max_connections_per_client);
+        }
+        if route_limits_of(&old.config) != route_limits_of(&new) {
+            *self.route_limits.borrow_mut() = Rc::new(RouteLimits::new(&new, &self.registry));
+        }
         if old.config.agents.picker != new.agents.picker {
             for entry in self.endpoints.borrow_mut().values_mut() {
                 entry.picker = new.agents.picker.build();
@@ -282,7 +296,7 @@ impl Worker {
     pub(crate) fn snapshot(&self, driver: &'static str) -> WorkerSnapshot {
         let mut counters = self.stats.snapshot(|id| self.registry.route_text(id));
         counters.route_limits = self
-            .route_limits
+            .route_limits()
             .snapshot(|id| self.registry.route_text(id));
         let endpoints = self.endpoints.borrow();
         let mut seen = std::collections::BTreeMap::new();
@@ -351,6 +365,12 @@ impl Worker {
         let mut rng = self.rng.borrow_mut();
         self.backends
             .pick(route, exclude, &mut *rng, self.deadlines.now())
+    }
+
+    /// A user connection that owned private backend connections (`send_proxy` routes) closed:
+    /// its idle ones close too.
+    pub(crate) fn close_private(&self, owner: u64) {
+        self.backends.close_owned(owner);
     }
 
     /// The settings of a request's backend side (static backends).
@@ -541,6 +561,17 @@ impl RequestId {
     pub(crate) fn as_str(&self) -> &str {
         std::str::from_utf8(&self.0).unwrap_or("0000000000000000")
     }
+}
+
+/// Every route's concurrency limit, by route text (what a reload compares).
+fn route_limits_of(config: &Config) -> Vec<(&str, crate::config::RouteLimit)> {
+    let mut limits: Vec<_> = config
+        .routes
+        .iter()
+        .filter_map(|r| Some((r.pattern.text.as_str(), r.limit()?)))
+        .collect();
+    limits.sort_by(|a, b| a.0.cmp(b.0));
+    limits
 }
 
 #[cfg(test)]

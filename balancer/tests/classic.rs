@@ -354,3 +354,34 @@ fn agents_may_not_register_a_static_route() {
     assert_eq!(r.status, 200);
     assert_eq!(backend.requests(), 1);
 }
+
+#[test]
+fn the_access_log_names_the_backend_that_served() {
+    let backend = KillableBackend::start("only");
+    let log =
+        std::env::temp_dir().join(format!("ringway-classic-access-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let balancer = balancer(
+        "access",
+        1,
+        &format!(
+            "[log]\naccess = \"{}\"\n[[route]]\npattern = \"{HOST}\"\nbackends = [\"{}\"]\n",
+            log.display(),
+            backend.addr
+        ),
+    );
+    assert_eq!(get(balancer.users, HOST, "/x").unwrap().status, 200);
+    let wanted = format!(" agent={} ", backend.addr);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains(&wanted) && text.contains("\"GET /x\" 200") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no access-log line with {wanted:?}: {text:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -521,3 +521,40 @@ fn a_reload_moves_a_static_route_to_other_backends_under_load_failing_no_request
         b.accepted()
     );
 }
+
+#[test]
+fn a_reload_changes_a_routes_concurrency_limit() {
+    let backend = hello_backend();
+    let limited = |max: u32| {
+        format!(
+            "[[route]]\npattern = \"{HOST}\"\nbackends = [\"{}\"]\nmax_concurrent = {max}\n",
+            backend.addr
+        )
+    };
+    let config = config_file("limit", &limited(1));
+    let balancer = Balancer::start(&["--workers", "1", "--config", arg(&config)]);
+    let users = balancer.users;
+    // One slow request holds the only slot: a second one is refused at once.
+    let slow = |ms: u32| {
+        thread::spawn(move || {
+            support::get(users, HOST, &format!("/slow/{ms}"))
+                .unwrap()
+                .status
+        })
+    };
+    let held = slow(3000);
+    assert!(eventually(Duration::from_secs(5), || {
+        metrics(balancer.admin.unwrap())
+            .contains(&format!("ringway_route_in_flight{{route=\"{HOST}/\"}} 1"))
+    }));
+    assert_eq!(status(users, HOST), 503);
+    // Two slots after the reload: the next request gets one although the slow one still runs.
+    config_file("limit", &limited(2));
+    let r = post_reload(balancer.admin.unwrap());
+    assert_eq!(r.status, 200, "{}", r.text());
+    let report: serde_json::Value = serde_json::from_str(&r.text()).unwrap();
+    assert_eq!(report["restart_needed"], serde_json::json!([]), "{report}");
+    let second = slow(500);
+    assert_eq!(second.join().unwrap(), 200);
+    assert_eq!(held.join().unwrap(), 200);
+}

@@ -13,6 +13,9 @@
 //! The response loop ends the attempt (a backend may answer before it read the whole body, as an
 //! early 413 does). A failed attempt that the exchange lets run again goes to a fresh connection
 //! once; the outcome decides whether the connection goes back to the pool.
+//!
+//! A [`Private`] request (its route sends the PROXY protocol) runs on a connection of its owner
+//! only; the pool writes the preamble on each new one, the retry's included.
 
 use std::cell::RefCell;
 use std::future::{poll_fn, Future};
@@ -34,7 +37,7 @@ use ringway_io::io::{
 use ringway_io::{read_append, Doorbell};
 
 use crate::downstream::{BodyPiece, Downstream};
-use crate::pool::{BackendConn, BackendPool, BackendStream, ConnectError};
+use crate::pool::{BackendConn, BackendPool, BackendStream, ConnectError, Private};
 
 /// Bytes asked of the backend socket per read.
 const READ_CHUNK: usize = 32 * 1024;
@@ -50,14 +53,16 @@ pub enum Failure<G> {
 }
 
 /// Forwards `request` (body from `down`) to a backend connection of `pool` and its response to
-/// `down`, retrying once on a fresh connection when the exchange allows it.
+/// `down`, retrying once on a fresh connection when the exchange allows it. With `private`,
+/// only connections of that owner carry it.
 pub async fn forward<D: Downstream>(
     down: &D,
     request: RequestHead,
     pool: &Rc<BackendPool>,
+    private: Option<&Private>,
     config: UpstreamConfig,
 ) -> Result<(), Failure<D::Gone>> {
-    let mut conn = connect(down, pool, false).await?;
+    let mut conn = connect(down, pool, private, false).await?;
     let exchange = RefCell::new(UpstreamExchange::new(request, conn.reused, config));
     loop {
         let Some(stream) = conn.take_stream() else {
@@ -88,7 +93,7 @@ pub async fn forward<D: Downstream>(
                 down.release(exchange.borrow_mut().retry());
                 // The stale connection is dropped before the next connect, freeing its place.
                 drop(conn);
-                conn = connect(down, pool, true).await?;
+                conn = connect(down, pool, private, true).await?;
             }
             Err(Failure::Upstream(e)) => {
                 down.release(exchange.borrow_mut().take_unreleased());
@@ -103,13 +108,14 @@ pub async fn forward<D: Downstream>(
 async fn connect<D: Downstream>(
     down: &D,
     pool: &Rc<BackendPool>,
+    private: Option<&Private>,
     fresh: bool,
 ) -> Result<BackendConn, Failure<D::Gone>> {
     let checkout = async {
         if fresh {
-            pool.connect_fresh().await
+            pool.connect_fresh(private).await
         } else {
-            pool.checkout().await
+            pool.checkout(private).await
         }
     };
     ringway_io::select! {
@@ -120,7 +126,7 @@ async fn connect<D: Downstream>(
 
 fn connect_error(e: &ConnectError) -> UpstreamError {
     let kind = match e {
-        ConnectError::Io { .. } => UpstreamErrorKind::ConnectFailed,
+        ConnectError::Io { .. } | ConnectError::Preamble { .. } => UpstreamErrorKind::ConnectFailed,
         ConnectError::Timeout { .. } => UpstreamErrorKind::ConnectTimeout,
     };
     UpstreamError::new(kind, true).with_detail(e)

@@ -18,7 +18,7 @@ use ringway_io::net::TcpStream;
 
 use super::{attempt, forward, Failure};
 use crate::downstream::{BodyPiece, Downstream};
-use crate::pool::{BackendPool, PoolConfig};
+use crate::pool::{BackendPool, PoolConfig, Private};
 use crate::test_runtime::block_on;
 
 /// A downstream whose request body is queued up front and which records what it was sent.
@@ -186,13 +186,13 @@ fn an_idempotent_request_on_a_stale_pooled_connection_is_retried_on_a_fresh_one(
         let pool = BackendPool::new(addr.into(), pool_config());
         let get = "GET /a HTTP/1.1\r\nHost: a\r\n\r\n";
         let first = Recorder::default();
-        forward(&first, request(get), &pool, config())
+        forward(&first, request(get), &pool, None, config())
             .await
             .unwrap();
         assert_eq!(&first.data.borrow()[..], b"ok");
         assert_eq!(pool.idle_count(), 1, "the keep-alive connection went back");
         let second = Recorder::default();
-        forward(&second, request(get), &pool, config())
+        forward(&second, request(get), &pool, None, config())
             .await
             .unwrap();
         assert_eq!(
@@ -222,6 +222,7 @@ fn a_sent_post_on_a_stale_pooled_connection_is_not_run_again() {
             &first,
             request("GET / HTTP/1.1\r\nHost: a\r\n\r\n"),
             &pool,
+            None,
             config(),
         )
         .await
@@ -234,6 +235,7 @@ fn a_sent_post_on_a_stale_pooled_connection_is_not_run_again() {
             &post,
             request("POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n"),
             &pool,
+            None,
             config(),
         )
         .await;
@@ -268,7 +270,7 @@ fn an_early_answer_stops_the_request_and_closes_the_connection() {
         // The body never ends: the backend answers without it.
         let down = Recorder::with_body(vec![BodyPiece::Data(Bytes::from_static(b"part"))]);
         let head = "PUT /big HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n\r\n";
-        forward(&down, request(head), &Rc::clone(&pool), config())
+        forward(&down, request(head), &Rc::clone(&pool), None, config())
             .await
             .unwrap();
         assert!(down.heads.borrow()[0].starts_with(b"HTTP/1.1 413"));
@@ -280,4 +282,51 @@ fn an_early_answer_stops_the_request_and_closes_the_connection() {
         );
     });
     backend.join().unwrap();
+}
+
+#[test]
+fn a_private_request_writes_the_preamble_first_on_every_fresh_connection_the_retry_too() {
+    let (addr, backend) = stale_backend(1);
+    let mut preamble = BytesMut::new();
+    let header = ringway_core::proxy_protocol::ProxyHeader {
+        command: ringway_core::proxy_protocol::Command::Proxy,
+        source: Some("192.0.2.1:40000".parse().unwrap()),
+        destination: Some("192.0.2.2:80".parse().unwrap()),
+    };
+    ringway_core::proxy_protocol::write_v1(&header, &mut preamble);
+    let private = Private {
+        owner: 7,
+        preamble: preamble.freeze(),
+    };
+    let line = private.preamble.clone();
+    block_on(async move {
+        let pool = BackendPool::new(addr.into(), pool_config());
+        let get = "GET /a HTTP/1.1\r\nHost: a\r\n\r\n";
+        for _ in 0..2 {
+            let down = Recorder::default();
+            forward(&down, request(get), &pool, Some(&private), config())
+                .await
+                .unwrap();
+            assert_eq!(&down.data.borrow()[..], b"ok");
+        }
+        assert_eq!(pool.opened(), 2, "the stale connection was replaced once");
+        pool.clear();
+    });
+    let seen = backend.join().unwrap();
+    let starts_with_header = |head: &[u8]| {
+        head.strip_prefix(&line[..])
+            .is_some_and(|rest| rest.starts_with(b"GET /a "))
+    };
+    assert!(
+        starts_with_header(&seen[0]),
+        "the first connection: {seen:?}"
+    );
+    assert!(
+        seen[1].starts_with(b"GET /a "),
+        "a reused connection gets no second header: {seen:?}"
+    );
+    assert!(
+        starts_with_header(&seen[2]),
+        "the retry's fresh connection: {seen:?}"
+    );
 }

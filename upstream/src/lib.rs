@@ -3,7 +3,8 @@
 //! dependency on the agent or the balancer.
 //!
 //! - [`pool`]: the per-thread keep-alive pool of connections to one backend ([`BackendAddr`]:
-//!   TCP or a unix socket), bounded, with idle expiry and a stale check at checkout.
+//!   TCP or a unix socket), bounded, with idle expiry and a stale check at checkout; a
+//!   [`Private`] connection serves one owner only and starts with its preamble.
 //! - [`forward`]: one request over the pool, a thin driver over core's
 //!   `upstream::UpstreamExchange` (which decides everything), with one retry on a fresh
 //!   connection when the exchange allows it.
@@ -19,4 +20,6 @@ mod test_runtime;
 
 pub use downstream::{BodyPiece, Downstream};
 pub use forward::{forward, Failure};
-pub use pool::{BackendAddr, BackendConn, BackendPool, BackendStream, ConnectError, PoolConfig};
+pub use pool::{
+    BackendAddr, BackendConn, BackendPool, BackendStream, ConnectError, PoolConfig, Private,
+};

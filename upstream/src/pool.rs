@@ -9,6 +9,12 @@
 //! backend closed it). A reused connection may still turn out stale (the close crossed the
 //! request); the driver (`forward`) then retries once on a fresh connection, which
 //! [`BackendPool::connect_fresh`] provides, when core's `UpstreamExchange` allows it.
+//!
+//! A connection may be [`Private`] to one owner (a user connection whose client a PROXY
+//! protocol header names, as HAProxy's `send-proxy` servers are): it starts with the owner's
+//! preamble, is handed only to that owner's later requests, and is closed when the owner says
+//! it is gone ([`BackendPool::close_owned`]). Shared connections (no owner) take the path they
+//! always took.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -22,7 +28,8 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
+use ringway_io::io::AsyncWriteRentExt;
 use ringway_io::net::{TcpStream, UnixStream};
 use ringway_io::BufPool;
 
@@ -89,6 +96,15 @@ impl std::str::FromStr for BackendAddr {
     }
 }
 
+/// Whose a private connection is, and what it says first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Private {
+    /// The owner: unique among the owners of this thread (a user connection).
+    pub owner: u64,
+    /// Written on each new connection before any request byte (a PROXY protocol header).
+    pub preamble: Bytes,
+}
+
 /// A connection to a backend, over TCP or a unix socket.
 #[derive(Debug)]
 pub enum BackendStream {
@@ -116,6 +132,8 @@ pub struct BackendConn {
     read_buf: BytesMut,
     /// It served an earlier request (so it may be stale).
     pub reused: bool,
+    /// The owner of a private connection.
+    owner: Option<u64>,
     lease: Lease,
 }
 
@@ -137,7 +155,7 @@ impl BackendConn {
         self.lease.held = false;
         read_buf.clear();
         pool.bufs.give(read_buf);
-        pool.put_idle(stream);
+        pool.put_idle(stream, self.owner);
     }
 }
 
@@ -150,6 +168,14 @@ pub enum ConnectError {
         /// The backend.
         addr: BackendAddr,
         /// What the connect said.
+        source: io::Error,
+    },
+    /// The preamble of a private connection could not be written.
+    #[error("writing the preamble (PROXY protocol header) to backend {addr}: {source}")]
+    Preamble {
+        /// The backend.
+        addr: BackendAddr,
+        /// What the write said.
         source: io::Error,
     },
     /// The connect did not finish in time.
@@ -166,6 +192,8 @@ pub enum ConnectError {
 struct Idle {
     stream: BackendStream,
     since: Instant,
+    /// The owner of a private connection.
+    owner: Option<u64>,
 }
 
 /// Keep-alive connections to one backend address, for one thread.
@@ -199,24 +227,37 @@ impl BackendPool {
     }
 
     /// The most recently returned idle connection that is young enough, else a new one (waiting
-    /// while `max_open` connections exist).
-    pub async fn checkout(self: &Rc<Self>) -> Result<BackendConn, ConnectError> {
+    /// while `max_open` connections exist). With `private`, only a connection of the same owner
+    /// is reused, and a new one starts with its preamble.
+    pub async fn checkout(
+        self: &Rc<Self>,
+        private: Option<&Private>,
+    ) -> Result<BackendConn, ConnectError> {
+        let owner = private.map(|p| p.owner);
         loop {
-            if let Some(conn) = self.take_idle() {
+            if let Some(conn) = self.take_idle(owner) {
                 return Ok(conn);
             }
             if let Some(lease) = self.try_lease() {
-                return self.connect(lease).await;
+                return self.connect(lease, private).await;
+            }
+            // At the bound, the idle connections left are other owners': one makes room.
+            if owner.is_some() && self.close_oldest_idle() {
+                continue;
             }
             self.freed().await;
         }
     }
 
-    /// A new connection, bypassing the idle list (still within `max_open`).
-    pub async fn connect_fresh(self: &Rc<Self>) -> Result<BackendConn, ConnectError> {
+    /// A new connection, bypassing the idle list (still within `max_open`); with `private`, it
+    /// starts with its preamble.
+    pub async fn connect_fresh(
+        self: &Rc<Self>,
+        private: Option<&Private>,
+    ) -> Result<BackendConn, ConnectError> {
         loop {
             if let Some(lease) = self.try_lease() {
-                return self.connect(lease).await;
+                return self.connect(lease, private).await;
             }
             // At the bound: an idle connection is closed to make room.
             if self.close_oldest_idle() {
@@ -257,11 +298,28 @@ impl BackendPool {
         while self.close_oldest_idle() {}
     }
 
-    fn take_idle(self: &Rc<Self>) -> Option<BackendConn> {
+    /// Closes the idle connections private to `owner` (it is gone: no request of its will come).
+    pub fn close_owned(&self, owner: u64) {
+        let before = self.idle.borrow().len();
+        self.idle
+            .borrow_mut()
+            .retain(|idle| idle.owner != Some(owner));
+        let closed = before - self.idle.borrow().len();
+        for _ in 0..closed {
+            self.closed_one();
+        }
+    }
+
+    fn take_idle(self: &Rc<Self>, owner: Option<u64>) -> Option<BackendConn> {
         let now = Instant::now();
         loop {
             // Most recently used first: the warmest connection is the least likely to be stale.
-            let idle = self.idle.borrow_mut().pop_back()?;
+            // (A shared pool's last entry is always a match; a private one's may be further in.)
+            let idle = {
+                let mut idle = self.idle.borrow_mut();
+                let at = idle.iter().rposition(|i| i.owner == owner)?;
+                idle.remove(at)?
+            };
             if now.duration_since(idle.since) < self.config.idle_timeout && is_quiet(&idle.stream) {
                 let lease = Lease {
                     pool: self.clone(),
@@ -271,6 +329,7 @@ impl BackendPool {
                     stream: Some(idle.stream),
                     read_buf: self.bufs.take(),
                     reused: true,
+                    owner,
                     lease,
                 });
             }
@@ -289,7 +348,11 @@ impl BackendPool {
         })
     }
 
-    async fn connect(&self, lease: Lease) -> Result<BackendConn, ConnectError> {
+    async fn connect(
+        &self,
+        lease: Lease,
+        private: Option<&Private>,
+    ) -> Result<BackendConn, ConnectError> {
         let after = self.config.connect_timeout;
         // On an error the lease drops here and frees its place.
         let connected = match &self.addr {
@@ -324,16 +387,47 @@ impl BackendPool {
                 tracing::debug!(backend = %self.addr, error = %e, "set_nodelay failed");
             }
         }
+        let stream = match private {
+            None => stream,
+            Some(private) => self.write_preamble(stream, private).await?,
+        };
         self.opened.set(self.opened.get() + 1);
         Ok(BackendConn {
             stream: Some(stream),
             read_buf: self.bufs.take(),
             reused: false,
+            owner: private.map(|p| p.owner),
             lease,
         })
     }
 
-    fn put_idle(&self, stream: BackendStream) {
+    /// Writes a private connection's preamble, within the connect timeout, before any request
+    /// byte can be.
+    async fn write_preamble(
+        &self,
+        mut stream: BackendStream,
+        private: &Private,
+    ) -> Result<BackendStream, ConnectError> {
+        let after = self.config.connect_timeout;
+        let preamble = private.preamble.clone();
+        let written = match &mut stream {
+            BackendStream::Tcp(s) => ringway_io::time::timeout(after, s.write_all(preamble)).await,
+            BackendStream::Unix(s) => ringway_io::time::timeout(after, s.write_all(preamble)).await,
+        };
+        match written {
+            Ok((Ok(_), _)) => Ok(stream),
+            Ok((Err(source), _)) => Err(ConnectError::Preamble {
+                addr: self.addr.clone(),
+                source,
+            }),
+            Err(_) => Err(ConnectError::Timeout {
+                addr: self.addr.clone(),
+                after,
+            }),
+        }
+    }
+
+    fn put_idle(&self, stream: BackendStream, owner: Option<u64>) {
         if self.config.max_idle == 0 {
             drop(stream);
             self.closed_one();
@@ -346,6 +440,7 @@ impl BackendPool {
         self.idle.borrow_mut().push_back(Idle {
             stream,
             since: Instant::now(),
+            owner,
         });
         self.wake_waiters();
     }
@@ -479,9 +574,9 @@ mod tests {
         let (addr, accept) = backend(3);
         block_on(async move {
             let pool = BackendPool::new(addr, config(10, 2, Duration::from_secs(10)));
-            let a = pool.checkout().await.unwrap();
-            let b = pool.checkout().await.unwrap();
-            let c = pool.checkout().await.unwrap();
+            let a = pool.checkout(None).await.unwrap();
+            let b = pool.checkout(None).await.unwrap();
+            let c = pool.checkout(None).await.unwrap();
             assert!(!a.reused && !b.reused && !c.reused);
             assert_eq!((pool.opened(), pool.open_count()), (3, 3));
             checkin(a);
@@ -489,7 +584,7 @@ mod tests {
             checkin(c);
             assert_eq!(pool.idle_count(), 2, "bounded by max_idle");
             assert_eq!(pool.open_count(), 2, "the third was closed");
-            let d = pool.checkout().await.unwrap();
+            let d = pool.checkout(None).await.unwrap();
             assert!(d.reused);
             assert_eq!(pool.opened(), 3, "no new connect for a pooled connection");
             drop(d);
@@ -503,11 +598,11 @@ mod tests {
         let (addr, accept) = backend(2);
         block_on(async move {
             let pool = BackendPool::new(addr, config(2, 2, Duration::from_secs(10)));
-            let a = pool.checkout().await.unwrap();
-            let b = pool.checkout().await.unwrap();
+            let a = pool.checkout(None).await.unwrap();
+            let b = pool.checkout(None).await.unwrap();
             let waiter = {
                 let pool = pool.clone();
-                ringway_io::spawn(async move { pool.checkout().await.unwrap().reused })
+                ringway_io::spawn(async move { pool.checkout(None).await.unwrap().reused })
             };
             // Until the waiter waits for a place (it cannot connect: two are open).
             let deadline = Instant::now() + Duration::from_secs(10);
@@ -533,8 +628,8 @@ mod tests {
         let (addr, accept) = backend(2);
         block_on(async move {
             let pool = BackendPool::new(addr, config(1, 1, Duration::from_secs(10)));
-            checkin(pool.checkout().await.unwrap());
-            let fresh = pool.connect_fresh().await.unwrap();
+            checkin(pool.checkout(None).await.unwrap());
+            let fresh = pool.connect_fresh(None).await.unwrap();
             assert!(!fresh.reused);
             assert_eq!((pool.idle_count(), pool.open_count()), (0, 1));
         });
@@ -550,7 +645,7 @@ mod tests {
         block_on(async move {
             let pool = BackendPool::new(addr.into(), config(1, 2, Duration::from_secs(10)));
             for _ in 0..2 {
-                match pool.checkout().await {
+                match pool.checkout(None).await {
                     Err(ConnectError::Io { source, .. }) => {
                         assert_eq!(source.kind(), io::ErrorKind::ConnectionRefused);
                     }
@@ -566,8 +661,8 @@ mod tests {
         let (addr, accept) = backend(2);
         block_on(async move {
             let pool = BackendPool::new(addr, config(10, 4, Duration::from_secs(10)));
-            let first = pool.checkout().await.unwrap();
-            let mut second = pool.checkout().await.unwrap();
+            let first = pool.checkout(None).await.unwrap();
+            let mut second = pool.checkout(None).await.unwrap();
             let warm = second.stream.as_ref().unwrap().as_raw_fd();
             checkin(first);
             // The backend closes the warmer connection (handed out first); the other stays open.
@@ -586,7 +681,7 @@ mod tests {
             second.checkin(stream, read_buf);
             drop(held.remove(peer_of_second));
             wait_readable(warm);
-            let open = pool.checkout().await.unwrap();
+            let open = pool.checkout(None).await.unwrap();
             assert!(open.reused);
             assert_eq!(
                 (pool.idle_count(), pool.open_count(), pool.opened()),
@@ -602,14 +697,14 @@ mod tests {
         let (addr, accept) = backend(1);
         block_on(async move {
             let pool = BackendPool::new(addr, config(10, 4, Duration::from_secs(10)));
-            let mut conn = pool.checkout().await.unwrap();
+            let mut conn = pool.checkout(None).await.unwrap();
             let stream = conn.take_stream().unwrap();
             let mut read_buf = conn.take_read_buf();
             read_buf.reserve(32 * 1024);
             read_buf.extend_from_slice(b"a response, consumed");
             let allocation = read_buf.as_ptr();
             conn.checkin(stream, read_buf);
-            let mut again = pool.checkout().await.unwrap();
+            let mut again = pool.checkout(None).await.unwrap();
             assert!(again.reused);
             let read_buf = again.take_read_buf();
             assert!(read_buf.is_empty());
@@ -625,9 +720,9 @@ mod tests {
         block_on(async move {
             // An idle timeout of zero: every idle connection has expired when it is next asked for.
             let pool = BackendPool::new(addr, config(10, 4, Duration::ZERO));
-            checkin(pool.checkout().await.unwrap());
+            checkin(pool.checkout(None).await.unwrap());
             assert_eq!(pool.idle_count(), 1);
-            let b = pool.checkout().await.unwrap();
+            let b = pool.checkout(None).await.unwrap();
             assert!(!b.reused);
             assert_eq!(
                 (pool.idle_count(), pool.open_count(), pool.opened()),
@@ -649,15 +744,89 @@ mod tests {
         assert_eq!(addr, BackendAddr::Unix(path));
         block_on(async move {
             let pool = BackendPool::new(addr, config(10, 4, Duration::from_secs(10)));
-            let conn = pool.checkout().await.unwrap();
+            let conn = pool.checkout(None).await.unwrap();
             assert!(!conn.reused);
             checkin(conn);
-            let again = pool.checkout().await.unwrap();
+            let again = pool.checkout(None).await.unwrap();
             assert!(again.reused, "the idle unix connection is reused");
             assert_eq!(pool.opened(), 1);
         });
         drop(accept.join().unwrap());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn private(owner: u64, preamble: &'static [u8]) -> Private {
+        Private {
+            owner,
+            preamble: Bytes::from_static(preamble),
+        }
+    }
+
+    /// The bytes `conn` received so far, without waiting for more.
+    fn received(conn: &mut std::net::TcpStream) -> Vec<u8> {
+        use std::io::Read;
+        conn.set_nonblocking(true).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64];
+        loop {
+            match conn.read(&mut buf) {
+                Ok(0) => return got,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return got,
+                Err(e) => panic!("reading what the pool wrote: {e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_private_connection_serves_its_owner_only_and_starts_with_its_preamble() {
+        let (addr, accept) = backend(3);
+        block_on(async move {
+            let pool = BackendPool::new(addr, config(10, 4, Duration::from_secs(10)));
+            let (one, two) = (private(1, b"one\n"), private(2, b"two\n"));
+            let a = pool.checkout(Some(&one)).await.unwrap();
+            assert!(!a.reused);
+            checkin(a);
+            let b = pool.checkout(Some(&two)).await.unwrap();
+            assert!(!b.reused, "owner 2 never gets owner 1's connection");
+            let shared = pool.checkout(None).await.unwrap();
+            assert!(!shared.reused, "nor does a shared request");
+            checkin(b);
+            checkin(shared);
+            let again = pool.checkout(Some(&one)).await.unwrap();
+            assert!(again.reused, "owner 1's next request reuses its connection");
+            checkin(again);
+            assert_eq!((pool.opened(), pool.idle_count()), (3, 3));
+            pool.close_owned(1);
+            assert_eq!(
+                (pool.idle_count(), pool.open_count()),
+                (2, 2),
+                "a gone owner's idle connections close"
+            );
+            assert!(pool.checkout(None).await.unwrap().reused);
+        });
+        let mut held = accept.join().unwrap();
+        // Accepted in the order connected: each starts with its owner's preamble, the shared one
+        // with nothing.
+        assert_eq!(received(&mut held[0]), b"one\n");
+        assert_eq!(received(&mut held[1]), b"two\n");
+        assert_eq!(received(&mut held[2]), b"");
+    }
+
+    #[test]
+    fn at_the_bound_a_private_checkout_closes_another_owners_idle_connection() {
+        let (addr, accept) = backend(2);
+        block_on(async move {
+            let pool = BackendPool::new(addr, config(1, 1, Duration::from_secs(10)));
+            checkin(pool.checkout(Some(&private(1, b"1"))).await.unwrap());
+            let two = pool.checkout(Some(&private(2, b"2"))).await.unwrap();
+            assert!(!two.reused);
+            assert_eq!(
+                (pool.idle_count(), pool.open_count(), pool.opened()),
+                (0, 1, 2)
+            );
+        });
+        accept.join().unwrap();
     }
 
     #[test]

@@ -15,7 +15,7 @@ use ringway_core::pick::PickerKind;
 use ringway_core::route::HostPattern;
 use ringway_upstream::BackendAddr;
 
-use crate::config::{BackendSpec, BackendTarget, Config, HealthConfig};
+use crate::config::{BackendSpec, BackendTarget, Config, HealthConfig, SendProxy};
 use crate::registry::{Registry, RouteId};
 
 /// Every static route of the configuration.
@@ -32,6 +32,8 @@ pub(crate) struct StaticRoute {
     pub(crate) text: String,
     pub(crate) picker: PickerKind,
     pub(crate) health: Option<HealthConfig>,
+    /// The PROXY protocol header its backend connections (and health checks) start with.
+    pub(crate) send_proxy: SendProxy,
     /// The Host header of its health checks.
     pub(crate) check_host: Option<String>,
     pub(crate) groups: Vec<Arc<Group>>,
@@ -90,6 +92,7 @@ impl BackendBook {
                     text: r.pattern.text.clone(),
                     picker: r.picker_kind(config.agents.picker),
                     health: r.health.clone(),
+                    send_proxy: r.send_proxy,
                     check_host,
                     groups: r
                         .backends

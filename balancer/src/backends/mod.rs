@@ -7,11 +7,14 @@
 //! - [`monitor`]: name resolution and active health checks, on their own threads.
 //! - [`table`]: one worker's backends per route — its keep-alive pools, loads for the pickers,
 //!   passive ejection — and the pick.
+//! - [`send_proxy`]: the PROXY protocol header of a `send_proxy` route's backend connections,
+//!   which are private to one user connection.
 //! - [`stream`]: one attempt on a backend: `ringway_upstream::forward` (the agent's backend
 //!   driver) in a task of the worker, joined to the request's exchange by an in-process pipe.
 
 pub(crate) mod book;
 pub(crate) mod monitor;
+mod send_proxy;
 mod stream;
 mod table;
 
@@ -24,5 +27,6 @@ pub(crate) use book::BackendBook;
 /// The current book, swapped by a reload; the monitor and the admin listener read it, workers
 /// get each new one through their control channel.
 pub(crate) type SharedBook = Arc<ArcSwap<BackendBook>>;
+pub(crate) use send_proxy::Owner;
 pub(crate) use stream::BackendStream;
 pub(crate) use table::{BackendTable, WorkerBackend};

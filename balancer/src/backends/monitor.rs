@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use ringway_core::health::{probe_request, probe_verdict, ProbeVerdict};
+use ringway_core::proxy_protocol::{self, Command, ProxyHeader};
 use ringway_io::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use ringway_io::runtime::{spawn_worker, WorkerSpec};
 use ringway_tuning::runtime::IoDriver;
@@ -17,7 +18,7 @@ use tracing::{info, warn};
 
 use super::book::{BackendBook, Group, Member, StaticRoute};
 use super::SharedBook;
-use crate::config::{BackendTarget, BackendsConfig};
+use crate::config::{BackendTarget, BackendsConfig, SendProxy};
 
 /// How soon a name that resolved to nothing is tried again.
 const RETRY_EMPTY: Duration = Duration::from_secs(1);
@@ -152,10 +153,12 @@ async fn check_one(route: &StaticRoute, member: &Member) {
         .check_host
         .clone()
         .unwrap_or_else(|| member.addr.to_string());
-    let result =
-        ringway_io::time::timeout(health.timeout, probe(&member.addr, &host, &health.path))
-            .await
-            .unwrap_or_else(|_| Err(format!("no answer within {:?}", health.timeout)));
+    let result = ringway_io::time::timeout(
+        health.timeout,
+        probe(route, &member.addr, &host, &health.path),
+    )
+    .await
+    .unwrap_or_else(|_| Err(format!("no answer within {:?}", health.timeout)));
     report(route, member, result);
     lock(&member.schedule).running = false;
 }
@@ -178,9 +181,26 @@ fn report(route: &StaticRoute, member: &Member, result: Result<u16, String>) {
     }
 }
 
-/// One check: connect, `GET path`, judge the response head. `Ok(status)` when healthy.
-async fn probe(addr: &BackendAddr, host: &str, path: &str) -> Result<u16, String> {
+/// One check: connect, `GET path`, judge the response head. `Ok(status)` when healthy. A
+/// backend of a `send_proxy` route expects a PROXY protocol header first: the check sends a
+/// `LOCAL` one (v1: `PROXY UNKNOWN`), the command meant for a proxy's own health checks.
+async fn probe(
+    route: &StaticRoute,
+    addr: &BackendAddr,
+    host: &str,
+    path: &str,
+) -> Result<u16, String> {
     let mut request = BytesMut::new();
+    let local = ProxyHeader {
+        command: Command::Local,
+        source: None,
+        destination: None,
+    };
+    match route.send_proxy {
+        SendProxy::Off => {}
+        SendProxy::V1 => proxy_protocol::write_v1(&local, &mut request),
+        SendProxy::V2 => proxy_protocol::write_v2(&local, &mut request),
+    }
     probe_request(host, path, &mut request);
     match addr {
         BackendAddr::Tcp(a) => {

@@ -23,6 +23,7 @@ use ringway_io::tunnel::StreamEvent;
 use ringway_io::Doorbell;
 use ringway_upstream::{BodyPiece, Downstream, Failure};
 
+use super::send_proxy::PrivateRequest;
 use super::table::WorkerBackend;
 use crate::attempt_stream::AttemptStream;
 
@@ -90,11 +91,12 @@ pub(crate) struct BackendStream {
 impl BackendStream {
     /// Starts an attempt: `forwarded` is the request head as the balancer rewrote it (`ended`:
     /// no body follows) from one it accepted under `user_limits`; `forward` runs in its own
-    /// task on this worker.
+    /// task on this worker, on a connection of `private`'s owner when it is given.
     pub(crate) fn open(
         backend: &Rc<WorkerBackend>,
         forwarded: &Bytes,
         ended: bool,
+        private: Option<PrivateRequest>,
         config: UpstreamConfig,
         user_limits: &Limits,
     ) -> Result<Self, ProxyError> {
@@ -119,7 +121,7 @@ impl BackendStream {
         let task_pipe = pipe.clone();
         let task_backend = backend.clone();
         drop(ringway_io::spawn(async move {
-            run(task_pipe, request, task_backend, config).await;
+            run(task_pipe, request, task_backend, private, config).await;
         }));
         Ok(Self {
             pipe,
@@ -141,10 +143,18 @@ async fn run(
     pipe: Rc<Pipe>,
     request: ringway_core::http::RequestHead,
     backend: Rc<WorkerBackend>,
+    private: Option<PrivateRequest>,
     config: UpstreamConfig,
 ) {
     let down = PipeEnd(pipe.clone());
-    let result = ringway_upstream::forward(&down, request, &backend.pool, config).await;
+    let pool = &backend.pool;
+    let owned = private.as_ref().map(|p| &p.private);
+    let result = ringway_upstream::forward(&down, request, pool, owned, config).await;
+    if let Some(private) = private.filter(PrivateRequest::owner_gone) {
+        // The user connection closed while this task still held its connection, which went
+        // back to the pool after `Worker::close_private` ran: no request of its will come.
+        pool.close_owned(private.private.owner);
+    }
     let now = Instant::now();
     match result {
         Ok(()) => backend.record(pipe.status.get() < 500, now),

@@ -19,7 +19,7 @@ use ringway_upstream::{BackendPool, PoolConfig};
 use tracing::warn;
 
 use super::book::{BackendBook, Member, StaticRoute};
-use crate::config::BackendsConfig;
+use crate::config::{BackendsConfig, SendProxy};
 use crate::registry::RouteId;
 use crate::worker::recycle;
 
@@ -34,6 +34,8 @@ pub(crate) struct WorkerBackend {
     pub(crate) key: u64,
     /// The route's text, for logs.
     route: Rc<str>,
+    /// The route's `send_proxy` (a reload may change it).
+    send_proxy: Cell<SendProxy>,
 }
 
 impl WorkerBackend {
@@ -47,6 +49,11 @@ impl WorkerBackend {
             self.member.ejected();
             warn!(route = %self.route, backend = %self.member.addr, "backend taken out after consecutive failures (passive check)");
         }
+    }
+
+    /// The PROXY protocol header this backend's connections start with, if any.
+    pub(crate) fn send_proxy(&self) -> SendProxy {
+        self.send_proxy.get()
     }
 
     fn is_available(&self, now: Instant) -> bool {
@@ -155,6 +162,16 @@ impl BackendTable {
         *self.routes.borrow_mut() = routes;
     }
 
+    /// A user connection that had private backend connections (`send_proxy` routes) closed:
+    /// so do its idle ones.
+    pub(crate) fn close_owned(&self, owner: u64) {
+        for entry in self.routes.borrow().values() {
+            for backend in &entry.backends {
+                backend.pool.close_owned(owner);
+            }
+        }
+    }
+
     /// Picks a backend of `route` (other than `exclude`); `None` when the route is not static.
     pub(crate) fn pick(
         &self,
@@ -240,8 +257,10 @@ impl BackendTable {
                         )),
                         key,
                         route: route.clone(),
+                        send_proxy: Cell::new(source.send_proxy),
                     })
                 });
+                backend.send_proxy.set(source.send_proxy);
                 backends.push(backend);
             }
         }

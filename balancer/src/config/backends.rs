@@ -61,6 +61,32 @@ impl Default for BackendsConfig {
     }
 }
 
+/// A route's `send_proxy`: whether each new connection to its backends starts with a PROXY
+/// protocol header naming the user's client (HAProxy's `send-proxy` / `send-proxy-v2`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SendProxy {
+    /// No header (the default).
+    #[default]
+    Off,
+    /// The text header (`PROXY TCP4 … CRLF`).
+    V1,
+    /// The binary header.
+    V2,
+}
+
+impl SendProxy {
+    /// Whether a header is sent.
+    pub fn is_on(self) -> bool {
+        self != Self::Off
+    }
+
+    #[allow(clippy::trivially_copy_pass_by_ref)] // serde's `skip_serializing_if` passes a reference
+    pub(crate) fn is_off(&self) -> bool {
+        !self.is_on()
+    }
+}
+
 /// One entry of a route's `backends`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackendSpec {

@@ -8,6 +8,7 @@ use std::collections::hash_map::{Entry, RandomState};
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// The `Retry-After` seconds of a 429 for too many connections: a client is expected to wait
@@ -28,7 +29,8 @@ pub(crate) enum ClientAdmission {
 /// Open connections by client address, process-wide.
 #[derive(Debug)]
 pub(crate) struct ClientTable {
-    max: u32,
+    /// Changed by a reload (from one limit to another; on or off takes a restart).
+    max: AtomicU32,
     /// Keyed with SipHash: the addresses are the clients' to choose.
     hasher: RandomState,
     shards: Box<[Mutex<HashMap<IpAddr, u32>>]>,
@@ -44,7 +46,7 @@ impl ClientTable {
         // Four locks per worker: two workers accepting at once seldom meet on one.
         let shards = (workers.max(1) * 4).next_power_of_two();
         Some(Self {
-            max,
+            max: AtomicU32::new(max),
             hasher: RandomState::new(),
             shards: (0..shards).map(|_| Mutex::default()).collect(),
         })
@@ -56,11 +58,16 @@ impl ClientTable {
         let ip = ip.to_canonical();
         let mut shard = self.shard(ip);
         let count = shard.entry(ip).or_insert(0);
-        if *count >= self.max {
+        if *count >= self.max.load(Ordering::Relaxed) {
             return false;
         }
         *count += 1;
         true
+    }
+
+    /// A reload set another limit (connections over it stay; new ones are refused).
+    pub(crate) fn set_max(&self, max: u32) {
+        self.max.store(max, Ordering::Relaxed);
     }
 
     /// A counted connection from `ip` closed.

@@ -4,13 +4,15 @@
 //! queue of this worker's listener, and SYNs past its backlog are retried by the client) and
 //! resumes when one of the worker's connections closes.
 
+use std::cell::Cell;
+
 use ringway_io::Doorbell;
 
 /// One worker's bound on open user connections and the wake-up of its accept loop.
 #[derive(Debug)]
 pub(crate) struct ConnLimit {
     /// 0: no bound.
-    max: u64,
+    max: Cell<u64>,
     /// Rung when a connection closes below the bound.
     room: Doorbell,
 }
@@ -19,19 +21,27 @@ impl ConnLimit {
     /// A bound of `max` connections (0: none).
     pub(crate) fn new(max: u32) -> Self {
         Self {
-            max: u64::from(max),
+            max: Cell::new(u64::from(max)),
             room: Doorbell::new(),
         }
     }
 
+    /// A reload changed the bound: a paused accept loop looks again.
+    pub(crate) fn set_max(&self, max: u32) {
+        self.max.set(u64::from(max));
+        self.room.ring();
+    }
+
     /// Whether a worker with `open` connections must stop accepting.
     pub(crate) fn is_full(&self, open: u64) -> bool {
-        self.max != 0 && open >= self.max
+        let max = self.max.get();
+        max != 0 && open >= max
     }
 
     /// A connection closed, leaving `open`: wakes a paused accept loop when there is room.
     pub(crate) fn closed(&self, open: u64) {
-        if self.max != 0 && open < self.max {
+        let max = self.max.get();
+        if max != 0 && open < max {
             self.room.ring();
         }
     }
