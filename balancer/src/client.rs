@@ -20,7 +20,6 @@ use bytes::BytesMut;
 use ringway_core::exchange::{ErrorKind, ProxyError};
 use ringway_core::http::forward::Persistence;
 use ringway_core::http::{RequestHead, RequestParser};
-use ringway_io::io::AsyncWriteRent;
 use ringway_io::net::TcpStream;
 use tracing::{debug_span, info, Instrument};
 
@@ -29,17 +28,19 @@ use crate::limits::ClientAdmission;
 use crate::peer_log::PeerMistake;
 use crate::proxy;
 use crate::user_conn::{ConnExtra, Flow, UserConn};
-use crate::user_io::{ensure_buffer, linger, read_more, release_if_empty, HEAD_READ};
+use crate::user_io::{ensure_buffer, linger, release_if_empty, HEAD_READ};
+use crate::user_stream::{UserRead, UserStream, UserWrite};
 use crate::worker::Worker;
 
 /// Serves one user connection to the end. `admitted` is what the per-client limit said at the
 /// accept (`Worker::conn_opened`): a refused connection is answered 429 and closed.
 pub(crate) fn serve(
     worker: Rc<Worker>,
-    stream: TcpStream,
+    stream: UserStream,
     peer: SocketAddr,
     admitted: ClientAdmission,
 ) -> impl Future<Output = ()> {
+    let https = stream.is_tls();
     // Not an `async fn`, and `run` borrows: the connection is stored once in the task (an
     // `async fn` argument, or a `self` taken by value, is copied into the body's locals).
     let mut conn = UserConn {
@@ -48,6 +49,7 @@ pub(crate) fn serve(
         stream: Some(stream),
         buf: BytesMut::new(),
         out: BytesMut::new(),
+        https,
         extra: (admitted == ClientAdmission::Counted).then(|| {
             Box::new(ConnExtra {
                 client_counted: true,
@@ -90,25 +92,30 @@ impl UserConn {
                 }
                 // Idle (or fresh): wait for bytes without lending the ring a buffer. This is the only
                 // state an idle connection's task is in; all else is boxed below.
-                let Some(stream) = self.stream.as_ref() else {
+                let Some(user) = self.stream.as_ref() else {
                     break Flow::Close;
                 };
-                let at =
-                    head_deadline.unwrap_or_else(|| worker.deadlines.after(worker.timeouts().idle));
-                // Built in its own statement, so that no temporary of it takes room in the task.
-                let wait = if fresh {
-                    worker.deadlines.timeout_at(at, stream.readable(false))
-                } else {
-                    worker.deadlines.idle_timeout_at(at, stream.readable(false))
-                };
-                match wait.await {
-                    Some(Ok(())) => {}
-                    // Nothing of a request arrived: close quietly (an idle or preconnected client).
-                    Some(Err(_)) | None => break Flow::Close,
+                // (TLS may hold bytes already read off the socket: then no wait.)
+                if let Some(stream) = user.idle_wait_socket() {
+                    let at = head_deadline
+                        .unwrap_or_else(|| worker.deadlines.after(worker.timeouts().idle));
+                    // Built in its own statement, so that no temporary of it takes room in the task.
+                    let wait = if fresh {
+                        worker.deadlines.timeout_at(at, stream.readable(false))
+                    } else {
+                        worker.deadlines.idle_timeout_at(at, stream.readable(false))
+                    };
+                    match wait.await {
+                        Some(Ok(())) => {}
+                        // Nothing of a request arrived: close quietly (an idle or preconnected client).
+                        Some(Err(_)) | None => break Flow::Close,
+                    }
                 }
             }
             if let Some(at) =
-                head_deadline.filter(|_| worker.settings().config.listen.proxy_protocol)
+                // (Not on the HTTPS listener: there the header would precede the handshake.)
+                head_deadline
+                    .filter(|_| !self.https && worker.settings().config.listen.proxy_protocol)
             {
                 // Boxed like the request below: nothing of it stays in an idle task.
                 let accept = Box::pin(self.accept_proxy_header(at));
@@ -209,7 +216,7 @@ impl UserConn {
             let started = !self.buf.is_empty();
             ensure_buffer(&mut self.buf, &worker.bufs);
             ensure_buffer(&mut self.out, &worker.bufs);
-            let read = read_more(stream, &mut self.buf, HEAD_READ);
+            let read = stream.read_more(&mut self.buf, HEAD_READ);
             match worker.deadlines.timeout_at(at, read).await {
                 Some(Ok(0) | Err(_)) => return HeadRead::Gone,
                 Some(Ok(_)) => {}
@@ -229,5 +236,34 @@ impl UserConn {
             info!(peer = %self.peer, "request head deadline passed; closing");
         }
         HeadRead::Failed(ProxyError::new(ErrorKind::Malformed(408)))
+    }
+}
+
+/// Serves one connection of the HTTPS listener: the TLS handshake (on this worker, within the
+/// head timeout of the accept), then the connection as [`serve`] does over plain TCP.
+pub(crate) async fn serve_tls(
+    worker: Rc<Worker>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    admitted: ClientAdmission,
+    config: std::sync::Arc<rustls::ServerConfig>,
+) {
+    let at = worker.deadlines.after(worker.timeouts().head);
+    let handshake = Box::pin(ringway_io::tls::TlsStream::accept(stream, config));
+    let failed = match worker.deadlines.timeout_at(at, handshake).await {
+        Some(Ok(tls)) => {
+            return serve(worker, UserStream::Tls(Box::new(tls)), peer, admitted).await;
+        }
+        Some(Err(e)) => Some(e),
+        // Nothing (or too little) within the head timeout: closed quietly, as plain HTTP does.
+        None => None,
+    };
+    // Counted at the accept: the close is counted here, as UserConn's drop does later.
+    worker.conn_closed(peer.ip(), admitted == ClientAdmission::Counted);
+    if let Some(e) = failed {
+        // A peer can cause this at will: limited like its other mistakes.
+        if worker.peer_log.allow(peer, PeerMistake::BadRequest) {
+            info!(peer = %peer, error = %e, "TLS handshake failed; closing");
+        }
     }
 }

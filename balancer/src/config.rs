@@ -8,6 +8,7 @@
 
 mod backends;
 mod error;
+mod tls;
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -21,6 +22,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use backends::{BackendSpec, BackendTarget, BackendsConfig, HealthConfig, SendProxy};
 pub use error::{ConfigError, ConfigProblem};
+pub use tls::{CertConfig, TlsConfig};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -44,6 +46,8 @@ pub struct Config {
     pub proxy: ProxyConfig,
     /// Settings shared by every static backend (routes with `backends`).
     pub backends: BackendsConfig,
+    /// Certificates and session resumption of the HTTPS listener (`listen.https`).
+    pub tls: TlsConfig,
     /// Routes known from the start, each optionally with its own agent token.
     #[serde(rename = "route", skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<RouteConfig>,
@@ -67,6 +71,10 @@ pub struct ListenConfig {
     /// front, whose source address then stands for the client's. Only for a user listener
     /// that nothing but the front can reach.
     pub proxy_protocol: bool,
+    /// User-facing HTTPS listener (one SO_REUSEPORT socket per worker; certificates in
+    /// `[tls]`), or none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub https: Option<SocketAddr>,
 }
 
 /// Where the admin listener binds unless told otherwise.
@@ -81,6 +89,7 @@ impl Default for ListenConfig {
             backlog: 1024,
             admin: Some(DEFAULT_ADMIN),
             proxy_protocol: false,
+            https: None,
         }
     }
 }
@@ -591,6 +600,7 @@ impl Config {
                 ));
             }
         }
+        self.tls.validate(self.listen.https.is_some())?;
         if self.backends.max_connections == 0 {
             return Err((
                 "backends.max_connections".to_owned(),

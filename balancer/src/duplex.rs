@@ -23,8 +23,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use ringway_core::exchange::{ErrorKind, Exchange, ProxyError, UploadStep};
 use ringway_core::http::{Limits, ResponseHead, ResponseParser};
-use ringway_io::io::{AsyncWriteRent, Canceller, OwnedReadHalf, OwnedWriteHalf};
-use ringway_io::net::TcpStream;
+use ringway_io::io::Canceller;
 use ringway_io::Doorbell;
 use tracing::{debug, info};
 
@@ -32,12 +31,13 @@ use crate::attempt_stream::AttemptStream;
 use crate::deadlines::Deadlines;
 use crate::drain::Drain;
 use crate::tunnel_stream::StreamEvent;
-use crate::user_io::{read_more_cancelable, write_out, BODY_READ};
+use crate::user_io::{write_out, BODY_READ};
+use crate::user_stream::{UserReadHalf, UserStream, UserWrite, UserWriteHalf};
 
 /// The user connection's halves and buffers, lent to one attempt.
 pub(crate) struct UserHalves<'a> {
-    pub(crate) rd: &'a mut OwnedReadHalf<TcpStream>,
-    pub(crate) wr: &'a mut OwnedWriteHalf<TcpStream>,
+    pub(crate) rd: &'a mut UserReadHalf,
+    pub(crate) wr: &'a mut UserWriteHalf,
     /// Bytes read from the user and not yet consumed.
     pub(crate) buf: &'a mut BytesMut,
     /// Bytes to write to the user.
@@ -147,7 +147,7 @@ pub(crate) async fn run<S: AttemptStream>(
 /// the upload loop would not read either — so there is no split, no read to cancel and no
 /// second loop to wake.
 pub(crate) async fn respond_only<S: AttemptStream>(
-    socket: &mut TcpStream,
+    socket: &mut UserStream,
     out: &mut BytesMut,
     write_limit: Duration,
     (deadlines, drain): (&Deadlines, &Drain),
@@ -161,7 +161,7 @@ pub(crate) async fn respond_only<S: AttemptStream>(
 /// The request side: as the exchange asks, send body bytes, read more, or wait.
 async fn upload<S: AttemptStream>(
     shared: &Shared<'_, S>,
-    rd: &mut OwnedReadHalf<TcpStream>,
+    rd: &mut UserReadHalf,
     buf: &mut BytesMut,
     handle: Option<ringway_io::io::CancelHandle>,
 ) {
@@ -200,7 +200,7 @@ async fn upload<S: AttemptStream>(
                 let Some(handle) = handle.clone() else {
                     return;
                 };
-                match read_more_cancelable(rd, buf, BODY_READ, handle).await {
+                match rd.read_more_cancelable(buf, BODY_READ, handle).await {
                     Ok(0) => {
                         let eof = shared.exchange.borrow_mut().handle_client_eof();
                         if let Err(e) = eof {
@@ -227,7 +227,7 @@ async fn upload<S: AttemptStream>(
 
 /// The response side: events from the stream into the exchange, the exchange's bytes to the
 /// user, credit back after they were written; the exchange's timers.
-async fn respond<S: AttemptStream, W: AsyncWriteRent>(
+async fn respond<S: AttemptStream, W: UserWrite>(
     shared: &Shared<'_, S>,
     wr: &mut W,
     out: &mut BytesMut,

@@ -32,9 +32,11 @@ mod registry;
 mod signal;
 mod stats;
 mod timeouts;
+mod tls;
 mod tunnel_stream;
 mod user_conn;
 mod user_io;
+mod user_stream;
 mod worker;
 
 use std::io;
@@ -48,6 +50,7 @@ use ringway_tuning::socket::listener_group;
 
 pub use config::Config;
 pub use reload::{ConfigSource, ReloadError, ReloadReport};
+pub use tls::TlsError;
 
 use crate::registry::Registry;
 use crate::reload::Reloader;
@@ -57,6 +60,7 @@ use crate::worker::WorkerSetup;
 pub struct Balancer {
     user_addr: SocketAddr,
     agent_addr: SocketAddr,
+    https_addr: Option<SocketAddr>,
     admin_addr: Option<SocketAddr>,
     workers: Vec<JoinHandle<()>>,
     shutdown: Shutdown,
@@ -119,6 +123,22 @@ impl Balancer {
         let backends: backends::SharedBook = Arc::new(arc_swap::ArcSwap::from_pointee(book));
         let users = listener_group(config.listen.users, config.listen.backlog, count)?;
         let agents = listener_group(config.listen.agents, config.listen.backlog, count)?;
+        let (https, tls) = match config.listen.https {
+            Some(addr) => {
+                let tls = tls::Tls::new(&config.tls)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+                let group = listener_group(addr, config.listen.backlog, count).map_err(|e| {
+                    io::Error::new(e.kind(), format!("[listen] https = {addr}: {e}"))
+                })?;
+                (group, Some(Arc::new(tls)))
+            }
+            None => (Vec::new(), None),
+        };
+        let https_addr = https
+            .first()
+            .map(std::net::TcpListener::local_addr)
+            .transpose()?;
+        let mut https = https.into_iter();
         let user_addr = users[0].local_addr()?;
         let agent_addr = agents[0].local_addr()?;
         let plan = PinPlan::for_host(count);
@@ -166,6 +186,7 @@ impl Balancer {
                 registry: registry.clone(),
                 users,
                 agents,
+                https: https.next().zip(tls.as_ref().map(|t| t.server_config())),
                 handoff_tx: handoff_tx.clone(),
                 handoff_rx,
                 commands,
@@ -197,6 +218,7 @@ impl Balancer {
             config,
             command_txs.clone(),
             (registry, backends),
+            tls,
             start_admin,
         ));
         if let Some(listener) = admin_listener {
@@ -206,6 +228,7 @@ impl Balancer {
             reloader,
             user_addr,
             agent_addr,
+            https_addr,
             admin_addr,
             workers,
             shutdown: Shutdown {
@@ -218,6 +241,11 @@ impl Balancer {
     /// Where users connect (at the start: a reload may move it).
     pub fn user_addr(&self) -> SocketAddr {
         self.user_addr
+    }
+
+    /// Where HTTPS users connect (`[listen] https`), if anywhere.
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.https_addr
     }
 
     /// Where agents connect (at the start: a reload may move it).

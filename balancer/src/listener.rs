@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -17,6 +18,7 @@ use crate::drain::Drain;
 use crate::handoff::HandoffRx;
 use crate::limits::ConnLimit;
 use crate::stats::WorkerStats;
+use crate::user_stream::UserStream;
 use crate::worker::{Worker, WorkerSetup};
 use crate::{agent_accept, client};
 
@@ -31,6 +33,7 @@ pub(crate) async fn run(mut setup: WorkerSetup, driver: DriverKind) {
         let WorkerSetup {
             users,
             agents,
+            https,
             handoff_rx,
             commands,
             ..
@@ -69,6 +72,9 @@ pub(crate) async fn run(mut setup: WorkerSetup, driver: DriverKind) {
             accept_users(worker.clone(), users, worker.user_listener.borrow().clone())
                 .in_current_span(),
         );
+        if let Some((listener, config)) = https {
+            ringway_io::spawn(accept_https(worker.clone(), listener, config).in_current_span());
+        }
         // The worker runs until it has drained (SIGTERM): then its thread ends.
         drain(&worker).await;
     }
@@ -95,7 +101,44 @@ pub(crate) async fn accept_users(
         Some(room),
         |stream, peer| {
             let admitted = worker.conn_opened(peer.ip());
-            ringway_io::spawn(client::serve(worker.clone(), stream, peer, admitted));
+            ringway_io::spawn(client::serve(
+                worker.clone(),
+                UserStream::Plain(stream),
+                peer,
+                admitted,
+            ));
+        },
+    )
+    .await;
+}
+
+/// Accepts HTTPS connections until the worker drains, under the same bounds as the user
+/// listener; each does its TLS handshake and is served on this worker.
+pub(crate) async fn accept_https(
+    worker: Rc<Worker>,
+    listener: std::net::TcpListener,
+    config: Arc<rustls::ServerConfig>,
+) {
+    let room = Room {
+        limit: &worker.conn_limit,
+        stats: &worker.stats,
+    };
+    // Not moved by a reload (`listen.https` takes a restart): never retired.
+    let retire = Drain::default();
+    accept_loop(
+        listener,
+        "https",
+        (&worker.drain, &retire),
+        Some(room),
+        |stream, peer| {
+            let admitted = worker.conn_opened(peer.ip());
+            ringway_io::spawn(client::serve_tls(
+                worker.clone(),
+                stream,
+                peer,
+                admitted,
+                config.clone(),
+            ));
         },
     )
     .await;

@@ -64,6 +64,9 @@ fn main() -> ExitCode {
         "ringway-balancer: agents listening on {}",
         balancer.agent_addr()
     );
+    if let Some(https) = balancer.https_addr() {
+        println!("ringway-balancer: https listening on {https}");
+    }
     if let Some(admin) = balancer.admin_addr() {
         println!("ringway-balancer: admin listening on {admin}");
     }

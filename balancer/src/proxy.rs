@@ -138,7 +138,7 @@ async fn serve_counted(
 
     let info = ForwardInfo {
         client_addr: conn.peer.ip(),
-        proto: "http",
+        proto: if conn.https { "https" } else { "http" },
         request_id,
         trusted_peer: settings.config.proxy.trusts(conn.peer.ip()),
     };
@@ -316,7 +316,7 @@ async fn attempt<S: AttemptStream>(
     let Some(socket) = conn.stream.take() else {
         return AttemptEnd::Failed(ProxyError::new(ErrorKind::ClientIo));
     };
-    let (mut rd, mut wr) = ringway_io::io::Splitable::into_split(socket);
+    let (mut rd, mut wr) = socket.into_split();
     let halves = UserHalves {
         rd: &mut rd,
         wr: &mut wr,
@@ -328,9 +328,9 @@ async fn attempt<S: AttemptStream>(
     };
     let end = duplex::run(halves, exchange, stream).await;
     match rd.reunite(wr) {
-        Ok(socket) => conn.stream = Some(socket),
+        Some(socket) => conn.stream = Some(socket),
         // Both halves came from this socket; should this ever fail, the connection closes.
-        Err(_) => return AttemptEnd::Failed(ProxyError::new(ErrorKind::ClientIo)),
+        None => return AttemptEnd::Failed(ProxyError::new(ErrorKind::ClientIo)),
     }
     end
 }

@@ -17,7 +17,8 @@ use tracing::{debug, info};
 
 use crate::peer_log::PeerMistake;
 use crate::user_conn::UserConn;
-use crate::user_io::{ensure_buffer, read_more, release_if_empty, HEAD_READ};
+use crate::user_io::{ensure_buffer, release_if_empty, HEAD_READ};
+use crate::user_stream::UserRead;
 
 impl UserConn {
     /// Reads the PROXY protocol header by `deadline` (the first request head's, from the
@@ -56,7 +57,7 @@ impl UserConn {
             };
             let started = !self.buf.is_empty();
             ensure_buffer(&mut self.buf, &worker.bufs);
-            let read = read_more(stream, &mut self.buf, HEAD_READ);
+            let read = stream.read_more(&mut self.buf, HEAD_READ);
             match worker.deadlines.timeout_at(deadline, read).await {
                 Some(Ok(0) | Err(_)) if started => {
                     return self.proxy_header_failed(&"the connection closed within the header")

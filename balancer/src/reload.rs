@@ -30,6 +30,7 @@ use crate::backends::{monitor, BackendBook, SharedBook};
 use crate::config::{Config, ConfigError};
 use crate::control::{Command, CommandTx, WorkerReload};
 use crate::registry::Registry;
+use crate::tls::{Tls, TlsError};
 
 /// How long a reload waits for each worker to apply it.
 const WORKER_WAIT: Duration = Duration::from_secs(5);
@@ -100,6 +101,9 @@ pub enum ReloadError {
         /// The bind error.
         source: std::io::Error,
     },
+    /// A certificate or key of `[tls]` could not be read or does not fit.
+    #[error("{0}")]
+    Tls(#[from] TlsError),
     /// The access log could not be opened.
     #[error("[log] access = {path:?}: {source}")]
     AccessLog {
@@ -151,6 +155,8 @@ pub(crate) struct Reloader {
     registry: Arc<Registry>,
     /// The static backends, rebuilt on every reload.
     backends: SharedBook,
+    /// The HTTPS listener's certificates, re-read on every reload (`None`: no HTTPS listener).
+    tls: Option<Arc<Tls>>,
     running: Mutex<Running>,
     ok: AtomicU64,
     failed: AtomicU64,
@@ -170,10 +176,12 @@ impl Reloader {
         config: Arc<Config>,
         workers: Vec<CommandTx>,
         (registry, backends): (Arc<Registry>, SharedBook),
+        tls: Option<Arc<Tls>>,
         start_admin: StartAdmin,
     ) -> Self {
         Self {
             source,
+            tls,
             start_admin,
             workers,
             registry,
@@ -257,6 +265,9 @@ impl Reloader {
         }
         report.restart_needed = restart_keys(&old, &next);
         next.runtime = old.runtime.clone();
+        next.listen.https = old.listen.https;
+        next.tls.session_tickets = old.tls.session_tickets;
+        next.tls.session_cache = old.tls.session_cache;
 
         // 2. Prepare: bind what moved, open what changed. Nothing is applied yet.
         let count = self.workers.len();
@@ -264,6 +275,11 @@ impl Reloader {
         // What can fail for reasons of its own (a port in use, a directory missing) first; the
         // listener groups last, since a group bound on a port already served (a backlog
         // change) and then dropped would reset what its queue took meanwhile.
+        // The certificates first: a file that cannot be read fails the reload, naming it.
+        let certs = match &self.tls {
+            Some(_) => Some(Tls::prepare(&next.tls)?),
+            None => None,
+        };
         let mut admin = None;
         if old.listen.admin != next.listen.admin {
             let bound = match next.listen.admin {
@@ -335,6 +351,9 @@ impl Reloader {
         monitor::resolve_new(&book);
         let book = Arc::new(book);
         self.backends.store(book.clone());
+        if let (Some(tls), Some(certs)) = (&self.tls, certs) {
+            tls.apply(certs);
+        }
         let mut users = users.map(Vec::into_iter);
         let mut agents = agents.map(Vec::into_iter);
         let mut access = access.into_iter();
@@ -417,6 +436,20 @@ fn restart_keys(old: &Config, new: &Config) -> Vec<String> {
             "runtime.ring_entries (running: {}, file: {})",
             a.ring_entries, b.ring_entries
         ));
+    }
+    // The HTTPS listener and the resumption state are set up once (the certificates reload).
+    if old.listen.https != new.listen.https {
+        let show = |a: Option<SocketAddr>| a.map_or_else(|| "off".to_owned(), |a| a.to_string());
+        keys.push(format!(
+            "listen.https (running: {}, file: {})",
+            show(old.listen.https),
+            show(new.listen.https)
+        ));
+    }
+    if (old.tls.session_tickets, old.tls.session_cache)
+        != (new.tls.session_tickets, new.tls.session_cache)
+    {
+        keys.push("tls.session_tickets, tls.session_cache".to_owned());
     }
     // The per-client table exists only while the limit is on (it is process-wide).
     let (was, is) = (

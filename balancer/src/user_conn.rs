@@ -6,9 +6,9 @@ use std::rc::Rc;
 
 use bytes::BytesMut;
 use ringway_core::exchange::Outcome;
-use ringway_io::net::TcpStream;
 
 use crate::backends::Owner;
+use crate::user_stream::UserStream;
 use crate::worker::Worker;
 
 /// A user connection and the bytes in flight on it.
@@ -18,12 +18,14 @@ pub(crate) struct UserConn {
     /// (`listen.proxy_protocol`), which replaces it once the header is read.
     pub(crate) peer: SocketAddr,
     /// The socket; lent out (split in two halves) while a request streams both ways.
-    pub(crate) stream: Option<TcpStream>,
+    pub(crate) stream: Option<UserStream>,
     /// Bytes read from the user and not yet consumed (a partial head, body bytes, pipelined
     /// requests). No allocation while idle.
     pub(crate) buf: BytesMut,
     /// Bytes to write to the user. No allocation while idle.
     pub(crate) out: BytesMut,
+    /// Came in over the HTTPS listener (`X-Forwarded-Proto: https`).
+    pub(crate) https: bool,
     /// What only some connections need (counted per client, a PROXY header's destination,
     /// private backend connections): boxed, so that an idle connection without it pays one
     /// pointer (idle connections are counted in bytes: results/idle-conns-*.md).

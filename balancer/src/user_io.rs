@@ -10,12 +10,11 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use ringway_io::buf::IoBufMut;
-use ringway_io::io::{
-    AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, CancelHandle, CancelableAsyncReadRent,
-};
+use ringway_io::io::{AsyncReadRent, CancelHandle, CancelableAsyncReadRent};
 use ringway_io::BufPool;
 
 use crate::deadlines::Deadlines;
+use crate::user_stream::{UserRead, UserWrite};
 
 /// Bytes asked of one read while a request head is arriving.
 pub(crate) const HEAD_READ: usize = 8 * 1024;
@@ -26,7 +25,8 @@ const LINGER_MAX_BYTES: usize = 16 * 1024 * 1024;
 /// Bytes asked of one read during a lingering close.
 const LINGER_READ: usize = 16 * 1024;
 
-/// Reads into the spare capacity of `buf` (at least `want` bytes of room).
+/// Reads into the spare capacity of `buf` (at least `want` bytes of room): a plain socket's
+/// read (`UserRead` is this over plain TCP).
 pub(crate) async fn read_more<R: AsyncReadRent>(
     rd: &mut R,
     buf: &mut BytesMut,
@@ -58,7 +58,7 @@ pub(crate) async fn read_more_cancelable<R: CancelableAsyncReadRent>(
 
 /// Writes all of `out` within `limit` (a user that stops reading cannot hold the connection
 /// forever), then clears it. A timed-out write loses the buffer; the caller closes.
-pub(crate) async fn write_out<W: AsyncWriteRent>(
+pub(crate) async fn write_out<W: UserWrite>(
     wr: &mut W,
     out: &mut BytesMut,
     deadlines: &Deadlines,
@@ -67,7 +67,10 @@ pub(crate) async fn write_out<W: AsyncWriteRent>(
     let owned = std::mem::take(out);
     // The worker's coarse deadlines, not a runtime timer: the limit is seconds long, and a
     // runtime timer would put 640 cache-aligned bytes in every request's future.
-    let Some((res, mut owned)) = deadlines.timeout_after(limit, wr.write_all(owned)).await else {
+    let Some((res, mut owned)) = deadlines
+        .timeout_after(limit, wr.write_all_buf(owned))
+        .await
+    else {
         return Err(io::Error::new(
             io::ErrorKind::TimedOut,
             "user write timed out",
@@ -75,7 +78,7 @@ pub(crate) async fn write_out<W: AsyncWriteRent>(
     };
     owned.clear();
     *out = owned;
-    res.map(drop)
+    res
 }
 
 /// Gives a buffer that holds no bytes back to the worker's pool (its whole allocation, once
@@ -102,14 +105,14 @@ pub(crate) fn ensure_buffer(buf: &mut BytesMut, pool: &BufPool) {
 /// sends (the rest of a body nobody reads) is read and dropped until the user closes, `limit`
 /// passes, or [`LINGER_MAX_BYTES`] were dropped. Closing at once instead would make the kernel
 /// answer those bytes with a reset, which can destroy the response before the user read it.
-pub(crate) async fn linger<R: AsyncReadRent>(rd: &mut R, deadlines: &Deadlines, limit: Duration) {
+pub(crate) async fn linger<R: UserRead>(rd: &mut R, deadlines: &Deadlines, limit: Duration) {
     let at = deadlines.after(limit);
     let mut buf = BytesMut::with_capacity(LINGER_READ);
     let mut dropped = 0;
     while dropped < LINGER_MAX_BYTES {
         buf.clear();
         match deadlines
-            .timeout_at(at, read_more(rd, &mut buf, LINGER_READ))
+            .timeout_at(at, rd.read_more(&mut buf, LINGER_READ))
             .await
         {
             Some(Ok(n)) if n > 0 => dropped += n,

@@ -50,6 +50,9 @@ pub(crate) struct WorkerSetup {
     pub(crate) registry: Arc<Registry>,
     pub(crate) users: std::net::TcpListener,
     pub(crate) agents: std::net::TcpListener,
+    /// This worker's member of the HTTPS listener group, and the TLS configuration its
+    /// handshakes use (`[listen] https`, `[tls]`).
+    pub(crate) https: Option<(std::net::TcpListener, Arc<rustls::ServerConfig>)>,
     pub(crate) handoff_tx: HandoffTx,
     pub(crate) handoff_rx: HandoffRx,
     /// What other threads ask of this worker (`control`).

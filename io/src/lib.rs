@@ -10,6 +10,8 @@
 //! - [`FineTimer`]: sleeps with µs resolution on one timerfd per thread (the runtime's timer
 //!   wheel has 1 ms slots), for schedules such as the load generator's.
 //! - [`signals`]: SIGTERM/SIGINT read from a signalfd, for the binaries' graceful shutdown.
+//! - [`tls`]: TLS on a server-side TCP stream, rustls driven sans-IO (handshake, reads that
+//!   append decrypted bytes, writes, splitting in halves for full duplex).
 //! - [`tunnel`]: the tunnel connection driver both ends run over core's
 //!   `tunnel::Connection` — reader, coalescing writer, heartbeat — and the per-stream slots.
 //!
@@ -30,6 +32,7 @@ pub mod ring;
 pub mod runtime;
 mod rw;
 pub mod signals;
+pub mod tls;
 pub mod tunnel;
 
 pub use buf_pool::BufPool;

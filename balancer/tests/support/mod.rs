@@ -80,6 +80,8 @@ pub struct Balancer {
     pub agents: SocketAddr,
     /// The admin listener (port 0 unless `args` name one; `None` when turned off).
     pub admin: Option<SocketAddr>,
+    /// The HTTPS listener, when the config has one (`[listen] https`).
+    pub https: Option<SocketAddr>,
     pub log: Log,
 }
 
@@ -131,7 +133,7 @@ impl Balancer {
                 }
             }
         });
-        let (mut users, mut agents, mut admin) = (None, None, None);
+        let (mut users, mut agents, mut admin, mut https) = (None, None, None, None);
         let deadline = Instant::now() + Duration::from_secs(20);
         while users.is_none() || agents.is_none() || (admin.is_none() && !admin_off) {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -153,6 +155,8 @@ impl Balancer {
                 users = Some(addr());
             } else if line.contains("agents listening on") {
                 agents = Some(addr());
+            } else if line.contains("https listening on") {
+                https = Some(addr());
             } else if line.contains("admin listening on") {
                 admin = Some(addr());
             }
@@ -162,6 +166,7 @@ impl Balancer {
             users: users.unwrap(),
             agents: agents.unwrap(),
             admin,
+            https,
             log,
         }
     }
@@ -418,6 +423,8 @@ impl Response {
 pub struct Client {
     pub stream: TcpStream,
     buf: BytesMut,
+    /// The TLS session over `stream`, for a client of the HTTPS listener.
+    tls: Option<Box<rustls::ClientConnection>>,
 }
 
 impl Client {
@@ -434,7 +441,33 @@ impl Client {
         Self {
             stream,
             buf: BytesMut::with_capacity(64 * 1024),
+            tls: None,
         }
+    }
+
+    /// A client of the HTTPS listener at `addr`, asking for `sni` (the handshake runs with the
+    /// first write).
+    pub fn connect_tls(addr: SocketAddr, config: Arc<rustls::ClientConfig>, sni: &str) -> Self {
+        let name = rustls::pki_types::ServerName::try_from(sni.to_owned()).unwrap();
+        let conn = rustls::ClientConnection::new(config, name).unwrap();
+        let mut c = Self::connect(addr);
+        c.tls = Some(Box::new(conn));
+        c
+    }
+
+    /// The TLS session (after the handshake: the server's certificate chain, the version).
+    pub fn tls(&mut self) -> Option<&mut rustls::ClientConnection> {
+        self.tls.as_deref_mut()
+    }
+
+    /// Runs the TLS handshake to its end (a write does it too).
+    pub fn handshake(&mut self) -> io::Result<()> {
+        if let Some(conn) = self.tls.as_deref_mut() {
+            while conn.is_handshaking() {
+                conn.complete_io(&mut self.stream)?;
+            }
+        }
+        Ok(())
     }
 
     pub fn set_read_timeout(&self, t: Duration) {
@@ -442,14 +475,25 @@ impl Client {
     }
 
     pub fn send(&mut self, raw: &[u8]) -> io::Result<()> {
-        self.stream.write_all(raw)
+        match self.tls.as_deref_mut() {
+            Some(conn) => {
+                let mut tls = rustls::Stream::new(conn, &mut self.stream);
+                tls.write_all(raw)?;
+                tls.flush()
+            }
+            None => self.stream.write_all(raw),
+        }
     }
 
     /// One read into the buffer; a read interrupted by a signal (EINTR) is retried.
     fn fill(&mut self) -> io::Result<usize> {
         let mut chunk = [0u8; 64 * 1024];
         let n = loop {
-            match self.stream.read(&mut chunk) {
+            let read = match self.tls.as_deref_mut() {
+                Some(conn) => rustls::Stream::new(conn, &mut self.stream).read(&mut chunk),
+                None => self.stream.read(&mut chunk),
+            };
+            match read {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 other => break other?,
             }

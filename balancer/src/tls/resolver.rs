@@ -1,0 +1,155 @@
+//! Which certificate a TLS handshake gets: the client's SNI name looked up exactly, then as a
+//! one-label wildcard (`a.example.com` → `*.example.com`), else the default certificate.
+//!
+//! The table is swapped whole by a reload ([`SniResolver::replace`]); a handshake reads the
+//! table current when its ClientHello arrives, and a connection keeps the certificate it got.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+
+/// The certificates by SNI name, built from `[[tls.cert]]` (see `certs`).
+#[derive(Default)]
+pub(crate) struct CertTable {
+    /// Lower-case host names.
+    exact: HashMap<String, Arc<CertifiedKey>>,
+    /// Keyed by what follows `*.`, lower-case.
+    wildcard: HashMap<String, Arc<CertifiedKey>>,
+    default: Option<Arc<CertifiedKey>>,
+}
+
+impl CertTable {
+    /// Adds `key` for `host` (`example.com` or `*.example.com`; the config checked its form).
+    pub(crate) fn insert(&mut self, host: &str, key: Arc<CertifiedKey>) {
+        let host = host.to_ascii_lowercase();
+        match host.strip_prefix("*.") {
+            Some(suffix) => self.wildcard.insert(suffix.to_owned(), key),
+            None => self.exact.insert(host, key),
+        };
+    }
+
+    /// Sets the certificate served when no name matches.
+    pub(crate) fn set_default(&mut self, key: Arc<CertifiedKey>) {
+        self.default = Some(key);
+    }
+
+    /// The certificate for a client that asked for `sni` (rustls hands it lower-case, without a
+    /// trailing dot; this lower-cases again all the same).
+    pub(crate) fn pick(&self, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
+        if let Some(name) = sni {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            if let Some(key) = self.exact.get(&name) {
+                return Some(key.clone());
+            }
+            if let Some((_, parent)) = name.split_once('.') {
+                if let Some(key) = self.wildcard.get(parent) {
+                    return Some(key.clone());
+                }
+            }
+        }
+        self.default.clone()
+    }
+}
+
+/// rustls' certificate resolver for the HTTPS listener: the current [`CertTable`].
+pub(crate) struct SniResolver {
+    table: ArcSwap<CertTable>,
+}
+
+impl SniResolver {
+    pub(crate) fn new(table: CertTable) -> Self {
+        Self {
+            table: ArcSwap::from_pointee(table),
+        }
+    }
+
+    /// Serves `table` to every handshake from now on; open connections keep what they got.
+    pub(crate) fn replace(&self, table: CertTable) {
+        self.table.store(Arc::new(table));
+    }
+}
+
+impl fmt::Debug for SniResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let table = self.table.load();
+        f.debug_struct("SniResolver")
+            .field("exact", &table.exact.len())
+            .field("wildcard", &table.wildcard.len())
+            .field("default", &table.default.is_some())
+            .finish()
+    }
+}
+
+impl ResolvesServerCert for SniResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.table.load().pick(hello.server_name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rustls::pki_types::CertificateDer;
+
+    use super::*;
+
+    /// A key that stands for `label`: its "certificate" is the label's bytes (never used in a
+    /// handshake here).
+    fn key(label: &str) -> Arc<CertifiedKey> {
+        let signing = rcgen::KeyPair::generate().unwrap();
+        let der = rustls::pki_types::PrivateKeyDer::Pkcs8(signing.serialize_der().into());
+        let signer = rustls::crypto::ring::sign::any_supported_type(&der).unwrap();
+        Arc::new(CertifiedKey::new(
+            vec![CertificateDer::from(label.as_bytes().to_vec())],
+            signer,
+        ))
+    }
+
+    fn label(key: Option<Arc<CertifiedKey>>) -> String {
+        key.map_or_else(
+            || "none".to_owned(),
+            |k| String::from_utf8(k.cert[0].to_vec()).unwrap(),
+        )
+    }
+
+    fn table() -> CertTable {
+        let mut t = CertTable::default();
+        t.insert("*.example.com", key("wild"));
+        t.insert("api.example.com", key("api"));
+        t.insert("Other.TEST", key("other"));
+        t
+    }
+
+    #[test]
+    fn exact_beats_wildcard() {
+        let t = table();
+        assert_eq!(label(t.pick(Some("api.example.com"))), "api");
+        assert_eq!(label(t.pick(Some("www.example.com"))), "wild");
+    }
+
+    #[test]
+    fn a_wildcard_matches_one_label_only() {
+        let t = table();
+        assert_eq!(label(t.pick(Some("a.b.example.com"))), "none");
+        assert_eq!(label(t.pick(Some("example.com"))), "none");
+    }
+
+    #[test]
+    fn names_match_in_any_case_and_with_a_trailing_dot() {
+        let t = table();
+        assert_eq!(label(t.pick(Some("other.test"))), "other");
+        assert_eq!(label(t.pick(Some("WWW.Example.com."))), "wild");
+    }
+
+    #[test]
+    fn no_match_or_no_sni_gets_the_default() {
+        let mut t = table();
+        t.set_default(key("default"));
+        assert_eq!(label(t.pick(Some("unknown.test"))), "default");
+        assert_eq!(label(t.pick(None)), "default");
+        assert_eq!(label(t.pick(Some("api.example.com"))), "api");
+    }
+}
