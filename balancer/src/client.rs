@@ -49,10 +49,10 @@ pub(crate) fn serve(
         stream: Some(stream),
         buf: BytesMut::new(),
         out: BytesMut::new(),
-        https,
-        extra: (admitted == ClientAdmission::Counted).then(|| {
+        extra: (admitted == ClientAdmission::Counted || https).then(|| {
             Box::new(ConnExtra {
-                client_counted: true,
+                client_counted: admitted == ClientAdmission::Counted,
+                https,
                 ..ConnExtra::default()
             })
         }),
@@ -114,8 +114,9 @@ impl UserConn {
             }
             if let Some(at) =
                 // (Not on the HTTPS listener: there the header would precede the handshake.)
-                head_deadline
-                    .filter(|_| !self.https && worker.settings().config.listen.proxy_protocol)
+                head_deadline.filter(|_| {
+                    !self.is_https() && worker.settings().config.listen.proxy_protocol
+                })
             {
                 // Boxed like the request below: nothing of it stays in an idle task.
                 let accept = Box::pin(self.accept_proxy_header(at));

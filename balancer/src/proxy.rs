@@ -138,7 +138,7 @@ async fn serve_counted(
 
     let info = ForwardInfo {
         client_addr: conn.peer.ip(),
-        proto: if conn.https { "https" } else { "http" },
+        proto: if conn.is_https() { "https" } else { "http" },
         request_id,
         trusted_peer: settings.config.proxy.trusts(conn.peer.ip()),
     };

@@ -24,9 +24,7 @@ pub(crate) struct UserConn {
     pub(crate) buf: BytesMut,
     /// Bytes to write to the user. No allocation while idle.
     pub(crate) out: BytesMut,
-    /// Came in over the HTTPS listener (`X-Forwarded-Proto: https`).
-    pub(crate) https: bool,
-    /// What only some connections need (counted per client, a PROXY header's destination,
+    /// What only some connections need (HTTPS, counted per client, a PROXY header's destination,
     /// private backend connections): boxed, so that an idle connection without it pays one
     /// pointer (idle connections are counted in bytes: results/idle-conns-*.md).
     pub(crate) extra: Option<Box<ConnExtra>>,
@@ -35,6 +33,9 @@ pub(crate) struct UserConn {
 /// The rarely needed part of a user connection.
 #[derive(Default)]
 pub(crate) struct ConnExtra {
+    /// Came in over the HTTPS listener (`X-Forwarded-Proto: https`); a TLS connection holds
+    /// far more than this box anyway.
+    pub(crate) https: bool,
     /// Counted in the per-client table (`[limits] max_connections_per_client`) at the accept.
     pub(crate) client_counted: bool,
     /// The address the client connected to, when a PROXY protocol header named it (the
@@ -43,6 +44,13 @@ pub(crate) struct ConnExtra {
     /// It as the owner of private backend connections, from its first request to a
     /// `send_proxy` route on.
     pub(crate) owner: Option<Owner>,
+}
+
+impl UserConn {
+    /// Whether it came in over the HTTPS listener.
+    pub(crate) fn is_https(&self) -> bool {
+        self.extra.as_ref().is_some_and(|e| e.https)
+    }
 }
 
 impl Drop for UserConn {
