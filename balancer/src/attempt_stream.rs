@@ -39,4 +39,7 @@ pub(crate) trait AttemptStream {
 
     /// The final response head arrived (the picker's latency sample).
     fn head_received(&self);
+
+    /// The exchange completed in both directions: dropping the stream then cancels nothing.
+    fn finish(&self);
 }

@@ -26,6 +26,7 @@ mod handoff;
 mod limits;
 mod listener;
 mod peer_log;
+mod pick_scratch;
 mod proxy;
 mod proxy_header;
 mod registry;

@@ -172,13 +172,7 @@ async fn serve_counted(
         let ended = exchange.borrow().opens_ended();
         let end = match &upstream {
             Upstream::Agent(agent) => match agent.open_stream(forwarded.clone(), ended) {
-                Ok(stream) => {
-                    let end = attempt(conn, &exchange, &stream, settings.timeouts.body).await;
-                    if matches!(end, AttemptEnd::Complete) {
-                        stream.finish();
-                    }
-                    end
-                }
+                Ok(stream) => attempt(conn, &exchange, &stream, settings.timeouts.body).await,
                 Err(e) => AttemptEnd::Failed(e),
             },
             Upstream::Backend(backend) => {
@@ -186,13 +180,7 @@ async fn serve_counted(
                 let private = conn.private_for(backend.send_proxy());
                 let limits = &settings.limits;
                 match BackendStream::open(backend, &forwarded, ended, private, config, limits) {
-                    Ok(stream) => {
-                        let end = attempt(conn, &exchange, &stream, settings.timeouts.body).await;
-                        if matches!(end, AttemptEnd::Complete) {
-                            stream.finish();
-                        }
-                        end
-                    }
+                    Ok(stream) => attempt(conn, &exchange, &stream, settings.timeouts.body).await,
                     Err(e) => AttemptEnd::Failed(e),
                 }
             }
@@ -293,6 +281,20 @@ async fn retry_upstream(
 /// One attempt over `stream`: with the user's socket split in its two halves for the time when
 /// the request side has work to do, over the whole socket when it has none.
 async fn attempt<S: AttemptStream>(
+    conn: &mut UserConn,
+    exchange: &RefCell<Exchange>,
+    stream: &S,
+    limit: std::time::Duration,
+) -> AttemptEnd {
+    let end = drive(conn, exchange, stream, limit).await;
+    if matches!(end, AttemptEnd::Complete) {
+        stream.finish();
+    }
+    end
+}
+
+/// [`attempt`]'s IO: the response loop alone, or both loops over the split socket.
+async fn drive<S: AttemptStream>(
     conn: &mut UserConn,
     exchange: &RefCell<Exchange>,
     stream: &S,

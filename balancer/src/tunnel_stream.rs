@@ -65,11 +65,6 @@ impl TunnelStream {
     pub(crate) fn id(&self) -> StreamId {
         self.slot.id()
     }
-
-    /// The exchange completed in both directions.
-    pub(crate) fn finish(&self) {
-        self.done.set(true);
-    }
 }
 
 impl AttemptStream for TunnelStream {
@@ -116,6 +111,10 @@ impl AttemptStream for TunnelStream {
         if self.rtt.get().is_none() {
             self.rtt.set(Some(self.started.elapsed()));
         }
+    }
+
+    fn finish(&self) {
+        self.done.set(true);
     }
 }
 

@@ -13,7 +13,7 @@ use rand::rngs::SmallRng;
 use std::hash::{BuildHasher, Hasher};
 
 use rand::{RngCore, SeedableRng};
-use ringway_core::pick::{EndpointLoad, Picker};
+use ringway_core::pick::Picker;
 use ringway_core::tunnel::ResetCode;
 use ringway_io::{BufPool, IdMap};
 use tracing::warn;
@@ -31,6 +31,7 @@ use crate::drain::Drain;
 use crate::handoff::{HandoffRx, HandoffTx};
 use crate::limits::{ClientAdmission, ClientTable, ConnLimit, RouteLimits};
 use crate::peer_log::PeerLog;
+use crate::pick_scratch::PickScratch;
 use crate::registry::{Registry, RouteId};
 use crate::signal::WaitQueue;
 use crate::stats::{AgentInfo, WorkerSnapshot, WorkerStats};
@@ -71,26 +72,6 @@ pub(crate) struct WorkerSetup {
 struct RouteEndpoints {
     conns: Vec<Rc<AgentConn>>,
     picker: Box<dyn Picker>,
-}
-
-/// Buffers `Worker::pick` reuses, so a pick allocates nothing.
-#[derive(Default)]
-struct PickScratch {
-    /// Indices of the eligible connections of the route.
-    candidates: Vec<usize>,
-    /// Their loads, copied out of their cells for the picker.
-    loads: Vec<EndpointLoad>,
-    /// Kept empty between picks: only its allocation is reused.
-    refs: Vec<&'static EndpointLoad>,
-}
-
-/// Empties `refs` and returns its allocation with the borrow's lifetime forgotten (the
-/// collect over an empty vector of the same layout happens in place).
-pub(crate) fn recycle(mut refs: Vec<&EndpointLoad>) -> Vec<&'static EndpointLoad> {
-    refs.clear();
-    refs.into_iter()
-        .map(|_| unreachable!("the vector was emptied"))
-        .collect()
 }
 
 /// The settings requests and new connections run with, derived once from a config: swapped
@@ -426,36 +407,15 @@ impl Worker {
     pub(crate) fn pick(&self, route: RouteId, exclude: Option<u64>) -> Option<Rc<AgentConn>> {
         let mut endpoints = self.endpoints.borrow_mut();
         let entry = endpoints.get_mut(&route)?;
-        let mut scratch = self.pick_scratch.borrow_mut();
-        let PickScratch {
-            candidates,
-            loads,
-            refs,
-        } = &mut *scratch;
-        candidates.clear();
-        candidates.extend(
-            entry
-                .conns
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| Some(c.key()) != exclude && c.is_open() && c.has_capacity())
-                .map(|(i, _)| i),
-        );
-        let chosen = match candidates.len() {
-            0 => return None,
-            1 => candidates[0],
-            _ => {
-                loads.clear();
-                loads.extend(candidates.iter().map(|&i| entry.conns[i].load().clone()));
-                let mut load_refs: Vec<&EndpointLoad> = std::mem::take(refs);
-                load_refs.extend(loads.iter());
-                let mut rng = self.rng.borrow_mut();
-                let picked = entry.picker.pick(&load_refs, &mut *rng, Instant::now());
-                // Hand the (emptied) allocation back for the next pick.
-                *refs = recycle(load_refs);
-                *candidates.get(picked?)?
-            }
-        };
+        let conns = &entry.conns;
+        let mut rng = self.rng.borrow_mut();
+        let chosen = self.pick_scratch.borrow_mut().pick(
+            conns.len(),
+            |i| Some(conns[i].key()) != exclude && conns[i].is_open() && conns[i].has_capacity(),
+            |i| conns[i].load().clone(),
+            &mut *entry.picker,
+            (&mut *rng, Instant::now()),
+        )?;
         entry.conns.get(chosen).cloned()
     }
 
@@ -576,20 +536,7 @@ fn route_limits_of(config: &Config) -> Vec<(&str, crate::config::RouteLimit)> {
 
 #[cfg(test)]
 mod tests {
-    use super::{recycle, RequestId, RequestIds};
-    use ringway_core::pick::EndpointLoad;
-
-    #[test]
-    fn pick_scratch_keeps_its_allocation() {
-        let load = EndpointLoad::new();
-        let mut refs: Vec<&EndpointLoad> = Vec::with_capacity(8);
-        refs.extend([&load, &load, &load]);
-        let ptr = refs.as_ptr() as usize;
-        let kept = recycle(refs);
-        assert!(kept.is_empty());
-        assert_eq!(kept.capacity(), 8);
-        assert_eq!(kept.as_ptr() as usize, ptr);
-    }
+    use super::{RequestId, RequestIds};
 
     #[test]
     fn request_ids_are_hex() {

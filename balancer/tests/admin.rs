@@ -5,8 +5,6 @@
 
 mod support;
 
-use std::collections::HashMap;
-
 use support::{hello_backend, AgentProc, Balancer, Client};
 
 const HOST: &str = "app.test";
@@ -20,34 +18,7 @@ fn admin_get(balancer: &Balancer, path: &str) -> support::Response {
     .unwrap()
 }
 
-/// The samples of a metric family by their labels (as `k=v` pairs, sorted).
-fn samples(text: &str, name: &str) -> HashMap<Vec<String>, f64> {
-    let lines = text.lines().map(|l| Ok(l.to_owned()));
-    let scrape = prometheus_parse::Scrape::parse(lines).expect("parses as Prometheus text");
-    scrape
-        .samples
-        .into_iter()
-        .filter(|s| s.metric == name)
-        .map(|s| {
-            let mut labels: Vec<String> =
-                s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            labels.sort();
-            let value = match s.value {
-                prometheus_parse::Value::Counter(v)
-                | prometheus_parse::Value::Gauge(v)
-                | prometheus_parse::Value::Untyped(v) => v,
-                other => panic!("{name}: unexpected value {other:?}"),
-            };
-            (labels, value)
-        })
-        .collect()
-}
-
-fn labels(pairs: &[(&str, &str)]) -> Vec<String> {
-    let mut v: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    v.sort();
-    v
-}
+use support::{metric_labels as labels, metric_samples as samples};
 
 #[test]
 fn metrics_count_exactly_the_requests_sent_and_the_admin_pages_answer() {

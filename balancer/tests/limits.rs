@@ -35,37 +35,14 @@ fn limited_route(max_concurrent: u32, max_queue: u32, queue_timeout: &str) -> St
     )
 }
 
-/// The samples of a metric family by their labels (as sorted `k=v` pairs).
+/// The samples of metric `name` on `balancer`'s `/metrics`.
 fn samples(balancer: &Balancer, name: &str) -> HashMap<Vec<String>, f64> {
     let r = support::get(balancer.admin.unwrap(), "localhost", "/metrics").unwrap();
     assert_eq!(r.status, 200);
-    let text = r.text();
-    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
-        .expect("parses as Prometheus text");
-    scrape
-        .samples
-        .into_iter()
-        .filter(|s| s.metric == name)
-        .map(|s| {
-            let mut labels: Vec<String> =
-                s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            labels.sort();
-            let value = match s.value {
-                prometheus_parse::Value::Counter(v)
-                | prometheus_parse::Value::Gauge(v)
-                | prometheus_parse::Value::Untyped(v) => v,
-                other => panic!("{name}: unexpected value {other:?}"),
-            };
-            (labels, value)
-        })
-        .collect()
+    support::metric_samples(&r.text(), name)
 }
 
-fn labels(pairs: &[(&str, &str)]) -> Vec<String> {
-    let mut v: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    v.sort();
-    v
-}
+use support::metric_labels as labels;
 
 /// The value of one sample (0 when absent).
 fn metric(balancer: &Balancer, name: &str, pairs: &[(&str, &str)]) -> f64 {

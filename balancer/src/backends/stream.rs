@@ -131,11 +131,6 @@ impl BackendStream {
             done: Cell::new(false),
         })
     }
-
-    /// The exchange completed in both directions.
-    pub(crate) fn finish(&self) {
-        self.done.set(true);
-    }
 }
 
 /// The backend side of one attempt, to its end; reports to the passive check.
@@ -228,6 +223,10 @@ impl AttemptStream for BackendStream {
         if self.head_at.get().is_none() {
             self.head_at.set(Some(Instant::now()));
         }
+    }
+
+    fn finish(&self) {
+        self.done.set(true);
     }
 }
 

@@ -20,8 +20,8 @@ use tracing::warn;
 
 use super::book::{BackendBook, Member, StaticRoute};
 use crate::config::{BackendsConfig, SendProxy};
+use crate::pick_scratch::PickScratch;
 use crate::registry::RouteId;
-use crate::worker::recycle;
 
 /// One backend on one worker.
 pub(crate) struct WorkerBackend {
@@ -73,14 +73,6 @@ struct WorkerRoute {
     picker: Box<dyn Picker>,
 }
 
-/// Buffers a pick reuses: candidate indices, their loads, and (emptied) room for references.
-#[derive(Default)]
-struct Scratch {
-    candidates: Vec<usize>,
-    loads: Vec<EndpointLoad>,
-    refs: Vec<&'static EndpointLoad>,
-}
-
 /// A worker's static backends.
 pub(crate) struct BackendTable {
     book: RefCell<Arc<BackendBook>>,
@@ -89,7 +81,7 @@ pub(crate) struct BackendTable {
     routes: RefCell<IdMap<RouteId, WorkerRoute>>,
     next_key: Cell<u64>,
     /// Reused by every pick (no allocation on the request path).
-    scratch: RefCell<Scratch>,
+    scratch: RefCell<PickScratch>,
 }
 
 impl BackendTable {
@@ -107,7 +99,7 @@ impl BackendTable {
             config: Cell::new(config),
             routes: RefCell::new(IdMap::default()),
             next_key: Cell::new(1),
-            scratch: RefCell::new(Scratch::default()),
+            scratch: RefCell::new(PickScratch::default()),
         };
         let mut routes = IdMap::default();
         for (source, route) in book.routes.iter().enumerate() {
@@ -192,40 +184,16 @@ impl BackendTable {
         if moved {
             self.rebuild(source, entry);
         }
-        let mut scratch = self.scratch.borrow_mut();
-        let Scratch {
-            candidates,
-            loads,
-            refs,
-        } = &mut *scratch;
-        candidates.clear();
-        candidates.extend(
-            entry
-                .backends
-                .iter()
-                .enumerate()
-                .filter(|(_, b)| Some(b.key) != exclude && b.is_available(now))
-                .map(|(i, _)| i),
+        let backends = &entry.backends;
+        let chosen = self.scratch.borrow_mut().pick(
+            backends.len(),
+            |i| Some(backends[i].key) != exclude && backends[i].is_available(now),
+            |i| backends[i].load.borrow().clone(),
+            &mut *entry.picker,
+            (rng, now),
         );
-        let chosen = match candidates.len() {
-            0 => return Some(Err(ProxyError::new(ErrorKind::NoBackend))),
-            1 => candidates[0],
-            _ => {
-                loads.clear();
-                loads.extend(
-                    candidates
-                        .iter()
-                        .map(|&i| entry.backends[i].load.borrow().clone()),
-                );
-                let mut load_refs: Vec<&EndpointLoad> = std::mem::take(refs);
-                load_refs.extend(loads.iter());
-                let picked = entry.picker.pick(&load_refs, rng, now);
-                *refs = recycle(load_refs);
-                match picked.and_then(|p| candidates.get(p)) {
-                    Some(&i) => i,
-                    None => return Some(Err(ProxyError::new(ErrorKind::NoBackend))),
-                }
-            }
+        let Some(chosen) = chosen else {
+            return Some(Err(ProxyError::new(ErrorKind::NoBackend)));
         };
         entry.backends.get(chosen).cloned().map(Ok)
     }

@@ -958,3 +958,33 @@ impl RawAgent {
         (frames, closed)
     }
 }
+
+/// The samples of a metric family (in the text of `/metrics`) by their labels (as `k=v` pairs, sorted).
+pub fn metric_samples(text: &str, name: &str) -> std::collections::HashMap<Vec<String>, f64> {
+    let lines = text.lines().map(|l| Ok(l.to_owned()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("parses as Prometheus text");
+    scrape
+        .samples
+        .into_iter()
+        .filter(|s| s.metric == name)
+        .map(|s| {
+            let mut labels: Vec<String> =
+                s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            labels.sort();
+            let value = match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                other => panic!("{name}: unexpected value {other:?}"),
+            };
+            (labels, value)
+        })
+        .collect()
+}
+
+/// Labels as `metric_samples` keys them (`k=v`, sorted).
+pub fn metric_labels(pairs: &[(&str, &str)]) -> Vec<String> {
+    let mut v: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    v.sort();
+    v
+}
