@@ -313,32 +313,18 @@ impl Reloader {
             }
         }
 
-        let mut agents = None;
-        if old.listen.agents != next.listen.agents || backlog_changed {
-            let addr = next.listen.agents;
-            let group = listener_group(addr, next.listen.backlog, count).map_err(|source| {
-                ReloadError::Bind {
-                    key: "agents",
-                    addr,
-                    source,
-                }
-            })?;
-            report.agents_rebound = group.first().and_then(|l| l.local_addr().ok());
-            agents = Some(group);
-        }
-        let mut users = None;
-        if old.listen.users != next.listen.users || backlog_changed {
-            let addr = next.listen.users;
-            let group = listener_group(addr, next.listen.backlog, count).map_err(|source| {
-                ReloadError::Bind {
-                    key: "users",
-                    addr,
-                    source,
-                }
-            })?;
-            report.users_rebound = group.first().and_then(|l| l.local_addr().ok());
-            users = Some(group);
-        }
+        let rebind = |key: &'static str, was: SocketAddr, addr: SocketAddr| {
+            if was == addr && !backlog_changed {
+                return Ok(None);
+            }
+            listener_group(addr, next.listen.backlog, count)
+                .map(Some)
+                .map_err(|source| ReloadError::Bind { key, addr, source })
+        };
+        let agents = rebind("agents", old.listen.agents, next.listen.agents)?;
+        report.agents_rebound = bound_addr(agents.as_deref());
+        let users = rebind("users", old.listen.users, next.listen.users)?;
+        report.users_rebound = bound_addr(users.as_deref());
         // 3. Apply: the registry first (the workers check their agents' tokens against it),
         // then every worker, then the admin listener.
         let next = Arc::new(next);
@@ -466,6 +452,11 @@ fn restart_keys(old: &Config, new: &Config) -> Vec<String> {
         keys.push(format!("runtime.pin (running: {}, file: {})", a.pin, b.pin));
     }
     keys
+}
+
+/// The address a freshly bound listener group listens on.
+fn bound_addr(group: Option<&[TcpListener]>) -> Option<SocketAddr> {
+    group?.first()?.local_addr().ok()
 }
 
 fn unix_ms() -> u64 {
