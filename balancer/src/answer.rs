@@ -29,7 +29,10 @@ pub(crate) async fn error(
         .map(|r| worker.registry.route_text(r))
         .unwrap_or_default();
     // A client's own mistakes are limited per peer (one sending garbage must not flood the log).
-    if e.source != ErrorSource::Client || worker.peer_log.allow(conn.peer, PeerMistake::BadRequest)
+    if e.source != ErrorSource::Client
+        || worker
+            .peer_log
+            .allow(conn.peer.socket_addr(), PeerMistake::BadRequest)
     {
         info!(
             request_id,

@@ -45,7 +45,7 @@ pub(crate) fn serve(
     // `async fn` argument, or a `self` taken by value, is copied into the body's locals).
     let mut conn = UserConn {
         worker,
-        peer,
+        peer: peer.into(),
         stream: Some(stream),
         buf: BytesMut::new(),
         out: BytesMut::new(),
@@ -232,7 +232,7 @@ impl UserConn {
         if self
             .worker
             .peer_log
-            .allow(self.peer, PeerMistake::BadRequest)
+            .allow(self.peer.socket_addr(), PeerMistake::BadRequest)
         {
             info!(peer = %self.peer, "request head deadline passed; closing");
         }

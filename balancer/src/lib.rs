@@ -18,6 +18,7 @@ mod answer;
 mod attempt_stream;
 mod backends;
 mod client;
+mod client_addr;
 mod control;
 mod deadlines;
 mod drain;

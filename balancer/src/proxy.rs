@@ -62,7 +62,7 @@ pub(crate) async fn serve(conn: &mut UserConn, head: RequestHead) -> Flow {
             .unwrap_or_default();
         log.record(&access_log::Entry {
             time: access_log::now_text(),
-            client: conn.peer,
+            client: conn.peer.socket_addr(),
             method: &text(head.method()),
             host: &text(head.host().unwrap_or_default()),
             target: &text(head.target()),

@@ -40,7 +40,7 @@ impl UserConn {
                     release_if_empty(&mut self.buf, &worker.bufs);
                     let front = self.peer;
                     if let Some(client) = header.client() {
-                        self.peer = client;
+                        self.peer = client.into();
                         // What the client connected to on the front, for a `send_proxy` route.
                         if header.destination.is_some() {
                             self.extra.get_or_insert_default().destination = header.destination;
@@ -76,7 +76,10 @@ impl UserConn {
     fn proxy_header_failed(&self, why: &dyn Display) -> bool {
         let worker = &self.worker;
         worker.stats.proxy_protocol_error();
-        if worker.peer_log.allow(self.peer, PeerMistake::ProxyProtocol) {
+        if worker
+            .peer_log
+            .allow(self.peer.socket_addr(), PeerMistake::ProxyProtocol)
+        {
             info!(peer = %self.peer, error = %why, "no valid PROXY protocol header; closing without an answer");
         }
         false

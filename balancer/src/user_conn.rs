@@ -8,6 +8,7 @@ use bytes::BytesMut;
 use ringway_core::exchange::Outcome;
 
 use crate::backends::Owner;
+use crate::client_addr::ClientAddr;
 use crate::user_stream::UserStream;
 use crate::worker::Worker;
 
@@ -16,7 +17,7 @@ pub(crate) struct UserConn {
     pub(crate) worker: Rc<Worker>,
     /// The client's address: the socket's peer, or the source a PROXY protocol header named
     /// (`listen.proxy_protocol`), which replaces it once the header is read.
-    pub(crate) peer: SocketAddr,
+    pub(crate) peer: ClientAddr,
     /// The socket; lent out (split in two halves) while a request streams both ways.
     pub(crate) stream: Option<UserStream>,
     /// Bytes read from the user and not yet consumed (a partial head, body bytes, pipelined

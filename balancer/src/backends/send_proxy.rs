@@ -67,7 +67,7 @@ impl UserConn {
         }
         let header = ProxyHeader {
             command: Command::Proxy,
-            source: Some(self.peer),
+            source: Some(self.peer.socket_addr()),
             destination: extra.destination,
         };
         let mut preamble = BytesMut::new();
