@@ -46,7 +46,7 @@ while [ $# -gt 0 ]; do
     shift
 done
 if [ "$QUICK" = 1 ]; then
-    RATE=${RATE:-200} DURATION=${DURATION:-22} KILL_AT=${KILL_AT:-3} DOWN=${DOWN:-3}
+    RATE=${RATE:-200} DURATION=${DURATION:-22} KILL_AT=${KILL_AT:-3} DOWN=${DOWN:-5}
 else
     RATE=${RATE:-1000} DURATION=${DURATION:-40} KILL_AT=${KILL_AT:-6} DOWN=${DOWN:-6}
 fi
@@ -66,8 +66,8 @@ for tool in ip curl; do
 done
 if [ -z "$BIN" ]; then
     echo "== building release binaries" >&2
-    cargo build --release -q -p ringway-balancer -p ringway-agent -p ringway-demo \
-        -p ringway-loadgen -p ringway-benches --bin scale-out-report
+    cargo build --release -q -p ringway-balancer -p ringway-agent -p ringway-demo -p ringway-loadgen
+    cargo build --release -q -p ringway-benches --bin scale-out-report
     BIN=$ROOT/target/release
 fi
 for b in ringway-balancer ringway-agent ringway-demo ringway-loadgen scale-out-report; do
@@ -283,10 +283,17 @@ event "b4_agents"
 wait_for 20 "the front to take b4" front_has 1 2 3 4
 wait_for 10 "load on b4" grows 4 0
 event "b4_traffic"
-echo "app_2xx_b4=$(app_2xx 4)" >> "$SUMMARY"
+sleep 0.5
+w0=(0 "$(app_2xx 1)" "$(app_2xx 2)" "$(app_2xx 3)" "$(app_2xx 4)")
+sleep 2
+w1=(0 "$(app_2xx 1)" "$(app_2xx 2)" "$(app_2xx 3)" "$(app_2xx 4)")
+echo "app_2xx_b4=${w1[4]}" >> "$SUMMARY"
+# b4's share of the requests while all four were in the front (25 % is an even split).
+sum=0
+for i in 1 2 3 4; do sum=$((sum + w1[i] - w0[i])); done
+echo "b4_share_pct=$(awk -v a=$((w1[4] - w0[4])) -v s="$sum" 'BEGIN { printf "%.0f", s ? 100 * a / s : 0 }')" >> "$SUMMARY"
 # Removing a balancer without failures: out of DNS (the front's checker follows it), then SIGTERM
 # once the front no longer sends it connections; agents drop it when its connections close.
-sleep 1
 grep -v "^$(bal_ip 4) " "$HOSTS" > "$WORK/hosts.new"
 cat "$WORK/hosts.new" > "$HOSTS" # in place: the agents' bind mounts see the same file
 event "dns_remove"

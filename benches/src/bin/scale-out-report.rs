@@ -95,9 +95,12 @@ fn report(json_path: &str, events_path: &str) -> Result<Vec<String>, String> {
         "failed_after_kill={}",
         errors_in(&intervals, kill, restart)
     ));
+    let recovery_ms = recovery(&intervals, kill, restart);
+    out.push(format!("recovery_ms={recovery_ms:.0}"));
+    // How long before the restart nothing failed any more: the proof that it had recovered.
     out.push(format!(
-        "recovery_ms={:.0}",
-        recovery(&intervals, kill, restart)
+        "error_free_before_restart_ms={:.0}",
+        restart - kill - recovery_ms
     ));
     out.push(format!(
         "failed_after_restart={}",
