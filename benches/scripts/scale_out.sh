@@ -26,7 +26,7 @@
 #   --quick     short phases and a low rate (the CI test, benches/tests/scale_out.rs)
 #   --bin-dir   where ringway-balancer, ringway-agent, ringway-demo, ringway-loadgen and
 #               scale-out-report are (default: build them with cargo build --release)
-#   env: RATE DURATION CONNS CHECK_MS RESOLVE BAL_WORKERS (defaults below)
+#   env: RATE DURATION CONNS CHECK_MS RESOLVE BAL_WORKERS KEEPALIVE (defaults below)
 # Needs root, iproute2 (ip netns, veth) and curl. Every namespace and process it made is removed
 # on exit, failure included.
 set -euo pipefail
@@ -51,6 +51,9 @@ else
     RATE=${RATE:-1000} DURATION=${DURATION:-40} KILL_AT=${KILL_AT:-6} DOWN=${DOWN:-6}
 fi
 CONNS=${CONNS:-16}
+# KEEPALIVE=1: the load's connections stay open (then a flow the front moves is reset).
+CLOSE=(--close)
+if [ "${KEEPALIVE:-0}" = 1 ]; then CLOSE=(); fi
 CHECK_MS=${CHECK_MS:-200}
 RESOLVE=${RESOLVE:-1s}
 BAL_WORKERS=${BAL_WORKERS:-2}
@@ -254,7 +257,7 @@ event "checked"
 
 # ---- under load: kill b2, start it again, add b4 ----
 ip netns exec "$C" "$BIN/ringway-loadgen" "http://$VIP:8080/" -H "Host: $APP" -R "$RATE" -c "$CONNS" \
-    -d "$DURATION" --close --timeout 2 --interval 0.1 -q --json "$WORK/loadgen.json" \
+    -d "$DURATION" "${CLOSE[@]}" --timeout 2 --interval 0.1 -q --json "$WORK/loadgen.json" \
     > "$WORK/loadgen.log" 2>&1 &
 LOADGEN=$!
 PIDS+=("$LOADGEN")

@@ -34,7 +34,9 @@ fn unusable() -> Option<String> {
         .unwrap_or("?")
         .to_owned();
     if uid != "0" {
-        return Some(format!("not root (uid {uid}): network namespaces need root"));
+        return Some(format!(
+            "not root (uid {uid}): network namespaces need root"
+        ));
     }
     let probe = format!("rwsoprobe{}", std::process::id());
     let added = Command::new("ip")
@@ -48,7 +50,11 @@ fn unusable() -> Option<String> {
         Ok(_) => return Some("`ip netns add` failed: network namespaces unusable here".into()),
         Err(e) => return Some(format!("no `ip` command (iproute2): {e}")),
     }
-    match Command::new("curl").arg("--version").stdout(Stdio::null()).status() {
+    match Command::new("curl")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+    {
         Ok(_) => None,
         Err(e) => Some(format!("no curl: {e}")),
     }
@@ -139,7 +145,10 @@ fn balancers_behind_an_ecmp_front_survive_a_kill_and_grow_through_dns() {
     for via in ["b1", "b2", "b3", "front"] {
         let seen = get(&format!("backends_via_{via}"));
         for backend in ["hello@10.77.21.2:3000", "hello@10.77.22.2:3000"] {
-            assert!(seen.contains(backend), "{backend} not reached via {via}: {seen}");
+            assert!(
+                seen.contains(backend),
+                "{backend} not reached via {via}: {seen}"
+            );
         }
     }
     // The load went through every balancer, and nothing failed before the kill.
@@ -161,7 +170,12 @@ fn balancers_behind_an_ecmp_front_survive_a_kill_and_grow_through_dns() {
     assert!(num("completed_after_restart") > 0.0, "{s:?}");
     // The restarted balancer got its agents back and serves again; the fourth, added through DNS
     // alone, got the agents and traffic.
-    for k in ["agents_back_ms", "b2_traffic_ms", "b4_agents_ms", "b4_traffic_ms"] {
+    for k in [
+        "agents_back_ms",
+        "b2_traffic_ms",
+        "b4_agents_ms",
+        "b4_traffic_ms",
+    ] {
         assert_ne!(get(k), "none", "{k}: {s:?}");
     }
     let _ = std::fs::remove_dir_all(&out);

@@ -49,8 +49,8 @@ fn report(json_path: &str, events_path: &str) -> Result<Vec<String>, String> {
         .pointer("/targets/0")
         .ok_or_else(|| format!("{json_path}: no targets[0]"))?;
     let intervals = intervals(target).map_err(|e| format!("{json_path}: {e}"))?;
-    let events_text = std::fs::read_to_string(events_path)
-        .map_err(|e| format!("reading {events_path}: {e}"))?;
+    let events_text =
+        std::fs::read_to_string(events_path).map_err(|e| format!("reading {events_path}: {e}"))?;
     let events = parse_events(&events_text).map_err(|e| format!("{events_path}: {e}"))?;
     let at = |name: &str| {
         events
@@ -67,8 +67,14 @@ fn report(json_path: &str, events_path: &str) -> Result<Vec<String>, String> {
     let requests = target.pointer("/requests").cloned().unwrap_or(Value::Null);
     let num = |v: &Value, p: &str| v.pointer(p).and_then(Value::as_u64).unwrap_or(0);
     out.push(format!("requests_sent={}", num(&requests, "/sent")));
-    out.push(format!("requests_completed={}", num(&requests, "/completed")));
-    out.push(format!("requests_failed={}", num(&requests, "/error_total")));
+    out.push(format!(
+        "requests_completed={}",
+        num(&requests, "/completed")
+    ));
+    out.push(format!(
+        "requests_failed={}",
+        num(&requests, "/error_total")
+    ));
     let non_2xx: u64 = requests
         .pointer("/statuses")
         .and_then(Value::as_object)
@@ -122,7 +128,10 @@ fn report(json_path: &str, events_path: &str) -> Result<Vec<String>, String> {
     if last_failure.is_nan() {
         out.push("last_failure_after_kill_ms=none".to_owned());
     } else {
-        out.push(format!("last_failure_after_kill_ms={:.0}", last_failure - kill));
+        out.push(format!(
+            "last_failure_after_kill_ms={:.0}",
+            last_failure - kill
+        ));
     }
     let completed_after: u64 = intervals
         .iter()
@@ -258,14 +267,21 @@ mod tests {
         let list = [iv(0.0, 0), iv(100.0, 3), iv(200.0, 1), iv(300.0, 0)];
         assert_eq!(recovery(&list, 150.0, 1000.0), 150.0);
         assert_eq!(errors_in(&list, 150.0, 1000.0), 4);
-        assert_eq!(errors_in(&list, 0.0, 150.0), 0, "the interval of the event is after it");
+        assert_eq!(
+            errors_in(&list, 0.0, 150.0),
+            0,
+            "the interval of the event is after it"
+        );
         assert_eq!(recovery(&list, 300.0, 1000.0), 0.0);
     }
 
     #[test]
     fn events_are_name_then_time() {
         let events = parse_events("kill 1000\nfront:10.77.11.2,10.77.13.2 1200\n").unwrap();
-        assert_eq!(events[1], ("front:10.77.11.2,10.77.13.2".to_owned(), 1200.0));
+        assert_eq!(
+            events[1],
+            ("front:10.77.11.2,10.77.13.2".to_owned(), 1200.0)
+        );
         assert!(parse_events("kill\n").is_err());
     }
 }
