@@ -204,7 +204,7 @@ checker() {
         if [ "${#up[@]}" -gt 0 ] && [ "${up[*]}" != "$last" ]; then
             hops=()
             for ip in "${up[@]}"; do hops+=(nexthop via "$ip"); done
-            ip -n "$R" route replace "$VIP/32" "${hops[@]}"
+            ip -n "$R" route replace "$VIP/32" "${hops[@]}" || continue
             echo "front:$(IFS=,; echo "${up[*]}") $(now_ms)" >> "$EVENTS"
             last="${up[*]}"
         fi
@@ -216,8 +216,9 @@ PIDS+=("$!")
 disown "$!"
 
 # ---- what a user and an operator see ----
-curl_c() { ip netns exec "$C" curl -s -m 2 "$@"; }
-admin() { ip netns exec "$R" curl -s -m 1 "http://$(bal_ip "$1"):9180$2"; }
+# (A curl that fails or times out yields nothing: callers poll, and `set -e` must not end the run.)
+curl_c() { ip netns exec "$C" curl -s -m 2 "$@" || true; }
+admin() { ip netns exec "$R" curl -s -m 1 "http://$(bal_ip "$1"):9180$2" || true; }
 # Tunnel connections agent a$2 holds to balancer $1 (one per balancer worker when complete).
 conns_of() { admin "$1" /agents | grep -c "\"id\": \"a$2\"" || true; }
 has_agents() { [ "$(conns_of "$1" 1)" = "$BAL_WORKERS" ] && [ "$(conns_of "$1" 2)" = "$BAL_WORKERS" ]; }
@@ -249,7 +250,7 @@ traffic_wait() { # seconds what index before
         wait_for "$1" "$2" grows "$3" "$4"
     fi
 }
-listening() { admin "$1" /healthz > /dev/null; }
+listening() { [ "$(admin "$1" /healthz)" = ok ]; }
 
 for i in 1 2 3; do wait_for 20 "agents on b$i" has_agents "$i"; done
 wait_for 10 "the front to route to b1 b2 b3" front_has 1 2 3
