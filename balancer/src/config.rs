@@ -303,6 +303,7 @@ pub struct AgentsConfig {
     /// trusted (loopback, a private link). Without it the listener needs `[agents.tls]`.
     pub insecure_plaintext: bool,
     /// The agent listener's TLS: its certificate, and the agents' client certificates.
+    #[serde(skip_serializing_if = "AgentTlsConfig::is_unset")]
     pub tls: AgentTlsConfig,
 }
 

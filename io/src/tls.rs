@@ -182,7 +182,11 @@ impl TlsStream {
 
     /// The ALPN protocol agreed on, if any.
     pub fn alpn_protocol(&self) -> Option<Vec<u8>> {
-        self.session.borrow().conn.alpn_protocol().map(<[u8]>::to_vec)
+        self.session
+            .borrow()
+            .conn
+            .alpn_protocol()
+            .map(<[u8]>::to_vec)
     }
 
     /// Ciphertext asked of each socket read from now on (a whole record, 18 KiB, by default;

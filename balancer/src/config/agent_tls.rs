@@ -38,6 +38,11 @@ pub struct AgentTlsConfig {
 }
 
 impl AgentTlsConfig {
+    /// Whether no key is set (then `--check` prints no `[agents.tls]`).
+    pub fn is_unset(&self) -> bool {
+        *self == Self::default()
+    }
+
     /// Whether the listener speaks TLS (a certificate is configured).
     pub fn is_on(&self) -> bool {
         self.cert.is_some() || self.key.is_some()
