@@ -106,8 +106,11 @@ pub(crate) fn handshake_hint(e: &io::Error) -> &'static str {
     } else if text.contains("InvalidContentType") || text.contains("corrupt message") {
         "the balancer does not speak TLS: is its agent listener plaintext \
          (agents.insecure_plaintext)? then start this agent with --insecure-plaintext"
-    } else if text.contains("CertificateRequired") || text.contains("peer closed") {
-        "the balancer closed the handshake: does it require a client certificate (--cert, --key)?"
+    } else if text.contains("CertificateRequired") {
+        "the balancer requires a client certificate (--cert, --key)"
+    } else if text.contains("peer closed") {
+        "the balancer closed the connection during the handshake: is its agent listener \
+         plaintext (agents.insecure_plaintext)? then start this agent with --insecure-plaintext"
     } else {
         "see the error"
     }

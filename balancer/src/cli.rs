@@ -201,7 +201,7 @@ impl Cli {
         }
         if self.insecure_plaintext {
             c.agents.insecure_plaintext = true;
-            c.agents.tls = crate::config::AgentTlsConfig::default();
+            c.agents.tls = config::AgentTlsConfig::default();
         }
         for r in &self.routes {
             let pattern = RouteSpec::parse(r).map_err(|e| format!("--route: {e}"))?;

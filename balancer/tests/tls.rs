@@ -173,7 +173,7 @@ fn tls_1_2_and_session_resumption_work() {
     let https = b.https.unwrap();
     let mut roots = rustls::RootCertStore::empty();
     roots
-        .add(CertificateDer::from(pki.ca.der().to_vec()))
+        .add(rustls::pki_types::CertificateDer::from(pki.ca_der()))
         .unwrap();
     for version in [&rustls::version::TLS12, &rustls::version::TLS13] {
         let config = Arc::new(

@@ -31,6 +31,11 @@ impl Pki {
         Self { ca, ca_key, dir }
     }
 
+    /// The CA certificate (DER).
+    pub fn ca_der(&self) -> Vec<u8> {
+        self.ca.der().to_vec()
+    }
+
     /// The CA certificate's PEM file.
     pub fn ca_file(&self) -> PathBuf {
         self.dir.join("ca.pem")

@@ -146,7 +146,10 @@ fn a_connection_taken_apart_past_its_handshake_goes_on() {
         let (std_tcp, _) = listener.accept().unwrap();
         let tcp = TcpStream::from_std(std_tcp).unwrap();
         let mut tls = TlsStream::accept(tcp, server).await.unwrap();
-        assert!(tls.peer_certificate().is_none(), "no client certificate asked for");
+        assert!(
+            tls.peer_certificate().is_none(),
+            "no client certificate asked for"
+        );
         let mut got = BytesMut::new();
         tls.read_more(&mut got, 10).await.unwrap();
         let (tcp, state) = tls.into_parts().ok().unwrap();
