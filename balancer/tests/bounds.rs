@@ -152,7 +152,14 @@ fn an_agent_over_its_route_limit_across_connections_is_refused() {
     let backend = hello_backend();
     let four = routes(4, "real.test");
     let four: Vec<&str> = four.iter().map(String::as_str).collect();
-    let real = AgentProc::start(balancer.agents, "real", &four, backend.addr);
+    let real = AgentProc::start_with(
+        balancer.agents,
+        "real",
+        &four,
+        backend.addr,
+        support::TOKEN,
+        &["--insecure-plaintext"],
+    );
     assert!(
         real.log
             .wait_for("too many routes", 1, Duration::from_secs(10)),

@@ -127,6 +127,10 @@ fn spawn_logging_to(log: &Path, extra: &[&str]) -> Child {
             "1",
             "--no-pin",
         ])
+        .arg("--agent-tls-cert")
+        .arg(&support::pki::tunnel_pki().cert)
+        .arg("--agent-tls-key")
+        .arg(&support::pki::tunnel_pki().key)
         .args(extra)
         .env_remove("RINGWAY_LOG")
         .env_remove("RUST_LOG")
