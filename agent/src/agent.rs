@@ -23,8 +23,9 @@ use std::time::{Duration, Instant};
 
 use ringway_io::runtime::{spawn_worker, WorkerSpec};
 
-use crate::config::AgentConfig;
+use crate::config::{AgentConfig, Transport};
 use crate::control::{Command, Control};
+use crate::tls::ClientTls;
 use crate::worker::Worker;
 use crate::{drain, resolve, session};
 
@@ -40,7 +41,18 @@ impl Agent {
     /// every balancer worker (retrying with backoff while a balancer is down).
     pub fn start(config: AgentConfig) -> io::Result<AgentHandle> {
         resolve::check_names(&config.balancers)?;
-        let addrs = resolve::resolve_all(&config.balancers);
+        let tls = match &config.transport {
+            Transport::Tls(settings) => Some(Arc::new(ClientTls::new(settings)?)),
+            Transport::InsecurePlaintext => {
+                tracing::warn!(
+                    "--insecure-plaintext: the tunnel to the balancer is not encrypted; the \
+                     token and every request cross the network in the clear"
+                );
+                None
+            }
+        };
+        let named = resolve::resolve_hosts(&config.balancers);
+        let addrs: Vec<SocketAddr> = named.iter().map(|(addr, _)| *addr).collect();
         let threads = config.workers.max(1);
         let mut senders = Vec::with_capacity(threads);
         let mut receivers = Vec::with_capacity(threads);
@@ -49,7 +61,7 @@ impl Agent {
             senders.push(tx);
             receivers.push(rx);
         }
-        let control = Arc::new(Control::new(senders, addrs.iter().copied()));
+        let control = Arc::new(Control::new(senders, &named, tls));
         let config = Arc::new(config);
         let mut handles = Vec::with_capacity(threads);
         for (index, rx) in receivers.into_iter().enumerate() {

@@ -1,5 +1,6 @@
 //! The `ringway-agent` command line.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser};
@@ -7,7 +8,7 @@ use ringway_tuning::duration::{format_duration, parse_duration};
 use ringway_tuning::runtime::IoDriver;
 use ringway_upstream::BackendAddr;
 
-use crate::config::{default_agent_id, AgentConfig};
+use crate::config::{default_agent_id, AgentConfig, TlsSettings, Transport};
 
 /// ringway-agent: dials out to ringway-balancer and serves its routes from a local backend.
 #[derive(Debug, Parser)]
@@ -70,6 +71,24 @@ pub struct AgentArgs {
     /// Grace period for in-flight requests on SIGTERM.
     #[arg(long, value_parser = parse_duration, default_value = "10s")]
     pub drain_grace: Duration,
+    /// CA certificates (PEM) that vouch for the balancer's certificate (default: the system's
+    /// trust store).
+    #[arg(long, value_name = "PEM", env = "RINGWAY_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Verify every balancer's certificate against this name (default: the host of its
+    /// --balancer HOST:PORT).
+    #[arg(long, value_name = "NAME")]
+    pub server_name: Option<String>,
+    /// Client certificate chain (PEM) for a balancer that requires one (mutual TLS).
+    #[arg(long, value_name = "PEM", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, value_name = "PEM", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// Plaintext tunnel, no TLS: only on a trusted network, against a balancer with
+    /// agents.insecure_plaintext.
+    #[arg(long, conflicts_with_all = ["ca_file", "server_name", "cert", "key"])]
+    pub insecure_plaintext: bool,
 }
 
 /// Why the agent options do not make a configuration.
@@ -113,6 +132,16 @@ impl AgentArgs {
         config.response_timeout = self.response_timeout;
         config.resolve_interval = self.resolve_interval.max(Duration::from_millis(100));
         config.drain_grace = self.drain_grace;
+        config.transport = if self.insecure_plaintext {
+            Transport::InsecurePlaintext
+        } else {
+            Transport::Tls(TlsSettings {
+                ca_file: self.ca_file,
+                server_name: self.server_name,
+                cert: self.cert,
+                key: self.key,
+            })
+        };
         Ok(config)
     }
 }
@@ -135,11 +164,22 @@ struct EffectiveFlags<'a> {
     response_timeout: String,
     resolve_interval: String,
     drain_grace: String,
+    /// `""`: the system's trust store.
+    ca_file: String,
+    /// `""`: each --balancer host.
+    server_name: String,
+    cert: String,
+    key: String,
+    insecure_plaintext: bool,
 }
 
 /// The effective settings of `config` as TOML, one key per flag (`pool-idle = "15s"`), as
 /// `ringway-agent --check` prints them.
 pub fn effective_flags(config: &AgentConfig) -> Result<String, String> {
+    let tls = match &config.transport {
+        Transport::Tls(settings) => Some(settings),
+        Transport::InsecurePlaintext => None,
+    };
     let view = EffectiveFlags {
         balancer: &config.balancers,
         token: &config.token,
@@ -155,6 +195,20 @@ pub fn effective_flags(config: &AgentConfig) -> Result<String, String> {
         response_timeout: format_duration(config.response_timeout),
         resolve_interval: format_duration(config.resolve_interval),
         drain_grace: format_duration(config.drain_grace),
+        ca_file: tls
+            .and_then(|t| t.ca_file.as_ref())
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        server_name: tls.and_then(|t| t.server_name.clone()).unwrap_or_default(),
+        cert: tls
+            .and_then(|t| t.cert.as_ref())
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        key: tls
+            .and_then(|t| t.key.as_ref())
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        insecure_plaintext: tls.is_none(),
     };
     toml::to_string(&view).map_err(|e| format!("writing the settings as TOML: {e}"))
 }
@@ -237,7 +291,12 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
         }
         let value: toml::Table = text.parse().unwrap();
-        assert_eq!(value.len(), 14, "one key per flag:\n{text}");
+        assert_eq!(value.len(), 19, "one key per flag:\n{text}");
+        assert!(
+            text.lines().any(|l| l == "insecure-plaintext = false"),
+            "{text}"
+        );
+        assert!(text.lines().any(|l| l == "ca-file = \"\""), "{text}");
     }
 
     #[test]

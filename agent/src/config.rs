@@ -1,5 +1,6 @@
 //! The agent's configuration as typed values with defaults (the CLI parses into this).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use ringway_core::tunnel;
@@ -47,6 +48,39 @@ pub struct AgentConfig {
     pub backoff: BackoffConfig,
     /// Tunnel protocol settings (windows, frame size, heartbeat).
     pub tunnel: tunnel::Config,
+    /// TLS to the balancer (the default) or plaintext.
+    pub transport: Transport,
+}
+
+/// How the tunnel connections are carried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    /// TLS, verifying the balancer's certificate.
+    Tls(TlsSettings),
+    /// Plaintext TCP (`--insecure-plaintext`): only where the network is trusted, against a
+    /// balancer with `agents.insecure_plaintext`.
+    InsecurePlaintext,
+}
+
+impl Default for Transport {
+    fn default() -> Self {
+        Self::Tls(TlsSettings::default())
+    }
+}
+
+/// The agent's TLS settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// CA certificates (PEM) that vouch for the balancer (`--ca-file`); `None`: the system's
+    /// trust store.
+    pub ca_file: Option<PathBuf>,
+    /// The name the balancer's certificate is verified against (`--server-name`); `None`: the
+    /// host of each `--balancer HOST:PORT`.
+    pub server_name: Option<String>,
+    /// The agent's client certificate chain (PEM, `--cert`), for a balancer that asks for one.
+    pub cert: Option<PathBuf>,
+    /// Its private key (PEM, `--key`).
+    pub key: Option<PathBuf>,
 }
 
 impl AgentConfig {
@@ -75,6 +109,7 @@ impl AgentConfig {
             resolve_interval: Duration::from_secs(10),
             backoff: BackoffConfig::default(),
             tunnel: tunnel::Config::default(),
+            transport: Transport::default(),
         }
     }
 }

@@ -5,7 +5,9 @@
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use crate::tls::ClientTls;
 
 /// Messages between the agent's threads.
 #[derive(Debug, Clone)]
@@ -34,6 +36,10 @@ pub(crate) struct Control {
     pub(crate) resolutions: AtomicU64,
     /// Set by drain/kill: background helpers (the resolver) stop.
     pub(crate) stopping: AtomicBool,
+    /// TLS to the balancers (`None`: `--insecure-plaintext`).
+    pub(crate) tls: Option<Arc<ClientTls>>,
+    /// The host each balancer address was resolved from (its certificate's name).
+    hosts: Mutex<HashMap<SocketAddr, String>>,
 }
 
 impl Control {
@@ -41,16 +47,40 @@ impl Control {
     /// connecting to `balancers`.
     pub(crate) fn new(
         senders: Vec<flume::Sender<Command>>,
-        balancers: impl IntoIterator<Item = SocketAddr>,
+        balancers: &[(SocketAddr, String)],
+        tls: Option<Arc<ClientTls>>,
     ) -> Self {
         Self {
             senders,
             live: AtomicUsize::new(0),
             worker_counts: Mutex::new(HashMap::new()),
-            balancers: Mutex::new(balancers.into_iter().collect()),
+            balancers: Mutex::new(balancers.iter().map(|(a, _)| *a).collect()),
             resolutions: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
+            tls,
+            hosts: Mutex::new(balancers.iter().cloned().collect()),
         }
+    }
+
+    /// Records the host names of freshly resolved addresses (the first name of each stays).
+    pub(crate) fn learn_hosts(&self, named: &[(SocketAddr, String)]) {
+        let mut hosts = self
+            .hosts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (addr, host) in named {
+            hosts.entry(*addr).or_insert_with(|| host.clone());
+        }
+    }
+
+    /// The host balancer `addr` was resolved from (its IP address if none is known).
+    pub(crate) fn host_of(&self, addr: SocketAddr) -> String {
+        self.hosts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&addr)
+            .cloned()
+            .unwrap_or_else(|| addr.ip().to_string())
     }
 
     /// How many runtime threads the agent runs.

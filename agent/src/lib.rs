@@ -21,10 +21,11 @@ mod resolve;
 mod session;
 mod signals;
 mod stream;
+mod tls;
 mod tunnel;
 mod worker;
 
 pub use agent::{Agent, AgentHandle, AgentRemote};
 pub use backoff::BackoffConfig;
-pub use config::{default_agent_id, AgentConfig};
+pub use config::{default_agent_id, AgentConfig, TlsSettings, Transport};
 pub use signals::{block_termination_signals, watch_signals};

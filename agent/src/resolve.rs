@@ -37,14 +37,27 @@ pub(crate) fn check_names(names: &[String]) -> io::Result<()> {
 }
 
 /// Every address of every name, deduplicated, in order; names that do not resolve are logged.
+#[cfg(test)]
 pub(crate) fn resolve_all(names: &[String]) -> Vec<SocketAddr> {
-    let mut addrs = Vec::new();
+    resolve_hosts(names)
+        .into_iter()
+        .map(|(addr, _)| addr)
+        .collect()
+}
+
+/// [`resolve_all`], each address with the host of the name it came from (the first name, if
+/// several give it): the name its TLS certificate is verified against.
+pub(crate) fn resolve_hosts(names: &[String]) -> Vec<(SocketAddr, String)> {
+    let mut addrs: Vec<(SocketAddr, String)> = Vec::new();
     for name in names {
+        let host = name
+            .rsplit_once(':')
+            .map_or(name.as_str(), |(host, _)| host);
         match name.to_socket_addrs() {
             Ok(resolved) => {
                 for addr in resolved {
-                    if !addrs.contains(&addr) {
-                        addrs.push(addr);
+                    if !addrs.iter().any(|(a, _)| *a == addr) {
+                        addrs.push((addr, host.to_owned()));
                     }
                 }
             }
@@ -103,7 +116,9 @@ pub(crate) fn spawn_resolver(
                     continue;
                 }
                 next = Instant::now() + interval;
-                let fresh = resolve_all(&names);
+                let named = resolve_hosts(&names);
+                control.learn_hosts(&named);
+                let fresh: Vec<SocketAddr> = named.into_iter().map(|(addr, _)| addr).collect();
                 let change = {
                     let mut current = control
                         .balancers

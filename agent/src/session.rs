@@ -14,7 +14,8 @@ use std::time::Instant;
 use bytes::Bytes;
 use ringway_core::tunnel::{Connection, Hello, HelloAck, PROTOCOL_VERSION};
 use ringway_io::net::TcpStream;
-use ringway_io::tunnel::Exit;
+use ringway_io::tls::TlsStream;
+use ringway_io::tunnel::{Exit, TunnelSocket};
 
 use crate::backoff::Backoff;
 use crate::stream;
@@ -57,6 +58,17 @@ async fn run_slot(worker: Rc<Worker>, addr: SocketAddr, mut want: Option<u16>) {
     });
     while worker.wants(addr) {
         match connect(&worker, addr).await {
+            Err(Failed::Tcp(e)) => {
+                tracing::debug!(balancer = %addr, error = %e, "cannot reach balancer");
+            }
+            Err(Failed::Tls(e)) => {
+                tracing::warn!(
+                    balancer = %addr,
+                    error = %e,
+                    hint = crate::tls::handshake_hint(&e),
+                    "TLS handshake with the balancer failed"
+                );
+            }
             Ok(socket) => {
                 let hello = Hello {
                     version: PROTOCOL_VERSION,
@@ -86,6 +98,15 @@ async fn run_slot(worker: Rc<Worker>, addr: SocketAddr, mut want: Option<u16>) {
                     Exit::Rejected(code) => {
                         tracing::error!(balancer = %addr, %code, "balancer rejected this agent (token or routes?)");
                     }
+                    other if tunnel.ack().is_none() && worker.tls().is_none() => {
+                        tracing::error!(
+                            balancer = %addr,
+                            reason = %other,
+                            "the balancer closed the plaintext connection before accepting the \
+                             hello: does its agent listener speak TLS? then drop \
+                             --insecure-plaintext (and give --ca-file)"
+                        );
+                    }
                     other => {
                         tracing::warn!(balancer = %addr, worker = ?want, reason = %other, "tunnel connection lost");
                     }
@@ -94,7 +115,6 @@ async fn run_slot(worker: Rc<Worker>, addr: SocketAddr, mut want: Option<u16>) {
                     return;
                 }
             }
-            Err(e) => tracing::debug!(balancer = %addr, error = %e, "cannot reach balancer"),
         }
         if !worker.wants(addr) {
             break;
@@ -106,18 +126,39 @@ async fn run_slot(worker: Rc<Worker>, addr: SocketAddr, mut want: Option<u16>) {
     worker.slot_ended(addr, want, probe);
 }
 
-async fn connect(worker: &Worker, addr: SocketAddr) -> std::io::Result<TcpStream> {
+/// Why a connection to a balancer could not be made.
+enum Failed {
+    /// The TCP connect (the balancer is down or unreachable: retried quietly).
+    Tcp(std::io::Error),
+    /// The TLS handshake (a certificate or a transport mismatch: logged each time).
+    Tls(std::io::Error),
+}
+
+/// Connects to `addr` and, unless plaintext, runs the TLS handshake (each within the connect
+/// timeout).
+async fn connect(worker: &Worker, addr: SocketAddr) -> Result<TunnelSocket, Failed> {
     let timeout = worker.config.connect_timeout;
+    let timed_out = || {
+        std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("timed out after {timeout:?}"),
+        )
+    };
     let socket = ringway_io::time::timeout(timeout, TcpStream::connect_addr(addr))
         .await
-        .map_err(|_| {
-            std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("connect timed out after {timeout:?}"),
-            )
-        })??;
-    socket.set_nodelay(true)?;
-    Ok(socket)
+        .map_err(|_| Failed::Tcp(timed_out()))?
+        .map_err(Failed::Tcp)?;
+    socket.set_nodelay(true).map_err(Failed::Tcp)?;
+    let Some(tls) = worker.tls() else {
+        return Ok(TunnelSocket::Plain(socket));
+    };
+    let name = tls.name_for(&worker.host_of(addr)).map_err(Failed::Tls)?;
+    let handshake = TlsStream::connect(socket, tls.config.clone(), name);
+    match ringway_io::time::timeout(timeout, handshake).await {
+        Ok(Ok(stream)) => Ok(stream.into()),
+        Ok(Err(e)) => Err(Failed::Tls(e)),
+        Err(_) => Err(Failed::Tls(timed_out())),
+    }
 }
 
 /// Connects the tunnel driver to this thread's worker: acks open sibling slots, streams become

@@ -18,8 +18,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use ringway_core::tunnel::{Connection, Event, HelloAck, ResetCode, StreamId};
-use ringway_io::net::TcpStream;
-use ringway_io::tunnel::{drive, Exit, Link, Role};
+use ringway_io::tunnel::{drive, Exit, Link, Role, TunnelSocket};
 
 pub(crate) use ringway_io::tunnel::{StreamAborted, StreamSlot};
 
@@ -88,7 +87,7 @@ impl Tunnel {
     /// Runs the connection over `socket` until it ends.
     pub(crate) async fn drive(
         self: &Rc<Self>,
-        socket: TcpStream,
+        socket: TunnelSocket,
         hooks: Rc<dyn TunnelHooks>,
     ) -> Exit {
         let role = Rc::new(AgentRole {

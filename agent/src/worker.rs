@@ -155,6 +155,16 @@ impl Worker {
         self.slots.borrow_mut().insert((addr, index))
     }
 
+    /// TLS to the balancers (`None`: plaintext).
+    pub(crate) fn tls(&self) -> Option<&crate::tls::ClientTls> {
+        self.control.tls.as_deref()
+    }
+
+    /// The host balancer `addr` was resolved from.
+    pub(crate) fn host_of(&self, addr: SocketAddr) -> String {
+        self.control.host_of(addr)
+    }
+
     /// How many runtime threads the agent runs.
     pub(crate) fn threads(&self) -> usize {
         self.control.threads()

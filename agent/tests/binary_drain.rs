@@ -15,7 +15,9 @@ fn spawn_agent(balancers: &[String], backend: std::net::SocketAddr, extra: &[&st
     for b in balancers {
         cmd.args(["--balancer", b]);
     }
+    // The fake balancer speaks the tunnel protocol in plaintext.
     cmd.args([
+        "--insecure-plaintext",
         "--token",
         "t",
         "--route",

@@ -17,7 +17,7 @@ fn spawn_agent(log: &Path, extra: &[&str]) -> Child {
         .unwrap();
     Command::new(env!("CARGO_BIN_EXE_ringway-agent"))
         .args(["--balancer", &closed.to_string(), "--route", "example.com"])
-        .args(["--backend", "127.0.0.1:9"])
+        .args(["--backend", "127.0.0.1:9", "--insecure-plaintext"])
         .args(extra)
         .env_remove("RINGWAY_LOG")
         .env_remove("RUST_LOG")

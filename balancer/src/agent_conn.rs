@@ -34,6 +34,10 @@ pub(crate) struct AgentIdentity {
     /// Unique among this worker's connections.
     pub(crate) key: u64,
     pub(crate) agent_id: String,
+    /// Where the id came from.
+    pub(crate) id_source: IdSource,
+    /// Whether the connection is TLS.
+    pub(crate) tls: bool,
     /// The token of its hello (checked again when a reload changes the tokens).
     pub(crate) token: String,
     pub(crate) routes: Vec<RouteId>,
@@ -41,6 +45,25 @@ pub(crate) struct AgentIdentity {
     pub(crate) max_streams: usize,
     /// The worker that owns the connection (for logs).
     pub(crate) worker_index: u16,
+}
+
+/// Where an agent connection's id came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IdSource {
+    /// The name of its verified client certificate (`agents.tls.client_ca`).
+    Certificate,
+    /// Its hello (`--agent-id`).
+    Hello,
+}
+
+impl IdSource {
+    /// As `/agents` and the log show it.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Certificate => "certificate",
+            Self::Hello => "hello",
+        }
+    }
 }
 
 /// One agent connection owned by this worker.
@@ -73,6 +96,16 @@ impl AgentConn {
 
     pub(crate) fn agent_id(&self) -> &str {
         &self.id.agent_id
+    }
+
+    /// Where its id came from.
+    pub(crate) fn id_source(&self) -> IdSource {
+        self.id.id_source
+    }
+
+    /// Whether the connection is TLS.
+    pub(crate) fn is_tls(&self) -> bool {
+        self.id.tls
     }
 
     pub(crate) fn token(&self) -> &str {

@@ -74,6 +74,20 @@ pub struct Cli {
     /// (`[listen] proxy_protocol = true`).
     #[arg(long)]
     pub proxy_protocol: bool,
+    /// The agent listener's certificate chain, PEM (`[agents.tls] cert`).
+    #[arg(long, value_name = "PEM", requires = "agent_tls_key")]
+    pub agent_tls_cert: Option<PathBuf>,
+    /// Its private key, PEM (`[agents.tls] key`).
+    #[arg(long, value_name = "PEM", requires = "agent_tls_cert")]
+    pub agent_tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) that sign the agents' client certificates (`[agents.tls]
+    /// client_ca`): mutual TLS, the certificate's name is the agent id.
+    #[arg(long, value_name = "PEM")]
+    pub agent_client_ca: Option<PathBuf>,
+    /// Plaintext agent tunnel, no TLS (`[agents] insecure_plaintext = true`): only on a
+    /// trusted network.
+    #[arg(long, conflicts_with_all = ["agent_tls_cert", "agent_client_ca"])]
+    pub insecure_plaintext: bool,
     /// Log format and filter.
     #[command(flatten)]
     pub log: ringway_log::LogArgs,
@@ -176,6 +190,18 @@ impl Cli {
         self.server.apply(c)?;
         if let Some(t) = &self.token {
             c.agents.token = Some(t.clone());
+        }
+        if let Some(cert) = &self.agent_tls_cert {
+            c.agents.tls.cert = Some(cert.clone());
+            c.agents.tls.key.clone_from(&self.agent_tls_key);
+            c.agents.insecure_plaintext = false;
+        }
+        if let Some(ca) = &self.agent_client_ca {
+            c.agents.tls.client_ca = Some(ca.clone());
+        }
+        if self.insecure_plaintext {
+            c.agents.insecure_plaintext = true;
+            c.agents.tls = config::AgentTlsConfig::default();
         }
         for r in &self.routes {
             let pattern = RouteSpec::parse(r).map_err(|e| format!("--route: {e}"))?;

@@ -6,6 +6,7 @@
 //!
 //! Every key is listed in docs/CONFIG.md.
 
+mod agent_tls;
 mod backends;
 mod error;
 mod tls;
@@ -20,6 +21,7 @@ use ringway_core::route::RoutePattern;
 use ringway_tuning::runtime::IoDriver;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub use agent_tls::AgentTlsConfig;
 pub use backends::{BackendSpec, BackendTarget, BackendsConfig, HealthConfig, SendProxy};
 pub use error::{ConfigError, ConfigProblem};
 pub use tls::{CertConfig, TlsConfig};
@@ -297,6 +299,12 @@ pub struct AgentsConfig {
     /// been gone this long: users then get 404 instead of 503.
     #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
     pub route_linger: Duration,
+    /// The agent listener speaks plaintext TCP, not TLS: only where the network itself is
+    /// trusted (loopback, a private link). Without it the listener needs `[agents.tls]`.
+    pub insecure_plaintext: bool,
+    /// The agent listener's TLS: its certificate, and the agents' client certificates.
+    #[serde(skip_serializing_if = "AgentTlsConfig::is_unset")]
+    pub tls: AgentTlsConfig,
 }
 
 impl Default for AgentsConfig {
@@ -306,6 +314,8 @@ impl Default for AgentsConfig {
             picker: PickerKind::default(),
             max_routes_per_agent: 1024,
             route_linger: Duration::from_secs(5 * 60),
+            insecure_plaintext: false,
+            tls: AgentTlsConfig::default(),
         }
     }
 }
@@ -601,6 +611,7 @@ impl Config {
             }
         }
         self.tls.validate(self.listen.https.is_some())?;
+        self.agents.tls.validate(self.agents.insecure_plaintext)?;
         if self.backends.max_connections == 0 {
             return Err((
                 "backends.max_connections".to_owned(),
@@ -642,6 +653,44 @@ impl Config {
     /// the same configuration.
     pub fn to_toml(&self) -> Result<String, String> {
         toml::to_string(self).map_err(|e| format!("writing the configuration as TOML: {e}"))
+    }
+
+    /// Whether any agent token is configured (`agents.token` or a route's `token`).
+    pub fn has_agent_tokens(&self) -> bool {
+        self.agents.token.is_some() || self.routes.iter().any(|r| r.token.is_some())
+    }
+
+    /// Whether the agent listener may start as configured: `(key, reason)` when not. It must
+    /// speak TLS (`[agents.tls]`) unless told to be plaintext (`agents.insecure_plaintext`),
+    /// and one that other hosts can reach (not a loopback address) must authenticate agents,
+    /// by token or by client certificate. Checked at the start and by a reload, not by
+    /// `--check`'s parse (whose defaults would fail it).
+    pub fn check_agent_listener(&self) -> Result<(), (String, String)> {
+        let addr = self.listen.agents;
+        if !self.agents.insecure_plaintext && !self.agents.tls.is_on() {
+            return Err((
+                "agents.tls".to_owned(),
+                "the agent listener speaks TLS and has no certificate: set [agents.tls] cert and \
+                 key (PEM files), or agents.insecure_plaintext = true (--insecure-plaintext) \
+                 for an unencrypted tunnel on a trusted network"
+                    .to_owned(),
+            ));
+        }
+        if !addr.ip().is_loopback()
+            && !self.has_agent_tokens()
+            && !self.agents.tls.requires_client_cert()
+        {
+            return Err((
+                "listen.agents".to_owned(),
+                format!(
+                    "the agent listener on {addr} is reachable from other hosts but nothing \
+                     authenticates agents: set agents.token (--token) or a route's token, or \
+                     require client certificates with agents.tls.client_ca; or listen on a \
+                     loopback address"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// The token an agent must present for `route` (canonical text), if any.

@@ -3,8 +3,11 @@
 //! An agent opens one tunnel connection per balancer worker, and its hello names the worker each
 //! one is for. The kernel's SO_REUSEPORT hashing delivers a connection to any worker; when that is
 //! not the one asked for, the accepting worker turns the socket into a plain file descriptor
-//! (`ringway_tuning::socket::into_std`) and sends it, with the bytes it has already read, over a
-//! channel to the right worker, which registers it with its own runtime and reads the hello again.
+//! (`ringway_tuning::socket::into_std`) and sends it, with the bytes it has already read (and,
+//! on a TLS connection, the TLS state past the handshake: keys, sequence numbers and whatever
+//! rustls holds), over a channel to the right worker, which registers it with its own runtime
+//! and reads the hello again. A TLS connection thus ends encrypted on the worker it asked for,
+//! with one handshake.
 //! The channel is only used at connection set-up, never on the request path. The receiving
 //! loop is `listener::receive_handoffs`.
 
@@ -17,6 +20,9 @@ use tracing::{info, warn};
 /// An agent connection on its way to another worker.
 pub(crate) struct Handoff {
     pub(crate) stream: std::net::TcpStream,
+    /// Its TLS state past the handshake (`None`: plaintext): rustls' keys and any bytes it
+    /// holds, so that the receiving worker goes on where this one stopped.
+    pub(crate) tls: Option<ringway_io::tls::TlsState>,
     /// Everything read from the connection so far (at least the hello).
     pub(crate) received: Bytes,
     pub(crate) peer: SocketAddr,
@@ -33,11 +39,11 @@ pub(crate) fn channels(workers: usize) -> (HandoffTx, Vec<HandoffRx>) {
     (txs.into(), rxs)
 }
 
-/// Sends `stream` (with no IO in flight) to worker `target` over its channel in `senders`.
+/// Sends `socket` (with no IO in flight) to worker `target` over its channel in `senders`.
 pub(crate) fn send(
     senders: &HandoffTx,
     target: u16,
-    stream: ringway_io::net::TcpStream,
+    socket: ringway_io::tunnel::TunnelSocket,
     received: Bytes,
     peer: SocketAddr,
 ) {
@@ -45,12 +51,20 @@ pub(crate) fn send(
         warn!(%peer, target, "hand-off to a worker that does not exist");
         return;
     };
-    match ringway_tuning::socket::into_std(stream) {
+    let detached = match socket.detach() {
+        Ok(d) => d,
+        Err(e) => {
+            warn!(%peer, target, error = %e, "agent connection hand-off failed");
+            return;
+        }
+    };
+    match ringway_tuning::socket::into_std(detached.tcp) {
         Ok(stream) => {
-            info!(%peer, target, "agent connection handed to its worker");
+            info!(%peer, target, tls = detached.tls.is_some(), "agent connection handed to its worker");
             if tx
                 .send(Handoff {
                     stream,
+                    tls: detached.tls,
                     received,
                     peer,
                 })

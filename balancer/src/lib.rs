@@ -14,6 +14,7 @@ mod access_log;
 mod admin;
 mod agent_accept;
 mod agent_conn;
+mod agent_tls;
 mod answer;
 mod attempt_stream;
 mod backends;
@@ -117,6 +118,19 @@ impl Balancer {
             .max(1);
         let count16 = u16::try_from(count)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "too many workers"))?;
+        config.check_agent_listener().map_err(|(key, reason)| {
+            io::Error::new(io::ErrorKind::InvalidInput, format!("{key}: {reason}"))
+        })?;
+        let agent_tls = agent_tls::AgentTls::new(&config.agents.tls)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?
+            .map(Arc::new);
+        if agent_tls.is_none() {
+            tracing::warn!(
+                listen = %config.listen.agents,
+                "agents.insecure_plaintext: the agent tunnel is not encrypted; tokens and \
+                 requests cross the network in the clear"
+            );
+        }
         let registry =
             Registry::new(&config).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let registry = Arc::new(registry);
@@ -196,6 +210,7 @@ impl Balancer {
                 clients: clients.clone(),
                 access: access_log::AccessLog::open(&config.log)?,
                 backends: backends.load_full(),
+                agent_tls: agent_tls.clone(),
             };
             workers.push(spawn_worker(spec, move |driver| {
                 listener::run(setup, driver)
@@ -220,7 +235,7 @@ impl Balancer {
             config,
             command_txs.clone(),
             (registry, backends),
-            tls,
+            (tls, agent_tls),
             start_admin,
         ));
         if let Some(listener) = admin_listener {

@@ -8,9 +8,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use ringway_io::net::TcpStream;
 use ringway_io::runtime::DriverKind;
+use ringway_io::tunnel::TunnelSocket;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::control::{Command, CommandRx, WorkerReload, WorkerReloaded};
@@ -159,8 +159,7 @@ pub(crate) async fn accept_agents(
         |stream, peer| {
             let span = info_span!("agent", %peer);
             ringway_io::spawn(
-                agent_accept::accept(worker.clone(), stream, peer, Bytes::new(), false)
-                    .instrument(span),
+                agent_accept::accept_new(worker.clone(), stream, peer).instrument(span),
             );
         },
     )
@@ -173,8 +172,9 @@ pub(crate) async fn receive_handoffs(worker: Rc<Worker>, rx: HandoffRx) {
         match TcpStream::from_std(h.stream) {
             Ok(stream) => {
                 let span = info_span!("agent", peer = %h.peer);
+                let socket = TunnelSocket::attach(stream, h.tls);
                 ringway_io::spawn(
-                    agent_accept::accept(worker.clone(), stream, h.peer, h.received, true)
+                    agent_accept::accept(worker.clone(), socket, h.peer, h.received, true)
                         .instrument(span),
                 );
             }

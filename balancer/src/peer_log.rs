@@ -19,6 +19,8 @@ use crate::config::LogConfig;
 pub(crate) enum PeerMistake {
     /// An agent connection broke the tunnel protocol before its hello.
     AgentProtocol,
+    /// An agent connection's TLS handshake failed, or it spoke TLS to a plaintext listener.
+    AgentTls,
     /// An agent connection sent no hello in time, or closed before it.
     AgentNoHello,
     /// An agent's hello was refused (token, route pattern, route count).
@@ -35,6 +37,7 @@ impl PeerMistake {
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::AgentProtocol => "agent protocol error",
+            Self::AgentTls => "agent TLS handshake failed",
             Self::AgentNoHello => "agent without hello",
             Self::AgentRejected => "agent rejected",
             Self::BadRequest => "bad request",

@@ -26,6 +26,7 @@ use serde::Serialize;
 use tracing::{error, info, warn};
 
 use crate::access_log::AccessLog;
+use crate::agent_tls::AgentTls;
 use crate::backends::{monitor, BackendBook, SharedBook};
 use crate::config::{Config, ConfigError};
 use crate::control::{Command, CommandTx, WorkerReload};
@@ -101,7 +102,15 @@ pub enum ReloadError {
         /// The bind error.
         source: std::io::Error,
     },
-    /// A certificate or key of `[tls]` could not be read or does not fit.
+    /// The agent listener would be exposed (see `Config::check_agent_listener`).
+    #[error("{key}: {reason}")]
+    Unsafe {
+        /// The key to set.
+        key: String,
+        /// Why, and how to fix it.
+        reason: String,
+    },
+    /// A certificate or key of `[tls]` or `[agents.tls]` could not be read or does not fit.
     #[error("{0}")]
     Tls(#[from] TlsError),
     /// The access log could not be opened.
@@ -157,6 +166,8 @@ pub(crate) struct Reloader {
     backends: SharedBook,
     /// The HTTPS listener's certificates, re-read on every reload (`None`: no HTTPS listener).
     tls: Option<Arc<Tls>>,
+    /// The agent listener's certificates, re-read on every reload (`None`: plaintext).
+    agent_tls: Option<Arc<AgentTls>>,
     running: Mutex<Running>,
     ok: AtomicU64,
     failed: AtomicU64,
@@ -176,12 +187,13 @@ impl Reloader {
         config: Arc<Config>,
         workers: Vec<CommandTx>,
         (registry, backends): (Arc<Registry>, SharedBook),
-        tls: Option<Arc<Tls>>,
+        (tls, agent_tls): (Option<Arc<Tls>>, Option<Arc<AgentTls>>),
         start_admin: StartAdmin,
     ) -> Self {
         Self {
             source,
             tls,
+            agent_tls,
             start_admin,
             workers,
             registry,
@@ -268,6 +280,19 @@ impl Reloader {
         next.listen.https = old.listen.https;
         next.tls.session_tickets = old.tls.session_tickets;
         next.tls.session_cache = old.tls.session_cache;
+        // TLS or plaintext on the agent listener is chosen at the start.
+        if next.agents.insecure_plaintext != old.agents.insecure_plaintext
+            || next.agents.tls.is_on() != old.agents.tls.is_on()
+        {
+            report.restart_needed.push(
+                "agents.insecure_plaintext / agents.tls (plaintext or TLS on the agent listener)"
+                    .to_owned(),
+            );
+            next.agents.insecure_plaintext = old.agents.insecure_plaintext;
+            next.agents.tls = old.agents.tls.clone();
+        }
+        next.check_agent_listener()
+            .map_err(|(key, reason)| ReloadError::Unsafe { key, reason })?;
 
         // 2. Prepare: bind what moved, open what changed. Nothing is applied yet.
         let count = self.workers.len();
@@ -278,6 +303,10 @@ impl Reloader {
         // The certificates first: a file that cannot be read fails the reload, naming it.
         let certs = match &self.tls {
             Some(_) => Some(Tls::prepare(&next.tls)?),
+            None => None,
+        };
+        let agent_certs = match &self.agent_tls {
+            Some(_) => Some(AgentTls::prepare(&next.agents.tls)?),
             None => None,
         };
         let mut admin = None;
@@ -339,6 +368,9 @@ impl Reloader {
         self.backends.store(book.clone());
         if let (Some(tls), Some(certs)) = (&self.tls, certs) {
             tls.apply(certs);
+        }
+        if let (Some(tls), Some(server)) = (&self.agent_tls, agent_certs) {
+            tls.apply(server, &next.agents.tls);
         }
         let mut users = users.map(Vec::into_iter);
         let mut agents = agents.map(Vec::into_iter);

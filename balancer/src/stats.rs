@@ -210,7 +210,7 @@ pub(crate) struct Counters {
 /// One agent connection, as `GET /agents` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct AgentInfo {
-    /// The agent's id (from its hello).
+    /// The agent's id (its client certificate's name, or its hello's id).
     pub(crate) id: String,
     /// The worker that owns the connection.
     pub(crate) worker: u16,
@@ -220,6 +220,11 @@ pub(crate) struct AgentInfo {
     pub(crate) streams: u32,
     /// Whether it takes new streams (not draining, not closed).
     pub(crate) open: bool,
+    /// Whether the tunnel connection is TLS.
+    pub(crate) tls: bool,
+    /// Where `id` came from: `certificate` (the name of its verified client certificate) or
+    /// `hello`.
+    pub(crate) id_from: &'static str,
 }
 
 /// Everything one worker tells the admin listener.

@@ -24,6 +24,7 @@ use ringway_core::upstream::UpstreamConfig;
 
 use crate::access_log::AccessLog;
 use crate::agent_conn::{AgentConn, ConnOwner};
+use crate::agent_tls::AgentTls;
 use crate::backends::{BackendBook, BackendTable, WorkerBackend};
 use crate::config::Config;
 use crate::deadlines::Deadlines;
@@ -66,6 +67,8 @@ pub(crate) struct WorkerSetup {
     pub(crate) backends: Arc<BackendBook>,
     /// Open connections per client address, shared by every worker (`None`: no limit).
     pub(crate) clients: Option<Arc<ClientTable>>,
+    /// The agent listener's TLS (`None`: `agents.insecure_plaintext`).
+    pub(crate) agent_tls: Option<Arc<AgentTls>>,
 }
 
 /// The agent connections of one route on this worker, and the picker that chooses among them.
@@ -134,6 +137,8 @@ pub(crate) struct Worker {
     pub(crate) conn_limit: ConnLimit,
     /// `[limits] max_connections_per_client` (`None`: no limit).
     pub(crate) clients: Option<Arc<ClientTable>>,
+    /// The agent listener's TLS, shared by every worker (`None`: plaintext).
+    pub(crate) agent_tls: Option<Arc<AgentTls>>,
     /// The routes' `max_concurrent` gates on this worker.
     /// Swapped by a reload that changed them; a request keeps the ones it started with.
     route_limits: RefCell<Rc<RouteLimits>>,
@@ -170,6 +175,7 @@ impl Worker {
             backends: BackendTable::new(&setup.backends, setup.config.backends),
             conn_limit: ConnLimit::new(setup.config.limits.max_connections_per_worker),
             clients: setup.clients.clone(),
+            agent_tls: setup.agent_tls.clone(),
             route_limits: RefCell::new(Rc::new(RouteLimits::new(&setup.config, &setup.registry))),
             registry: setup.registry.clone(),
             handoff: setup.handoff_tx.clone(),
@@ -293,6 +299,8 @@ impl Worker {
                         .collect(),
                     streams: conn.load().outstanding(),
                     open: conn.is_open(),
+                    tls: conn.is_tls(),
+                    id_from: conn.id_source().as_str(),
                 });
             }
         }

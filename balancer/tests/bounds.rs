@@ -19,7 +19,8 @@ fn routes(n: usize, host: &str) -> Vec<String> {
 
 #[test]
 fn a_ping_flood_from_an_agent_that_never_reads_is_cut_off_with_bounded_memory() {
-    let balancer = Balancer::start(&["--workers", "1"]);
+    // The raw agent speaks the tunnel protocol in plaintext.
+    let balancer = Balancer::start(&["--workers", "1", "--insecure-plaintext"]);
     // A small receive buffer: once this agent stops reading, the balancer's writes block soon.
     let hello = RawAgent::hello("flooder", &["flood.test".to_owned()]);
     let mut agent = RawAgent::connect(balancer.agents, hello, Some(4096));
@@ -85,7 +86,7 @@ fn a_ping_flood_from_an_agent_that_never_reads_is_cut_off_with_bounded_memory() 
 
 #[test]
 fn a_hello_with_more_routes_than_allowed_is_refused_with_too_many_routes() {
-    let balancer = Balancer::start(&["--workers", "1"]);
+    let balancer = Balancer::start(&["--workers", "1", "--insecure-plaintext"]);
     // Default limit: 256 routes per hello.
     let hello = RawAgent::hello("many", &routes(257, "many.test"));
     let mut agent = RawAgent::connect(balancer.agents, hello, None);
@@ -110,7 +111,13 @@ fn a_hello_with_more_routes_than_allowed_is_refused_with_too_many_routes() {
 #[test]
 fn an_agent_over_its_route_limit_across_connections_is_refused() {
     let config = config_file("per-agent", "[agents]\nmax_routes_per_agent = 3\n");
-    let balancer = Balancer::start(&["--workers", "1", "--config", config.to_str().unwrap()]);
+    let balancer = Balancer::start(&[
+        "--workers",
+        "1",
+        "--insecure-plaintext",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
     let mut first = RawAgent::connect(
         balancer.agents,
         RawAgent::hello("greedy", &routes(2, "greedy.test")),
@@ -145,7 +152,14 @@ fn an_agent_over_its_route_limit_across_connections_is_refused() {
     let backend = hello_backend();
     let four = routes(4, "real.test");
     let four: Vec<&str> = four.iter().map(String::as_str).collect();
-    let real = AgentProc::start(balancer.agents, "real", &four, backend.addr);
+    let real = AgentProc::start_with(
+        balancer.agents,
+        "real",
+        &four,
+        backend.addr,
+        support::TOKEN,
+        &["--insecure-plaintext"],
+    );
     assert!(
         real.log
             .wait_for("too many routes", 1, Duration::from_secs(10)),

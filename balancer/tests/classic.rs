@@ -333,14 +333,21 @@ fn unix_socket_and_host_name_backends() {
 #[test]
 fn agents_may_not_register_a_static_route() {
     let backend = hello_backend();
-    let balancer = balancer(
+    let path = support::config_file(
         "no-agents",
-        1,
         &format!(
             "[[route]]\npattern = \"{HOST}\"\nbackends = [\"{}\"]\n",
             backend.addr
         ),
     );
+    // The raw agent speaks the tunnel protocol in plaintext.
+    let balancer = Balancer::start(&[
+        "--workers",
+        "1",
+        "--insecure-plaintext",
+        "--config",
+        path.to_str().unwrap(),
+    ]);
     let mut agent = support::RawAgent::connect(
         balancer.agents,
         support::RawAgent::hello("intruder", &[HOST.to_owned()]),

@@ -127,6 +127,10 @@ fn spawn_logging_to(log: &Path, extra: &[&str]) -> Child {
             "1",
             "--no-pin",
         ])
+        .arg("--agent-tls-cert")
+        .arg(&support::pki::tunnel_pki().cert)
+        .arg("--agent-tls-key")
+        .arg(&support::pki::tunnel_pki().key)
         .args(extra)
         .env_remove("RINGWAY_LOG")
         .env_remove("RUST_LOG")
@@ -217,7 +221,14 @@ fn garbage_on_the_agent_port_gets_a_bounded_number_of_log_lines() {
         "limits.toml",
         "[log]\npeer_error_burst = 3\npeer_error_interval = \"1s\"\n",
     );
-    let balancer = Balancer::start(&["--workers", "1", "--config", config.to_str().unwrap()]);
+    // Garbage on a plaintext agent port reaches the tunnel's parser (on a TLS one, rustls').
+    let balancer = Balancer::start(&[
+        "--workers",
+        "1",
+        "--insecure-plaintext",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
     let started = Instant::now();
     for _ in 0..200 {
         let mut conn = TcpStream::connect(balancer.agents).unwrap();

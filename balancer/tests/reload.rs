@@ -322,7 +322,8 @@ fn raw_agent(balancer: &Balancer, id: &str, token: &str) -> RawAgent {
 #[test]
 fn a_token_change_sends_away_agents_whose_token_is_no_longer_valid() {
     let config = config_file("token", &token_route("old-secret"));
-    let balancer = Balancer::start(&["--config", arg(&config)]);
+    // The raw agents speak the tunnel protocol in plaintext.
+    let balancer = Balancer::start(&["--insecure-plaintext", "--config", arg(&config)]);
     let admin = balancer.admin.unwrap();
     let mut agent = raw_agent(&balancer, "a-old", "old-secret");
     assert_eq!(agent.handshake(), HelloOutcome::Accepted);

@@ -13,63 +13,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-use rustls::pki_types::CertificateDer;
+use support::pki::Pki;
 use support::{hello_backend, AgentProc, Balancer, Client, Response, ScriptedBackend};
-
-/// A test CA, the files of the leaves it issued, and a client config that trusts it.
-struct Pki {
-    ca: rcgen::Certificate,
-    ca_key: KeyPair,
-    dir: PathBuf,
-}
-
-impl Pki {
-    fn new(name: &str) -> Self {
-        let ca_key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "ringway test CA");
-        let ca = params.self_signed(&ca_key).unwrap();
-        let dir = std::env::temp_dir().join(format!("ringway-tls-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self { ca, ca_key, dir }
-    }
-
-    /// Issues a certificate for `names` (its common name is the first) and writes
-    /// `{file}.pem` and `{file}.key`; returns both paths.
-    fn issue(&self, file: &str, names: &[&str]) -> (PathBuf, PathBuf) {
-        let key = KeyPair::generate().unwrap();
-        let mut params =
-            CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
-                .unwrap();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, names[0]);
-        let cert = params.signed_by(&key, &self.ca, &self.ca_key).unwrap();
-        let (cert_path, key_path) = (
-            self.dir.join(format!("{file}.pem")),
-            self.dir.join(format!("{file}.key")),
-        );
-        std::fs::write(&cert_path, cert.pem()).unwrap();
-        std::fs::write(&key_path, key.serialize_pem()).unwrap();
-        (cert_path, key_path)
-    }
-
-    fn client_config(&self) -> Arc<rustls::ClientConfig> {
-        let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(CertificateDer::from(self.ca.der().to_vec()))
-            .unwrap();
-        let mut config = rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Arc::new(config)
-    }
-}
 
 /// `[[tls.cert]]` for the files `issue` wrote.
 fn cert_entry(hosts: &[&str], (cert, key): &(PathBuf, PathBuf), default: bool) -> String {
@@ -228,7 +173,7 @@ fn tls_1_2_and_session_resumption_work() {
     let https = b.https.unwrap();
     let mut roots = rustls::RootCertStore::empty();
     roots
-        .add(CertificateDer::from(pki.ca.der().to_vec()))
+        .add(rustls::pki_types::CertificateDer::from(pki.ca_der()))
         .unwrap();
     for version in [&rustls::version::TLS12, &rustls::version::TLS13] {
         let config = Arc::new(
@@ -387,7 +332,14 @@ fn a_key_that_does_not_match_its_certificate_is_refused_at_the_start() {
     let path = support::config_file("mismatch", &text);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringway-balancer"))
         .args(["--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0"])
-        .args(["--admin-listen", "off", "--workers", "1", "--no-pin"])
+        .args([
+            "--admin-listen",
+            "off",
+            "--workers",
+            "1",
+            "--no-pin",
+            "--insecure-plaintext",
+        ])
         .args(["--config", path.to_str().unwrap()])
         .output()
         .unwrap();

@@ -233,9 +233,11 @@ fn a_dead_agent_that_stopped_reading_does_not_keep_its_socket() {
     // a full socket. When the heartbeat declares the agent dead, that write must be cancelled and
     // the socket closed.
     // The route is known, so the request parks until the agent below registers.
+    // The freezing agent speaks the tunnel protocol in plaintext.
     let balancer = Balancer::start(&[
         "--workers",
         "1",
+        "--insecure-plaintext",
         "--ping-interval",
         "200ms",
         "--route",

@@ -183,13 +183,13 @@ CFG
 run_ringway() {
     echo "== ringway (balancer port $RW_USERS, agents $RW_AGENTS)" >&2
     RINGWAY_LOG=warn "$BIN/ringway-balancer" --workers 1 --no-pin \
-        --listen "127.0.0.1:$RW_USERS" --agent-listen "127.0.0.1:$RW_AGENTS" \
+        --listen "127.0.0.1:$RW_USERS" --agent-listen "127.0.0.1:$RW_AGENTS" --insecure-plaintext \
         --route "$HOST_HDR" --token bench --idle-timeout 600s \
         --max-connections-per-worker $((CONNS + 1000)) \
         > "$WORK/balancer.out" 2> "$WORK/balancer.err" &
     local balancer=$!
     PIDS+=("$balancer")
-    RINGWAY_LOG=warn "$BIN/ringway-agent" --balancer "127.0.0.1:$RW_AGENTS" --token bench \
+    RINGWAY_LOG=warn "$BIN/ringway-agent" --balancer "127.0.0.1:$RW_AGENTS" --insecure-plaintext --token bench \
         --route "$HOST_HDR" --backend "127.0.0.1:$BACKEND_PORT" --workers 1 \
         > /dev/null 2> "$WORK/agent.err" &
     local agent=$!

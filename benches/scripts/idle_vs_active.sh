@@ -55,12 +55,12 @@ CONF
 taskset -c 1 nginx -p "$WORK" -c "$WORK/backend.conf" &
 PIDS+=($!)
 RINGWAY_LOG=warn taskset -c 0 "$BIN/ringway-balancer" --workers 1 --admin-listen off \
-    --listen "127.0.0.1:$USERS" --agent-listen "127.0.0.1:$AGENTS" --route "$HOST_HDR" \
+    --listen "127.0.0.1:$USERS" --agent-listen "127.0.0.1:$AGENTS" --insecure-plaintext --route "$HOST_HDR" \
     --idle-timeout 10m --max-connections-per-worker $((IDLE + 1000)) \
     > "$WORK/balancer.out" 2> "$WORK/balancer.err" &
 BAL=$!
 PIDS+=("$BAL")
-RINGWAY_LOG=warn taskset -c 1 "$BIN/ringway-agent" --balancer "127.0.0.1:$AGENTS" --route "$HOST_HDR" \
+RINGWAY_LOG=warn taskset -c 1 "$BIN/ringway-agent" --balancer "127.0.0.1:$AGENTS" --insecure-plaintext --route "$HOST_HDR" \
     --backend "127.0.0.1:$BACKEND_PORT" --workers 1 > /dev/null 2> "$WORK/agent.err" &
 PIDS+=($!)
 for _ in $(seq 1 100); do

@@ -62,6 +62,8 @@ config() { # backend port…
 users = "127.0.0.1:$USERS"
 agents = "127.0.0.1:0"
 admin = "off"
+[agents]
+insecure_plaintext = true
 [runtime]
 workers = 1
 io_driver = "$DRIVER"

@@ -238,13 +238,13 @@ run_balancer() { # the real balancer's idle figure, as idle_conns.sh measures it
     local backend=$!
     PIDS+=("$backend")
     RINGWAY_LOG=warn taskset -c 0 "$BIN/ringway-balancer" --workers 1 --no-pin \
-        --listen "127.0.0.1:$RW_USERS" --agent-listen "127.0.0.1:$RW_AGENTS" \
+        --listen "127.0.0.1:$RW_USERS" --agent-listen "127.0.0.1:$RW_AGENTS" --insecure-plaintext \
         --route "$HOST_HDR" --token bench --idle-timeout 600s \
         --max-connections-per-worker $((IDLE_CONNS + CONNS + 1000)) \
         > /dev/null 2> "$WORK/balancer.err" &
     local balancer=$!
     PIDS+=("$balancer")
-    RINGWAY_LOG=warn taskset -c 1 "$BIN/ringway-agent" --balancer "127.0.0.1:$RW_AGENTS" --token bench \
+    RINGWAY_LOG=warn taskset -c 1 "$BIN/ringway-agent" --balancer "127.0.0.1:$RW_AGENTS" --insecure-plaintext --token bench \
         --route "$HOST_HDR" --backend "127.0.0.1:$BACKEND_PORT" --workers 1 \
         > /dev/null 2> "$WORK/agent.err" &
     local agent=$!

@@ -275,11 +275,11 @@ run_ringway() { # driver
     local driver=$1
     echo "== ringway tunnel, $driver: balancer on CPU 0, agent on CPU 1" >&2
     RINGWAY_LOG=warn taskset -c 0 "$BIN/ringway-balancer" --workers 1 --io-driver "$driver" \
-        --listen "127.0.0.1:$RW_USERS" --agent-listen "127.0.0.1:$RW_AGENTS" \
+        --listen "127.0.0.1:$RW_USERS" --agent-listen "127.0.0.1:$RW_AGENTS" --insecure-plaintext \
         --route "$HOST_HDR" --token bench > "$WORK/balancer.out" 2> "$WORK/balancer.err" &
     local bal=$!
     PIDS+=("$bal")
-    RINGWAY_LOG=warn RUST_LOG=warn taskset -c 1 "$BIN/ringway-agent" --balancer "127.0.0.1:$RW_AGENTS" \
+    RINGWAY_LOG=warn RUST_LOG=warn taskset -c 1 "$BIN/ringway-agent" --balancer "127.0.0.1:$RW_AGENTS" --insecure-plaintext \
         --token bench --route "$HOST_HDR" --backend "127.0.0.1:$BACKEND_PORT" --workers 1 \
         --io-driver "$driver" > /dev/null 2> "$WORK/agent.err" &
     local agent=$!
@@ -293,7 +293,7 @@ run_classic() { # driver
     local driver=$1
     echo "== ringway classic mode, $driver: balancer on CPU 0, static backend" >&2
     RINGWAY_LOG=warn taskset -c 0 "$BIN/ringway-balancer" --workers 1 --io-driver "$driver" \
-        --listen "127.0.0.1:$RW_USERS" --agent-listen "127.0.0.1:$RW_AGENTS" --admin-listen off \
+        --listen "127.0.0.1:$RW_USERS" --agent-listen "127.0.0.1:$RW_AGENTS" --insecure-plaintext --admin-listen off \
         --backend "$HOST_HDR=127.0.0.1:$BACKEND_PORT" > "$WORK/balancer.out" 2> "$WORK/balancer.err" &
     local bal=$!
     PIDS+=("$bal")

@@ -8,10 +8,11 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod pki;
 
 use std::net::SocketAddr;
 
-use ringway_agent::{Agent, AgentConfig, AgentHandle};
+use ringway_agent::{Agent, AgentConfig, AgentHandle, TlsSettings, Transport};
 use ringway_balancer::config::{BackendSpec, BackendTarget, RouteConfig, RouteSpec};
 use ringway_balancer::{Balancer, Config};
 use ringway_hello::HelloHandle;
@@ -52,6 +53,8 @@ pub struct Demo {
     pub agent: AgentHandle,
     /// The hello backend (on a free loopback port).
     pub backend: HelloHandle,
+    /// The tunnel's throwaway certificates (removed when the demo is dropped).
+    pub pki: pki::DemoPki,
 }
 
 impl Demo {
@@ -69,6 +72,11 @@ impl Demo {
             weight: 1,
         }];
         config.routes.push(route);
+        // TLS on the tunnel, with certificates made for this run.
+        let pki = pki::DemoPki::generate()?;
+        config.agents.insecure_plaintext = false;
+        config.agents.tls.cert = Some(pki.cert.clone());
+        config.agents.tls.key = Some(pki.key.clone());
         let balancer = Balancer::start(config).map_err(|e| {
             format!(
                 "starting the balancer: {e} (is the port taken? try --listen 127.0.0.1:0 \
@@ -82,12 +90,17 @@ impl Demo {
             backend.addr,
         );
         agent_config.agent_id = "demo-agent".to_owned();
+        agent_config.transport = Transport::Tls(TlsSettings {
+            ca_file: Some(pki.ca.clone()),
+            ..TlsSettings::default()
+        });
         let agent =
             Agent::start(agent_config).map_err(|e| format!("starting the demo agent: {e}"))?;
         Ok(Self {
             balancer,
             agent,
             backend,
+            pki,
         })
     }
 

@@ -49,6 +49,10 @@ fn demo(args: &DemoArgs) -> Result<(), String> {
         "ringway-demo: hello backend listening on {}",
         demo.backend.addr
     );
+    println!(
+        "ringway-demo: agent tunnel over TLS (throwaway CA and certificate in {})",
+        demo.pki.dir().display()
+    );
     if let Some(admin) = demo.balancer.admin_addr() {
         println!("ringway-demo: admin listening on {admin}");
     }

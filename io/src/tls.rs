@@ -1,4 +1,6 @@
-//! TLS on a server-side TCP stream: rustls' `ServerConnection` driven sans-IO (`read_tls`,
+//! TLS on a TCP stream, either end: rustls' `ServerConnection` ([`TlsStream::accept`], the
+//! HTTPS listener and the balancer's agent listener) or `ClientConnection`
+//! ([`TlsStream::connect`], the agent's tunnel) driven sans-IO (`read_tls`,
 //! `process_new_packets`, `reader`, `writer`, `write_tls`) over the runtime's owned-buffer
 //! socket IO.
 //!
@@ -17,6 +19,11 @@
 //! Alerts or key updates that processing incoming records queues are sent with the next write
 //! (by the write half when split, at once when not); a handshake's are sent before it returns.
 //!
+//! A connection past its handshake can leave its thread: [`TlsStream::into_parts`] gives the
+//! TCP stream and a `Send` [`TlsState`] (rustls' state and any ciphertext read but not yet
+//! processed), and [`TlsStream::from_parts`] puts them together on another runtime (the
+//! balancer hands an agent connection to the worker its hello asked for).
+//!
 //! Why not the `monoio-rustls` crate: it keeps two 16 KiB buffers per connection for the
 //! connection's whole life (an idle connection here holds none), has no cancelable read (the
 //! balancer's upload loop stops a read without losing a byte), and splits by aliasing the whole
@@ -31,11 +38,13 @@ use std::sync::Arc;
 
 use bytes::{Buf, BytesMut};
 use monoio::io::{
-    AsyncWriteRent, AsyncWriteRentExt, CancelHandle, CancelableAsyncReadRent, OwnedReadHalf,
-    OwnedWriteHalf, Splitable,
+    AsyncWriteRent, AsyncWriteRentExt, CancelHandle, CancelableAsyncReadRent,
+    CancelableAsyncWriteRent, CancelableAsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf,
+    Splitable,
 };
 use monoio::net::TcpStream;
-use rustls::{ServerConfig, ServerConnection};
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerConnection};
 
 use crate::rw::{read_append, read_append_cancelable};
 
@@ -43,7 +52,7 @@ use crate::rw::{read_append, read_append_cancelable};
 /// overhead) and then some.
 const CIPHERTEXT_READ: usize = 18 * 1024;
 
-/// A TLS server connection over a TCP stream, past its handshake.
+/// A TLS connection (server or client end) over a TCP stream, past its handshake.
 pub struct TlsStream {
     tcp: TcpStream,
     session: Rc<RefCell<Session>>,
@@ -63,21 +72,54 @@ pub struct TlsWriteHalf {
 
 /// What both halves share: rustls' state and the ciphertext read but not yet handed to it.
 struct Session {
-    conn: ServerConnection,
+    conn: Connection,
     /// Ciphertext from the socket that rustls has not taken yet (it takes what its buffers hold
     /// room for). Empty, with no allocation, between reads.
     wire: BytesMut,
+    /// Ciphertext asked of one socket read ([`CIPHERTEXT_READ`] unless set).
+    read_size: usize,
+}
+
+/// A [`TlsStream`]'s TLS state without its socket, to move the connection to another thread
+/// (`Send`): see [`TlsStream::into_parts`].
+pub struct TlsState {
+    session: Session,
+}
+
+impl std::fmt::Debug for TlsState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsState")
+            .field("buffered", &self.session.wire.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl TlsStream {
     /// Runs the server handshake over `tcp` with `config` (its certificate resolver, ALPN,
     /// versions, resumption). Fails on a peer's TLS error (after sending rustls' alert) or an
     /// end of stream before the handshake completed; the caller bounds it in time.
-    pub async fn accept(mut tcp: TcpStream, config: Arc<ServerConfig>) -> io::Result<Self> {
+    pub async fn accept(tcp: TcpStream, config: Arc<ServerConfig>) -> io::Result<Self> {
         let conn = ServerConnection::new(config).map_err(tls_error)?;
+        Self::handshake(tcp, Connection::Server(conn)).await
+    }
+
+    /// Runs the client handshake over `tcp` with `config` (its roots, client certificate,
+    /// ALPN), verifying the server's certificate for `name`. Fails like [`Self::accept`] (a
+    /// certificate the roots do not vouch for is rustls' error, in the message).
+    pub async fn connect(
+        tcp: TcpStream,
+        config: Arc<ClientConfig>,
+        name: ServerName<'static>,
+    ) -> io::Result<Self> {
+        let conn = ClientConnection::new(config, name).map_err(tls_error)?;
+        Self::handshake(tcp, Connection::Client(conn)).await
+    }
+
+    async fn handshake(mut tcp: TcpStream, conn: Connection) -> io::Result<Self> {
         let session = Rc::new(RefCell::new(Session {
             conn,
             wire: BytesMut::new(),
+            read_size: CIPHERTEXT_READ,
         }));
         loop {
             flush(&mut tcp, &session).await?;
@@ -120,9 +162,66 @@ impl TlsStream {
             .map_or(true, |state| state.plaintext_bytes_to_read() > 0)
     }
 
-    /// The SNI host name the client asked for, if it sent one.
+    /// The SNI host name the client asked for, if it sent one (server end only).
     pub fn server_name(&self) -> Option<String> {
-        self.session.borrow().conn.server_name().map(str::to_owned)
+        match &self.session.borrow().conn {
+            Connection::Server(conn) => conn.server_name().map(str::to_owned),
+            Connection::Client(_) => None,
+        }
+    }
+
+    /// The peer's end-entity certificate, if it presented one (a client certificate the
+    /// server's verifier accepted; always the server's on the client end).
+    pub fn peer_certificate(&self) -> Option<CertificateDer<'static>> {
+        let s = self.session.borrow();
+        s.conn
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .map(|c| c.clone().into_owned())
+    }
+
+    /// The ALPN protocol agreed on, if any.
+    pub fn alpn_protocol(&self) -> Option<Vec<u8>> {
+        self.session
+            .borrow()
+            .conn
+            .alpn_protocol()
+            .map(<[u8]>::to_vec)
+    }
+
+    /// Ciphertext asked of each socket read from now on (a whole record, 18 KiB, by default;
+    /// a bulk stream such as the tunnel asks for more, to read several records at once).
+    pub fn set_read_size(&mut self, bytes: usize) {
+        self.session.borrow_mut().read_size = bytes.max(CIPHERTEXT_READ);
+    }
+
+    /// The TCP stream and the TLS state apart, to move the connection to another thread
+    /// ([`Self::from_parts`] there). Nothing is lost: plaintext rustls decrypted but nobody
+    /// read and ciphertext not yet processed travel in the state.
+    /// Hands the stream back unchanged should its state be shared (it never is: only split
+    /// halves share it, and a [`TlsStream`] is whole).
+    pub fn into_parts(self) -> Result<(TcpStream, TlsState), Self> {
+        match Rc::try_unwrap(self.session) {
+            Ok(cell) => Ok((
+                self.tcp,
+                TlsState {
+                    session: cell.into_inner(),
+                },
+            )),
+            Err(session) => Err(Self {
+                tcp: self.tcp,
+                session,
+            }),
+        }
+    }
+
+    /// A stream from the parts [`Self::into_parts`] gave (the TCP stream registered with this
+    /// thread's runtime).
+    pub fn from_parts(tcp: TcpStream, state: TlsState) -> Self {
+        Self {
+            tcp,
+            session: Rc::new(RefCell::new(state.session)),
+        }
     }
 
     /// Reads decrypted bytes into the spare capacity of `buf` (at most `want`); `Ok(0)` is the
@@ -213,6 +312,28 @@ impl TlsWriteHalf {
         write_plain(&mut self.tcp, &self.session, data).await
     }
 
+    /// [`Self::write_all`] that `handle` cancels (the socket write fails with `ECANCELED`):
+    /// for a connection that closes under a blocked write. The TLS stream is unusable after a
+    /// cancelled write (a record may be cut), so only a closing connection cancels.
+    pub async fn write_all_cancelable(
+        &mut self,
+        data: BytesMut,
+        handle: CancelHandle,
+    ) -> (io::Result<()>, BytesMut) {
+        let mut at = 0;
+        while at < data.len() {
+            let wrote = self.session.borrow_mut().conn.writer().write(&data[at..]);
+            match wrote {
+                Ok(n) => at += n,
+                Err(e) => return (Err(e), data),
+            }
+            if let Err(e) = flush_cancelable(&mut self.tcp, &self.session, handle.clone()).await {
+                return (Err(e), data);
+            }
+        }
+        (Ok(()), data)
+    }
+
     /// [`TlsStream::shutdown`] on the write half.
     pub async fn shutdown(&mut self) -> io::Result<()> {
         self.session.borrow_mut().conn.send_close_notify();
@@ -242,27 +363,44 @@ async fn read_plain<R: CancelableAsyncReadRent>(
 }
 
 /// Hands ciphertext to rustls and moves plaintext out: `Some(n)` when `n` bytes were appended
-/// (`Some(0)` at the peer's `close_notify`), `None` when more ciphertext is needed.
+/// (as many as the ciphertext already read holds, up to `want`; `Some(0)` at the peer's
+/// `close_notify`), `None` when more ciphertext is needed.
 fn take_plaintext(s: &mut Session, buf: &mut BytesMut, want: usize) -> io::Result<Option<usize>> {
+    let want = want.max(1);
+    let mut n = 0;
     loop {
         let state = s.conn.process_new_packets().map_err(tls_error)?;
-        if state.plaintext_bytes_to_read() > 0 {
+        let ready = state.plaintext_bytes_to_read();
+        if ready > 0 {
+            let goal = ready.min(want - n);
             let mut reader = s.conn.reader();
-            let chunk = reader.fill_buf()?;
-            let n = chunk.len().min(want.max(1));
-            buf.extend_from_slice(&chunk[..n]);
-            reader.consume(n);
-            return Ok(Some(n));
+            let mut took = 0;
+            while took < goal {
+                let chunk = reader.fill_buf()?;
+                let k = chunk.len().min(goal - took);
+                if k == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..k]);
+                reader.consume(k);
+                took += k;
+            }
+            n += took;
+            if n >= want || took == 0 {
+                return Ok(Some(n));
+            }
+            // More may be decrypted from the ciphertext already read.
+            continue;
         }
         if state.peer_has_closed() {
-            return Ok(Some(0));
+            return Ok(Some(n));
         }
         if s.wire.is_empty() {
             // Nothing held: no allocation while idle.
             s.wire = BytesMut::new();
-            return Ok(None);
+            return Ok((n > 0).then_some(n));
         }
-        let Session { conn, wire } = s;
+        let Session { conn, wire, .. } = s;
         let mut src: &[u8] = wire;
         let taken = conn.read_tls(&mut src)?;
         if taken == 0 {
@@ -279,10 +417,13 @@ async fn pull<R: CancelableAsyncReadRent>(
     session: &RefCell<Session>,
     cancel: Option<CancelHandle>,
 ) -> io::Result<bool> {
-    let mut wire = std::mem::take(&mut session.borrow_mut().wire);
+    let (mut wire, want) = {
+        let mut s = session.borrow_mut();
+        (std::mem::take(&mut s.wire), s.read_size)
+    };
     let read = match cancel {
-        Some(handle) => read_append_cancelable(tcp, &mut wire, CIPHERTEXT_READ, handle).await,
-        None => read_append(tcp, &mut wire, CIPHERTEXT_READ).await,
+        Some(handle) => read_append_cancelable(tcp, &mut wire, want, handle).await,
+        None => read_append(tcp, &mut wire, want).await,
     };
     let mut s = session.borrow_mut();
     s.wire = wire;
@@ -292,7 +433,7 @@ async fn pull<R: CancelableAsyncReadRent>(
     }
     // Handshake messages are processed here too, so that the handshake loop sees its state.
     while !s.wire.is_empty() {
-        let Session { conn, wire } = &mut *s;
+        let Session { conn, wire, .. } = &mut *s;
         let mut src: &[u8] = wire;
         let taken = conn.read_tls(&mut src)?;
         wire.advance(taken);
@@ -329,19 +470,39 @@ async fn write_plain<W: AsyncWriteRent>(
 /// Writes every record rustls has queued (handshake, alerts, application data).
 async fn flush<W: AsyncWriteRent>(tcp: &mut W, session: &RefCell<Session>) -> io::Result<()> {
     loop {
-        let mut records = Vec::new();
-        {
-            let mut s = session.borrow_mut();
-            while s.conn.wants_write() {
-                s.conn.write_tls(&mut records)?;
-            }
-        }
+        let records = take_records(session)?;
         if records.is_empty() {
             return Ok(());
         }
         let (res, _) = tcp.write_all(records).await;
         res?;
     }
+}
+
+/// [`flush`] that `handle` cancels.
+async fn flush_cancelable<W: CancelableAsyncWriteRent>(
+    tcp: &mut W,
+    session: &RefCell<Session>,
+    handle: CancelHandle,
+) -> io::Result<()> {
+    loop {
+        let records = take_records(session)?;
+        if records.is_empty() {
+            return Ok(());
+        }
+        let (res, _) = CancelableAsyncWriteRentExt::write_all(tcp, records, handle.clone()).await;
+        res?;
+    }
+}
+
+/// Every record rustls has queued, in one buffer.
+fn take_records(session: &RefCell<Session>) -> io::Result<Vec<u8>> {
+    let mut records = Vec::new();
+    let mut s = session.borrow_mut();
+    while s.conn.wants_write() {
+        s.conn.write_tls(&mut records)?;
+    }
+    Ok(records)
 }
 
 #[allow(clippy::needless_pass_by_value)]

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use ringway_agent::{Agent, AgentConfig, AgentHandle};
+use ringway_agent::{Agent, AgentConfig, AgentHandle, Transport};
 use ringway_tuning::runtime::{DriverKind, IoDriver};
 
 /// Both IO drivers where io_uring works here, else epoll only.
@@ -21,6 +21,8 @@ pub fn config(balancer: SocketAddr, backend: SocketAddr) -> AgentConfig {
         backend,
     );
     config.agent_id = "test-agent".into();
+    // The fake balancer speaks the tunnel protocol in plaintext.
+    config.transport = Transport::InsecurePlaintext;
     config.io_driver = IoDriver::Epoll;
     config
 }

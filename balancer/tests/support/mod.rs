@@ -15,6 +15,7 @@ use bytes::BytesMut;
 use ringway_core::http::{BodyDecoder, BodyEvent, Limits, ResponseParser};
 
 pub mod killable;
+pub mod pki;
 
 /// The token every test balancer and agent use unless a test says otherwise.
 pub const TOKEN: &str = "test-token";
@@ -115,6 +116,15 @@ impl Balancer {
             cmd.args(["--admin-listen", "127.0.0.1:0"]);
         }
         cmd.args(["--token", TOKEN, "--no-pin"]).args(args);
+        // TLS on the agent tunnel, with this process's test certificates, unless the test
+        // asks for plaintext or brings its own.
+        if !args.contains(&"--insecure-plaintext") && !args.contains(&"--agent-tls-cert") {
+            let pki = pki::tunnel_pki();
+            cmd.arg("--agent-tls-cert")
+                .arg(&pki.cert)
+                .arg("--agent-tls-key")
+                .arg(&pki.key);
+        }
         cmd.env(
             "RINGWAY_LOG",
             std::env::var("TEST_LOG").unwrap_or_else(|_| "info".to_owned()),
@@ -266,6 +276,11 @@ impl AgentProc {
             id,
         ]);
         cmd.args(["--backend", backend]);
+        // TLS to the balancer, trusting this process's test CA, unless the test asks for
+        // plaintext or brings its own.
+        if !extra.contains(&"--insecure-plaintext") && !extra.contains(&"--ca-file") {
+            cmd.arg("--ca-file").arg(&pki::tunnel_pki().ca);
+        }
         for r in routes {
             cmd.args(["--route", r]);
         }

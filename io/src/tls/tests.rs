@@ -112,3 +112,56 @@ fn a_client_that_does_not_speak_tls_fails_the_handshake() {
     });
     peer.join().unwrap();
 }
+
+/// The client driver against the server driver, each on its own runtime thread; the server's
+/// connection is taken apart after its first read (`into_parts`: a `Send` state, as a hand-off
+/// to another thread carries it) and put together again (`from_parts`): it goes on where it
+/// stopped, nothing rustls buffered is lost.
+#[test]
+fn a_connection_taken_apart_past_its_handshake_goes_on() {
+    fn is_send<T: Send>() {}
+    is_send::<TlsState>();
+    let (server, client_config) = configs();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let message: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
+    let sent = message.clone();
+    let client = std::thread::spawn(move || {
+        block_on(IoDriver::Epoll, 256, |_| async move {
+            let tcp = TcpStream::connect_addr(addr).await.unwrap();
+            let name = ServerName::try_from("localhost").unwrap();
+            let mut tls = TlsStream::connect(tcp, client_config, name).await.unwrap();
+            assert!(tls.peer_certificate().is_some(), "the server's certificate");
+            let (res, _) = tls.write_all(BytesMut::from(&sent[..])).await;
+            res.unwrap();
+            let mut back = BytesMut::new();
+            while back.len() < 5 {
+                assert!(tls.read_more(&mut back, 1024).await.unwrap() > 0);
+            }
+            back
+        })
+    });
+    let total = message.len();
+    let got = block_on(IoDriver::Epoll, 256, |_| async move {
+        let (std_tcp, _) = listener.accept().unwrap();
+        let tcp = TcpStream::from_std(std_tcp).unwrap();
+        let mut tls = TlsStream::accept(tcp, server).await.unwrap();
+        assert!(
+            tls.peer_certificate().is_none(),
+            "no client certificate asked for"
+        );
+        let mut got = BytesMut::new();
+        tls.read_more(&mut got, 10).await.unwrap();
+        let (tcp, state) = tls.into_parts().ok().unwrap();
+        let state = std::thread::spawn(move || state).join().unwrap();
+        let mut tls = TlsStream::from_parts(tcp, state);
+        while got.len() < total {
+            assert!(tls.read_more(&mut got, 64 * 1024).await.unwrap() > 0);
+        }
+        let (res, _) = tls.write_all(BytesMut::from(&b"moved"[..])).await;
+        res.unwrap();
+        got
+    });
+    assert_eq!(&got[..], &message[..]);
+    assert_eq!(&client.join().unwrap()[..], b"moved");
+}

@@ -21,15 +21,11 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use monoio::io::{
-    AsyncWriteRent, CancelHandle, CancelableAsyncWriteRentExt, Canceller, OwnedReadHalf,
-    OwnedWriteHalf, Splitable,
-};
-use monoio::net::TcpStream;
+use monoio::io::{CancelHandle, Canceller};
 use ringway_core::tunnel::Event;
 
 use super::link::{Exit, Link, READ_CHUNK};
-use crate::{read_append_cancelable, write_all_by};
+use super::socket::{SocketRead, SocketWrite, TunnelSocket};
 
 /// How long the last write of a closed connection (its GOAWAY) may take.
 pub const FINAL_FLUSH: Duration = Duration::from_secs(1);
@@ -42,19 +38,20 @@ pub trait Role {
     fn on_event(&self, event: Event) -> Result<(), Exit>;
 }
 
-/// Drives `link` over `socket` until it closes and returns why. `received` holds bytes already
-/// read (after a hello the accepting side parsed). Returns once the reader and the writer are
-/// done (the final flush included); the heartbeat ends on its own right after.
+/// Drives `link` over `socket` (plain TCP or TLS) until it closes and returns why. `received`
+/// holds bytes already read (after a hello the accepting side parsed). Returns once the reader
+/// and the writer are done (the final flush included); the heartbeat ends on its own right
+/// after.
 pub async fn drive<R: Role + 'static>(
     link: Rc<Link>,
-    socket: TcpStream,
+    socket: impl Into<TunnelSocket>,
     received: BytesMut,
     role: Rc<R>,
 ) -> Exit {
     if link.is_closed() {
         return link.take_exit().unwrap_or(Exit::Killed);
     }
-    let (rd, wr) = socket.into_split();
+    let (rd, wr) = socket.into().into_split();
     let canceller = Canceller::new();
     let cancel = canceller.handle();
     *link.canceller.borrow_mut() = Some(canceller);
@@ -70,7 +67,7 @@ pub async fn drive<R: Role + 'static>(
 async fn read_loop<R: Role>(
     link: &Link,
     role: &R,
-    mut rd: OwnedReadHalf<TcpStream>,
+    mut rd: SocketRead,
     mut buf: BytesMut,
     cancel: CancelHandle,
 ) {
@@ -93,7 +90,7 @@ async fn read_loop<R: Role>(
             // The allocation went out in `Bytes` slices of DATA frames: start a fresh one.
             buf = link.bufs.take();
         }
-        let res = read_append_cancelable(&mut rd, &mut buf, READ_CHUNK, cancel.clone()).await;
+        let res = rd.read(&mut buf, READ_CHUNK, cancel.clone()).await;
         link.reads.set(link.reads.get() + 1);
         match res {
             Ok(0) => {
@@ -115,7 +112,7 @@ async fn read_loop<R: Role>(
 async fn write_loop<R: Role>(
     link: Rc<Link>,
     role: Rc<R>,
-    mut wr: OwnedWriteHalf<TcpStream>,
+    mut wr: SocketWrite,
     cancel: CancelHandle,
 ) {
     let mut out = link.bufs.take();
@@ -129,9 +126,9 @@ async fn write_loop<R: Role>(
             link.writes.set(link.writes.get() + 1);
             if closed {
                 if !link.killed() {
-                    let _ = write_all_by(&mut wr, out, Instant::now() + FINAL_FLUSH).await;
+                    wr.write_all_by(out, Instant::now() + FINAL_FLUSH).await;
                 }
-                let _ = wr.shutdown().await;
+                wr.shutdown().await;
                 return;
             }
             let (res, buf) = wr.write_all(out, cancel.clone()).await;
@@ -143,7 +140,7 @@ async fn write_loop<R: Role>(
             continue;
         }
         if closed {
-            let _ = wr.shutdown().await;
+            wr.shutdown().await;
             out.clear();
             link.bufs.give(out);
             return;

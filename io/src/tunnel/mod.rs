@@ -6,6 +6,8 @@
 //! - [`drive`]: the reader, the coalescing writer (one write per wake-up) and the heartbeat.
 //! - [`StreamSlot`]: one stream's inbound events, failure and send credit, with separate
 //!   doorbells so an upload and a download can wait on the same stream at once.
+//! - [`TunnelSocket`]: the transport, plain TCP or TLS (`crate::tls`); taken apart
+//!   ([`TunnelSocket::detach`]) and put together again on another thread for a hand-off.
 //! - [`Role`]: what only one end does — the balancer registers agents and stops opening streams
 //!   on GOAWAY; the agent starts a task per opened stream and lingers after its own GOAWAY.
 //!
@@ -33,7 +35,9 @@
 mod driver;
 mod link;
 mod slot;
+mod socket;
 
 pub use driver::{drive, Role, FINAL_FLUSH};
 pub use link::{buffers, Exit, Link, LinkStats, READ_CHUNK};
 pub use slot::{StreamAborted, StreamEvent, StreamSlot};
+pub use socket::{DetachedSocket, TunnelSocket};
