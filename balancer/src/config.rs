@@ -9,6 +9,7 @@
 mod backends;
 mod error;
 mod tls;
+mod tokens;
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -23,6 +24,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub use backends::{BackendSpec, BackendTarget, BackendsConfig, HealthConfig, SendProxy};
 pub use error::{ConfigError, ConfigProblem};
 pub use tls::{CertConfig, TlsConfig};
+pub use tokens::{check_name as check_token_name, AgentToken, TokenDigest};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -282,8 +284,8 @@ impl TunnelConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AgentsConfig {
-    /// Token every agent must present (a route's own `token` overrides it for that route).
-    /// Absent everywhere = agents are not authenticated.
+    /// Deprecated (plaintext, unscoped; see `tokens`): a token every agent may present (a
+    /// route's own `token` overrides it for that route).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
     /// Picker among a route's agents: `p2c-peak-ewma` (default), `round-robin`,
@@ -297,6 +299,10 @@ pub struct AgentsConfig {
     /// been gone this long: users then get 404 instead of 503.
     #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
     pub route_linger: Duration,
+    /// Agent tokens by their SHA-256, each with the routes it may register (`[[agents.tokens]]`,
+    /// see `config::tokens`). With one or more, every agent route needs a token that allows it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tokens: Vec<AgentToken>,
 }
 
 impl Default for AgentsConfig {
@@ -306,6 +312,7 @@ impl Default for AgentsConfig {
             picker: PickerKind::default(),
             max_routes_per_agent: 1024,
             route_linger: Duration::from_secs(5 * 60),
+            tokens: Vec::new(),
         }
     }
 }
@@ -601,6 +608,7 @@ impl Config {
             }
         }
         self.tls.validate(self.listen.https.is_some())?;
+        tokens::validate(&self.agents.tokens)?;
         if self.backends.max_connections == 0 {
             return Err((
                 "backends.max_connections".to_owned(),
@@ -644,7 +652,9 @@ impl Config {
         toml::to_string(self).map_err(|e| format!("writing the configuration as TOML: {e}"))
     }
 
-    /// The token an agent must present for `route` (canonical text), if any.
+    /// The deprecated plaintext token an agent may present for `route` (canonical text): the
+    /// route's own `token`, else `agents.token`. `[[agents.tokens]]` entries whose scope covers
+    /// the route are accepted besides (see `auth`).
     pub fn token_for(&self, route: &str) -> Option<&str> {
         self.routes
             .iter()

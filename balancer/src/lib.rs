@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod config;
 pub mod reload;
+pub mod token_cmd;
 
 mod access_log;
 mod admin;
@@ -16,6 +17,7 @@ mod agent_accept;
 mod agent_conn;
 mod answer;
 mod attempt_stream;
+mod auth;
 mod backends;
 mod client;
 mod control;
@@ -109,6 +111,9 @@ impl Balancer {
 
     /// Binds the listeners and starts the workers; a reload reads `source` again.
     pub fn start_reloadable(config: Config, source: ConfigSource) -> io::Result<Self> {
+        for deprecated in config.deprecations() {
+            tracing::warn!("{deprecated}");
+        }
         let count = config
             .runtime
             .workers

@@ -113,10 +113,7 @@ impl RouteScope {
     pub fn covers(&self, route: &RoutePattern) -> bool {
         self.hosts.iter().any(|h| h.covers(route.host()))
             && (self.prefixes.is_empty()
-                || self
-                    .prefixes
-                    .iter()
-                    .any(|p| p.covers(route.path_prefix())))
+                || self.prefixes.iter().any(|p| p.covers(route.path_prefix())))
     }
 }
 
@@ -127,8 +124,14 @@ mod tests {
 
     fn scope(hosts: &[&str], prefixes: &[&str]) -> RouteScope {
         RouteScope::new(
-            hosts.iter().map(|h| HostPattern::parse(h).unwrap()).collect(),
-            prefixes.iter().map(|p| PathPrefix::parse(p).unwrap()).collect(),
+            hosts
+                .iter()
+                .map(|h| HostPattern::parse(h).unwrap())
+                .collect(),
+            prefixes
+                .iter()
+                .map(|p| PathPrefix::parse(p).unwrap())
+                .collect(),
         )
     }
 
