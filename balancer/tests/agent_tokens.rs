@@ -392,3 +392,55 @@ fn token_new_prints_a_token_and_an_entry_that_accepts_it() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--hosts"));
 }
+
+#[test]
+fn token_hash_turns_an_existing_token_into_an_entry() {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringway-balancer"))
+        .args(["token", "hash", "--hosts", "blog.test", "--name", "old"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"change-me\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains(&format!("sha256 = \"{}\"", sha256_hex("change-me"))),
+        "the line's newline is not part of the token:\n{text}"
+    );
+    let (balancer, _config) = start("tokens-hash", &text);
+    let mut ok = raw_hello(&balancer, "a", "change-me", &["blog.test"]);
+    assert_eq!(ok.handshake(), HelloOutcome::Accepted);
+}
+
+#[test]
+fn a_plaintext_token_is_warned_about_as_deprecated() {
+    let balancer = Balancer::start(&[]);
+    assert!(
+        balancer.log.wait_for(
+            "deprecated: use [[agents.tokens]]",
+            1,
+            Duration::from_secs(10)
+        ),
+        "{}",
+        balancer.log.text()
+    );
+    assert!(balancer.log.text().contains("agents.token (or --token)"));
+    let quiet = Balancer::start_without_token(&[]);
+    // The warnings come before the workers start, on the same stderr.
+    assert!(quiet
+        .log
+        .wait_for("worker started", 1, Duration::from_secs(10)));
+    assert!(
+        !quiet.log.text().contains("deprecated"),
+        "{}",
+        quiet.log.text()
+    );
+}
