@@ -12,7 +12,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use ringway_core::tunnel::{Connection, Hello, HelloAck, PROTOCOL_VERSION};
+use ringway_core::tunnel::{Connection, Hello, HelloAck, ResetCode, PROTOCOL_VERSION};
 use ringway_io::net::TcpStream;
 use ringway_io::tls::TlsStream;
 use ringway_io::tunnel::{Exit, TunnelSocket};
@@ -96,7 +96,13 @@ async fn run_slot(worker: Rc<Worker>, addr: SocketAddr, mut want: Option<u16>) {
                         tracing::info!(balancer = %addr, worker = ?want, "tunnel connection closed");
                     }
                     Exit::Rejected(code) => {
-                        tracing::error!(balancer = %addr, %code, "balancer rejected this agent (token or routes?)");
+                        tracing::error!(
+                            balancer = %addr,
+                            %code,
+                            routes = ?worker.config.routes,
+                            "balancer rejected this agent, nothing registered: {}",
+                            why_rejected(*code)
+                        );
                     }
                     other if tunnel.ack().is_none() && worker.tls().is_none() => {
                         tracing::error!(
@@ -187,5 +193,46 @@ impl TunnelHooks for SlotHooks {
             stream::serve(tunnel, slot, head, env).await;
             worker.stream_finished();
         });
+    }
+}
+
+/// What a rejection of the hello means for the operator, by its code.
+fn why_rejected(code: ResetCode) -> &'static str {
+    match code {
+        ResetCode::Unauthorized => {
+            "the balancer does not accept this token (--token) for these routes"
+        }
+        ResetCode::OutOfScope => {
+            "the token is accepted, but one of the routes (--route) is outside the hosts and path \
+             prefixes it allows ([[agents.tokens]] on the balancer)"
+        }
+        ResetCode::BadRoute => "a route is malformed, or served by the balancer's static backends",
+        ResetCode::TooManyRoutes => "more routes than the balancer lets one agent register",
+        ResetCode::UnsupportedVersion => {
+            "the balancer does not speak this agent's protocol version"
+        }
+        _ => "see the balancer's log",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_hello_rejection_is_explained() {
+        for code in [
+            ResetCode::Unauthorized,
+            ResetCode::OutOfScope,
+            ResetCode::BadRoute,
+            ResetCode::TooManyRoutes,
+            ResetCode::UnsupportedVersion,
+        ] {
+            assert_ne!(
+                why_rejected(code),
+                why_rejected(ResetCode::Other(0x99)),
+                "{code}"
+            );
+        }
     }
 }

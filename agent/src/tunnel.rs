@@ -202,7 +202,11 @@ impl Role for AgentRole {
                 if tunnel.acked.get().is_none() {
                     return Err(Exit::Rejected(code));
                 }
-                tracing::info!(balancer = %tunnel.peer, %last_stream_id, %code, "balancer sent goaway");
+                if matches!(code, ResetCode::Unauthorized | ResetCode::OutOfScope) {
+                    tracing::warn!(balancer = %tunnel.peer, %code, "the balancer no longer accepts this agent's token for its routes (a reload removed the token or narrowed its scope): closing");
+                } else {
+                    tracing::info!(balancer = %tunnel.peer, %last_stream_id, %code, "balancer sent goaway");
+                }
                 // Nothing new can come: close as soon as the streams are done.
                 tunnel.link.close_when_drained(Duration::ZERO);
             }

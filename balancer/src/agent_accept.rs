@@ -12,7 +12,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use ringway_core::tunnel::{Connection, Event, Hello, ResetCode};
+use ringway_core::tunnel::{Connection, Event, Hello, ProtocolError, ResetCode};
 use ringway_io::net::TcpStream;
 use ringway_io::tls::TlsStream;
 use ringway_io::tunnel::{drive, Link, TunnelSocket, FINAL_FLUSH, READ_CHUNK};
@@ -23,6 +23,7 @@ use crate::agent_tls::certificate_name;
 use crate::handoff;
 use crate::peer_log::PeerMistake;
 use crate::registry::RegisterError;
+use crate::stats::Rejection;
 use crate::worker::Worker;
 
 /// How long a new agent connection may take to complete its TLS handshake and send its hello.
@@ -101,6 +102,9 @@ pub(crate) async fn accept(
             return;
         }
         if let Err(e) = conn.handle_input(&mut pending, Instant::now()) {
+            if matches!(e, ProtocolError::TooManyRoutes { .. }) {
+                worker.stats.agent_rejected(Rejection::TooManyRoutes);
+            }
             if worker.peer_log.allow(peer, PeerMistake::AgentProtocol) {
                 warn!(%peer, error = %e, "agent broke the protocol before its hello");
             }
@@ -173,15 +177,36 @@ async fn serve(
     {
         Ok(registration) => registration,
         Err(e) => {
-            let code = match e {
-                RegisterError::BadToken { .. } => ResetCode::Unauthorized,
-                RegisterError::InvalidRoute { .. } | RegisterError::StaticRoute { .. } => {
-                    ResetCode::BadRoute
+            let (code, why, route, token) = match &e {
+                RegisterError::BadToken { route } => {
+                    (ResetCode::Unauthorized, Rejection::BadToken, &**route, "-")
                 }
-                RegisterError::TooManyRoutes { .. } => ResetCode::TooManyRoutes,
+                RegisterError::OutOfScope { route, token } => (
+                    ResetCode::OutOfScope,
+                    Rejection::OutOfScope,
+                    &**route,
+                    &**token,
+                ),
+                RegisterError::InvalidRoute { route, .. }
+                | RegisterError::StaticRoute { route } => {
+                    (ResetCode::BadRoute, Rejection::BadRoute, &**route, "-")
+                }
+                RegisterError::TooManyRoutes { .. } => {
+                    (ResetCode::TooManyRoutes, Rejection::TooManyRoutes, "-", "-")
+                }
             };
+            worker.stats.agent_rejected(why);
+            // `token` is the name of its `[[agents.tokens]]` entry, never the token.
             if worker.peer_log.allow(peer, PeerMistake::AgentRejected) {
-                warn!(agent = %agent_id, %peer, error = %e, "agent rejected");
+                warn!(
+                    agent = %agent_id,
+                    %peer,
+                    route,
+                    token,
+                    reason = why.label(),
+                    error = %e,
+                    "agent rejected: nothing registered"
+                );
             }
             conn.reject_hello(code);
             let mut out = BytesMut::new();
@@ -198,7 +223,8 @@ async fn serve(
         agent_id: agent_id.clone(),
         id_source,
         tls: stream.is_tls(),
-        token: hello.token.clone(),
+        token: registration.token().digest,
+        token_name: registration.token().name.clone(),
         routes: registration.ids().to_vec(),
         max_streams: worker.settings().tunnel.max_streams as usize,
         worker_index: worker.index,
@@ -211,6 +237,7 @@ async fn serve(
         routes = ?hello.routes,
         tls = stream.is_tls(),
         id_from = id_source.as_str(),
+        token = registration.token().name.as_deref().unwrap_or("-"),
         "agent registered"
     );
     worker.add_endpoint(&agent);

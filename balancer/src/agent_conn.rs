@@ -13,12 +13,14 @@
 
 use std::cell::{Cell, Ref, RefCell};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use ringway_core::pick::EndpointLoad;
 use ringway_core::tunnel::{Event, ResetCode};
 use ringway_io::tunnel::{Exit, Link, Role};
 use tracing::{debug, info};
 
+use crate::config::TokenDigest;
 use crate::registry::RouteId;
 
 /// What an agent connection tells the worker that owns it (the worker implements it).
@@ -38,8 +40,11 @@ pub(crate) struct AgentIdentity {
     pub(crate) id_source: IdSource,
     /// Whether the connection is TLS.
     pub(crate) tls: bool,
-    /// The token of its hello (checked again when a reload changes the tokens).
-    pub(crate) token: String,
+    /// The SHA-256 of its hello's token (checked again when a reload changes the tokens; the
+    /// token itself is not kept).
+    pub(crate) token: TokenDigest,
+    /// The `[[agents.tokens]]` entry of that token, if it is one (for logs).
+    pub(crate) token_name: Option<Arc<str>>,
     pub(crate) routes: Vec<RouteId>,
     /// `tunnel.max_streams`: streams open at once on this connection.
     pub(crate) max_streams: usize,
@@ -108,8 +113,13 @@ impl AgentConn {
         self.id.tls
     }
 
-    pub(crate) fn token(&self) -> &str {
-        &self.id.token
+    pub(crate) fn token(&self) -> TokenDigest {
+        self.id.token
+    }
+
+    /// The name of its token's `[[agents.tokens]]` entry (`-` for a plaintext token or none).
+    pub(crate) fn token_name(&self) -> &str {
+        self.id.token_name.as_deref().unwrap_or("-")
     }
 
     pub(crate) fn routes(&self) -> &[RouteId] {
@@ -158,8 +168,8 @@ impl AgentConn {
     }
 
     /// GOAWAY to the agent with `code` (`NoError`: the balancer is shutting down;
-    /// `Unauthorized`: a reload made its token invalid), no new streams, and the connection
-    /// closes once its streams are done (within `linger`).
+    /// `Unauthorized` / `OutOfScope`: a reload made its token invalid for its routes), no new
+    /// streams, and the connection closes once its streams are done (within `linger`).
     pub(crate) fn go_away_with(&self, code: ResetCode, linger: std::time::Duration) {
         self.stop_new_streams();
         self.link.conn().go_away(code);

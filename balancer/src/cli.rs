@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser};
+use clap::{Args, Parser, Subcommand};
 
 use ringway_tuning::runtime::IoDriver;
 
@@ -14,6 +14,9 @@ use crate::config::{self, Config, ConfigError, RouteConfig, RouteSpec};
 #[derive(Debug, Parser)]
 #[command(name = "ringway-balancer", version, about)]
 pub struct Cli {
+    /// A tool instead of the balancer (without one, the balancer runs).
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// TOML configuration file (every key optional; see docs/CONFIG.md).
     #[arg(long, short = 'c')]
     pub config: Option<PathBuf>,
@@ -23,7 +26,8 @@ pub struct Cli {
     /// Listeners and runtime.
     #[command(flatten)]
     pub server: ServerArgs,
-    /// Token every agent must present (`[agents] token`).
+    /// Deprecated plaintext token any agent may present (`[agents] token`); prefer
+    /// `[[agents.tokens]]` (`ringway-balancer token new`).
     #[arg(long, env = "RINGWAY_TOKEN")]
     pub token: Option<String>,
     /// A known route `host[/prefix]` (repeatable; adds `[[route]]` entries).
@@ -91,6 +95,15 @@ pub struct Cli {
     /// Log format and filter.
     #[command(flatten)]
     pub log: ringway_log::LogArgs,
+}
+
+/// `ringway-balancer COMMAND`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Agent tokens: `token new` draws one, `token hash` hashes one from stdin; both print the
+    /// `[[agents.tokens]]` entry to paste into the configuration.
+    #[command(subcommand)]
+    Token(crate::token_cmd::TokenCommand),
 }
 
 /// The value of `--admin-listen`: an address, or none (`off`).
@@ -342,6 +355,30 @@ mod tests {
         let c = cli.config().unwrap();
         assert_eq!(c.limits.max_connections_per_worker, 0);
         assert_eq!(c.limits.max_connections_per_client, 8);
+    }
+
+    #[test]
+    fn without_a_command_the_balancer_runs_with_its_flags() {
+        let cli = Cli::parse_from(["ringway-balancer", "--route", "a.test"]);
+        assert!(cli.command.is_none());
+        let cli = Cli::parse_from([
+            "ringway-balancer",
+            "token",
+            "new",
+            "--hosts",
+            "*.a.test,b.test",
+            "--prefix",
+            "/api",
+        ]);
+        let Some(Command::Token(crate::token_cmd::TokenCommand::New(scope))) = cli.command else {
+            panic!("{cli:?}");
+        };
+        assert_eq!(scope.hosts, ["*.a.test", "b.test"]);
+        assert_eq!(scope.prefixes, ["/api"]);
+        assert!(
+            Cli::try_parse_from(["ringway-balancer", "token", "new"]).is_err(),
+            "--hosts is required"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod agent_tls;
 mod backends;
 mod error;
 mod tls;
+mod tokens;
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -25,6 +26,7 @@ pub use agent_tls::AgentTlsConfig;
 pub use backends::{BackendSpec, BackendTarget, BackendsConfig, HealthConfig, SendProxy};
 pub use error::{ConfigError, ConfigProblem};
 pub use tls::{CertConfig, TlsConfig};
+pub use tokens::{check_name as check_token_name, AgentToken, TokenDigest};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -284,8 +286,8 @@ impl TunnelConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AgentsConfig {
-    /// Token every agent must present (a route's own `token` overrides it for that route).
-    /// Absent everywhere = agents are not authenticated.
+    /// Deprecated (plaintext, unscoped; see `tokens`): a token every agent may present (a
+    /// route's own `token` overrides it for that route).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
     /// Picker among a route's agents: `p2c-peak-ewma` (default), `round-robin`,
@@ -305,6 +307,10 @@ pub struct AgentsConfig {
     /// The agent listener's TLS: its certificate, and the agents' client certificates.
     #[serde(skip_serializing_if = "AgentTlsConfig::is_unset")]
     pub tls: AgentTlsConfig,
+    /// Agent tokens by their SHA-256, each with the routes it may register (`[[agents.tokens]]`,
+    /// see `config::tokens`). With one or more, every agent route needs a token that allows it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tokens: Vec<AgentToken>,
 }
 
 impl Default for AgentsConfig {
@@ -316,6 +322,7 @@ impl Default for AgentsConfig {
             route_linger: Duration::from_secs(5 * 60),
             insecure_plaintext: false,
             tls: AgentTlsConfig::default(),
+            tokens: Vec::new(),
         }
     }
 }
@@ -612,6 +619,7 @@ impl Config {
         }
         self.tls.validate(self.listen.https.is_some())?;
         self.agents.tls.validate(self.agents.insecure_plaintext)?;
+        tokens::validate(&self.agents.tokens)?;
         if self.backends.max_connections == 0 {
             return Err((
                 "backends.max_connections".to_owned(),
@@ -655,11 +663,6 @@ impl Config {
         toml::to_string(self).map_err(|e| format!("writing the configuration as TOML: {e}"))
     }
 
-    /// Whether any agent token is configured (`agents.token` or a route's `token`).
-    pub fn has_agent_tokens(&self) -> bool {
-        self.agents.token.is_some() || self.routes.iter().any(|r| r.token.is_some())
-    }
-
     /// Whether the agent listener may start as configured: `(key, reason)` when not. It must
     /// speak TLS (`[agents.tls]`) unless told to be plaintext (`agents.insecure_plaintext`),
     /// and one that other hosts can reach (not a loopback address) must authenticate agents,
@@ -684,7 +687,7 @@ impl Config {
                 "listen.agents".to_owned(),
                 format!(
                     "the agent listener on {addr} is reachable from other hosts but nothing \
-                     authenticates agents: set agents.token (--token) or a route's token, or \
+                     authenticates agents: add an [[agents.tokens]] entry (`ringway-balancer token new`), or \
                      require client certificates with agents.tls.client_ca; or listen on a \
                      loopback address"
                 ),
@@ -693,7 +696,9 @@ impl Config {
         Ok(())
     }
 
-    /// The token an agent must present for `route` (canonical text), if any.
+    /// The deprecated plaintext token an agent may present for `route` (canonical text): the
+    /// route's own `token`, else `agents.token`. `[[agents.tokens]]` entries whose scope covers
+    /// the route are accepted besides (see `auth`).
     pub fn token_for(&self, route: &str) -> Option<&str> {
         self.routes
             .iter()

@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod config;
 pub mod reload;
+pub mod token_cmd;
 
 mod access_log;
 mod admin;
@@ -17,6 +18,7 @@ mod agent_conn;
 mod agent_tls;
 mod answer;
 mod attempt_stream;
+mod auth;
 mod backends;
 mod client;
 mod client_addr;
@@ -111,6 +113,9 @@ impl Balancer {
 
     /// Binds the listeners and starts the workers; a reload reads `source` again.
     pub fn start_reloadable(config: Config, source: ConfigSource) -> io::Result<Self> {
+        for deprecated in config.deprecations() {
+            tracing::warn!("{deprecated}");
+        }
         let count = config
             .runtime
             .workers

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use ringway_balancer::cli::Cli;
+use ringway_balancer::cli::{Cli, Command};
 use ringway_balancer::{Balancer, ConfigSource};
 
 /// mimalloc: cheaper per-request allocations than glibc's on the request path, and freed
@@ -13,6 +13,18 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Token(command)) = &cli.command {
+        return match ringway_balancer::token_cmd::run(command) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ringway-balancer token: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     // Before any thread exists, so that every thread inherits the blocked mask.
     let signals = match ringway_io::signals::block_termination_and_hangup() {
         Ok(signals) => signals,

@@ -25,7 +25,8 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use ringway_core::route::{RoutePattern, RouteTable};
 
-use crate::config::Config;
+use crate::auth::{AgentAuth, Denial, Presented};
+use crate::config::{Config, TokenDigest};
 use ringway_io::IdMap;
 
 /// Id of a known route; never reused for another route in the life of the process.
@@ -37,9 +38,12 @@ pub(crate) enum RegisterError {
     /// A route pattern did not parse.
     #[error("invalid route {route:?}: {reason}")]
     InvalidRoute { route: String, reason: String },
-    /// The token does not match the one required for a route.
+    /// The token is not one that may register a route.
     #[error("wrong token for route {route:?}")]
     BadToken { route: String },
+    /// The token is a known `[[agents.tokens]]` entry, but its scope does not cover a route.
+    #[error("route {route:?} is outside the scope of token {token:?}")]
+    OutOfScope { route: String, token: Arc<str> },
     /// The route is served by static backends from the config, not by agents.
     #[error("route {route:?} is served by static backends; agents may not register it")]
     StaticRoute { route: String },
@@ -60,7 +64,7 @@ pub(crate) struct Registry {
 
 /// The settings of the config the registry follows (replaced by a reload).
 struct Policy {
-    global_token: Option<String>,
+    auth: AgentAuth,
     max_routes_per_agent: usize,
     linger: Duration,
 }
@@ -68,7 +72,7 @@ struct Policy {
 impl Policy {
     fn of(config: &Config) -> Self {
         Self {
-            global_token: config.agents.token.clone(),
+            auth: AgentAuth::of(config),
             max_routes_per_agent: config.agents.max_routes_per_agent,
             linger: config.agents.route_linger,
         }
@@ -96,6 +100,7 @@ pub(crate) struct Registration {
     registry: Arc<Registry>,
     agent: String,
     ids: Vec<RouteId>,
+    token: Presented,
 }
 
 impl Registry {
@@ -109,13 +114,7 @@ impl Registry {
             if book.by_text.contains_key(&r.pattern.text) {
                 continue;
             }
-            let token = config.token_for(&r.pattern.text).map(str::to_owned);
-            let id = book.add(
-                r.pattern.pattern.clone(),
-                r.pattern.text.clone(),
-                token,
-                true,
-            );
+            let id = book.add(r.pattern.pattern.clone(), r.pattern.text.clone(), true);
             if let Some(route) = book.routes.get_mut(&id) {
                 route.static_backends = r.is_static();
             }
@@ -129,9 +128,9 @@ impl Registry {
 
     /// Follows a reloaded config: its routes become (or stay) config routes, routes it no
     /// longer has become agent routes (kept while agents hold them, then lingering), every
-    /// route's required token is the new one, and the agent limits and the linger are the new
-    /// ones. Agents already registered keep their registrations; whether their token is still
-    /// good is [`Registry::token_allows`].
+    /// token rule is the new one, and the agent limits and the linger are the new ones. Agents
+    /// already registered keep their registrations; whether their token still allows their
+    /// routes is [`Registry::token_check`].
     pub(crate) fn reload(&self, config: &Config) -> RouteChanges {
         let now = Instant::now();
         let mut book = self.lock();
@@ -145,7 +144,6 @@ impl Registry {
             .collect();
         for route in book.routes.values_mut() {
             let in_config = wanted.contains_key(&*route.text);
-            route.token = config.token_for(&route.text).map(str::to_owned);
             route.static_backends = wanted.get(&*route.text).is_some_and(|r| r.is_static());
             if route.from_config && !in_config {
                 route.from_config = false;
@@ -161,8 +159,7 @@ impl Registry {
         }
         for (text, r) in wanted {
             if !book.by_text.contains_key(text) {
-                let token = config.token_for(text).map(str::to_owned);
-                let id = book.add(r.pattern.pattern.clone(), text.to_owned(), token, true);
+                let id = book.add(r.pattern.pattern.clone(), text.to_owned(), true);
                 if let Some(route) = book.routes.get_mut(&id) {
                     route.static_backends = r.is_static();
                 }
@@ -177,16 +174,25 @@ impl Registry {
         changes
     }
 
-    /// Whether `token` is (still) good for every route of `ids` (after a reload changed the
-    /// tokens, a connection for which it is not is sent away).
-    pub(crate) fn token_allows(&self, ids: &[RouteId], token: &str) -> bool {
+    /// Whether the token of digest `token` (still) allows every route of `ids`; else the first
+    /// route it does not allow, and why. After a reload removed a token or narrowed its scope, a
+    /// connection for which it does not is sent away.
+    pub(crate) fn token_check(
+        &self,
+        ids: &[RouteId],
+        token: TokenDigest,
+    ) -> Result<(), (String, Denial)> {
         let book = self.lock();
-        ids.iter().all(|id| {
-            book.routes
-                .get(id)
-                .and_then(|r| r.token.as_deref())
-                .is_none_or(|required| token_eq(required.as_bytes(), token.as_bytes()))
-        })
+        let presented = book.policy.auth.identify(token);
+        for id in ids {
+            if let Some(r) = book.routes.get(id) {
+                book.policy
+                    .auth
+                    .allows(&presented, &r.pattern, &r.text)
+                    .map_err(|denial| (r.text.to_string(), denial))?;
+            }
+        }
+        Ok(())
     }
 
     /// The route for a request, if any is known (and not forgotten).
@@ -243,8 +249,8 @@ impl Registry {
             .unwrap_or_default()
     }
 
-    /// Registers the routes of one connection of agent `agent`: checks `token` against every
-    /// route, checks the agent's route limit, makes unknown routes known, and holds them until
+    /// Registers the routes of one connection of agent `agent`: checks that `token` allows every
+    /// route (all or nothing: one refused route registers none), checks the agent's route limit, makes unknown routes known, and holds them until
     /// the returned [`Registration`] is dropped (when the connection closes). Its ids are in the
     /// order given, duplicates removed.
     pub(crate) fn register(
@@ -267,7 +273,8 @@ impl Registry {
         let now = Instant::now();
         let mut book = self.lock();
         let swept = book.sweep(now);
-        let result = self.register_locked(&mut book, agent, wanted, token);
+        let token = book.policy.auth.present(token);
+        let result = self.register_locked(&mut book, agent, wanted, &token);
         let changed = result.as_ref().map_or(Changed::default(), |(_, c)| *c);
         if swept || changed.any() {
             self.publish(&book, swept || changed.table);
@@ -278,6 +285,7 @@ impl Registry {
             registry: self.clone(),
             agent: agent.to_owned(),
             ids,
+            token,
         })
     }
 
@@ -286,24 +294,23 @@ impl Registry {
         book: &mut Book,
         agent: &str,
         wanted: Vec<(RoutePattern, String)>,
-        token: &str,
+        token: &Presented,
     ) -> Result<(Vec<RouteId>, Changed), RegisterError> {
-        for (_, text) in &wanted {
+        for (pattern, text) in &wanted {
             let route = book.by_text.get(text).and_then(|id| book.routes.get(id));
             if route.is_some_and(|r| r.static_backends) {
                 return Err(RegisterError::StaticRoute {
                     route: text.clone(),
                 });
             }
-            let required = match book.by_text.get(text) {
-                Some(id) => book.routes.get(id).and_then(|r| r.token.as_deref()),
-                None => book.policy.global_token.as_deref(),
-            };
-            if required.is_some_and(|r| !token_eq(r.as_bytes(), token.as_bytes())) {
-                return Err(RegisterError::BadToken {
-                    route: text.clone(),
-                });
-            }
+            let route = text.clone();
+            book.policy
+                .auth
+                .allows(token, pattern, text)
+                .map_err(|denial| match denial {
+                    Denial::BadToken => RegisterError::BadToken { route },
+                    Denial::OutOfScope { name } => RegisterError::OutOfScope { route, token: name },
+                })?;
         }
         let held = book.agents.get(agent);
         let added = wanted
@@ -329,8 +336,7 @@ impl Registry {
                 Some(&id) => id,
                 None => {
                     changed.table = true;
-                    let token = book.policy.global_token.clone();
-                    book.add(pattern, text, token, false)
+                    book.add(pattern, text, false)
                 }
             };
             if let Some(route) = book.routes.get_mut(&id) {
@@ -400,6 +406,11 @@ impl Registration {
     pub(crate) fn ids(&self) -> &[RouteId] {
         &self.ids
     }
+
+    /// The token the routes were registered with (its digest and entry name).
+    pub(crate) fn token(&self) -> &Presented {
+        &self.token
+    }
 }
 
 impl Drop for Registration {
@@ -437,8 +448,6 @@ struct Book {
 struct BookRoute {
     pattern: RoutePattern,
     text: Arc<str>,
-    /// Token required of agents for this route (route's own, else the global one).
-    token: Option<String>,
     /// From the config: never forgotten.
     from_config: bool,
     /// Served by static backends: agents may not register it.
@@ -450,13 +459,7 @@ struct BookRoute {
 }
 
 impl Book {
-    fn add(
-        &mut self,
-        pattern: RoutePattern,
-        text: String,
-        token: Option<String>,
-        from_config: bool,
-    ) -> RouteId {
+    fn add(&mut self, pattern: RoutePattern, text: String, from_config: bool) -> RouteId {
         let id = self.next_id;
         self.next_id += 1;
         self.by_text.insert(text.clone(), id);
@@ -465,7 +468,6 @@ impl Book {
             BookRoute {
                 pattern,
                 text: text.into(),
-                token,
                 from_config,
                 static_backends: false,
                 conns: 0,
@@ -533,11 +535,6 @@ impl RouteSnapshot {
     }
 }
 
-/// Compares tokens without an early exit on the first differing byte.
-fn token_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -548,6 +545,86 @@ mod tests {
 
     fn routes(texts: &[&str]) -> Vec<String> {
         texts.iter().map(|&t| t.to_owned()).collect()
+    }
+
+    fn allows(r: &Registry, ids: &[RouteId], token: &str) -> bool {
+        r.token_check(ids, TokenDigest::of(token)).is_ok()
+    }
+
+    fn scoped(name: &str, token: &str, scope: &str) -> String {
+        format!(
+            "[[agents.tokens]]\nname = \"{name}\"\nsha256 = \"{}\"\n{scope}\n",
+            TokenDigest::of(token).to_hex()
+        )
+    }
+
+    #[test]
+    fn a_hello_with_one_route_out_of_scope_registers_none() {
+        let r = registry(&scoped(
+            "shop",
+            "rwt_s",
+            "hosts = [\"*.apps.test\"]\nprefixes = [\"/api\"]",
+        ));
+        let err = r
+            .register(
+                "a",
+                &routes(&["x.apps.test/api", "x.apps.test/admin"]),
+                "rwt_s",
+            )
+            .err();
+        assert_eq!(
+            err,
+            Some(RegisterError::OutOfScope {
+                route: "x.apps.test/admin".into(),
+                token: "shop".into()
+            })
+        );
+        assert!(r.known_routes().is_empty(), "nothing registered");
+        assert!(r.lock().agents.is_empty());
+        assert!(matches!(
+            r.register("a", &routes(&["x.apps.test/api"]), "rwt_wrong"),
+            Err(RegisterError::BadToken { .. })
+        ));
+        let ok = r
+            .register("a", &routes(&["x.apps.test/api/v1"]), "rwt_s")
+            .unwrap();
+        assert_eq!(ok.token().name.as_deref(), Some("shop"));
+        assert_eq!(r.known_routes(), ["x.apps.test/api/v1"]);
+    }
+
+    #[test]
+    fn a_reload_that_narrows_or_removes_a_token_fails_its_check() {
+        let wide = scoped("shop", "rwt_s", "hosts = [\"*.apps.test\"]");
+        let r = registry(&wide);
+        let held = r
+            .register("a", &routes(&["x.apps.test/admin"]), "rwt_s")
+            .unwrap();
+        let digest = TokenDigest::of("rwt_s");
+        assert_eq!(r.token_check(held.ids(), digest), Ok(()));
+        r.reload(
+            &Config::parse(&scoped(
+                "shop",
+                "rwt_s",
+                "hosts = [\"*.apps.test\"]\nprefixes = [\"/api\"]",
+            ))
+            .unwrap(),
+        );
+        assert_eq!(
+            r.token_check(held.ids(), digest),
+            Err((
+                "x.apps.test/admin".to_owned(),
+                Denial::OutOfScope {
+                    name: "shop".into()
+                }
+            ))
+        );
+        r.reload(&Config::parse(&scoped("other", "rwt_o", "hosts = [\"*\"]")).unwrap());
+        assert_eq!(
+            r.token_check(held.ids(), digest),
+            Err(("x.apps.test/admin".to_owned(), Denial::BadToken))
+        );
+        r.reload(&Config::parse(&wide).unwrap());
+        assert_eq!(r.token_check(held.ids(), digest), Ok(()), "back in scope");
     }
 
     #[test]
@@ -706,7 +783,7 @@ mod tests {
         );
         let held = r.register("a", &routes(&["old.test"]), "t1").unwrap();
         let old_id = held.ids()[0];
-        assert!(r.token_allows(held.ids(), "t1"));
+        assert!(allows(&r, held.ids(), "t1"));
         let next = Config::parse(
             "[agents]\nroute_linger = \"1h\"\n[[route]]\npattern = \"new.test\"\n\
              [[route]]\npattern = \"kept.test\"\ntoken = \"t2\"\n",
@@ -724,16 +801,13 @@ mod tests {
             Some(old_id),
             "a removed route stays while an agent holds it"
         );
-        assert!(r.token_allows(held.ids(), "t1"), "no token required now");
+        assert!(allows(&r, held.ids(), "t1"), "no token required now");
         assert!(r.register("b", &routes(&["kept.test"]), "t1").is_err());
         let kept = r.register("b", &routes(&["kept.test"]), "t2").unwrap();
         let tighter =
             Config::parse("[[route]]\npattern = \"kept.test\"\ntoken = \"t3\"\n").unwrap();
         r.reload(&tighter);
-        assert!(
-            !r.token_allows(kept.ids(), "t2"),
-            "the token changed under it"
-        );
+        assert!(!allows(&r, kept.ids(), "t2"), "the token changed under it");
         drop(held);
         assert!(
             r.current.load().forget_at.contains_key(&old_id),

@@ -263,6 +263,9 @@ impl Reloader {
     fn reload_locked(self: &Arc<Self>, running: &mut Running) -> Result<ReloadReport, ReloadError> {
         // 1. Load and validate.
         let mut next = (self.source.load)()?;
+        for deprecated in next.deprecations() {
+            warn!("reload: {deprecated}");
+        }
         let old = running.config.clone();
         let mut report = ReloadReport {
             file: self.source.path.as_ref().map(|p| p.display().to_string()),

@@ -93,6 +93,40 @@ pub(crate) struct WorkerStats {
     accept_paused: Cell<u64>,
     clients_refused: Cell<u64>,
     proxy_protocol_errors: Cell<u64>,
+    agent_rejections: Cell<[u64; Rejection::ALL.len()]>,
+}
+
+/// Why an agent's hello was refused, as `ringway_agent_rejections_total{reason}` labels it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rejection {
+    /// `UNAUTHORIZED`: the token may not register a route.
+    BadToken,
+    /// `OUT_OF_SCOPE`: a known token, a route outside its scope.
+    OutOfScope,
+    /// `BAD_ROUTE`: a malformed route, or one served by static backends.
+    BadRoute,
+    /// `TOO_MANY_ROUTES`: over `tunnel.max_routes_per_hello` or `agents.max_routes_per_agent`.
+    TooManyRoutes,
+}
+
+impl Rejection {
+    /// Every reason, in the order of the counters.
+    pub(crate) const ALL: [Self; 4] = [
+        Self::BadToken,
+        Self::OutOfScope,
+        Self::BadRoute,
+        Self::TooManyRoutes,
+    ];
+
+    /// The metric label.
+    pub(crate) const fn label(self) -> &'static str {
+        match self {
+            Self::BadToken => "bad_token",
+            Self::OutOfScope => "out_of_scope",
+            Self::BadRoute => "bad_route",
+            Self::TooManyRoutes => "too_many_routes",
+        }
+    }
 }
 
 impl WorkerStats {
@@ -153,6 +187,13 @@ impl WorkerStats {
         self.clients_refused.set(self.clients_refused.get() + 1);
     }
 
+    /// An agent's hello was refused.
+    pub(crate) fn agent_rejected(&self, why: Rejection) {
+        let mut counts = self.agent_rejections.get();
+        counts[why as usize] += 1;
+        self.agent_rejections.set(counts);
+    }
+
     /// User connections open now.
     pub(crate) fn user_conns_open(&self) -> u64 {
         self.user_conns_open.get()
@@ -178,6 +219,7 @@ impl WorkerStats {
             clients_refused: self.clients_refused.get(),
             route_limits: Vec::new(),
             proxy_protocol_errors: self.proxy_protocol_errors.get(),
+            agent_rejections: self.agent_rejections.get(),
         }
     }
 }
@@ -205,6 +247,8 @@ pub(crate) struct Counters {
     pub(crate) route_limits: Vec<(String, RouteLimitCounts)>,
     /// User connections closed for want of a valid PROXY protocol header.
     pub(crate) proxy_protocol_errors: u64,
+    /// Agent hellos refused, by [`Rejection`] (in the order of [`Rejection::ALL`]).
+    pub(crate) agent_rejections: [u64; Rejection::ALL.len()],
 }
 
 /// One agent connection, as `GET /agents` shows it.

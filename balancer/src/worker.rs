@@ -25,6 +25,7 @@ use ringway_core::upstream::UpstreamConfig;
 use crate::access_log::AccessLog;
 use crate::agent_conn::{AgentConn, ConnOwner};
 use crate::agent_tls::AgentTls;
+use crate::auth::Denial;
 use crate::backends::{BackendBook, BackendTable, WorkerBackend};
 use crate::config::Config;
 use crate::deadlines::Deadlines;
@@ -266,15 +267,27 @@ impl Worker {
         self.peer_log.reconfigure(&new.log);
         let mut sent_away = 0;
         for conn in self.agent_conn_list() {
-            if conn.is_open() && !self.registry.token_allows(conn.routes(), conn.token()) {
-                warn!(
-                    agent = %conn.agent_id(),
-                    worker = self.index,
-                    "agent token no longer valid after a reload: sending it away"
-                );
-                conn.go_away_with(ResetCode::Unauthorized, SENT_AWAY_LINGER);
-                sent_away += 1;
+            if !conn.is_open() {
+                continue;
             }
+            let Err((route, denial)) = self.registry.token_check(conn.routes(), conn.token())
+            else {
+                continue;
+            };
+            let (code, reason) = match denial {
+                Denial::BadToken => (ResetCode::Unauthorized, "bad_token"),
+                Denial::OutOfScope { .. } => (ResetCode::OutOfScope, "out_of_scope"),
+            };
+            warn!(
+                agent = %conn.agent_id(),
+                worker = self.index,
+                token = conn.token_name(),
+                route,
+                reason,
+                "agent token no longer allows its routes after a reload: sending it away"
+            );
+            conn.go_away_with(code, SENT_AWAY_LINGER);
+            sent_away += 1;
         }
         sent_away
     }

@@ -52,7 +52,11 @@ fn check_accepts_the_example_config() {
         stdout.contains("[[route]]\npattern = \"example.com/api\"\n"),
         "{stdout}"
     );
-    assert!(stdout.contains("token = \"admin-only\""), "{stdout}");
+    assert!(
+        stdout.contains("[[agents.tokens]]\nname = \"admin\"\nsha256 = \""),
+        "{stdout}"
+    );
+    assert!(stdout.contains("prefixes = [\"/admin\"]\n"), "{stdout}");
     assert!(stdout.contains("max_body_bytes = 104857600"), "{stdout}");
     assert!(
         stdout.contains("max_connections_per_client = 200\n"),

@@ -257,7 +257,7 @@ fn an_exposed_agent_listener_without_authentication_does_not_start() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("listen.agents"), "{err}");
-    for fix in ["agents.token", "agents.tls.client_ca", "loopback"] {
+    for fix in ["agents.tokens", "agents.tls.client_ca", "loopback"] {
         assert!(err.contains(fix), "the message names {fix}: {err}");
     }
     // Plaintext is refused the same way; TLS without a certificate names both ways out.

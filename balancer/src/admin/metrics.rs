@@ -14,7 +14,7 @@ use super::backend_metrics::BackendMetrics;
 use crate::backends::BackendBook;
 use crate::limits::RouteLimitCounts;
 use crate::reload::ReloadCounts;
-use crate::stats::{RouteCounts, WorkerSnapshot, CLASSES, DURATION_BUCKETS};
+use crate::stats::{Rejection, RouteCounts, WorkerSnapshot, CLASSES, DURATION_BUCKETS};
 
 /// The label value of requests that matched no route.
 pub(crate) const UNROUTED: &str = "(none)";
@@ -26,6 +26,8 @@ struct Merged {
     retries: u64,
     parked: u64,
     proxy_protocol_errors: u64,
+    /// Agent hellos refused, by reason.
+    agent_rejections: [u64; Rejection::ALL.len()],
     /// Per worker: (index, driver, open user connections, accepted user connections).
     workers: Vec<(u16, &'static str, u64, u64)>,
     /// Agent connections by route.
@@ -60,6 +62,9 @@ impl Merged {
             m.retries += c.retries;
             m.parked += c.parked;
             m.proxy_protocol_errors += c.proxy_protocol_errors;
+            for (sum, n) in m.agent_rejections.iter_mut().zip(c.agent_rejections) {
+                *sum += n;
+            }
             m.workers
                 .push((s.worker, s.driver, c.user_conns_open, c.user_conns_total));
             m.accept_paused.push((s.worker, c.accept_paused));
@@ -224,6 +229,19 @@ impl Collector for Merged {
                 family
                     .encode_family(&labels)?
                     .encode_gauge(&i64::try_from(*n).unwrap_or(i64::MAX))?;
+            }
+        }
+        {
+            let mut family = encoder.encode_descriptor(
+                "ringway_agent_rejections",
+                "Agent hellos refused, nothing registered, by reason: bad_token (UNAUTHORIZED), out_of_scope (a route outside the token's scope), bad_route (malformed or static), too_many_routes.",
+                None,
+                MetricType::Counter,
+            )?;
+            for (why, n) in Rejection::ALL.iter().zip(&self.agent_rejections) {
+                family
+                    .encode_family(&[("reason", why.label())])?
+                    .encode_counter::<(), _, u64>(n, None)?;
             }
         }
         {

@@ -90,17 +90,23 @@ impl Balancer {
     /// Starts the balancer with `args` (loopback port-0 listeners unless `args` name them) and
     /// waits for its "listening on" lines.
     pub fn start(args: &[&str]) -> Self {
-        Self::start_with_defaults(args, true)
+        Self::start_with_defaults(args, true, true)
+    }
+
+    /// Like `start`, without the test token (`--token`): the `--config` file's
+    /// `[[agents.tokens]]`, if any, are the only tokens.
+    pub fn start_without_token(args: &[&str]) -> Self {
+        Self::start_with_defaults(args, true, false)
     }
 
     /// Starts the balancer with `args` and none of the listener and worker flags `start` adds:
     /// the `--config` file says where to listen (and a reload may change it) and how many
     /// workers to run.
     pub fn start_from_config(args: &[&str]) -> Self {
-        Self::start_with_defaults(args, false)
+        Self::start_with_defaults(args, false, true)
     }
 
-    fn start_with_defaults(args: &[&str], defaults: bool) -> Self {
+    fn start_with_defaults(args: &[&str], defaults: bool, token: bool) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringway-balancer"));
         if defaults && !args.contains(&"--listen") {
             cmd.args(["--listen", "127.0.0.1:0"]);
@@ -115,7 +121,10 @@ impl Balancer {
         if defaults && !args.contains(&"--admin-listen") {
             cmd.args(["--admin-listen", "127.0.0.1:0"]);
         }
-        cmd.args(["--token", TOKEN, "--no-pin"]).args(args);
+        if token {
+            cmd.args(["--token", TOKEN]);
+        }
+        cmd.arg("--no-pin").args(args).env_remove("RINGWAY_TOKEN");
         // TLS on the agent tunnel, with this process's test certificates, unless the test
         // asks for plaintext or brings its own.
         if !args.contains(&"--insecure-plaintext") && !args.contains(&"--agent-tls-cert") {

@@ -6,6 +6,8 @@
 //!   host and path at a cost independent of the number of routes; the matching rule (exact host
 //!   beats wildcard, longest wildcard suffix next, catch-all last; then longest prefix on `/`
 //!   segment boundaries) is documented in [`table`].
+//! - [`RouteScope`]: host patterns and path prefixes that bound which routes a credential (an
+//!   agent token) may register; the covering rule is in [`scope`].
 //!
 //! ```
 //! use ringway_core::route::{RoutePattern, RouteTable};
@@ -21,7 +23,9 @@
 //! ```
 
 pub mod pattern;
+pub mod scope;
 pub mod table;
 
 pub use pattern::{HostPattern, RouteError, RouteErrorKind, RoutePattern, MAX_HOST_LEN};
+pub use scope::{PathPrefix, RouteScope};
 pub use table::{RouteTable, RouteTableBuilder};

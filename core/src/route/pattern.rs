@@ -79,6 +79,10 @@ pub enum RouteErrorKind {
     /// A host longer than [`MAX_HOST_LEN`].
     #[error("the host is longer than {MAX_HOST_LEN} bytes")]
     HostTooLong,
+    /// A path prefix given on its own (a scope's, see [`super::scope`]) that does not start
+    /// with `/`, or a host given on its own that has one.
+    #[error("a path prefix starts with `/`, and a host has none")]
+    Slash,
 }
 
 /// The longest host (in bytes, after normalisation) a pattern may name and a lookup will match.
@@ -117,6 +121,35 @@ impl RoutePattern {
     pub(crate) fn prefix_depth(&self) -> usize {
         self.prefix.bytes().filter(|&b| b == b'/').count()
     }
+}
+
+impl HostPattern {
+    /// Parses a host pattern on its own (`example.com`, `*.example.com`, `*`, `[::1]`), with the
+    /// normalisation of a route pattern's host; a `/` is [`RouteErrorKind::Slash`].
+    pub fn parse(host: &str) -> Result<Self, RouteError> {
+        let error = |kind| RouteError {
+            pattern: host.to_owned(),
+            kind,
+        };
+        if host.contains('/') {
+            return Err(error(RouteErrorKind::Slash));
+        }
+        parse_host(host).map_err(error)
+    }
+}
+
+/// Parses a path prefix on its own (`/api`, `/api/`, `/`): validated and normalised like a
+/// route pattern's prefix, so the root is `""` and no trailing `/` is kept. Without a leading
+/// `/` it is [`RouteErrorKind::Slash`].
+pub(crate) fn parse_path_prefix(path: &str) -> Result<Box<str>, RouteError> {
+    let error = |kind| RouteError {
+        pattern: path.to_owned(),
+        kind,
+    };
+    if !path.starts_with('/') {
+        return Err(error(RouteErrorKind::Slash));
+    }
+    parse_prefix(path).map_err(error)
 }
 
 impl FromStr for RoutePattern {

@@ -115,6 +115,10 @@ pub enum ResetCode {
     TooManyRoutes,
     /// More response heads on one stream than the receiver accepts (`max_response_heads`).
     TooManyHeads,
+    /// The hello's token is valid but does not allow one of its routes (a scoped token; or,
+    /// after a reload narrowed the token's scope, a route the connection holds). An agent that
+    /// predates the code sees it as [`ResetCode::Other`]`(0x11)`, still a rejection.
+    OutOfScope,
     /// A code this implementation does not know, kept as it came.
     Other(u32),
 }
@@ -140,6 +144,7 @@ impl ResetCode {
             Self::EnhanceYourCalm => 0xE,
             Self::TooManyRoutes => 0xF,
             Self::TooManyHeads => 0x10,
+            Self::OutOfScope => 0x11,
             Self::Other(code) => code,
         }
     }
@@ -164,6 +169,7 @@ impl ResetCode {
             0xE => Self::EnhanceYourCalm,
             0xF => Self::TooManyRoutes,
             0x10 => Self::TooManyHeads,
+            0x11 => Self::OutOfScope,
             other => Self::Other(other),
         }
     }
@@ -189,6 +195,7 @@ impl fmt::Display for ResetCode {
             Self::EnhanceYourCalm => "enhance your calm (flood)",
             Self::TooManyRoutes => "too many routes",
             Self::TooManyHeads => "too many response heads",
+            Self::OutOfScope => "route outside the token's scope",
             Self::Other(code) => return write!(f, "unknown code {code:#x}"),
         };
         f.write_str(name)
