@@ -321,7 +321,11 @@ mod tests {
             open.record(d, d, Duration::ZERO);
             closed.record(d, d, Duration::ZERO);
         }
-        assert_eq!(closed.uncorrected.len(), 0, "only corrected is recorded while running");
+        assert_eq!(
+            closed.uncorrected.len(),
+            0,
+            "only corrected is recorded while running"
+        );
         closed.settle();
         closed.settle(); // a second settle adds nothing
         for (a, b) in [

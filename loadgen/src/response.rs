@@ -232,7 +232,9 @@ HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n";
         }
         // Same status line, other framing: must not be taken for the remembered head.
         stream.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc");
-        stream.extend_from_slice(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok");
+        stream.extend_from_slice(
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
+        );
         let ok = |keep_alive| Response {
             status: 200,
             keep_alive,
