@@ -92,7 +92,8 @@ run_loadgen_closed() {
     run_pinned "$LOADGEN" "$URL" -c "$CONNS" --threads 1 -d "$DURATION" --quiet --json "$WORK/lg.json"
     echo "$(jq '.targets[0].throughput | . * 10 | round / 10' "$WORK/lg.json") $(per_req "$GEN_CPU" "$(lg_done "$WORK/lg.json")")"
 }
-# oha's JSON: summary.requestsPerSec, statusCodeDistribution, latencyPercentiles (seconds).
+# oha's `--output-format json` (its documented schema): summary.requestsPerSec,
+# statusCodeDistribution (responses per status), latencyPercentiles.p50/.p99 (seconds).
 oha_done() { jq '[.statusCodeDistribution[]] | add // 0' "$WORK/gen.out"; }
 run_oha_closed() {
     run_pinned "$OHA" -z "${DURATION}s" -c "$CONNS" --no-tui --output-format json "$URL"
