@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::rc::Rc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -21,6 +21,7 @@ use bytes::{Bytes, BytesMut};
 use ringway_io::buf::IoBufMut;
 use ringway_io::io::{AsyncReadRent, AsyncWriteRentExt, CancelableAsyncReadRent, Canceller};
 use ringway_io::net::TcpStream;
+use ringway_io::time::Sleep;
 
 use crate::histo::{ErrorClass, Recorder};
 use crate::pacer::{Pacer, EARLY};
@@ -80,11 +81,18 @@ pub async fn run_connection(mut spec: ConnSpec, rec: Rc<RefCell<Recorder>>, pace
     let mut reader = ResponseReader::new(&spec.method);
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut inflight: VecDeque<Pending> = VecDeque::with_capacity(spec.depth);
+    // One timeout timer for the connection's life, moved to the front request's deadline as
+    // requests come and go: a later deadline only updates the entry (the wheel re-files it when
+    // its old slot comes), so a request costs no timer insert and removal of its own.
+    let mut watchdog = pin!(ringway_io::time::sleep_until(to_rt(
+        phase.end + spec.timeout
+    )));
     let measured = |p: &Pending| p.intended >= phase.warmup_end;
     // Closed loop starts with the phase too: nothing before `start` belongs to the run.
     pacer.until(phase.start).await;
     // The last clock reading; closed loop reuses the end of the previous read instead of reading
-    // the clock again (two clock reads per request: written and complete).
+    // the clock again (one clock read per request: when its response is complete, which is
+    // also when the next request is written).
     let mut last_done: Option<Instant> = None;
 
     loop {
@@ -146,7 +154,13 @@ pub async fn run_connection(mut spec: ConnSpec, rec: Rc<RefCell<Recorder>>, pace
             count += 1;
         }
         if count > 0 {
-            let sent = Instant::now();
+            // Closed loop: `now` is when the previous response completed, microseconds ago at
+            // most (only its parsing came in between); one clock read per request is enough.
+            let sent = if spec.schedule.is_some() {
+                Instant::now()
+            } else {
+                now
+            };
             {
                 let mut r = rec.borrow_mut();
                 for p in inflight.iter_mut().skip(first_new) {
@@ -167,7 +181,9 @@ pub async fn run_connection(mut spec: ConnSpec, rec: Rc<RefCell<Recorder>>, pace
                 }
                 b.freeze()
             };
-            if let Err(class) = write_all(conn, bytes, sent + spec.timeout).await {
+            let front_sent = inflight.front().map_or(sent, |p| p.sent);
+            arm(watchdog.as_mut(), front_sent + spec.timeout);
+            if let Err(class) = write_all(conn, bytes, watchdog.as_mut()).await {
                 // A write that timed out is a timeout like any other: recorded when given up.
                 let at = Instant::now();
                 let mut r = rec.borrow_mut();
@@ -194,7 +210,8 @@ pub async fn run_connection(mut spec: ConnSpec, rec: Rc<RefCell<Recorder>>, pace
         };
         rbuf.reserve(READ_CHUNK);
         let keep = wake < deadline;
-        let (outcome, buf) = read_until(conn, rbuf, wake, keep, &pacer).await;
+        arm(watchdog.as_mut(), deadline);
+        let (outcome, buf) = read_until(conn, rbuf, wake, keep, &pacer, watchdog.as_mut()).await;
         rbuf = buf.unwrap_or_else(|| BytesMut::with_capacity(READ_CHUNK));
         let done = Instant::now();
         last_done = Some(done);
@@ -296,8 +313,16 @@ fn fail_all(
     }
 }
 
-async fn sleep_until(t: Instant) {
-    ringway_io::time::sleep_until(ringway_io::time::Instant::from_std(t)).await;
+fn to_rt(t: Instant) -> ringway_io::time::Instant {
+    ringway_io::time::Instant::from_std(t)
+}
+
+/// Moves the connection's timeout timer to `deadline` (nothing to do if it is there already).
+fn arm(watchdog: Pin<&mut Sleep>, deadline: Instant) {
+    let deadline = to_rt(deadline);
+    if watchdog.deadline() != deadline {
+        watchdog.reset(deadline);
+    }
 }
 
 async fn connect(addr: SocketAddr, deadline: Instant) -> io::Result<TcpStream> {
@@ -311,9 +336,9 @@ async fn connect(addr: SocketAddr, deadline: Instant) -> io::Result<TcpStream> {
 async fn write_all(
     conn: &mut TcpStream,
     bytes: Bytes,
-    deadline: Instant,
+    watchdog: Pin<&mut Sleep>,
 ) -> Result<(), ErrorClass> {
-    match race(conn.write_all(bytes), deadline).await {
+    match race_timer(conn.write_all(bytes), watchdog).await {
         Some((Ok(_), _)) => Ok(()),
         Some((Err(_), _)) => Err(ErrorClass::Write),
         None => Err(ErrorClass::Timeout),
@@ -330,14 +355,15 @@ enum ReadOutcome {
 
 /// Reads once into `buf`, or gives up at `wake`. With `keep` the read is cancelled (not dropped)
 /// at `wake` (the next due time, waited for with `pacer`), so bytes that arrived meanwhile are
-/// kept and the buffer comes back; otherwise `wake` is the request timeout, the connection is
-/// about to be closed and the buffer may be lost (`None`).
+/// kept and the buffer comes back; otherwise `wake` is the request timeout (`watchdog` is set
+/// to it), the connection is about to be closed and the buffer may be lost (`None`).
 async fn read_until(
     conn: &mut TcpStream,
     buf: BytesMut,
     wake: Instant,
     keep: bool,
     pacer: &Pacer,
+    watchdog: Pin<&mut Sleep>,
 ) -> (ReadOutcome, Option<BytesMut>) {
     let from = |res: io::Result<usize>| match res {
         Ok(0) => ReadOutcome::Eof,
@@ -349,7 +375,7 @@ async fn read_until(
     let filled = buf.len();
     let spare = buf.slice_mut(filled..);
     if !keep {
-        return match race(conn.read(spare), wake).await {
+        return match race_timer(conn.read(spare), watchdog).await {
             Some((res, spare)) => (from(res), Some(spare.into_inner())),
             None => (ReadOutcome::Woken, None),
         };
@@ -379,8 +405,12 @@ async fn read_until(
 
 /// `fut`'s output, or `None` if `deadline` comes first (then `fut` is dropped).
 async fn race<F: Future>(fut: F, deadline: Instant) -> Option<F::Output> {
+    race_timer(fut, pin!(ringway_io::time::sleep_until(to_rt(deadline)))).await
+}
+
+/// `fut`'s output, or `None` if `timer` fires first (then `fut` is dropped).
+async fn race_timer<F: Future>(fut: F, mut timer: Pin<&mut Sleep>) -> Option<F::Output> {
     let mut fut = pin!(fut);
-    let mut timer = pin!(sleep_until(deadline));
     std::future::poll_fn(|cx| {
         if let Poll::Ready(v) = fut.as_mut().poll(cx) {
             return Poll::Ready(Some(v));

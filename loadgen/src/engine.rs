@@ -273,8 +273,12 @@ async fn thread_main(
     spin: Duration,
     tx: mpsc::Sender<ThreadMsg>,
 ) -> (DriverKind, Recorder) {
-    let rec = Rc::new(RefCell::new(Recorder::default()));
     let open_loop = conns.iter().any(|c| c.schedule.is_some());
+    let rec = Rc::new(RefCell::new(if open_loop {
+        Recorder::default()
+    } else {
+        Recorder::closed_loop()
+    }));
     let pacer = if open_loop {
         let (pacer, failed) = Pacer::new(spin);
         if let Some(why) = failed {
@@ -317,7 +321,8 @@ async fn thread_main(
     // monoio does not drop the tasks left on a runtime (the ticker and its sender), so the end
     // is said explicitly.
     let _ = tx.send(ThreadMsg::Done);
-    let out = rec.borrow().clone();
+    let mut out = rec.borrow().clone();
+    out.latencies.settle();
     (driver, out)
 }
 

@@ -35,6 +35,13 @@ pub struct Latencies {
     pub uncorrected: Histogram<u64>,
     /// How late each request was written compared to its intended start.
     pub send_lag: Histogram<u64>,
+    /// Closed loop: a request is due when it is written, so its corrected and uncorrected
+    /// latencies are the same number and its send-lag is 0. Only `corrected` is recorded while
+    /// the run goes (one histogram update per request instead of three); [`Latencies::settle`]
+    /// fills in the other two.
+    closed_loop: bool,
+    /// Closed loop: requests recorded since the last [`Latencies::settle`].
+    unsettled: u64,
 }
 
 impl Default for Latencies {
@@ -43,20 +50,48 @@ impl Default for Latencies {
             corrected: new_histogram(),
             uncorrected: new_histogram(),
             send_lag: new_histogram(),
+            closed_loop: false,
+            unsettled: 0,
         }
     }
 }
 
 impl Latencies {
+    /// Histograms for a closed-loop run (see the `closed_loop` field); call [`Latencies::settle`]
+    /// before reading `uncorrected` or `send_lag`.
+    pub fn closed_loop() -> Self {
+        Self {
+            closed_loop: true,
+            ..Self::default()
+        }
+    }
+
     /// Records one request.
     pub fn record(&mut self, corrected: Duration, uncorrected: Duration, send_lag: Duration) {
         self.corrected.saturating_record(micros(corrected));
+        if self.closed_loop {
+            debug_assert!(send_lag.is_zero() && corrected == uncorrected);
+            self.unsettled += 1;
+            return;
+        }
         self.uncorrected.saturating_record(micros(uncorrected));
         self.send_lag.saturating_record(micros(send_lag));
     }
 
-    /// Adds another set of histograms (merging threads, rounds or intervals).
+    /// Closed loop: makes `uncorrected` equal to `corrected` and counts a send-lag of 0 for
+    /// every request recorded since the last call. Nothing to do in open loop.
+    pub fn settle(&mut self) {
+        if self.closed_loop && self.unsettled > 0 {
+            self.uncorrected.clone_from(&self.corrected);
+            self.send_lag.saturating_record_n(0, self.unsettled);
+            self.unsettled = 0;
+        }
+    }
+
+    /// Adds another set of histograms (merging threads, rounds or intervals); both must be
+    /// settled.
     pub fn add(&mut self, other: &Self) {
+        debug_assert!(self.unsettled == 0 && other.unsettled == 0);
         // All histograms share the same bounds, so adding cannot fail; saturate if it ever did.
         for (mine, theirs) in [
             (&mut self.corrected, &other.corrected),
@@ -76,6 +111,7 @@ impl Latencies {
         self.corrected.reset();
         self.uncorrected.reset();
         self.send_lag.reset();
+        self.unsettled = 0;
     }
 }
 
@@ -203,6 +239,14 @@ impl Default for Recorder {
 }
 
 impl Recorder {
+    /// A recorder for a closed-loop run (see [`Latencies::closed_loop`]).
+    pub fn closed_loop() -> Self {
+        Self {
+            latencies: Latencies::closed_loop(),
+            ..Self::default()
+        }
+    }
+
     /// The tally a request belongs in.
     pub fn tally_mut(&mut self, measured: bool) -> &mut Tally {
         if measured {
@@ -266,6 +310,33 @@ mod tests {
             a.latencies.corrected.max(),
             a.latencies.corrected.highest_equivalent(1000)
         );
+    }
+
+    #[test]
+    fn closed_loop_histograms_settle_to_what_recording_all_three_gives() {
+        let mut open = Latencies::default();
+        let mut closed = Latencies::closed_loop();
+        for us in [3, 40, 40, 900, 12_000] {
+            let d = Duration::from_micros(us);
+            open.record(d, d, Duration::ZERO);
+            closed.record(d, d, Duration::ZERO);
+        }
+        assert_eq!(
+            closed.uncorrected.len(),
+            0,
+            "only corrected is recorded while running"
+        );
+        closed.settle();
+        closed.settle(); // a second settle adds nothing
+        for (a, b) in [
+            (&open.corrected, &closed.corrected),
+            (&open.uncorrected, &closed.uncorrected),
+            (&open.send_lag, &closed.send_lag),
+        ] {
+            assert_eq!(a.len(), b.len());
+            assert_eq!(a.max(), b.max());
+            assert_eq!(a.value_at_quantile(0.5), b.value_at_quantile(0.5));
+        }
     }
 
     #[test]

@@ -211,6 +211,35 @@ fn a_timeout_aborts_the_request_and_is_recorded_at_the_timeout() {
 }
 
 #[test]
+fn a_closed_loop_timeout_aborts_the_request_and_the_loop_goes_on() {
+    // Closed loop keeps one timeout timer per connection and moves it request by request: the
+    // stalled request must still be given up at its own deadline, not at an earlier request's.
+    let server = TestServer::start(ServerOptions {
+        stall: Some((3, Duration::from_secs(1))),
+    });
+    let url = server.url();
+    let (doc, _) = loadgen_json(
+        "closed-timeout",
+        &[&url, "-c", "1", "--duration", "0.6", "--timeout", "0.2"],
+    );
+    let t = &doc["targets"][0];
+    assert_eq!(t["requests"]["errors"]["timeout"], 1);
+    let max = t["latency_us"]["uncorrected"]["max"].as_u64().unwrap();
+    assert!(
+        (195_000..400_000).contains(&max),
+        "timeout recorded at {max} µs"
+    );
+    // Closed loop: corrected and uncorrected are the same, send-lag is 0 for every request.
+    assert_eq!(
+        t["latency_us"]["corrected"]["max"],
+        t["latency_us"]["uncorrected"]["max"]
+    );
+    assert_eq!(t["send_lag_us"]["max"], 0);
+    assert!(t["requests"]["completed"].as_u64().unwrap() >= 5);
+    assert_eq!(t["requests"]["connects"].as_u64().unwrap(), 2);
+}
+
+#[test]
 fn poisson_arrivals_keep_the_mean_rate_and_every_request_is_counted() {
     let _timing = common::timing_lock();
     let server = TestServer::start(ServerOptions::default());
