@@ -165,6 +165,8 @@ pub fn parse_version(name: &str, text: &str) -> Option<String> {
             .and_then(|l| l.split_whitespace().last())?,
         _ => text.lines().next()?.split_whitespace().nth(1)?,
     };
+    // Debian's wrk says "debian/4.1.0".
+    let word = word.rsplit('/').next().unwrap_or(word);
     Some(word.split('-').next().unwrap_or(word).to_owned())
 }
 

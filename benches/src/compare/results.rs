@@ -27,6 +27,8 @@ pub struct Results {
     pub dirty: Vec<String>,
     /// The command line.
     pub command: String,
+    /// Where ringway's binaries came from (`target/release`).
+    pub binaries: String,
     /// The machine.
     pub host: Host,
     /// Where processes were pinned.

@@ -45,11 +45,15 @@ pub struct Options {
     pub command: String,
 }
 
-/// Deletes the work directory at the end.
+/// Deletes the work directory at the end (kept when `RINGWAY_COMPARE_KEEP_WORK` is set).
 struct WorkDir(PathBuf);
 
 impl Drop for WorkDir {
     fn drop(&mut self) {
+        if std::env::var_os("RINGWAY_COMPARE_KEEP_WORK").is_some() {
+            eprintln!("== kept {} (RINGWAY_COMPARE_KEEP_WORK)", self.0.display());
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
@@ -77,6 +81,10 @@ pub fn run(o: &Options) -> Result<PathBuf, String> {
     let (pin, host_txt) = pin::plan(&bins)?;
     let spec = o.scenario.spec();
     let mut load = spec.load.clone();
+    if o.quick {
+        // Within what a debug build of loadgen keeps up with.
+        load.rate = load.rate.min(500.0);
+    }
     if let Some(r) = o.rate {
         load.rate = r;
     }
@@ -189,6 +197,7 @@ pub fn run(o: &Options) -> Result<PathBuf, String> {
         commit,
         dirty,
         command: o.command.clone(),
+        binaries: ctx.bins.display().to_string(),
         host: host_facts(loadavg_before),
         pinning: pin,
         plan: Plan {

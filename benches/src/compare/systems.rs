@@ -116,7 +116,8 @@ impl Ctx {
             ("PORT", self.ports.entrance.to_string()),
             ("BACKEND_PORT", self.ports.backend.to_string()),
             ("CONTROL_PORT", self.ports.control.to_string()),
-            ("MAXCONN", self.nofile.saturating_sub(100).to_string()),
+            // HAProxy wants two descriptors per connection.
+            ("MAXCONN", (self.nofile / 2).saturating_sub(100).to_string()),
             ("TIMEOUT", "600s".to_owned()),
         ]
     }
