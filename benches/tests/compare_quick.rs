@@ -13,33 +13,90 @@ fn bin_dir() -> PathBuf {
         .parent()
         .expect("compare has a directory")
         .to_path_buf();
-    let needed = ["ringway-balancer", "ringway-agent", "ringway-loadgen", "ringway-tune"];
+    let needed = [
+        "ringway-balancer",
+        "ringway-agent",
+        "ringway-loadgen",
+        "ringway-tune",
+    ];
     if needed.iter().any(|b| !dir.join(b).is_file()) {
         let mut cmd = Command::new(env!("CARGO"));
         cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-            .args(["build", "-q", "-p", "ringway-balancer", "-p", "ringway-agent"])
+            .args([
+                "build",
+                "-q",
+                "-p",
+                "ringway-balancer",
+                "-p",
+                "ringway-agent",
+            ])
             .args(["-p", "ringway-loadgen", "-p", "ringway-tuning", "--bins"]);
         if dir.ends_with("release") {
             cmd.arg("--release");
         }
-        assert!(cmd.status().expect("cargo runs").success(), "cargo build failed");
+        assert!(
+            cmd.status().expect("cargo runs").success(),
+            "cargo build failed"
+        );
     }
     dir
 }
 
 #[test]
 fn quick_small_get_writes_a_valid_results_directory() {
-    let out = std::env::temp_dir().join(format!("ringway-compare-test-{}", std::process::id()));
+    quick_small_get(18680, &[]);
+}
+
+#[test]
+fn without_peers_ringway_runs_alone_against_the_hello_backend() {
+    let r = quick_small_get(18690, &["--no-peers"]);
+    assert_eq!(r.runs.len(), 1, "ringway alone");
+    assert_eq!(r.baseline, "ringway-uring");
+    assert!(r
+        .skipped
+        .iter()
+        .any(|s| s.system == "nginx" && s.reason.contains("not installed")));
+    assert!(
+        r.notes.iter().any(|n| n.contains("hello backend")),
+        "{:?}",
+        r.notes
+    );
+}
+
+/// Runs `compare --quick --scenario small-get` with ports from `port` and checks its directory.
+fn quick_small_get(port: u16, extra: &[&str]) -> Results {
+    let out = std::env::temp_dir().join(format!(
+        "ringway-compare-test-{}-{port}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&out).unwrap();
-    let status = Command::new(env!("CARGO_BIN_EXE_compare"))
-        .args(["--scenario", "small-get", "--quick", "--no-build", "--base-port", "18680"])
+    let run = Command::new(env!("CARGO_BIN_EXE_compare"))
+        .args([
+            "--scenario",
+            "small-get",
+            "--quick",
+            "--no-build",
+            "--base-port",
+        ])
+        .arg(port.to_string())
+        .args(extra)
         .arg("--bin-dir")
         .arg(bin_dir())
         .arg("--out-dir")
         .arg(&out)
-        .status()
+        .output()
         .expect("compare runs");
-    assert!(status.success(), "compare --quick failed: {status}");
+    assert!(
+        run.status.success(),
+        "compare --quick failed ({}): {}",
+        run.status,
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let printed = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        printed.contains("**Headline:**"),
+        "the summary is printed: {printed}"
+    );
 
     let runs: Vec<PathBuf> = std::fs::read_dir(&out)
         .unwrap()
@@ -72,7 +129,10 @@ fn quick_small_get_writes_a_valid_results_directory() {
     for run in &r.runs {
         let hgrm = run.hgrm.as_ref().expect("an hgrm per load run");
         let h = std::fs::read_to_string(dir.join(hgrm)).unwrap();
-        assert!(h.contains("Percentile"), "{hgrm} is a percentile distribution");
+        assert!(
+            h.contains("Percentile"),
+            "{hgrm} is a percentile distribution"
+        );
     }
     for file in ["summary.md", "host.txt", "commands.txt", "commit.txt"] {
         assert!(dir.join(file).is_file(), "{file} written");
@@ -85,9 +145,13 @@ fn quick_small_get_writes_a_valid_results_directory() {
     assert!(summary.contains("Quick mode") && summary.contains("ringway tunnel"));
 
     // Nothing it started is still listening.
-    let entrance = std::net::TcpStream::connect(("127.0.0.1", 18681));
-    assert!(entrance.is_err(), "the entrance port is closed after the run");
-    let backend = std::net::TcpStream::connect(("127.0.0.1", 18680));
+    let entrance = std::net::TcpStream::connect(("127.0.0.1", port + 1));
+    assert!(
+        entrance.is_err(),
+        "the entrance port is closed after the run"
+    );
+    let backend = std::net::TcpStream::connect(("127.0.0.1", port));
     assert!(backend.is_err(), "the backend port is closed after the run");
     std::fs::remove_dir_all(&out).unwrap();
+    r
 }

@@ -33,6 +33,8 @@ pub struct Options {
     pub systems: Vec<String>,
     /// Install missing peers first.
     pub install_peers: bool,
+    /// Act as if no peer were installed: ringway alone, against the hello backend.
+    pub no_peers: bool,
     /// Where `<date>-<scenario>/` goes (and whose README.md index is rebuilt, if it has one).
     pub out_dir: PathBuf,
     /// ringway's binaries (default: the directory of this binary).
@@ -77,6 +79,11 @@ pub fn run(o: &Options) -> Result<PathBuf, String> {
     let mut found = peers::detect();
     if o.install_peers {
         found = peers::install_missing(&found);
+    }
+    if o.no_peers {
+        for p in &mut found {
+            p.path = None;
+        }
     }
     let (pin, host_txt) = pin::plan(&bins)?;
     let spec = o.scenario.spec();

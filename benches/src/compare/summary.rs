@@ -89,7 +89,11 @@ pub fn render(r: &Results) -> String {
     } else {
         format!(" + uncommitted changes in {}", r.dirty.join(" "))
     };
-    let _ = writeln!(o, "- ringway: commit {}{dirty}, binaries from `{}`", r.commit, r.binaries);
+    let _ = writeln!(
+        o,
+        "- ringway: commit {}{dirty}, binaries from `{}`",
+        r.commit, r.binaries
+    );
     let _ = writeln!(
         o,
         "- machine: {} CPUs, {}, Linux {}; load average {} before, {} after. **The machine is shared** with other work (builds, tests, other benchmarks): compare ratios within this run, not absolute figures across runs; the *others %* column says how busy the CPUs were with processes outside the run",

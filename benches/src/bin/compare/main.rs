@@ -47,8 +47,11 @@ struct Args {
     #[arg(long, value_delimiter = ',')]
     systems: Vec<String>,
     /// Install missing peers first: nginx, haproxy, wrk with apt-get; rathole, oha with cargo.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "no_peers")]
     install_peers: bool,
+    /// Act as if no peer were installed: ringway alone, against ringway's hello backend.
+    #[arg(long)]
+    no_peers: bool,
     /// Where the run's directory goes; its README.md index, if it has one, is rebuilt.
     #[arg(long, default_value = "results")]
     out_dir: PathBuf,
@@ -116,6 +119,7 @@ fn main() -> ExitCode {
         idle_conns: args.idle_conns,
         systems: args.systems,
         install_peers: args.install_peers,
+        no_peers: args.no_peers,
         out_dir: args.out_dir,
         bin_dir: args.bin_dir,
         no_build: args.no_build,
