@@ -12,7 +12,7 @@
 #    default yield window (`--spin-us 30`) and without one (`--spin-us 0`): send-lag
 #    p50/p90/p99/p99.9/max, achieved rate, corrected p50 and generator CPU per request.
 # The share of each CPU used by other processes during the run is printed as the noise
-# indicator. Writes results/loadgen-precision.md (OUT) with the commands and every figure.
+# indicator. Writes results/archive/loadgen-precision.md (OUT) with the commands and every figure.
 #
 # Usage: benches/scripts/loadgen_vs_wrk.sh   (DURATION=5 ROUNDS=3 CONNS=50 PORT=18480 INSTALL=1)
 set -euo pipefail
@@ -27,7 +27,7 @@ CONNS=${CONNS:-50}
 PORT=${PORT:-18480}
 INSTALL=${INSTALL:-1}
 LAG_RATES=${LAG_RATES:-"1000 10000 50000"}
-OUT=${OUT:-$ROOT/results/loadgen-precision.md}
+OUT=${OUT:-$ROOT/results/archive/loadgen-precision.md}
 URL="http://127.0.0.1:$PORT/"
 CLK_TCK=$(getconf CLK_TCK)
 
