@@ -126,7 +126,7 @@ pub fn render(r: &Results) -> String {
         };
         let _ = writeln!(
             o,
-            "- load ({}): {} {} connections, `{} {}`{body}; per system and round a {} s closed-loop warm-up, a {} s closed-loop run (req/s, CPU per request) and a {} s open-loop run at {} req/s (corrected latency, the .hgrm files, latency.svg); {} rounds, nginx first, the others rotated by one place per round",
+            "- load ({}): {} {} connections, `{} {}`{body}; per system and round a {} s closed-loop warm-up, a {} s closed-loop run (req/s, CPU per request) and a {} s open-loop run at {} req/s (corrected latency, the .hgrm files, latency.svg); {} round(s), the baseline first, the others rotated by one place per round",
             p.generator,
             l.connections,
             if l.close { "new (`Connection: close`)" } else { "keep-alive" },
