@@ -12,11 +12,25 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{killpg, SigSet, Signal};
 use nix::unistd::Pid;
 
-/// Process groups alive now, for the signal thread.
-static LIVE: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+/// Process groups alive now, for the signal thread; `None` once it is stopping everything (no
+/// process may start after that).
+static LIVE: Mutex<Option<Vec<i32>>> = Mutex::new(Some(Vec::new()));
+
+/// A directory the signal thread removes (the run's temporary directory).
+static CLEANUP: Mutex<Option<std::path::PathBuf>> = Mutex::new(None);
+
+/// Has the signal thread remove `dir` when it ends the run.
+pub fn remove_on_signal(dir: Option<std::path::PathBuf>) {
+    *CLEANUP.lock().unwrap_or_else(|p| p.into_inner()) = dir;
+}
 
 /// How long a group gets between SIGTERM and SIGKILL.
 const GRACE: Duration = Duration::from_secs(3);
+
+/// Whether the signal thread is stopping the run.
+pub fn stopping() -> bool {
+    LIVE.lock().unwrap_or_else(|p| p.into_inner()).is_none()
+}
 
 /// A started process, leader of its own process group.
 #[derive(Debug)]
@@ -34,16 +48,21 @@ impl Guard {
         let err = out
             .try_clone()
             .map_err(|e| format!("{name}: log {}: {e}", log.display()))?;
+        // The signal mask this process blocks for its signal thread is not the child's.
+        ringway_tuning::child::clear_signal_mask(&mut cmd);
         cmd.process_group(0)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err);
         // Registered under the lock, so that a signal arriving between spawn and push cannot miss it.
         let mut live = LIVE.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(groups) = live.as_mut() else {
+            return Err(format!("{name}: not started: the run is being stopped"));
+        };
         let child = cmd
             .spawn()
             .map_err(|e| format!("{name}: starting {:?}: {e}", cmd.get_program()))?;
-        live.push(child.id() as i32);
+        groups.push(child.id() as i32);
         Ok(Self {
             name: name.to_owned(),
             child,
@@ -93,15 +112,17 @@ impl Drop for Guard {
         }
         // Whatever the leader left behind in its group (an nginx worker whose master was killed).
         let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
-        LIVE.lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|&g| g != pgid);
+        if let Some(groups) = LIVE.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            groups.retain(|&g| g != pgid);
+        }
     }
 }
 
 /// Blocks SIGINT, SIGTERM and SIGHUP in this thread (call it first in `main`, before any thread
 /// starts, so every thread inherits the mask) and starts a thread that waits for them: it kills
-/// every live group and exits with 130. Children get an empty signal mask (std's spawn resets it).
+/// every live group (no new one can start from then on), removes the directory given to
+/// [`remove_on_signal`] and exits with 130. Children start with an empty signal mask
+/// ([`ringway_tuning::child::clear_signal_mask`]).
 pub fn stop_all_on_signal() -> Result<(), String> {
     let mut set = SigSet::empty();
     set.add(Signal::SIGINT);
@@ -114,13 +135,20 @@ pub fn stop_all_on_signal() -> Result<(), String> {
         .spawn(move || {
             let signal = set.wait().ok();
             eprintln!("== {signal:?}: stopping everything this run started");
-            let groups: Vec<i32> = LIVE.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let groups = LIVE
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+                .unwrap_or_default();
             for g in &groups {
                 let _ = killpg(Pid::from_raw(*g), Signal::SIGTERM);
             }
             thread::sleep(Duration::from_millis(500));
             for g in &groups {
                 let _ = killpg(Pid::from_raw(*g), Signal::SIGKILL);
+            }
+            if let Some(dir) = CLEANUP.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                let _ = std::fs::remove_dir_all(dir);
             }
             std::process::exit(130);
         })

@@ -146,6 +146,9 @@ pub fn run(o: &Options) -> Result<PathBuf, String> {
     let work =
         WorkDir(std::env::temp_dir().join(format!("ringway-compare-{}", std::process::id())));
     std::fs::create_dir_all(&work.0).map_err(|e| format!("creating {}: {e}", work.0.display()))?;
+    if std::env::var_os("RINGWAY_COMPARE_KEEP_WORK").is_none() {
+        super::procs::remove_on_signal(Some(work.0.clone()));
+    }
     let nofile = ringway_tuning::limits::raise_nofile(1 << 20)
         .ok()
         .and_then(|l| l.soft)
@@ -183,6 +186,7 @@ pub fn run(o: &Options) -> Result<PathBuf, String> {
             eprintln!("== round {round}/{rounds}: {key}");
             match one(&mut ctx, system, &backend, &plan, idle_conns, round, &out) {
                 Ok(r) => runs.push(r),
+                Err(_) if super::procs::stopping() => return Err("interrupted".into()),
                 Err(e) => {
                     eprintln!("== {key} failed: {e}");
                     notes.push(format!("round {round}, {key} failed: {e}"));
