@@ -1,6 +1,7 @@
 //! `compare --quick` end to end: it starts the backend and every system it can (ringway alone on a
 //! machine without the peers), drives real load through them, stops everything, and writes a
 //! results directory whose results.json parses into the documented schema.
+#![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
