@@ -27,7 +27,7 @@ pub(crate) struct UserConn {
     pub(crate) out: BytesMut,
     /// What only some connections need (HTTPS, counted per client, a PROXY header's destination,
     /// private backend connections): boxed, so that an idle connection without it pays one
-    /// pointer (idle connections are counted in bytes: results/idle-conns-*.md).
+    /// pointer (idle connections are counted in bytes: results/archive/idle-conns-*.md).
     pub(crate) extra: Option<Box<ConnExtra>>,
 }
 

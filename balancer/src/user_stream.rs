@@ -186,7 +186,7 @@ mod tests {
     /// costs its socket field one word (the variant's tag: a TCP stream has one niche, which
     /// `Option` takes). `UserConn` wins it back with a compact client address
     /// (`client_addr`) and must stay at 192 bytes: at 200 the idle task moves up an allocator
-    /// size class (results/idle-conns-after-tls.md).
+    /// size class (results/archive/idle-conns-after-tls.md).
     #[test]
     fn the_tls_variant_costs_a_plain_connection_one_word() {
         assert!(size_of::<Option<UserStream>>() <= size_of::<Option<TcpStream>>() + 8);

@@ -1,7 +1,7 @@
 //! criterion micro-benchmarks of `ringway_core::route`: lookup cost with 10 routes vs 10 000 routes
 //! (it should not depend on the count), for exact hosts, wildcard hosts, deep paths and misses.
 //!
-//! Run: `cargo bench -p ringway-benches --bench route`; results in results/core-route-bench.md.
+//! Run: `cargo bench -p ringway-benches --bench route`; results in results/archive/core-route-bench.md.
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};

@@ -1,7 +1,7 @@
 //! criterion micro-benchmarks of the tunnel codec and connection state machine.
 //!
 //! Run: `cargo bench -p ringway-benches --bench tunnel -- --warm-up-time 1 --measurement-time 3`
-//! (numbers in results/core-tunnel-bench.md).
+//! (numbers in results/archive/core-tunnel-bench.md).
 use std::hint::black_box;
 use std::time::Instant;
 

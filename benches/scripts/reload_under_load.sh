@@ -3,7 +3,7 @@
 # its configuration is reloaded (SIGHUP) to move a route to other static backends and back. From
 # loadgen's per-interval figures (coordinated-omission-corrected p99 per INTERVAL seconds): the
 # p99 of the interval in which each reload happened next to the interval before it, and the
-# failed requests (there must be none). Writes results/reload-under-load.md (OUT=…).
+# failed requests (there must be none). Writes results/archive/reload-under-load.md (OUT=…).
 #
 #   CPU 0: ringway-balancer --workers 1 (classic mode)
 #   CPU 1: two nginx backends (`return 200`), ringway-loadgen
@@ -23,7 +23,7 @@ INTERVAL=${INTERVAL:-1}
 RELOADS=${RELOADS:-4}
 DRIVER=${DRIVER:-auto}
 INSTALL=${INSTALL:-1}
-OUT=${OUT:-$ROOT/results/reload-under-load.md}
+OUT=${OUT:-$ROOT/results/archive/reload-under-load.md}
 BACKEND_A=${BACKEND_A:-18411}
 BACKEND_B=${BACKEND_B:-18412}
 USERS=${USERS:-18413}

@@ -11,14 +11,14 @@
 # fixed-rate open-loop run (coordinated-omission-corrected p99). CPU per request is utime+stime of
 # all threads (/proc/PID/task/*/stat) of the CPU-0 process and of the far half (agent / rathole
 # client) over the requests served, in each of the two runs. Ratios compare each system with the
-# nginx run of the same round. Writes results/side-by-side.md (OUT=…).
+# nginx run of the same round. Writes results/archive/side-by-side.md (OUT=…).
 #
 # Usage: benches/scripts/side_by_side.sh
 #   env: DURATION=10 RATE=10000 CONNS=50 ROUNDS=1 WARMUP=2
 #        SYSTEMS="nginx haproxy rathole ringway-uring ringway-epoll"   (nginx first: the baseline)
 #        (any ringway-DRIVER where DRIVER is an --io-driver of the balancer and agent: uring, epoll, …;
 #         classic-DRIVER: ringway in classic mode, the backend as the balancer's static backend)
-#        OUT=results/side-by-side.md TITLE="…" INSTALL=1 (0: never install missing tools)
+#        OUT=results/archive/side-by-side.md TITLE="…" INSTALL=1 (0: never install missing tools)
 #        RATHOLE=/path/to/rathole (default: PATH, then ~/.cargo/bin; `cargo install rathole` if absent)
 # Rounds run every system back to back: nginx first, the others in SYSTEMS order rotated by one place
 # per round; ratios compare runs of the same round.
@@ -35,7 +35,7 @@ ROUNDS=${ROUNDS:-1}
 WARMUP=${WARMUP:-2}
 SYSTEMS=${SYSTEMS:-nginx haproxy rathole ringway-uring ringway-epoll}
 INSTALL=${INSTALL:-1}
-OUT=${OUT:-$ROOT/results/side-by-side.md}
+OUT=${OUT:-$ROOT/results/archive/side-by-side.md}
 TITLE=${TITLE:-ringway tunnel vs nginx, HAProxy and rathole}
 BACKEND_PORT=${BACKEND_PORT:-18401}
 NGINX_PORT=${NGINX_PORT:-18402}

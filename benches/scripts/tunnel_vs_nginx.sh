@@ -6,8 +6,8 @@
 #
 # Same measurements as side_by_side.sh (wrk closed loop, ringway-loadgen at a fixed rate, CPU per
 # request of the balancer and the agent from /proc), for nginx and ringway on each driver in
-# DRIVERS. Writes results/tunnel-vs-nginx.md. The comparison with HAProxy and rathole as well:
-# benches/scripts/side_by_side.sh (results/side-by-side.md). docs/benchmarks.md describes both.
+# DRIVERS. Writes results/archive/tunnel-vs-nginx.md. The comparison with HAProxy and rathole as well:
+# benches/scripts/side_by_side.sh (results/archive/side-by-side.md). docs/benchmarks.md describes both.
 #
 # Usage: benches/scripts/tunnel_vs_nginx.sh
 #   env: DURATION=10 RATE=10000 CONNS=50 ROUNDS=1 DRIVERS="uring epoll"
@@ -19,7 +19,7 @@ DRIVERS=${DRIVERS:-uring epoll}
 SYSTEMS="nginx"
 for driver in $DRIVERS; do SYSTEMS="$SYSTEMS ringway-$driver"; done
 export SYSTEMS
-export OUT=${OUT:-$PWD/results/tunnel-vs-nginx.md}
+export OUT=${OUT:-$PWD/results/archive/tunnel-vs-nginx.md}
 export TITLE=${TITLE:-ringway tunnel vs nginx reverse proxy}
 export SIDE_BY_SIDE_COMMAND="DURATION=${DURATION:-10} RATE=${RATE:-10000} CONNS=${CONNS:-50} ROUNDS=${ROUNDS:-1} DRIVERS=\"$DRIVERS\" benches/scripts/tunnel_vs_nginx.sh"
 exec benches/scripts/side_by_side.sh "$@"

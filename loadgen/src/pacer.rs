@@ -21,7 +21,7 @@ use ringway_io::{FineSleep, FineTimer};
 /// The default of `--spin-us`: the last stretch before a due time that is waited by yielding to
 /// the runtime (other connections keep running) instead of sleeping, so that the timerfd's and
 /// the runtime's wake-up latency does not count as send-lag. On the shared 2-core test machine
-/// (results/loadgen-precision.md) a 30 µs window cost 5–10 % more CPU per request at 1k req/s
+/// (results/archive/loadgen-precision.md) a 30 µs window cost 5–10 % more CPU per request at 1k req/s
 /// and moved the send-lag p99 one way in one run and the other way in the next (a thread that
 /// yields uses up its share of a contended CPU and is preempted; one that sleeps is woken with
 /// priority). So the default is to sleep only; `--spin-us 20..50` is for a generator with a core

@@ -10,9 +10,11 @@
 //! - [`duration`]: the duration syntax of the balancer's configuration and both programs' flags.
 //! - [`socket`]: SO_REUSEPORT listener groups and handing a connection to another thread.
 //! - [`limits`]: the open-file limit.
+//! - [`child`]: child processes that start with no signal blocked.
 //! - [`report`]: the host report printed by `ringway-tune`.
 #![deny(unsafe_code)]
 
+pub mod child;
 pub mod cpu;
 pub mod duration;
 pub mod limits;

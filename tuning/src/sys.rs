@@ -92,6 +92,32 @@ pub(crate) fn dup_owned(fd: RawFd) -> io::Result<OwnedFd> {
     borrowed.try_clone_to_owned()
 }
 
+/// Makes `cmd`'s child start with an empty signal mask, whatever the parent's thread blocks (a
+/// parent that waits for signals with sigwait/signalfd blocks them, and exec keeps the mask).
+pub(crate) fn clear_signal_mask_before_exec(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    let clear = || {
+        // SAFETY: a zeroed sigset_t is a valid value to hand to sigemptyset, which initialises it.
+        let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `set` is a live local; sigemptyset and pthread_sigmask are async-signal-safe,
+        // so they may run in the child between fork and exec; the old mask is not asked for.
+        let rc = unsafe {
+            libc::sigemptyset(&mut set);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut())
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::from_raw_os_error(rc))
+        }
+    };
+    // SAFETY: the closure runs in the forked child before exec; it allocates nothing, takes no
+    // lock and only calls the async-signal-safe functions above.
+    unsafe {
+        cmd.pre_exec(clear);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
