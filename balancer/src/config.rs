@@ -6,6 +6,7 @@
 //!
 //! Every key is listed in docs/CONFIG.md.
 
+mod acme;
 mod backends;
 mod error;
 mod tls;
@@ -22,6 +23,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use backends::{BackendSpec, BackendTarget, BackendsConfig, HealthConfig, SendProxy};
 pub use error::{ConfigError, ConfigProblem};
+pub use acme::AcmeConfig;
 pub use tls::{CertConfig, TlsConfig};
 
 /// The whole configuration.
@@ -431,6 +433,11 @@ pub struct RouteConfig {
         serialize_with = "ser_duration"
     )]
     pub queue_timeout: Duration,
+    /// On the plain listener, the route's requests are answered `308 Permanent Redirect` to
+    /// the same host and target on the HTTPS listener (nothing is proxied); ACME's HTTP-01
+    /// challenges are answered all the same.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub redirect_https: bool,
 }
 
 /// Default of a route's `queue_timeout`.
@@ -474,6 +481,7 @@ impl RouteConfig {
             max_concurrent: None,
             max_queue: 0,
             queue_timeout: DEFAULT_QUEUE_TIMEOUT,
+            redirect_https: false,
         }
     }
 
@@ -592,6 +600,12 @@ impl Config {
                         "interval and timeout must be above zero".to_owned(),
                     ));
                 }
+            }
+            if r.redirect_https && self.listen.https.is_none() {
+                return Err((
+                    format!("route[{i}].redirect_https"),
+                    "redirects go to the HTTPS listener: set [listen] https".to_owned(),
+                ));
             }
             if r.is_static() && r.backends.iter().all(|b| b.weight == 0) {
                 return Err((

@@ -437,6 +437,18 @@ fn restart_keys(old: &Config, new: &Config) -> Vec<String> {
     {
         keys.push("tls.session_tickets, tls.session_cache".to_owned());
     }
+    // The ACME thread is started once, with the entries it manages.
+    let acme_entries = |c: &Config| -> Vec<Vec<String>> {
+        c.tls
+            .certs
+            .iter()
+            .filter(|e| e.acme)
+            .map(|e| e.hosts.clone())
+            .collect()
+    };
+    if old.tls.acme != new.tls.acme || acme_entries(old) != acme_entries(new) {
+        keys.push("tls.acme, tls.cert[] with acme = true".to_owned());
+    }
     // The per-client table exists only while the limit is on (it is process-wide).
     let (was, is) = (
         old.limits.max_connections_per_client,

@@ -35,6 +35,7 @@ use crate::pick_scratch::PickScratch;
 use crate::registry::{Registry, RouteId};
 use crate::signal::WaitQueue;
 use crate::stats::{AgentInfo, WorkerSnapshot, WorkerStats};
+use crate::early::{EarlyAnswers, EarlySetup};
 use crate::timeouts::Timeouts;
 
 /// Bytes of a user connection's read (and write) buffer: room for a request head, or for one
@@ -65,7 +66,8 @@ pub(crate) struct WorkerSetup {
     /// The static routes and their backends (process-wide; each worker builds its pools).
     pub(crate) backends: Arc<BackendBook>,
     /// Open connections per client address, shared by every worker (`None`: no limit).
-    pub(crate) clients: Option<Arc<ClientTable>>,
+    pub(crate) clients: Option<Arc<ClientTable>>,    /// ACME challenges and the HTTPS port of redirects (`early`).
+    pub(crate) early: EarlySetup,
 }
 
 /// The agent connections of one route on this worker, and the picker that chooses among them.
@@ -137,6 +139,8 @@ pub(crate) struct Worker {
     /// The routes' `max_concurrent` gates on this worker.
     /// Swapped by a reload that changed them; a request keeps the ones it started with.
     route_limits: RefCell<Rc<RouteLimits>>,
+    /// ACME challenges and redirects to HTTPS; rebuilt by a reload.
+    early: RefCell<Rc<EarlyAnswers>>,
     endpoints: RefCell<IdMap<RouteId, RouteEndpoints>>,
     /// Requests parked until an agent for their route can take them.
     parked: WaitQueue<RouteId>,
@@ -171,6 +175,11 @@ impl Worker {
             conn_limit: ConnLimit::new(setup.config.limits.max_connections_per_worker),
             clients: setup.clients.clone(),
             route_limits: RefCell::new(Rc::new(RouteLimits::new(&setup.config, &setup.registry))),
+            early: RefCell::new(Rc::new(EarlyAnswers::new(
+                setup.early.clone(),
+                &setup.config,
+                &setup.registry,
+            ))),
             registry: setup.registry.clone(),
             handoff: setup.handoff_tx.clone(),
             endpoints: RefCell::new(IdMap::default()),
@@ -207,6 +216,11 @@ impl Worker {
     /// The routes' concurrency gates now (a request keeps the ones it started with).
     pub(crate) fn route_limits(&self) -> Rc<RouteLimits> {
         self.route_limits.borrow().clone()
+    }
+
+    /// The early answers now (ACME challenges, redirects to HTTPS).
+    pub(crate) fn early(&self) -> Rc<EarlyAnswers> {
+        self.early.borrow().clone()
     }
 
     /// The settings now: a request takes them once and keeps them to its end.
@@ -257,6 +271,8 @@ impl Worker {
                 entry.picker = new.agents.picker.build();
             }
         }
+        let early = self.early().rebuilt(&new, &self.registry);
+        *self.early.borrow_mut() = Rc::new(early);
         self.peer_log.reconfigure(&new.log);
         let mut sent_away = 0;
         for conn in self.agent_conn_list() {
