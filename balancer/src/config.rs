@@ -23,7 +23,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use backends::{BackendSpec, BackendTarget, BackendsConfig, HealthConfig, SendProxy};
 pub use error::{ConfigError, ConfigProblem};
-pub use acme::AcmeConfig;
+pub use acme::{AcmeChallenge, AcmeConfig};
 pub use tls::{CertConfig, TlsConfig};
 
 /// The whole configuration.

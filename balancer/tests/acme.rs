@@ -24,8 +24,9 @@ use rustls::pki_types::CertificateDer;
 use support::{fixed_port, hello_backend, Balancer, Client};
 
 /// The directory of the test's files.
-fn test_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ringway-acme-test-{}", std::process::id()));
+fn test_dir(name: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("ringway-acme-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -147,11 +148,29 @@ impl Pebble {
 }
 
 /// The balancer's config: `shop.test` by ACME, proxied to `backend`.
-fn config(pebble: &Pebble, storage: &Path, https: SocketAddr, backend: SocketAddr, renew: &str) -> String {
+fn config(
+    pebble: &Pebble,
+    storage: &Path,
+    https: SocketAddr,
+    backend: SocketAddr,
+    renew: &str,
+) -> String {
+    config_with(pebble, storage, https, backend, renew, "http-01")
+}
+
+fn config_with(
+    pebble: &Pebble,
+    storage: &Path,
+    https: SocketAddr,
+    backend: SocketAddr,
+    renew: &str,
+    challenge: &str,
+) -> String {
     format!(
         "[listen]\nhttps = \"{https}\"\n\n\
          [tls.acme]\ndirectory = \"{}\"\ncontact = [\"mailto:ops@shop.test\"]\naccept_terms = true\n\
-         storage = {:?}\nca_file = {:?}\nrenew_before = \"{renew}\"\ncheck_interval = \"1s\"\n\n\
+         storage = {:?}\nca_file = {:?}\nrenew_before = \"{renew}\"\ncheck_interval = \"1s\"\n\
+         challenge = \"{challenge}\"\n\n\
          [[tls.cert]]\nhosts = [\"shop.test\", \"www.shop.test\"]\nacme = true\n\n\
          [[route]]\npattern = \"shop.test\"\nbackends = [\"{backend}\"]\nredirect_https = true\n",
         pebble.directory,
@@ -210,15 +229,50 @@ fn start_balancer(path: &Path, users: SocketAddr) -> Balancer {
     ])
 }
 
-#[test]
-fn pebble_issues_the_certificate_over_http01_it_is_reused_and_renewed() {
-    if !on_path("pebble") || !on_path("pebble-challtestsrv") {
+fn pebble_missing() -> bool {
+    let missing = !on_path("pebble") || !on_path("pebble-challtestsrv");
+    if missing {
         eprintln!(
             "SKIPPED: pebble is not installed (apt-get install pebble): the ACME test did not run"
         );
+    }
+    missing
+}
+
+#[test]
+fn tls_alpn01_is_answered_by_the_https_listener() {
+    if pebble_missing() {
         return;
     }
-    let dir = test_dir();
+    let dir = test_dir("alpn");
+    // Nothing listens on pebble's HTTP-01 port: only the TLS-ALPN-01 validation can succeed.
+    let (users, https, nowhere) = (fixed_port(), fixed_port(), fixed_port());
+    let pebble = Pebble::start(&dir, nowhere.port(), https.port());
+    let trust = client_config(&pebble.issuing_root());
+    let hello = hello_backend();
+    let text = config_with(
+        &pebble,
+        &dir.join("storage"),
+        https,
+        hello.addr,
+        "30d",
+        "tls-alpn-01",
+    );
+    let path = support::config_file("acme-alpn", &text);
+    let b = start_balancer(&path, users);
+    let (mut c, _) = verified_connection(https, &trust, Duration::from_secs(60), None, &b);
+    // An ordinary client still gets http/1.1 and a proxied request.
+    assert_eq!(c.tls().unwrap().alpn_protocol(), None);
+    let r = c.get("shop.test", "/echo").unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+#[test]
+fn pebble_issues_the_certificate_over_http01_it_is_reused_and_renewed() {
+    if pebble_missing() {
+        return;
+    }
+    let dir = test_dir("http01");
     let (users, https) = (fixed_port(), fixed_port());
     let pebble = Pebble::start(&dir, users.port(), https.port());
     let root = pebble.issuing_root();

@@ -120,6 +120,11 @@ impl TlsStream {
             .map_or(true, |state| state.plaintext_bytes_to_read() > 0)
     }
 
+    /// The application protocol agreed by ALPN, if any.
+    pub fn alpn_protocol(&self) -> Option<Vec<u8>> {
+        self.session.borrow().conn.alpn_protocol().map(<[u8]>::to_vec)
+    }
+
     /// The SNI host name the client asked for, if it sent one.
     pub fn server_name(&self) -> Option<String> {
         self.session.borrow().conn.server_name().map(str::to_owned)

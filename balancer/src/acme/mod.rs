@@ -5,10 +5,11 @@
 //!
 //! Everything runs on one thread of its own, `ringway-acme`, on a current-thread tokio
 //! runtime that the ACME client (instant-acme, over hyper) needs; no worker runs tokio. The
-//! thread shares two things with the workers, both swapped whole and only read by them: the
-//! resolver's ACME table (`tls::SniResolver::replace_acme`) and the pending HTTP-01
-//! challenges ([`Challenges`]), which the workers answer on the plain listener
-//! (`early_answer`).
+//! thread shares what it publishes with the workers, each swapped whole and only read by
+//! them: the resolver's ACME table (`tls::SniResolver::replace_acme`), the pending HTTP-01
+//! challenges ([`Challenges`]), which the workers answer on the plain listener (`early`), and
+//! with `challenge = "tls-alpn-01"` the validation certificates the resolver serves to a
+//! ClientHello offering ALPN `acme-tls/1` (`tls::SniResolver::set_alpn_challenge`).
 //!
 //! At the start the thread reads what the storage holds (the account for this directory,
 //! each entry's certificate) and serves every stored certificate that covers the entry's
@@ -218,7 +219,12 @@ impl AcmeThread {
                 account
             }
         };
-        let (chain_pem, key_pem) = order::obtain(&account, hosts, &self.challenges).await?;
+        let responders = order::Responders {
+            kind: self.config.challenge,
+            challenges: &self.challenges,
+            resolver: &self.resolver,
+        };
+        let (chain_pem, key_pem) = order::obtain(&account, hosts, &responders).await?;
         let stored = store::parse(chain_pem.as_bytes(), key_pem.as_bytes())
             .map_err(|e| format!("the certificate the server issued: {e}"))?;
         self.store.write_cert(&hosts[0], &chain_pem, &key_pem)?;

@@ -1,7 +1,8 @@
 //! One ACME order over instant-acme: the account (read back from the storage, else created
-//! and stored), then new-order, an HTTP-01 challenge per pending authorization (published to
-//! the workers before the server is told to validate, withdrawn after), finalize with a fresh
-//! key and CSR, and the chain.
+//! and stored), then new-order, a challenge per pending authorization (published to the
+//! workers before the server is told to validate, withdrawn after: an HTTP-01 key
+//! authorization, or a TLS-ALPN-01 certificate for the resolver), finalize with a fresh key
+//! and CSR, and the chain.
 
 use instant_acme::{
     Account, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier, NewAccount,
@@ -11,7 +12,21 @@ use tracing::info;
 
 use super::store::Store;
 use super::Challenges;
-use crate::config::AcmeConfig;
+use crate::config::{AcmeChallenge, AcmeConfig};
+use crate::tls::{certified_key, SniResolver};
+
+/// Where a challenge's answer is published for the workers.
+pub(super) struct Responders<'a> {
+    pub(super) kind: AcmeChallenge,
+    pub(super) challenges: &'a Challenges,
+    pub(super) resolver: &'a SniResolver,
+}
+
+/// What to withdraw once the order is validated (or failed).
+enum Published {
+    Token(String),
+    AlpnHost(String),
+}
 
 /// How long the server gets to validate the challenges, then to issue.
 fn retries() -> RetryPolicy {
@@ -59,17 +74,20 @@ pub(super) async fn account(config: &AcmeConfig, store: &Store) -> Result<Accoun
 pub(super) async fn obtain(
     account: &Account,
     hosts: &[String],
-    challenges: &Challenges,
+    responders: &Responders<'_>,
 ) -> Result<(String, String), String> {
     let identifiers: Vec<Identifier> = hosts.iter().cloned().map(Identifier::Dns).collect();
     let mut order = account
         .new_order(&NewOrder::new(&identifiers))
         .await
         .map_err(|e| format!("new order: {e}"))?;
-    let mut tokens = Vec::new();
-    let ready = validate(&mut order, challenges, &mut tokens).await;
-    for token in &tokens {
-        challenges.remove(token);
+    let mut published = Vec::new();
+    let ready = validate(&mut order, responders, &mut published).await;
+    for p in &published {
+        match p {
+            Published::Token(token) => responders.challenges.remove(token),
+            Published::AlpnHost(host) => responders.resolver.set_alpn_challenge(host, None),
+        }
     }
     ready?;
     let key_pem = order
@@ -83,12 +101,12 @@ pub(super) async fn obtain(
     Ok((chain_pem, key_pem))
 }
 
-/// Publishes a challenge per pending authorization (its token in `tokens`), asks the server
+/// Publishes a challenge per pending authorization (noted in `published`), asks the server
 /// to validate each, and waits until the order is ready.
 async fn validate(
     order: &mut instant_acme::Order,
-    challenges: &Challenges,
-    tokens: &mut Vec<String>,
+    responders: &Responders<'_>,
+    published: &mut Vec<Published>,
 ) -> Result<(), String> {
     let mut authorizations = order.authorizations();
     while let Some(authorization) = authorizations.next().await {
@@ -99,11 +117,28 @@ async fn validate(
             other => return Err(format!("an authorization is {other:?}")),
         }
         let name = authorization.identifier().to_string();
+        let (kind, label) = match responders.kind {
+            AcmeChallenge::Http01 => (ChallengeType::Http01, "http-01"),
+            AcmeChallenge::TlsAlpn01 => (ChallengeType::TlsAlpn01, "tls-alpn-01"),
+        };
         let mut challenge = authorization
-            .challenge(ChallengeType::Http01)
-            .ok_or_else(|| format!("the server offers no http-01 challenge for {name}"))?;
-        challenges.add(&challenge.token, challenge.key_authorization().as_str());
-        tokens.push(challenge.token.clone());
+            .challenge(kind)
+            .ok_or_else(|| format!("the server offers no {label} challenge for {name}"))?;
+        let key_authorization = challenge.key_authorization();
+        match responders.kind {
+            AcmeChallenge::Http01 => {
+                let token = challenge.token.clone();
+                responders.challenges.add(&token, key_authorization.as_str());
+                published.push(Published::Token(token));
+            }
+            AcmeChallenge::TlsAlpn01 => {
+                let key = alpn_certificate(&name, key_authorization.digest().as_ref())?;
+                responders
+                    .resolver
+                    .set_alpn_challenge(&name, Some(std::sync::Arc::new(key)));
+                published.push(Published::AlpnHost(name.clone()));
+            }
+        }
         challenge
             .set_ready()
             .await
@@ -123,4 +158,21 @@ async fn validate(
         return Err(format!("the order is {status:?} after validation {detail}"));
     }
     Ok(())
+}
+
+/// The self-signed certificate of a TLS-ALPN-01 validation of `name`: the name as its only
+/// SAN and the critical acmeIdentifier extension holding the key authorization's SHA-256
+/// (RFC 8737, section 3).
+fn alpn_certificate(
+    name: &str,
+    digest: &[u8],
+) -> Result<rustls::sign::CertifiedKey, String> {
+    let fail = |e: rcgen::Error| format!("the tls-alpn-01 certificate for {name}: {e}");
+    let mut params = rcgen::CertificateParams::new(vec![name.to_owned()]).map_err(fail)?;
+    params.custom_extensions = vec![rcgen::CustomExtension::new_acme_identifier(digest)];
+    let key = rcgen::KeyPair::generate().map_err(fail)?;
+    let cert = params.self_signed(&key).map_err(fail)?;
+    let der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+    certified_key(vec![cert.der().clone()], &der)
+        .map_err(|(_, reason)| format!("the tls-alpn-01 certificate for {name}: {reason}"))
 }

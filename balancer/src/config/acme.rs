@@ -60,6 +60,23 @@ pub struct AcmeConfig {
         serialize_with = "ser_duration"
     )]
     pub check_interval: Duration,
+    /// How the server validates the names: `http-01` (a request to the plain listener, port
+    /// 80 for a public CA) or `tls-alpn-01` (a TLS handshake with ALPN `acme-tls/1` on the
+    /// HTTPS listener, port 443 for a public CA).
+    #[serde(default)]
+    pub challenge: AcmeChallenge,
+}
+
+/// `tls.acme.challenge`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub enum AcmeChallenge {
+    /// RFC 8555, section 8.3.
+    #[default]
+    #[serde(rename = "http-01")]
+    Http01,
+    /// RFC 8737.
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01,
 }
 
 /// Default of `tls.acme.storage`.
@@ -156,6 +173,11 @@ acme = true
         let acme = config.tls.acme.as_ref().unwrap();
         assert_eq!(acme.renew_before.as_secs(), 10 * 24 * 3600);
         assert_eq!(acme.check_interval, super::DEFAULT_CHECK_INTERVAL);
+        assert_eq!(acme.challenge, super::AcmeChallenge::Http01);
+        let alpn = ACME.replace("renew_before", "challenge = \"tls-alpn-01\"\nrenew_before");
+        let alpn = Config::parse(&alpn).unwrap();
+        let challenge = alpn.tls.acme.as_ref().unwrap().challenge;
+        assert_eq!(challenge, super::AcmeChallenge::TlsAlpn01);
         assert!(config.tls.certs[0].acme);
         assert!(config.tls.certs[0].cert.is_none());
         let again = Config::parse(&config.to_toml().unwrap()).unwrap();

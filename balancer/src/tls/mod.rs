@@ -21,8 +21,8 @@ use rustls::server::ServerSessionMemoryCache;
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 
-use crate::config::TlsConfig;
-pub(crate) use resolver::{CertTable, SniResolver};
+use crate::config::{AcmeChallenge, TlsConfig};
+pub(crate) use resolver::{CertTable, SniResolver, ACME_TLS_ALPN};
 
 /// The HTTPS listener's TLS set-up: the shared rustls configuration and its resolver.
 pub(crate) struct Tls {
@@ -53,6 +53,14 @@ impl Tls {
             .with_no_client_auth()
             .with_cert_resolver(resolver.clone());
         server.alpn_protocols = vec![b"http/1.1".to_vec()];
+        if config
+            .acme
+            .as_ref()
+            .is_some_and(|a| a.challenge == AcmeChallenge::TlsAlpn01)
+        {
+            // After http/1.1: only a validation, which offers nothing else, gets it.
+            server.alpn_protocols.push(ACME_TLS_ALPN.to_vec());
+        }
         server.session_storage = if config.session_cache > 0 {
             ServerSessionMemoryCache::new(config.session_cache)
         } else {

@@ -66,13 +66,20 @@ pub(crate) struct SniResolver {
     table: ArcSwap<CertTable>,
     /// What the ACME thread obtained (empty without `[tls.acme]`).
     acme: ArcSwap<CertTable>,
+    /// The ACME thread's pending TLS-ALPN-01 challenge certificates, by host name: served only
+    /// to a ClientHello that offers ALPN `acme-tls/1` (RFC 8737), and never to another.
+    alpn_challenges: ArcSwap<HashMap<String, Arc<CertifiedKey>>>,
 }
+
+/// The ALPN protocol of a TLS-ALPN-01 validation (RFC 8737).
+pub(crate) const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
 
 impl SniResolver {
     pub(crate) fn new(table: CertTable) -> Self {
         Self {
             table: ArcSwap::from_pointee(table),
             acme: ArcSwap::from_pointee(CertTable::default()),
+            alpn_challenges: ArcSwap::from_pointee(HashMap::new()),
         }
     }
 
@@ -84,6 +91,19 @@ impl SniResolver {
     /// Serves the ACME certificates of `table` from now on (the files' table stays).
     pub(crate) fn replace_acme(&self, table: CertTable) {
         self.acme.store(Arc::new(table));
+    }
+
+    /// Serves `key` to a TLS-ALPN-01 validation of `host` (`None`: stops).
+    pub(crate) fn set_alpn_challenge(&self, host: &str, key: Option<Arc<CertifiedKey>>) {
+        let host = host.to_ascii_lowercase();
+        self.alpn_challenges.rcu(|map| {
+            let mut map = HashMap::clone(map);
+            match &key {
+                Some(key) => map.insert(host.clone(), key.clone()),
+                None => map.remove(&host),
+            };
+            map
+        });
     }
 
     fn pick(&self, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
@@ -111,6 +131,13 @@ impl fmt::Debug for SniResolver {
 
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        if hello
+            .alpn()
+            .is_some_and(|mut offered| offered.any(|p| p == ACME_TLS_ALPN))
+        {
+            let name = hello.server_name()?.trim_end_matches('.').to_ascii_lowercase();
+            return self.alpn_challenges.load().get(&name).cloned();
+        }
         self.pick(hello.server_name())
     }
 }
