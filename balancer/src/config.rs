@@ -21,9 +21,9 @@ use ringway_core::route::RoutePattern;
 use ringway_tuning::runtime::IoDriver;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub use acme::{AcmeChallenge, AcmeConfig};
 pub use backends::{BackendSpec, BackendTarget, BackendsConfig, HealthConfig, SendProxy};
 pub use error::{ConfigError, ConfigProblem};
-pub use acme::{AcmeChallenge, AcmeConfig};
 pub use tls::{CertConfig, TlsConfig};
 
 /// The whole configuration.

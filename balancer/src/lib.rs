@@ -213,7 +213,12 @@ impl Balancer {
         }
         backends::monitor::start(&backends, &config.backends, config.runtime.io_driver)?;
         if let (Some(tls), Some(challenges)) = (&tls, early.challenges) {
-            acme::start(&config.tls, tls.resolver(), challenges, shutdown_flag.clone())?;
+            acme::start(
+                &config.tls,
+                tls.resolver(),
+                challenges,
+                shutdown_flag.clone(),
+            )?;
         }
         let start_admin: reload::StartAdmin = {
             let (workers, registry) = (command_txs.clone(), registry.clone());

@@ -28,6 +28,7 @@ use crate::backends::{BackendBook, BackendTable, WorkerBackend};
 use crate::config::Config;
 use crate::deadlines::Deadlines;
 use crate::drain::Drain;
+use crate::early::{EarlyAnswers, EarlySetup};
 use crate::handoff::{HandoffRx, HandoffTx};
 use crate::limits::{ClientAdmission, ClientTable, ConnLimit, RouteLimits};
 use crate::peer_log::PeerLog;
@@ -35,7 +36,6 @@ use crate::pick_scratch::PickScratch;
 use crate::registry::{Registry, RouteId};
 use crate::signal::WaitQueue;
 use crate::stats::{AgentInfo, WorkerSnapshot, WorkerStats};
-use crate::early::{EarlyAnswers, EarlySetup};
 use crate::timeouts::Timeouts;
 
 /// Bytes of a user connection's read (and write) buffer: room for a request head, or for one
@@ -66,7 +66,8 @@ pub(crate) struct WorkerSetup {
     /// The static routes and their backends (process-wide; each worker builds its pools).
     pub(crate) backends: Arc<BackendBook>,
     /// Open connections per client address, shared by every worker (`None`: no limit).
-    pub(crate) clients: Option<Arc<ClientTable>>,    /// ACME challenges and the HTTPS port of redirects (`early`).
+    pub(crate) clients: Option<Arc<ClientTable>>,
+    /// ACME challenges and the HTTPS port of redirects (`early`).
     pub(crate) early: EarlySetup,
 }
 

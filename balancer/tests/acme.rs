@@ -25,17 +25,15 @@ use support::{fixed_port, hello_backend, Balancer, Client};
 
 /// The directory of the test's files.
 fn test_dir(name: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("ringway-acme-test-{}-{name}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("ringway-acme-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
 fn on_path(name: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| dir.join(name).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(name).is_file()))
 }
 
 /// A process killed when the test ends, however it ends.
@@ -82,7 +80,12 @@ impl Pebble {
             (fixed_port(), fixed_port(), fixed_port(), fixed_port());
         let dns_proc = Command::new("pebble-challtestsrv")
             .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
-            .args(["-dns01", &dns.to_string(), "-management", &dns_management.to_string()])
+            .args([
+                "-dns01",
+                &dns.to_string(),
+                "-management",
+                &dns_management.to_string(),
+            ])
             .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -299,7 +302,10 @@ fn pebble_issues_the_certificate_over_http01_it_is_reused_and_renewed() {
 
     // 2. Stored 0600, and reused by a restart: no new order.
     use std::os::unix::fs::PermissionsExt;
-    let files: Vec<_> = std::fs::read_dir(&storage).unwrap().map(|e| e.unwrap().path()).collect();
+    let files: Vec<_> = std::fs::read_dir(&storage)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert_eq!(files.len(), 3, "{files:?}");
     for file in &files {
         let mode = std::fs::metadata(file).unwrap().permissions().mode() & 0o777;
@@ -311,7 +317,10 @@ fn pebble_issues_the_certificate_over_http01_it_is_reused_and_renewed() {
     let mut b = start_balancer(&path, users);
     let (_, again) = verified_connection(https, &trust, Duration::from_secs(10), None, &b);
     assert_eq!(again, first, "a restart ordered a new certificate");
-    assert!(b.log.text().contains("ACME certificate loaded from the storage"));
+    assert!(b
+        .log
+        .text()
+        .contains("ACME certificate loaded from the storage"));
     assert!(!b.log.text().contains("ordering an ACME certificate"));
     b.terminate();
     b.wait_exit(Duration::from_secs(20)).unwrap();

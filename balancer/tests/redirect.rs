@@ -59,7 +59,13 @@ fn a_plain_request_is_redirected_to_https_and_the_challenge_path_is_not() {
     assert_eq!(r.status, 308, "{r:?}");
     assert_eq!(
         r.header("location"),
-        Some(format!("https://shop.test:{}/cart/items?sort=new&page=2", https.port()).as_str())
+        Some(
+            format!(
+                "https://shop.test:{}/cart/items?sort=new&page=2",
+                https.port()
+            )
+            .as_str()
+        )
     );
     assert_eq!(r.header("content-length"), Some("0"));
     // The connection is kept: a POST with a body is redirected too, and then closed (its body
@@ -73,14 +79,19 @@ fn a_plain_request_is_redirected_to_https_and_the_challenge_path_is_not() {
         Some(format!("https://shop.test:{}/pay", https.port()).as_str())
     );
     assert_eq!(r.header("connection"), Some("close"));
-    assert!(seen_rx.try_recv().is_err(), "a redirected request reached the backend");
+    assert!(
+        seen_rx.try_recv().is_err(),
+        "a redirected request reached the backend"
+    );
 
     // The challenge path is proxied (no ACME here: no token of the balancer's own).
     let r = support::get(b.users, "shop.test", "/.well-known/acme-challenge/tok123").unwrap();
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.text(), "backend saw /.well-known/acme-challenge/tok123");
     assert_eq!(
-        seen_rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap(),
+        seen_rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .unwrap(),
         "/.well-known/acme-challenge/tok123"
     );
 
@@ -107,7 +118,8 @@ fn a_plain_request_is_redirected_to_https_and_the_challenge_path_is_not() {
 
 #[test]
 fn redirect_https_without_an_https_listener_is_refused() {
-    let text = "[[route]]\npattern = \"shop.test\"\nbackends = [\"127.0.0.1:9\"]\nredirect_https = true\n";
+    let text =
+        "[[route]]\npattern = \"shop.test\"\nbackends = [\"127.0.0.1:9\"]\nredirect_https = true\n";
     let path = support::config_file("redirect-nohttps", text);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringway-balancer"))
         .args(["--check", "--config", path.to_str().unwrap()])

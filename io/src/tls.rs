@@ -122,7 +122,11 @@ impl TlsStream {
 
     /// The application protocol agreed by ALPN, if any.
     pub fn alpn_protocol(&self) -> Option<Vec<u8>> {
-        self.session.borrow().conn.alpn_protocol().map(<[u8]>::to_vec)
+        self.session
+            .borrow()
+            .conn
+            .alpn_protocol()
+            .map(<[u8]>::to_vec)
     }
 
     /// The SNI host name the client asked for, if it sent one.

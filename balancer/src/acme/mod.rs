@@ -81,8 +81,8 @@ pub(crate) fn start(
     if entries.is_empty() {
         return Ok(());
     }
-    let store = Store::open(&acme.storage)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let store =
+        Store::open(&acme.storage).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -119,7 +119,9 @@ impl AcmeThread {
         for entry in &mut self.entries {
             let host = &entry.hosts[0];
             match self.store.read_cert(host) {
-                Ok(Some(stored)) if covers(&stored.names, &entry.hosts) && stored.not_after > now => {
+                Ok(Some(stored))
+                    if covers(&stored.names, &entry.hosts) && stored.not_after > now =>
+                {
                     entry.next = renew_at(stored.not_after, self.config.renew_before);
                     info!(
                         hosts = ?entry.hosts,
@@ -175,7 +177,10 @@ impl AcmeThread {
         let ordered = tokio::time::timeout(ORDER_TIMEOUT, self.order(&hosts)).await;
         let result = match ordered {
             Ok(result) => result,
-            Err(_) => Err(format!("no certificate within {}s", ORDER_TIMEOUT.as_secs())),
+            Err(_) => Err(format!(
+                "no certificate within {}s",
+                ORDER_TIMEOUT.as_secs()
+            )),
         };
         let check = self.config.check_interval;
         let entry = &mut self.entries[i];

@@ -63,8 +63,8 @@ pub(super) async fn account(config: &AcmeConfig, store: &Store) -> Result<Accoun
         .create(&new, config.directory.clone(), None)
         .await
         .map_err(|e| format!("creating an account at {}: {e}", config.directory))?;
-    let json = serde_json::to_string(&credentials)
-        .map_err(|e| format!("serialising the account: {e}"))?;
+    let json =
+        serde_json::to_string(&credentials).map_err(|e| format!("serialising the account: {e}"))?;
     store.write_account(&config.directory, &json)?;
     info!(account = %account.id(), "ACME account created and stored");
     Ok(account)
@@ -128,7 +128,9 @@ async fn validate(
         match responders.kind {
             AcmeChallenge::Http01 => {
                 let token = challenge.token.clone();
-                responders.challenges.add(&token, key_authorization.as_str());
+                responders
+                    .challenges
+                    .add(&token, key_authorization.as_str());
                 published.push(Published::Token(token));
             }
             AcmeChallenge::TlsAlpn01 => {
@@ -163,10 +165,7 @@ async fn validate(
 /// The self-signed certificate of a TLS-ALPN-01 validation of `name`: the name as its only
 /// SAN and the critical acmeIdentifier extension holding the key authorization's SHA-256
 /// (RFC 8737, section 3).
-fn alpn_certificate(
-    name: &str,
-    digest: &[u8],
-) -> Result<rustls::sign::CertifiedKey, String> {
+fn alpn_certificate(name: &str, digest: &[u8]) -> Result<rustls::sign::CertifiedKey, String> {
     let fail = |e: rcgen::Error| format!("the tls-alpn-01 certificate for {name}: {e}");
     let mut params = rcgen::CertificateParams::new(vec![name.to_owned()]).map_err(fail)?;
     params.custom_extensions = vec![rcgen::CustomExtension::new_acme_identifier(digest)];

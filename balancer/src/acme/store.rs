@@ -88,7 +88,12 @@ impl Store {
     }
 
     /// Stores a certificate just obtained: the key first (0600), then the chain.
-    pub(crate) fn write_cert(&self, host: &str, chain_pem: &str, key_pem: &str) -> Result<(), String> {
+    pub(crate) fn write_cert(
+        &self,
+        host: &str,
+        chain_pem: &str,
+        key_pem: &str,
+    ) -> Result<(), String> {
         let (cert, key) = self.cert_paths(host);
         write_private(&key, key_pem.as_bytes())?;
         write_private(&cert, chain_pem.as_bytes())

@@ -135,7 +135,9 @@ pub(crate) fn is_acme_host(host: &str) -> bool {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
         && host.parse::<std::net::IpAddr>().is_err()
         && !host.bytes().all(|b| b.is_ascii_digit() || b == b'.')
@@ -191,7 +193,11 @@ acme = true
         let plain = ACME.replace("https://acme.test/dir", "http://acme.test/dir");
         assert!(problem(&plain).starts_with("tls.acme.directory: "));
         let wild = ACME.replace("\"www.shop.test\"", "\"*.shop.test\"");
-        assert!(problem(&wild).starts_with("tls.cert[0].hosts[1]: "), "{}", problem(&wild));
+        assert!(
+            problem(&wild).starts_with("tls.cert[0].hosts[1]: "),
+            "{}",
+            problem(&wild)
+        );
         let files = ACME.replace("acme = true", "acme = true\ncert = \"a.pem\"");
         assert!(problem(&files).starts_with("tls.cert[0].cert: "));
         let no_section = ACME.replace("[tls.acme]", "[tls.other]");
@@ -213,7 +219,16 @@ acme = true
     fn acme_hosts_are_plain_dns_names() {
         assert!(is_acme_host("shop.example.com"));
         assert!(is_acme_host("localhost"));
-        for bad in ["", "*.a.test", "a..test", "-a.test", "a/b", "127.0.0.1", "::1", "a.test."] {
+        for bad in [
+            "",
+            "*.a.test",
+            "a..test",
+            "-a.test",
+            "a/b",
+            "127.0.0.1",
+            "::1",
+            "a.test.",
+        ] {
             assert!(!is_acme_host(bad), "{bad:?}");
         }
     }

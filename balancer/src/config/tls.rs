@@ -131,7 +131,12 @@ impl TlsConfig {
 impl CertConfig {
     /// Where the entry's certificate comes from: its files, or ACME (`acme_on`: `[tls.acme]`
     /// is there; `https`: so is `[listen] https`).
-    fn validate_source(&self, i: usize, acme_on: bool, https: bool) -> Result<(), (String, String)> {
+    fn validate_source(
+        &self,
+        i: usize,
+        acme_on: bool,
+        https: bool,
+    ) -> Result<(), (String, String)> {
         let key = |field: &str| format!("tls.cert[{i}].{field}");
         if self.acme {
             if !acme_on {

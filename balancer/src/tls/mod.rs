@@ -171,10 +171,7 @@ pub(crate) fn certified_key(
         Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {
             Ok(certified)
         }
-        Err(e) => Err((
-            "key",
-            format!("does not match the certificate ({e})"),
-        )),
+        Err(e) => Err(("key", format!("does not match the certificate ({e})"))),
     }
 }
 

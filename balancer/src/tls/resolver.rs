@@ -135,7 +135,10 @@ impl ResolvesServerCert for SniResolver {
             .alpn()
             .is_some_and(|mut offered| offered.any(|p| p == ACME_TLS_ALPN))
         {
-            let name = hello.server_name()?.trim_end_matches('.').to_ascii_lowercase();
+            let name = hello
+                .server_name()?
+                .trim_end_matches('.')
+                .to_ascii_lowercase();
             return self.alpn_challenges.load().get(&name).cloned();
         }
         self.pick(hello.server_name())

@@ -118,9 +118,18 @@ mod tests {
             location("shop.test:8080", "/a/b?c=d", 8443).as_deref(),
             Some("https://shop.test:8443/a/b?c=d")
         );
-        assert_eq!(location("shop.test", "/", 443).as_deref(), Some("https://shop.test/"));
-        assert_eq!(location("[::1]:80", "/x", 443).as_deref(), Some("https://[::1]/x"));
-        assert_eq!(location("shop.test", "*", 443).as_deref(), Some("https://shop.test/"));
+        assert_eq!(
+            location("shop.test", "/", 443).as_deref(),
+            Some("https://shop.test/")
+        );
+        assert_eq!(
+            location("[::1]:80", "/x", 443).as_deref(),
+            Some("https://[::1]/x")
+        );
+        assert_eq!(
+            location("shop.test", "*", 443).as_deref(),
+            Some("https://shop.test/")
+        );
     }
 
     #[test]
@@ -139,10 +148,27 @@ mod tests {
             b"HTTP/1.1 308 Permanent Redirect\r\nLocation: https://a.test/\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         );
         let mut out = BytesMut::new();
-        write_body_response(&mut out, 200, "text/plain", b"tok.thumb", false, Persistence::Persistent);
-        assert!(out.ends_with(b"Content-Length: 9\r\n\r\ntok.thumb"), "{out:?}");
+        write_body_response(
+            &mut out,
+            200,
+            "text/plain",
+            b"tok.thumb",
+            false,
+            Persistence::Persistent,
+        );
+        assert!(
+            out.ends_with(b"Content-Length: 9\r\n\r\ntok.thumb"),
+            "{out:?}"
+        );
         let mut out = BytesMut::new();
-        write_body_response(&mut out, 200, "text/plain", b"tok.thumb", true, Persistence::KeepAlive);
+        write_body_response(
+            &mut out,
+            200,
+            "text/plain",
+            b"tok.thumb",
+            true,
+            Persistence::KeepAlive,
+        );
         assert!(out.ends_with(b"Connection: keep-alive\r\n\r\n"), "{out:?}");
     }
 }
