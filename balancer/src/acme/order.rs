@@ -13,7 +13,7 @@ use tracing::info;
 use super::store::Store;
 use super::Challenges;
 use crate::config::{AcmeChallenge, AcmeConfig};
-use crate::tls::{certified_key, SniResolver};
+use crate::tls::SniResolver;
 
 /// Where a challenge's answer is published for the workers.
 pub(super) struct Responders<'a> {
@@ -172,6 +172,12 @@ fn alpn_certificate(name: &str, digest: &[u8]) -> Result<rustls::sign::Certified
     let key = rcgen::KeyPair::generate().map_err(fail)?;
     let cert = params.self_signed(&key).map_err(fail)?;
     let der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
-    certified_key(vec![cert.der().clone()], &der)
-        .map_err(|(_, reason)| format!("the tls-alpn-01 certificate for {name}: {reason}"))
+    // Not `certified_key`: its check that key and certificate match parses the certificate
+    // with webpki, which refuses the critical extension nothing but the CA understands.
+    let signer = rustls::crypto::ring::sign::any_supported_type(&der)
+        .map_err(|e| format!("the tls-alpn-01 certificate for {name}: {e}"))?;
+    Ok(rustls::sign::CertifiedKey::new(
+        vec![cert.der().clone()],
+        signer,
+    ))
 }

@@ -80,11 +80,11 @@ pub enum AcmeChallenge {
 }
 
 /// Default of `tls.acme.storage`.
-pub const DEFAULT_ACME_STORAGE: &str = "/var/lib/ringway/acme";
+pub(super) const DEFAULT_ACME_STORAGE: &str = "/var/lib/ringway/acme";
 /// Default of `tls.acme.renew_before`: 30 days (a third of a 90-day certificate).
-pub const DEFAULT_RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
+pub(super) const DEFAULT_RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Default of `tls.acme.check_interval`.
-pub const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_secs(3600);
+pub(super) const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_secs(3600);
 
 fn default_storage() -> PathBuf {
     PathBuf::from(DEFAULT_ACME_STORAGE)
