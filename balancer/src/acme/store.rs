@@ -159,6 +159,7 @@ pub(crate) fn renew_at(not_after: SystemTime, renew_before: Duration) -> SystemT
     not_after
         .checked_sub(renew_before)
         .unwrap_or(SystemTime::UNIX_EPOCH)
+        .max(SystemTime::UNIX_EPOCH)
 }
 
 /// Whether a certificate for `names` serves every one of `hosts` (compared lower-case).
