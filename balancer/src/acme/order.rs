@@ -137,7 +137,7 @@ async fn validate(
                 let key = alpn_certificate(&name, key_authorization.digest().as_ref())?;
                 responders
                     .resolver
-                    .set_alpn_challenge(&name, Some(std::sync::Arc::new(key)));
+                    .set_alpn_challenge(&name, Some(&std::sync::Arc::new(key)));
                 published.push(Published::AlpnHost(name.clone()));
             }
         }

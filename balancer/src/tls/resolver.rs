@@ -94,12 +94,12 @@ impl SniResolver {
     }
 
     /// Serves `key` to a TLS-ALPN-01 validation of `host` (`None`: stops).
-    pub(crate) fn set_alpn_challenge(&self, host: &str, key: Option<Arc<CertifiedKey>>) {
+    pub(crate) fn set_alpn_challenge(&self, host: &str, key: Option<&Arc<CertifiedKey>>) {
         let host = host.to_ascii_lowercase();
         self.alpn_challenges.rcu(|map| {
             let mut map = HashMap::clone(map);
             match &key {
-                Some(key) => map.insert(host.clone(), key.clone()),
+                Some(key) => map.insert(host.clone(), Arc::clone(key)),
                 None => map.remove(&host),
             };
             map
