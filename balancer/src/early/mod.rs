@@ -5,53 +5,17 @@
 //! HTTP). The request path calls [`answer`] once, after the route lookup; with neither
 //! configured it costs one branch.
 
-use std::sync::Arc;
+mod table;
 
 use ringway_core::http::forward::Persistence;
 use ringway_core::http::{https_location, write_body_response, write_redirect, RequestHead};
 
-use crate::acme::{is_challenge_path, Challenges};
-use crate::config::Config;
-use crate::registry::{Registry, RouteId};
+pub(crate) use table::{EarlyAnswers, EarlySetup};
+
+use crate::acme::is_challenge_path;
+use crate::registry::RouteId;
 use crate::user_conn::{Flow, UserConn};
 use crate::user_io::write_out;
-
-/// What the workers are started with for early answers.
-#[derive(Clone, Default)]
-pub(crate) struct EarlySetup {
-    /// The ACME thread's pending challenges (`None`: no `[tls.acme]`).
-    pub(crate) challenges: Option<Arc<Challenges>>,
-    /// The port the HTTPS listener is bound to (the `Location` of a redirect names it).
-    pub(crate) https_port: Option<u16>,
-}
-
-/// A worker's early answers, rebuilt by a reload (the routes that redirect may change).
-pub(crate) struct EarlyAnswers {
-    setup: EarlySetup,
-    /// Routes with `redirect_https` (few: a scan).
-    redirects: Vec<RouteId>,
-}
-
-impl EarlyAnswers {
-    pub(crate) fn new(setup: EarlySetup, config: &Config, registry: &Registry) -> Self {
-        let redirects = config
-            .routes
-            .iter()
-            .filter(|r| r.redirect_https)
-            .filter_map(|r| registry.id_of(&r.pattern.text))
-            .collect();
-        Self { setup, redirects }
-    }
-
-    /// The same set-up for another config (a reload's).
-    pub(crate) fn rebuilt(&self, config: &Config, registry: &Registry) -> Self {
-        Self::new(self.setup.clone(), config, registry)
-    }
-
-    fn is_off(&self) -> bool {
-        self.setup.challenges.is_none() && self.redirects.is_empty()
-    }
-}
 
 /// What a request gets before it is proxied, if anything: `Some(flow)` when it was answered
 /// here. `route` is the lookup's; `persistence` what an answer says about the connection.
@@ -67,7 +31,7 @@ pub(crate) async fn answer(
         return None;
     }
     let path = head.path();
-    if let Some(challenges) = &early.setup.challenges {
+    if let Some(challenges) = early.challenges() {
         if let Some(key_authorization) = challenges.answer(path) {
             let head_only = head.method() == b"HEAD";
             write_body_response(
@@ -82,13 +46,12 @@ pub(crate) async fn answer(
             return Some(send(conn, persistence).await);
         }
     }
-    let redirect = !conn.is_https()
-        && route.is_some_and(|r| early.redirects.contains(&r))
-        && !is_challenge_path(path);
+    let redirect =
+        !conn.is_https() && route.is_some_and(|r| early.redirects(r)) && !is_challenge_path(path);
     if !redirect {
         return None;
     }
-    let port = early.setup.https_port?;
+    let port = early.https_port()?;
     let location = https_location(head.host()?, head.origin_form(), port)?;
     write_redirect(&mut conn.out, &location, persistence);
     *status = Some(308);
