@@ -105,8 +105,10 @@ async fn serve_counted(
         .host()
         .and_then(|host| worker.registry.lookup(host, head.path()));
     // An ACME challenge, or a route's redirect to HTTPS: answered here, nothing proxied.
-    if let Some(flow) = early::answer(conn, head, route, on_error, &mut seen.status).await {
-        return flow;
+    if early::answer(conn, head, route, on_error, &mut seen.status) {
+        // Boxed in its own statement: the rare answer's write takes no room in this future.
+        let send = Box::pin(early::send(conn, on_error));
+        return send.await;
     }
     let Some(route) = route else {
         let kind = if head.host().is_some() {

@@ -75,7 +75,7 @@ pub(crate) fn start(
             default: is_default(config, index),
             current: None,
             next: SystemTime::UNIX_EPOCH,
-            backoff: FIRST_BACKOFF,
+            backoff: FIRST_BACKOFF.min(acme.check_interval),
         })
         .collect();
     if entries.is_empty() {
@@ -196,7 +196,7 @@ impl AcmeThread {
                 // otherwise order without end).
                 let due = renew_at(stored.not_after, self.config.renew_before);
                 entry.next = due.max(SystemTime::now() + check);
-                entry.backoff = FIRST_BACKOFF;
+                entry.backoff = FIRST_BACKOFF.min(check);
                 entry.current = Some(Arc::new(stored.key));
                 self.publish();
             }

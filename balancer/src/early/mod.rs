@@ -17,18 +17,20 @@ use crate::registry::RouteId;
 use crate::user_conn::{Flow, UserConn};
 use crate::user_io::write_out;
 
-/// What a request gets before it is proxied, if anything: `Some(flow)` when it was answered
-/// here. `route` is the lookup's; `persistence` what an answer says about the connection.
-pub(crate) async fn answer(
+/// What a request gets before it is proxied, if anything: when it is answered here, the
+/// answer is in `conn.out` (for [`send`]) and its status in `status`. `route` is the lookup's;
+/// `persistence` what an answer says about the connection. Not async: the request path's
+/// future holds nothing of it, and sends the rare answer from a box of its own.
+pub(crate) fn answer(
     conn: &mut UserConn,
     head: &RequestHead,
     route: Option<RouteId>,
     persistence: Persistence,
     status: &mut Option<u16>,
-) -> Option<Flow> {
+) -> bool {
     let early = conn.worker.early();
     if early.is_off() {
-        return None;
+        return false;
     }
     let path = head.path();
     if let Some(challenges) = early.challenges() {
@@ -43,23 +45,25 @@ pub(crate) async fn answer(
                 persistence,
             );
             *status = Some(200);
-            return Some(send(conn, persistence).await);
+            return true;
         }
     }
     let redirect =
         !conn.is_https() && route.is_some_and(|r| early.redirects(r)) && !is_challenge_path(path);
-    if !redirect {
-        return None;
-    }
-    let port = early.https_port()?;
-    let location = https_location(head.host()?, head.origin_form(), port)?;
+    let location = early
+        .https_port()
+        .filter(|_| redirect)
+        .and_then(|port| https_location(head.host()?, head.origin_form(), port));
+    let Some(location) = location else {
+        return false;
+    };
     write_redirect(&mut conn.out, &location, persistence);
     *status = Some(308);
-    Some(send(conn, persistence).await)
+    true
 }
 
 /// Writes what `conn.out` holds; the connection goes on unless `persistence` closes it.
-async fn send(conn: &mut UserConn, persistence: Persistence) -> Flow {
+pub(crate) async fn send(conn: &mut UserConn, persistence: Persistence) -> Flow {
     let limit = conn.worker.timeouts().body;
     let Some(stream) = conn.stream.as_mut() else {
         return Flow::Close;
