@@ -510,4 +510,24 @@ mod tests {
             "{keys:?}"
         );
     }
+
+    #[test]
+    fn acme_changes_are_named_as_needing_a_restart() {
+        let acme = |hosts: &str, renew: &str| {
+            Config::parse(&format!(
+                "[listen]\nhttps = \"127.0.0.1:8443\"\n[tls.acme]\ndirectory = \"https://a.test/d\"\n\
+                 accept_terms = true\nrenew_before = \"{renew}\"\n[[tls.cert]]\nhosts = [{hosts}]\nacme = true\n"
+            ))
+            .unwrap()
+        };
+        let old = acme("\"a.test\"", "30d");
+        assert!(restart_keys(&old, &old).is_empty());
+        for new in [
+            acme("\"a.test\", \"b.test\"", "30d"),
+            acme("\"a.test\"", "20d"),
+        ] {
+            let keys = restart_keys(&old, &new);
+            assert!(keys.iter().any(|k| k.starts_with("tls.acme")), "{keys:?}");
+        }
+    }
 }
