@@ -252,6 +252,8 @@ pub(crate) async fn serve_tls(
     let at = worker.deadlines.after(worker.timeouts().head);
     let handshake = Box::pin(ringway_io::tls::TlsStream::accept(stream, config));
     let failed = match worker.deadlines.timeout_at(at, handshake).await {
+        // A TLS-ALPN-01 validation (RFC 8737) ends with its handshake: no HTTP follows.
+        Some(Ok(tls)) if tls.alpn_protocol().as_deref() == Some(crate::tls::ACME_TLS_ALPN) => None,
         Some(Ok(tls)) => {
             return serve(worker, UserStream::Tls(Box::new(tls)), peer, admitted).await;
         }

@@ -6,6 +6,7 @@
 //!
 //! Every key is listed in docs/CONFIG.md.
 
+mod acme;
 mod agent_tls;
 mod backends;
 mod error;
@@ -22,6 +23,7 @@ use ringway_core::route::RoutePattern;
 use ringway_tuning::runtime::IoDriver;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub use acme::{AcmeChallenge, AcmeConfig};
 pub use agent_tls::AgentTlsConfig;
 pub use backends::{BackendSpec, BackendTarget, BackendsConfig, HealthConfig, SendProxy};
 pub use error::{ConfigError, ConfigProblem};
@@ -448,6 +450,11 @@ pub struct RouteConfig {
         serialize_with = "ser_duration"
     )]
     pub queue_timeout: Duration,
+    /// On the plain listener, the route's requests are answered `308 Permanent Redirect` to
+    /// the same host and target on the HTTPS listener (nothing is proxied); ACME's HTTP-01
+    /// challenges are answered all the same.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub redirect_https: bool,
 }
 
 /// Default of a route's `queue_timeout`.
@@ -491,6 +498,7 @@ impl RouteConfig {
             max_concurrent: None,
             max_queue: 0,
             queue_timeout: DEFAULT_QUEUE_TIMEOUT,
+            redirect_https: false,
         }
     }
 
@@ -609,6 +617,12 @@ impl Config {
                         "interval and timeout must be above zero".to_owned(),
                     ));
                 }
+            }
+            if r.redirect_https && self.listen.https.is_none() {
+                return Err((
+                    format!("route[{i}].redirect_https"),
+                    "redirects go to the HTTPS listener: set [listen] https".to_owned(),
+                ));
             }
             if r.is_static() && r.backends.iter().all(|b| b.weight == 0) {
                 return Err((

@@ -12,6 +12,7 @@ pub mod reload;
 pub mod token_cmd;
 
 mod access_log;
+mod acme;
 mod admin;
 mod agent_accept;
 mod agent_conn;
@@ -26,6 +27,7 @@ mod control;
 mod deadlines;
 mod drain;
 mod duplex;
+mod early;
 mod handoff;
 mod limits;
 mod listener;
@@ -181,6 +183,14 @@ impl Balancer {
         let (handoff_tx, handoff_rxs) = handoff::channels(count);
         let clients =
             limits::ClientTable::new(config.limits.max_connections_per_client, count).map(Arc::new);
+        let early = early::EarlySetup {
+            challenges: config
+                .tls
+                .acme
+                .is_some()
+                .then(|| Arc::new(acme::Challenges::default())),
+            https_port: https_addr.map(|a| a.port()),
+        };
         let config = Arc::new(config);
         let mut workers = Vec::with_capacity(count);
         for (index, (((users, agents), handoff_rx), commands)) in users
@@ -216,12 +226,21 @@ impl Balancer {
                 access: access_log::AccessLog::open(&config.log)?,
                 backends: backends.load_full(),
                 agent_tls: agent_tls.clone(),
+                early: early.clone(),
             };
             workers.push(spawn_worker(spec, move |driver| {
                 listener::run(setup, driver)
             })?);
         }
         backends::monitor::start(&backends, &config.backends, config.runtime.io_driver)?;
+        if let (Some(tls), Some(challenges)) = (&tls, early.challenges) {
+            acme::start(
+                &config.tls,
+                tls.resolver(),
+                challenges,
+                shutdown_flag.clone(),
+            )?;
+        }
         let start_admin: reload::StartAdmin = {
             let (workers, registry) = (command_txs.clone(), registry.clone());
             let backends = backends.clone();

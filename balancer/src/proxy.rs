@@ -18,6 +18,7 @@ use crate::answer;
 use crate::attempt_stream::AttemptStream;
 use crate::backends::{BackendStream, WorkerBackend};
 use crate::duplex::{self, AttemptEnd, UserHalves};
+use crate::early;
 use crate::registry::RouteId;
 use crate::user_conn::{Flow, UserConn};
 use crate::user_io::write_out;
@@ -103,6 +104,12 @@ async fn serve_counted(
     let route = head
         .host()
         .and_then(|host| worker.registry.lookup(host, head.path()));
+    // An ACME challenge, or a route's redirect to HTTPS: answered here, nothing proxied.
+    if early::answer(conn, head, route, on_error, &mut seen.status) {
+        // Boxed in its own statement: the rare answer's write takes no room in this future.
+        let send = Box::pin(early::send(conn, on_error));
+        return send.await;
+    }
     let Some(route) = route else {
         let kind = if head.host().is_some() {
             ErrorKind::UnknownRoute

@@ -472,6 +472,18 @@ fn restart_keys(old: &Config, new: &Config) -> Vec<String> {
     {
         keys.push("tls.session_tickets, tls.session_cache".to_owned());
     }
+    // The ACME thread is started once, with the entries it manages.
+    let acme_entries = |c: &Config| -> Vec<Vec<String>> {
+        c.tls
+            .certs
+            .iter()
+            .filter(|e| e.acme)
+            .map(|e| e.hosts.clone())
+            .collect()
+    };
+    if old.tls.acme != new.tls.acme || acme_entries(old) != acme_entries(new) {
+        keys.push("tls.acme, tls.cert[] with acme = true".to_owned());
+    }
     // The per-client table exists only while the limit is on (it is process-wide).
     let (was, is) = (
         old.limits.max_connections_per_client,
@@ -532,5 +544,25 @@ mod tests {
             keys[0].starts_with("limits.max_connections_per_client turned on"),
             "{keys:?}"
         );
+    }
+
+    #[test]
+    fn acme_changes_are_named_as_needing_a_restart() {
+        let acme = |hosts: &str, renew: &str| {
+            Config::parse(&format!(
+                "[listen]\nhttps = \"127.0.0.1:8443\"\n[tls.acme]\ndirectory = \"https://a.test/d\"\n\
+                 accept_terms = true\nrenew_before = \"{renew}\"\n[[tls.cert]]\nhosts = [{hosts}]\nacme = true\n"
+            ))
+            .unwrap()
+        };
+        let old = acme("\"a.test\"", "30d");
+        assert!(restart_keys(&old, &old).is_empty());
+        for new in [
+            acme("\"a.test\", \"b.test\"", "30d"),
+            acme("\"a.test\"", "20d"),
+        ] {
+            let keys = restart_keys(&old, &new);
+            assert!(keys.iter().any(|k| k.starts_with("tls.acme")), "{keys:?}");
+        }
     }
 }

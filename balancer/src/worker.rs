@@ -30,6 +30,7 @@ use crate::backends::{BackendBook, BackendTable, WorkerBackend};
 use crate::config::Config;
 use crate::deadlines::Deadlines;
 use crate::drain::Drain;
+use crate::early::{EarlyAnswers, EarlySetup};
 use crate::handoff::{HandoffRx, HandoffTx};
 use crate::limits::{ClientAdmission, ClientTable, ConnLimit, RouteLimits};
 use crate::peer_log::PeerLog;
@@ -70,6 +71,8 @@ pub(crate) struct WorkerSetup {
     pub(crate) clients: Option<Arc<ClientTable>>,
     /// The agent listener's TLS (`None`: `agents.insecure_plaintext`).
     pub(crate) agent_tls: Option<Arc<AgentTls>>,
+    /// ACME challenges and the HTTPS port of redirects (`early`).
+    pub(crate) early: EarlySetup,
 }
 
 /// The agent connections of one route on this worker, and the picker that chooses among them.
@@ -143,6 +146,8 @@ pub(crate) struct Worker {
     /// The routes' `max_concurrent` gates on this worker.
     /// Swapped by a reload that changed them; a request keeps the ones it started with.
     route_limits: RefCell<Rc<RouteLimits>>,
+    /// ACME challenges and redirects to HTTPS; rebuilt by a reload.
+    early: RefCell<Rc<EarlyAnswers>>,
     endpoints: RefCell<IdMap<RouteId, RouteEndpoints>>,
     /// Requests parked until an agent for their route can take them.
     parked: WaitQueue<RouteId>,
@@ -178,6 +183,11 @@ impl Worker {
             clients: setup.clients.clone(),
             agent_tls: setup.agent_tls.clone(),
             route_limits: RefCell::new(Rc::new(RouteLimits::new(&setup.config, &setup.registry))),
+            early: RefCell::new(Rc::new(EarlyAnswers::new(
+                setup.early.clone(),
+                &setup.config,
+                &setup.registry,
+            ))),
             registry: setup.registry.clone(),
             handoff: setup.handoff_tx.clone(),
             endpoints: RefCell::new(IdMap::default()),
@@ -214,6 +224,11 @@ impl Worker {
     /// The routes' concurrency gates now (a request keeps the ones it started with).
     pub(crate) fn route_limits(&self) -> Rc<RouteLimits> {
         self.route_limits.borrow().clone()
+    }
+
+    /// The early answers now (ACME challenges, redirects to HTTPS).
+    pub(crate) fn early(&self) -> Rc<EarlyAnswers> {
+        self.early.borrow().clone()
     }
 
     /// The settings now: a request takes them once and keeps them to its end.
@@ -264,6 +279,8 @@ impl Worker {
                 entry.picker = new.agents.picker.build();
             }
         }
+        let early = self.early().rebuilt(&new, &self.registry);
+        *self.early.borrow_mut() = Rc::new(early);
         self.peer_log.reconfigure(&new.log);
         let mut sent_away = 0;
         for conn in self.agent_conn_list() {

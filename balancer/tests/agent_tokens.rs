@@ -54,9 +54,12 @@ fn arg(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
+/// A balancer with a plaintext agent listener: the raw hellos of these tests speak the tunnel
+/// protocol without TLS (the tokens are what is under test; `tunnel_tls.rs` tests the TLS).
 fn start(name: &str, text: &str) -> (Balancer, std::path::PathBuf) {
     let config = config_file(name, text);
-    let balancer = Balancer::start_without_token(&["--config", arg(&config)]);
+    let balancer =
+        Balancer::start_without_token(&["--config", arg(&config), "--insecure-plaintext"]);
     (balancer, config)
 }
 
@@ -117,7 +120,7 @@ fn a_wrong_token_is_refused_counted_and_registers_nothing() {
         &["shop.apps.test"],
         backend.addr,
         "rwt_guessed",
-        &[],
+        &["--insecure-plaintext"],
     );
     assert!(
         balancer
@@ -160,7 +163,7 @@ fn a_route_outside_the_scope_refuses_the_whole_hello() {
         &["shop.apps.test/api", "shop.apps.test/admin"],
         backend.addr,
         SHOP_TOKEN,
-        &[],
+        &["--insecure-plaintext"],
     );
     assert!(
         balancer
@@ -218,7 +221,7 @@ fn an_agent_inside_its_scope_is_served_under_its_prefix() {
         &["shop.apps.test/api"],
         backend.addr,
         SHOP_TOKEN,
-        &[],
+        &["--insecure-plaintext"],
     );
     balancer.wait_registered("shop", 2);
     let log = balancer.log.text();
@@ -248,7 +251,7 @@ fn removing_a_token_on_reload_disconnects_its_agents_and_their_routes_go() {
         &["shop.apps.test"],
         backend.addr,
         SHOP_TOKEN,
-        &[],
+        &["--insecure-plaintext"],
     );
     let _blog = AgentProc::start_with(
         balancer.agents,
@@ -256,7 +259,7 @@ fn removing_a_token_on_reload_disconnects_its_agents_and_their_routes_go() {
         &["blog.test"],
         backend.addr,
         BLOG_TOKEN,
-        &[],
+        &["--insecure-plaintext"],
     );
     balancer.wait_registered("shop", 2);
     balancer.wait_registered("blog", 2);

@@ -19,6 +19,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::acme::{is_acme_host, AcmeConfig};
+
 /// `[tls]`: the user side's certificates and session resumption.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -32,6 +34,9 @@ pub struct TlsConfig {
     /// Stateful resumption: how many sessions each process keeps by session ID (TLS 1.2) or
     /// stateful ticket; 0 = none.
     pub session_cache: usize,
+    /// The ACME server that provides the certificates of the entries with `acme = true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acme: Option<AcmeConfig>,
 }
 
 impl Default for TlsConfig {
@@ -40,6 +45,7 @@ impl Default for TlsConfig {
             certs: Vec::new(),
             session_tickets: true,
             session_cache: 1024,
+            acme: None,
         }
     }
 }
@@ -52,10 +58,16 @@ pub struct CertConfig {
     /// (`*.example.com`: `a.example.com`, not `a.b.example.com` nor `example.com`).
     #[serde(default)]
     pub hosts: Vec<String>,
-    /// The certificate chain, leaf first (PEM).
-    pub cert: PathBuf,
-    /// The leaf's private key (PEM).
-    pub key: PathBuf,
+    /// The certificate chain, leaf first (PEM); required unless `acme`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    /// The leaf's private key (PEM); required unless `acme`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+    /// The certificate comes from the ACME server of `[tls.acme]` (no `cert` or `key`): it is
+    /// obtained, stored, renewed and swapped in by the balancer itself.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub acme: bool,
     /// Served when no entry's hosts match the client's SNI (or it sent none). At most one entry
     /// says so; without one, the first entry is the default.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -72,9 +84,13 @@ impl TlsConfig {
                 "[listen] https needs at least one certificate ([[tls.cert]])".to_owned(),
             ));
         }
+        if let Some(acme) = &self.acme {
+            acme.validate()?;
+        }
         let mut defaults = 0;
         let mut seen = std::collections::HashSet::new();
         for (i, c) in self.certs.iter().enumerate() {
+            c.validate_source(i, self.acme.is_some(), https)?;
             defaults += usize::from(c.default);
             if defaults > 1 && c.default {
                 return Err((
@@ -94,9 +110,73 @@ impl TlsConfig {
                         ),
                     ));
                 }
+                if c.acme && !is_acme_host(&name) {
+                    return Err((
+                        key,
+                        format!(
+                            "{host:?}: an ACME certificate is for DNS names (no wildcard, no IP \
+                             address; HTTP-01 validates each name)"
+                        ),
+                    ));
+                }
                 if !seen.insert(name) {
                     return Err((key, format!("{host:?} is listed for two certificates")));
                 }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl CertConfig {
+    /// Where the entry's certificate comes from: its files, or ACME (`acme_on`: `[tls.acme]`
+    /// is there; `https`: so is `[listen] https`).
+    fn validate_source(
+        &self,
+        i: usize,
+        acme_on: bool,
+        https: bool,
+    ) -> Result<(), (String, String)> {
+        let key = |field: &str| format!("tls.cert[{i}].{field}");
+        if self.acme {
+            if !acme_on {
+                return Err((
+                    key("acme"),
+                    "needs the ACME server's settings ([tls.acme])".to_owned(),
+                ));
+            }
+            if !https {
+                return Err((
+                    key("acme"),
+                    "an ACME certificate is served by the HTTPS listener: set [listen] https"
+                        .to_owned(),
+                ));
+            }
+            if self.hosts.is_empty() {
+                return Err((
+                    key("hosts"),
+                    "an ACME certificate needs the names it is for".to_owned(),
+                ));
+            }
+            for (field, given) in [("cert", &self.cert), ("key", &self.key)] {
+                if given.is_some() {
+                    return Err((
+                        key(field),
+                        "an entry with acme = true takes no files (the ACME thread stores its \
+                         own under tls.acme.storage)"
+                            .to_owned(),
+                    ));
+                }
+            }
+            return Ok(());
+        }
+        for (field, given) in [("cert", &self.cert), ("key", &self.key)] {
+            if given.is_none() {
+                return Err((
+                    key(field),
+                    "missing: a certificate entry needs cert and key files (or acme = true)"
+                        .to_owned(),
+                ));
             }
         }
         Ok(())

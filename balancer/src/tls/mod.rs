@@ -21,8 +21,8 @@ use rustls::server::ServerSessionMemoryCache;
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 
-use crate::config::{CertConfig, TlsConfig};
-pub(crate) use resolver::{CertTable, SniResolver};
+use crate::config::{AcmeChallenge, TlsConfig};
+pub(crate) use resolver::{CertTable, SniResolver, ACME_TLS_ALPN};
 
 /// The HTTPS listener's TLS set-up: the shared rustls configuration and its resolver.
 pub(crate) struct Tls {
@@ -53,6 +53,14 @@ impl Tls {
             .with_no_client_auth()
             .with_cert_resolver(resolver.clone());
         server.alpn_protocols = vec![b"http/1.1".to_vec()];
+        if config
+            .acme
+            .as_ref()
+            .is_some_and(|a| a.challenge == AcmeChallenge::TlsAlpn01)
+        {
+            // After http/1.1: only a validation, which offers nothing else, gets it.
+            server.alpn_protocols.push(ACME_TLS_ALPN.to_vec());
+        }
         server.session_storage = if config.session_cache > 0 {
             ServerSessionMemoryCache::new(config.session_cache)
         } else {
@@ -65,6 +73,11 @@ impl Tls {
             server: Arc::new(server),
             resolver,
         })
+    }
+
+    /// The resolver, for the ACME thread to add the certificates it obtains.
+    pub(crate) fn resolver(&self) -> Arc<SniResolver> {
+        self.resolver.clone()
     }
 
     /// The configuration every HTTPS handshake uses.
@@ -94,60 +107,75 @@ fn setup_error(e: &rustls::Error) -> TlsError {
     }
 }
 
-/// Reads every `[[tls.cert]]` into a table by SNI name; the default is the entry that says so,
-/// else the first.
+/// Reads every `[[tls.cert]]` with files into a table by SNI name (those with `acme = true` are
+/// the ACME thread's); the default is the entry that says so, else the first.
 fn load_table(config: &TlsConfig) -> Result<CertTable, TlsError> {
     let mut table = CertTable::default();
     for (i, entry) in config.certs.iter().enumerate() {
-        let key = Arc::new(load_entry(i, entry)?);
+        let (Some(cert), Some(key)) = (&entry.cert, &entry.key) else {
+            continue;
+        };
+        let key = Arc::new(load_entry(i, cert, key)?);
         for host in &entry.hosts {
             table.insert(host, key.clone());
         }
-        if entry.default || (i == 0 && !config.certs.iter().any(|c| c.default)) {
+        if is_default(config, i) {
             table.set_default(key);
         }
     }
     Ok(table)
 }
 
+/// Whether entry `i` is the default: it says so, or none does and it is the first.
+pub(crate) fn is_default(config: &TlsConfig, i: usize) -> bool {
+    config.certs.get(i).is_some_and(|c| c.default)
+        || (i == 0 && !config.certs.iter().any(|c| c.default))
+}
+
 /// One entry's chain and key, checked to belong together.
-fn load_entry(i: usize, entry: &CertConfig) -> Result<CertifiedKey, TlsError> {
+fn load_entry(i: usize, cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
     let fail = |field: &str, path: &Path, reason: String| TlsError {
         key: format!("tls.cert[{i}].{field}"),
         path: path.display().to_string(),
         reason,
     };
-    let chain = CertificateDer::pem_file_iter(&entry.cert)
+    let chain = CertificateDer::pem_file_iter(cert)
         .and_then(Iterator::collect::<Result<Vec<_>, _>>)
-        .map_err(|e| fail("cert", &entry.cert, pem_reason(&e)))?;
+        .map_err(|e| fail("cert", cert, pem_reason(&e)))?;
+    let der = PrivateKeyDer::from_pem_file(key).map_err(|e| fail("key", key, pem_reason(&e)))?;
+    certified_key(chain, &der).map_err(|(field, reason)| {
+        let path = if field == "cert" { cert } else { key };
+        // (Which certificate a key does not match: the file's.)
+        let reason = reason.replacen(
+            "the certificate",
+            &format!("the certificate in {}", cert.display()),
+            usize::from(field == "key"),
+        );
+        fail(field, path, reason)
+    })
+}
+
+/// A chain (leaf first) and its private key as rustls serves them, checked to belong
+/// together; an error is `(field, reason)`, the field `cert` or `key`.
+pub(crate) fn certified_key(
+    chain: Vec<CertificateDer<'static>>,
+    der: &PrivateKeyDer<'_>,
+) -> Result<CertifiedKey, (&'static str, String)> {
     if chain.is_empty() {
-        return Err(fail(
-            "cert",
-            &entry.cert,
-            "no CERTIFICATE in the file".to_owned(),
-        ));
+        return Err(("cert", "no CERTIFICATE in the file".to_owned()));
     }
-    let der = PrivateKeyDer::from_pem_file(&entry.key)
-        .map_err(|e| fail("key", &entry.key, pem_reason(&e)))?;
-    let signer = rustls::crypto::ring::sign::any_supported_type(&der)
-        .map_err(|e| fail("key", &entry.key, format!("unusable private key: {e}")))?;
+    let signer = rustls::crypto::ring::sign::any_supported_type(der)
+        .map_err(|e| ("key", format!("unusable private key: {e}")))?;
     let certified = CertifiedKey::new(chain, signer);
     match certified.keys_match() {
         Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {
             Ok(certified)
         }
-        Err(e) => Err(fail(
-            "key",
-            &entry.key,
-            format!(
-                "does not match the certificate in {} ({e})",
-                entry.cert.display()
-            ),
-        )),
+        Err(e) => Err(("key", format!("does not match the certificate ({e})"))),
     }
 }
 
-fn pem_reason(e: &rustls::pki_types::pem::Error) -> String {
+pub(crate) fn pem_reason(e: &rustls::pki_types::pem::Error) -> String {
     match e {
         rustls::pki_types::pem::Error::Io(io) => format!("reading the file: {io}"),
         rustls::pki_types::pem::Error::NoItemsFound => {

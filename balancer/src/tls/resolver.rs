@@ -3,6 +3,9 @@
 //!
 //! The table is swapped whole by a reload ([`SniResolver::replace`]); a handshake reads the
 //! table current when its ClientHello arrives, and a connection keeps the certificate it got.
+//! The certificates of `acme = true` entries are a second table, which the ACME thread swaps
+//! whenever it obtains one ([`SniResolver::replace_acme`]) and a reload leaves alone; their
+//! names are never in the first (the config refuses a name listed twice).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -40,36 +43,77 @@ impl CertTable {
     /// The certificate for a client that asked for `sni` (rustls hands it lower-case, without a
     /// trailing dot; this lower-cases again all the same).
     pub(crate) fn pick(&self, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
-        if let Some(name) = sni {
-            let name = name.trim_end_matches('.').to_ascii_lowercase();
-            if let Some(key) = self.exact.get(&name) {
-                return Some(key.clone());
-            }
-            if let Some((_, parent)) = name.split_once('.') {
-                if let Some(key) = self.wildcard.get(parent) {
-                    return Some(key.clone());
-                }
-            }
+        self.pick_named(sni).or_else(|| self.default.clone())
+    }
+
+    /// The certificate for `sni` by name only (no default).
+    fn pick_named(&self, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
+        let name = sni?.trim_end_matches('.').to_ascii_lowercase();
+        if let Some(key) = self.exact.get(&name) {
+            return Some(key.clone());
         }
-        self.default.clone()
+        let (_, parent) = name.split_once('.')?;
+        self.wildcard.get(parent).cloned()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.exact.is_empty() && self.wildcard.is_empty() && self.default.is_none()
     }
 }
 
 /// rustls' certificate resolver for the HTTPS listener: the current [`CertTable`].
 pub(crate) struct SniResolver {
     table: ArcSwap<CertTable>,
+    /// What the ACME thread obtained (empty without `[tls.acme]`).
+    acme: ArcSwap<CertTable>,
+    /// The ACME thread's pending TLS-ALPN-01 challenge certificates, by host name: served only
+    /// to a ClientHello that offers ALPN `acme-tls/1` (RFC 8737), and never to another.
+    alpn_challenges: ArcSwap<HashMap<String, Arc<CertifiedKey>>>,
 }
+
+/// The ALPN protocol of a TLS-ALPN-01 validation (RFC 8737).
+pub(crate) const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
 
 impl SniResolver {
     pub(crate) fn new(table: CertTable) -> Self {
         Self {
             table: ArcSwap::from_pointee(table),
+            acme: ArcSwap::from_pointee(CertTable::default()),
+            alpn_challenges: ArcSwap::from_pointee(HashMap::new()),
         }
     }
 
     /// Serves `table` to every handshake from now on; open connections keep what they got.
     pub(crate) fn replace(&self, table: CertTable) {
         self.table.store(Arc::new(table));
+    }
+
+    /// Serves the ACME certificates of `table` from now on (the files' table stays).
+    pub(crate) fn replace_acme(&self, table: CertTable) {
+        self.acme.store(Arc::new(table));
+    }
+
+    /// Serves `key` to a TLS-ALPN-01 validation of `host` (`None`: stops).
+    pub(crate) fn set_alpn_challenge(&self, host: &str, key: Option<&Arc<CertifiedKey>>) {
+        let host = host.to_ascii_lowercase();
+        self.alpn_challenges.rcu(|map| {
+            let mut map = HashMap::clone(map);
+            match &key {
+                Some(key) => map.insert(host.clone(), Arc::clone(key)),
+                None => map.remove(&host),
+            };
+            map
+        });
+    }
+
+    fn pick(&self, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
+        let acme = self.acme.load();
+        if acme.is_empty() {
+            return self.table.load().pick(sni);
+        }
+        acme.pick_named(sni)
+            .or_else(|| self.table.load().pick(sni))
+            .or_else(|| acme.default.clone())
     }
 }
 
@@ -80,13 +124,24 @@ impl fmt::Debug for SniResolver {
             .field("exact", &table.exact.len())
             .field("wildcard", &table.wildcard.len())
             .field("default", &table.default.is_some())
+            .field("acme", &self.acme.load().exact.len())
             .finish()
     }
 }
 
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        self.table.load().pick(hello.server_name())
+        if hello
+            .alpn()
+            .is_some_and(|mut offered| offered.any(|p| p == ACME_TLS_ALPN))
+        {
+            let name = hello
+                .server_name()?
+                .trim_end_matches('.')
+                .to_ascii_lowercase();
+            return self.alpn_challenges.load().get(&name).cloned();
+        }
+        self.pick(hello.server_name())
     }
 }
 
@@ -151,5 +206,22 @@ mod tests {
         assert_eq!(label(t.pick(Some("unknown.test"))), "default");
         assert_eq!(label(t.pick(None)), "default");
         assert_eq!(label(t.pick(Some("api.example.com"))), "api");
+    }
+
+    #[test]
+    fn acme_names_come_first_and_its_default_last() {
+        let resolver = SniResolver::new(table());
+        let mut acme = CertTable::default();
+        acme.insert("shop.test", key("acme"));
+        acme.set_default(key("acme-default"));
+        resolver.replace_acme(acme);
+        assert_eq!(label(resolver.pick(Some("shop.test"))), "acme");
+        assert_eq!(label(resolver.pick(Some("api.example.com"))), "api");
+        assert_eq!(label(resolver.pick(Some("unknown.test"))), "acme-default");
+        let mut files = table();
+        files.set_default(key("default"));
+        resolver.replace(files);
+        assert_eq!(label(resolver.pick(Some("unknown.test"))), "default");
+        assert_eq!(label(resolver.pick(Some("shop.test"))), "acme");
     }
 }
