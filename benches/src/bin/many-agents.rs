@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use ringway_agent::{Agent, AgentConfig};
+use ringway_agent::{Agent, AgentConfig, Transport};
 use ringway_io::runtime::IoDriver;
 
 /// N agents in one process, each with M routes.
@@ -72,6 +72,8 @@ fn main() -> ExitCode {
         config.agent_id = format!("many-agents-{i}");
         config.workers = 1;
         config.io_driver = args.io_driver;
+        // A plaintext tunnel on loopback (the balancer runs with --insecure-plaintext).
+        config.transport = Transport::InsecurePlaintext;
         // Few pooled backend connections: only agent 0 gets requests.
         config.pool_size = if i == 0 { 64 } else { 1 };
         match Agent::start(config) {

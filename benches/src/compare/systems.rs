@@ -250,6 +250,7 @@ pub fn start(ctx: &mut Ctx, system: System) -> Result<Running, String> {
                 "1",
                 "--io-driver",
                 driver,
+                "--insecure-plaintext",
             ]);
             let mut cmd = ctx.pinned(&rest, &agent, &args);
             ctx.env(&mut cmd, "RINGWAY_LOG", "warn");
@@ -335,6 +336,8 @@ fn balancer(ctx: &mut Ctx, cpus: &[usize], driver: &str, extra: &[&str]) -> Resu
         "600s",
         "--max-connections-per-worker",
         "0",
+        // The benchmarked tunnel is plaintext on loopback, like rathole's default transport.
+        "--insecure-plaintext",
     ]);
     args.extend(strings(extra));
     let mut cmd = ctx.pinned(cpus, &bin, &args);
