@@ -298,7 +298,11 @@ fn pebble_issues_the_certificate_over_http01_it_is_reused_and_renewed() {
         r.header("location"),
         Some(format!("https://shop.test:{}/a?b=c", https.port()).as_str())
     );
-    assert!(b.log.text().contains("ACME account created and stored"));
+    // The log is read from the balancer's stderr by a thread of its own: wait for the line.
+    let log_wait = Duration::from_secs(10);
+    assert!(b
+        .log
+        .wait_for("ACME account created and stored", 1, log_wait));
 
     // 2. Stored 0600, and reused by a restart: no new order.
     use std::os::unix::fs::PermissionsExt;
@@ -319,8 +323,7 @@ fn pebble_issues_the_certificate_over_http01_it_is_reused_and_renewed() {
     assert_eq!(again, first, "a restart ordered a new certificate");
     assert!(b
         .log
-        .text()
-        .contains("ACME certificate loaded from the storage"));
+        .wait_for("ACME certificate loaded from the storage", 1, log_wait));
     assert!(!b.log.text().contains("ordering an ACME certificate"));
     b.terminate();
     b.wait_exit(Duration::from_secs(20)).unwrap();
@@ -339,7 +342,7 @@ fn pebble_issues_the_certificate_over_http01_it_is_reused_and_renewed() {
         verified_connection(https, &trust, Duration::from_secs(60), Some(&served), &b);
     assert_ne!(renewed, served);
     assert_eq!(b.pid(), pid);
-    assert!(b.log.text().contains("account read from the storage"));
+    assert!(b.log.wait_for("account read from the storage", 1, log_wait));
     let r = old.get("shop.test", "/echo").unwrap();
     assert_eq!(r.status, 200, "{r:?}");
 }

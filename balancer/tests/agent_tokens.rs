@@ -339,7 +339,9 @@ fn narrowing_a_scope_on_reload_sends_away_with_out_of_scope() {
     );
     let (_, closed) = api_route.read_until_closed(Duration::from_millis(300));
     assert!(!closed, "the one inside it stays");
-    assert!(balancer.log.text().contains("sending it away"));
+    assert!(balancer
+        .log
+        .wait_for("sending it away", 1, Duration::from_secs(10)));
 }
 
 #[test]

@@ -211,7 +211,8 @@ fn a_tls_agent_against_a_plaintext_listener_is_refused() {
     let backend = hello_backend();
     let b = Balancer::start(&["--route", "q.test", "--insecure-plaintext"]);
     assert!(
-        b.log.text().contains("the agent tunnel is not encrypted"),
+        b.log
+            .wait_for("the agent tunnel is not encrypted", 1, PATIENCE),
         "a warning at start: {}",
         b.log.text()
     );
