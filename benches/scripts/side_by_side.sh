@@ -20,6 +20,10 @@
 #         classic-DRIVER: ringway in classic mode, the backend as the balancer's static backend)
 #        OUT=results/archive/side-by-side.md TITLE="…" INSTALL=1 (0: never install missing tools)
 #        RATHOLE=/path/to/rathole (default: PATH, then ~/.cargo/bin; `cargo install rathole` if absent)
+#        FLAME_DIR=results/flame   after the last round's measurements of each system, one more wrk
+#        run under `perf record --call-graph dwarf` of the CPU-0 process and of the far half, written
+#        as flame graphs FLAME_DIR/<system>-<process>.svg (needs perf and inferno: `cargo install
+#        inferno`); outside the measured runs, so the figures do not carry perf's cost
 # Rounds run every system back to back: nginx first, the others in SYSTEMS order rotated by one place
 # per round; ratios compare runs of the same round.
 set -euo pipefail
@@ -67,6 +71,12 @@ for tool in nginx wrk taskset curl python3; do
     command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install nginx wrk)" >&2; exit 1; }
 done
 SKIPPED=()
+if [ -n "${FLAME_DIR:-}" ]; then
+    for tool in perf inferno-collapse-perf inferno-flamegraph; do
+        command -v "$tool" >/dev/null || { echo "FLAME_DIR needs $tool (apt-get install linux-perf; cargo install inferno)" >&2; exit 1; }
+    done
+    case $FLAME_DIR in /*) ;; *) FLAME_DIR=$ROOT/$FLAME_DIR ;; esac
+fi
 if wants haproxy && ! command -v haproxy >/dev/null; then apt_install haproxy; fi
 if wants haproxy && ! command -v haproxy >/dev/null; then
     SKIPPED+=("haproxy: not installed (apt-get install haproxy)")
@@ -193,9 +203,40 @@ measure() {
             errors="$errors loadgen failed: $(tail -n 1 "$WORK/lg.txt")"
         fi
     fi
+    if [ -n "${FLAME_DIR:-}" ] && [ "$ROUND" = "$ROUNDS" ]; then
+        flame "$key" "$url" "$proxy" "$far"
+    fi
     echo "   $label: $rps req/s, p99 $p99 ms, CPU0 $pus µs/req, far $fus µs/req; at $RATE req/s: p99 $fixed ms, CPU0 $fpus, far $ffus; others on CPU 0: $others0 %, on CPU 1: $others1 % $errors" >&2
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$ROUND" "$key" "$label" "$rps" "$p99" "$pus" "$fus" \
         "$fixed" "$fpus" "$ffus" "$others0" "$others1" "$errors" >> "$WORK/rows.tsv"
+}
+
+# flame KEY URL PROXY_PID [FAR_PID]: FLAME_DIR/KEY-entrance.svg (and KEY-far.svg) from perf samples
+# taken during a closed-loop wrk run of its own.
+flame() {
+    local key=$1 url=$2 proxy=$3 far=${4:-}
+    local secs=$(( DURATION < 5 ? DURATION : 5 ))
+    mkdir -p "$FLAME_DIR"
+    local recs=()
+    perf record -q -F 499 --call-graph dwarf,16384 -p "$proxy" -o "$WORK/perf-entrance.data" -- sleep "$secs" \
+        > /dev/null 2>&1 &
+    recs+=($!)
+    if [ -n "$far" ]; then
+        perf record -q -F 499 --call-graph dwarf,16384 -p "$far" -o "$WORK/perf-far.data" -- sleep "$secs" \
+            > /dev/null 2>&1 &
+        recs+=($!)
+    fi
+    taskset -c 1 wrk -t1 -c"$CONNS" -d"${secs}s" -H "Host: $HOST_HDR" "$url" > /dev/null
+    wait "${recs[@]}" || true
+    local part
+    for part in entrance far; do
+        [ -f "$WORK/perf-$part.data" ] || continue
+        perf script -i "$WORK/perf-$part.data" 2> /dev/null | inferno-collapse-perf 2> /dev/null \
+            | inferno-flamegraph --title "$key: $part ($(date -u +%F), wrk -t1 -c$CONNS)" \
+            > "$FLAME_DIR/$key-$part.svg" 2> /dev/null \
+            && echo "   flame graph: $FLAME_DIR/$key-$part.svg" >&2
+        rm -f "$WORK/perf-$part.data"
+    done
 }
 
 # ---- the systems ----

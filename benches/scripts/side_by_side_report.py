@@ -97,6 +97,64 @@ def spread(values, digits=2):
     return f"{med} ({fmt(min(values), digits)}–{fmt(max(values), digits)})"
 
 
+# Issue 10's table: (figure, target, how a round's value is computed from the rows of that round).
+TARGETS = [
+    ("balancer alone / nginx", 0.50, lambda rw, by: rw["r_cpu0"]),
+    ("balancer + agent / nginx", 1.00, lambda rw, by: rw["r_total"]),
+    ("balancer + agent / rathole (server + client)", 0.60,
+     lambda rw, by: ratio(rw["total"], by["rathole"]["total"]) if "rathole" in by else None),
+    ("io_uring / epoll, same binary, balancer + agent", 0.85,
+     lambda rw, by: ratio(by["ringway-uring"]["total"], by["ringway-epoll"]["total"])
+     if rw["key"] == "ringway-uring" and "ringway-epoll" in by else None),
+    ("balancer alone / nginx at a fixed {rate} req/s (open loop)", 0.70, lambda rw, by: rw["r_fixed_cpu0"]),
+    ("p99 at {rate} req/s / nginx's", 1.00, lambda rw, by: rw["r_fixed_p99"]),
+]
+
+
+def tunnel_targets(rows, rate, w):
+    """The issue-10 figures per ringway tunnel system: median (min–max) over clean rounds."""
+    systems = [k for k in dict.fromkeys(r["key"] for r in rows) if k.startswith("ringway-")]
+    if not systems:
+        return
+    rounds = {}
+    for r in rows:
+        rounds.setdefault(r["round"], {})[r["key"]] = r
+    w("")
+    w("## Tunnel CPU targets (issue 10): median (min–max) over the clean rounds")
+    w("")
+    w(f"A round counts when every system's row in it stayed under {NOISY:.0f} % of other processes' CPU")
+    w("on both CPUs; `*noisy*` marks a figure for which no round was clean (all rounds used).")
+    w("")
+    w("| figure | target | " + " | ".join(systems) + " |")
+    w("|---|---|" + "---|" * len(systems))
+    for name, target, value in TARGETS:
+        cells = []
+        for key in systems:
+            clean, every = [], []
+            for by in rounds.values():
+                row = by.get(key)
+                if row is None:
+                    continue
+                v = value(row, by)
+                if v is None:
+                    continue
+                every.append(v)
+                # every row of the round must be clean
+                if row["clean"] and all(o["clean_self"] for o in by.values()):
+                    clean.append(v)
+            used = clean or every
+            cell = spread(used)
+            if used and not clean:
+                cell += " *noisy*"
+            if used:
+                met = statistics.median(used) <= target
+                cell += " ✓" if met else " ✗"
+            cells.append(cell)
+        w(f"| {name.format(rate=rate)} | ≤ {target:.2f} | " + " | ".join(cells) + " |")
+    w("")
+    w("✓ / ✗: the median meets / misses the target. The io_uring / epoll figure is in the uring column.")
+
+
 def main():
     rows = with_ratios(read_rows(sys.argv[1]))
     env = os.environ.get
@@ -184,9 +242,7 @@ def main():
         w("")
         w("Not measured: " + "; ".join(skipped.splitlines()) + ".")
     if env("WANTS_RINGWAY") == "1":
-        w("")
-        w("Targets (issue 3): ringway tunnel total (balancer + agent) ≤ nginx's CPU/request (ratio ≤ 1.00);")
-        w("balancer alone ≤ half of nginx (CPU 0 ratio ≤ 0.50).")
+        tunnel_targets(rows, rate, w)
     if env("WANTS_CLASSIC") == "1":
         w("")
         w("Target (issue 8): ringway classic mode ≤ 0.8× nginx's CPU/request (total CPU ratio ≤ 0.80;")
