@@ -303,7 +303,7 @@ impl ParsedUrl {
         if target.bytes().any(|b| b <= b' ' || b == 0x7f) {
             return Err(bad("the path may not hold spaces or control characters"));
         }
-        let has_port = !(authority.ends_with(']') || !authority.contains(':'));
+        let has_port = !authority.ends_with(']') && authority.contains(':');
         let with_port = if has_port {
             authority.to_owned()
         } else {

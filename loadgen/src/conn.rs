@@ -327,11 +327,7 @@ fn arm(watchdog: Pin<&mut Sleep>, deadline: Instant) {
 }
 
 /// TCP connect and, for `https://`, the TLS handshake, both within `deadline`.
-async fn connect(
-    addr: SocketAddr,
-    tls: Option<&TlsClient>,
-    deadline: Instant,
-) -> io::Result<Wire> {
+async fn connect(addr: SocketAddr, tls: Option<&TlsClient>, deadline: Instant) -> io::Result<Wire> {
     race(Wire::connect(addr, tls), deadline)
         .await
         .unwrap_or_else(|| Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")))

@@ -55,13 +55,11 @@ impl TlsClient {
     /// flag at fault.
     pub fn new(opts: &TlsOptions, host: &str) -> Result<Self, (&'static str, String)> {
         let provider = Arc::new(provider(opts)?);
-        let versions: Vec<&'static rustls::SupportedProtocolVersion> = [
-            &rustls::version::TLS13,
-            &rustls::version::TLS12,
-        ]
-        .into_iter()
-        .filter(|v| provider.cipher_suites.iter().any(|s| s.version() == *v))
-        .collect();
+        let versions: Vec<&'static rustls::SupportedProtocolVersion> =
+            [&rustls::version::TLS13, &rustls::version::TLS12]
+                .into_iter()
+                .filter(|v| provider.cipher_suites.iter().any(|s| s.version() == *v))
+                .collect();
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&versions)
             .map_err(|e| ("tls-cipher", format!("setting up rustls: {e}")))?;
@@ -115,7 +113,8 @@ fn provider(opts: &TlsOptions) -> Result<CryptoProvider, (&'static str, String)>
                 .iter()
                 .find(|g| format!("{:?}", g.name()).eq_ignore_ascii_case(want))
                 .ok_or_else(|| {
-                    let names: Vec<String> = all.iter().map(|g| format!("{:?}", g.name())).collect();
+                    let names: Vec<String> =
+                        all.iter().map(|g| format!("{:?}", g.name())).collect();
                     (
                         "tls-group",
                         format!("{want:?} is not one of {}", names.join(", ")),
@@ -198,9 +197,7 @@ impl ServerCertVerifier for NoVerifier {
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 

@@ -212,7 +212,10 @@ fn generate(
         }
         _ => "http",
     };
-    args.push(format!("{scheme}://127.0.0.1:{}{}", ctx.ports.entrance, l.path));
+    args.push(format!(
+        "{scheme}://127.0.0.1:{}{}",
+        ctx.ports.entrance, l.path
+    ));
     let rest = ctx.pin.rest_cpus.clone();
     let cmd = ctx.pinned(&rest, &loadgen, &args);
     let log = ctx.work.join(format!("{name}.log"));

@@ -57,7 +57,8 @@ pub fn client_config(ca: &Path, resume: bool) -> Result<Arc<ClientConfig>, Strin
         .kx_groups
         .retain(|g| format!("{:?}", g.name()) == GROUP);
     let mut roots = RootCertStore::empty();
-    let certs = CertificateDer::pem_file_iter(ca).map_err(|e| format!("{}: {e:?}", ca.display()))?;
+    let certs =
+        CertificateDer::pem_file_iter(ca).map_err(|e| format!("{}: {e:?}", ca.display()))?;
     for c in certs {
         let c = c.map_err(|e| format!("{}: {e:?}", ca.display()))?;
         roots.add(c).map_err(|e| format!("{}: {e}", ca.display()))?;
