@@ -49,6 +49,39 @@ fn quick_small_get_writes_a_valid_results_directory() {
 }
 
 #[test]
+fn quick_https_runs_ringway_behind_its_https_listener() {
+    // ringway alone (the hello backend), so it runs in seconds wherever the test runs: the
+    // HTTPS listener in classic mode, and the tunnel over TLS behind it.
+    let r = quick(
+        "https-small-get",
+        18700,
+        &[
+            "--no-peers",
+            "--systems",
+            "classic-uring,ringway-uring-tls-tunnel",
+        ],
+    );
+    assert!(r.plan.request.https);
+    assert_eq!(r.runs.len(), 2);
+    for run in &r.runs {
+        assert!(
+            run.label
+                .contains("HTTPS: TLSv1_3 TLS13_AES_128_GCM_SHA256 X25519, no resumption"),
+            "the probe's findings are in the label: {}",
+            run.label
+        );
+        let closed = run.closed.as_ref().expect("a closed-loop run");
+        assert!(closed.requests > 0 && closed.errors == 0, "{closed:?}");
+    }
+    let tunnel = r
+        .runs
+        .iter()
+        .find(|x| x.system == "ringway-uring-tls-tunnel")
+        .expect("the TLS tunnel ran");
+    assert!(tunnel.label.contains("tunnel TLS 1.3"), "{}", tunnel.label);
+}
+
+#[test]
 fn without_peers_ringway_runs_alone_against_the_hello_backend() {
     let r = quick_small_get(18690, &["--no-peers"]);
     assert_eq!(r.runs.len(), 1, "ringway alone");
@@ -66,6 +99,23 @@ fn without_peers_ringway_runs_alone_against_the_hello_backend() {
 
 /// Runs `compare --quick --scenario small-get` with ports from `port` and checks its directory.
 fn quick_small_get(port: u16, extra: &[&str]) -> Results {
+    let r = quick("small-get", port, extra);
+    // ringway ran whatever else was installed, answered every request, and was summarised.
+    let rw = r
+        .runs
+        .iter()
+        .find(|x| x.system == "ringway-uring")
+        .expect("ringway-uring ran");
+    let closed = rw.closed.as_ref().expect("a closed-loop run");
+    assert!(closed.requests > 0 && closed.errors == 0, "{closed:?}");
+    assert!(closed.total_cpu_us > 0.0 && closed.far_cpu_us.is_some());
+    let open = rw.open.as_ref().expect("an open-loop run");
+    assert!(open.requests > 0 && open.errors == 0, "{open:?}");
+    r
+}
+
+/// Runs `compare --quick --scenario SCENARIO` with ports from `port` and checks its directory.
+fn quick(scenario: &str, port: u16, extra: &[&str]) -> Results {
     let out = std::env::temp_dir().join(format!(
         "ringway-compare-test-{}-{port}",
         std::process::id()
@@ -74,7 +124,7 @@ fn quick_small_get(port: u16, extra: &[&str]) -> Results {
     let run = Command::new(env!("CARGO_BIN_EXE_compare"))
         .args([
             "--scenario",
-            "small-get",
+            scenario,
             "--quick",
             "--no-build",
             "--base-port",
@@ -106,25 +156,14 @@ fn quick_small_get(port: u16, extra: &[&str]) -> Results {
     assert_eq!(runs.len(), 1, "one results directory: {runs:?}");
     let dir = &runs[0];
     let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-    assert!(name.ends_with("-small-get-quick"), "{name}");
+    assert!(name.ends_with(&format!("-{scenario}-quick")), "{name}");
     let text = std::fs::read_to_string(dir.join("results.json")).unwrap();
     let r: Results = serde_json::from_str(&text).expect("results.json has the documented schema");
     assert_eq!((r.schema_version, r.tool.as_str()), (1, "ringway-compare"));
     assert!(r.quick);
-    assert_eq!(r.scenario, "small-get");
+    assert_eq!(r.scenario, scenario);
     assert_eq!(r.commit.len(), 40, "a full commit hash: {}", r.commit);
 
-    // ringway ran whatever else was installed, answered every request, and was summarised.
-    let rw = r
-        .runs
-        .iter()
-        .find(|x| x.system == "ringway-uring")
-        .expect("ringway-uring ran");
-    let closed = rw.closed.as_ref().expect("a closed-loop run");
-    assert!(closed.requests > 0 && closed.errors == 0, "{closed:?}");
-    assert!(closed.total_cpu_us > 0.0 && closed.far_cpu_us.is_some());
-    let open = rw.open.as_ref().expect("an open-loop run");
-    assert!(open.requests > 0 && open.errors == 0, "{open:?}");
     assert_eq!(r.summary.len(), r.runs.len());
     assert!(r.summary.iter().any(|s| s.system == r.baseline));
     for run in &r.runs {
@@ -139,11 +178,11 @@ fn quick_small_get(port: u16, extra: &[&str]) -> Results {
         assert!(dir.join(file).is_file(), "{file} written");
     }
     let svg = std::fs::read_to_string(dir.join("latency.svg")).unwrap();
-    assert!(svg.contains("<svg") && svg.contains("ringway-uring"));
+    assert!(svg.contains("<svg") && svg.contains("-uring"));
     let commands = std::fs::read_to_string(dir.join("commands.txt")).unwrap();
     assert!(commands.contains("ringway-balancer") && commands.contains("ringway-loadgen"));
     let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
-    assert!(summary.contains("Quick mode") && summary.contains("ringway tunnel"));
+    assert!(summary.contains("Quick mode") && summary.contains("ringway"));
 
     // Nothing it started is still listening.
     let entrance = std::net::TcpStream::connect(("127.0.0.1", port + 1));

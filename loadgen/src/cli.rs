@@ -12,7 +12,7 @@ use ringway_io::runtime::IoDriver;
 #[derive(Debug, Clone, Parser)]
 #[command(name = "ringway-loadgen", version, about, long_about = None)]
 pub struct Cli {
-    /// The target URL (`http://host:port/path?query`).
+    /// The target URL (`http://host:port/path?query`, or `https://…`).
     pub url: String,
 
     /// More targets, run in the same run interleaved in rounds with the first (A B A B …); the
@@ -79,6 +79,30 @@ pub struct Cli {
     /// closed), counted as a timeout and recorded at the time it was aborted.
     #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
     pub timeout: f64,
+
+    /// `https://` targets: CA certificates (PEM) that vouch for the server.
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<String>,
+
+    /// `https://` targets: accept any server certificate (its signature is still checked).
+    #[arg(long, conflicts_with = "ca_file")]
+    pub insecure: bool,
+
+    /// `https://` targets: the name sent as SNI and verified (default: the URL's host; an IP
+    /// address sends no SNI).
+    #[arg(long, value_name = "NAME")]
+    pub sni: Option<String>,
+
+    /// `https://` targets: offer only these cipher suites, rustls names
+    /// (`TLS13_AES_128_GCM_SHA256`, `TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256`); the TLS
+    /// versions offered follow from them. Sessions are never resumed: every connection is a
+    /// full handshake.
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    pub tls_cipher: Vec<String>,
+
+    /// `https://` targets: offer only these key-exchange groups (`X25519`, `secp256r1`).
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    pub tls_group: Vec<String>,
 
     /// Request method.
     #[arg(short = 'm', long, default_value = "GET")]

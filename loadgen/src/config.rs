@@ -12,7 +12,7 @@ use crate::cli::{ArrivalsArg, Cli};
 /// Everything wrong with the command line, said in terms of the flag that caused it.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// A URL that is not `http://host[:port][/path]`.
+    /// A URL that is not `http[s]://host[:port][/path]`.
     #[error("bad target URL {url:?}: {why}")]
     Url {
         /// The URL as given.
@@ -54,6 +54,8 @@ pub struct Target {
     pub addr: SocketAddr,
     /// The complete request (head and body), written as-is for every request.
     pub request: Bytes,
+    /// `https://`: the TLS client every connection's handshake uses.
+    pub tls: Option<crate::tls::TlsClient>,
 }
 
 /// A latency objective: the `percentile` of the corrected latency must stay within `limit`.
@@ -193,16 +195,32 @@ impl RunConfig {
         if cli.method.is_empty() || !cli.method.bytes().all(is_token_byte) {
             return Err(flag("method", format!("{:?} is not a method", cli.method)));
         }
+        let tls_opts = crate::tls::TlsOptions {
+            ca_file: cli.ca_file.clone(),
+            insecure: cli.insecure,
+            sni: cli.sni.clone(),
+            ciphers: cli.tls_cipher.clone(),
+            groups: cli.tls_group.clone(),
+        };
         let urls = std::iter::once(&cli.url).chain(cli.compare.iter());
         let targets = urls
             .map(|url| {
                 let parsed = ParsedUrl::parse(url)?;
                 let request =
                     build_request(&cli.method, &parsed, &headers, body.as_deref(), cli.close);
+                let tls = if parsed.https {
+                    Some(
+                        crate::tls::TlsClient::new(&tls_opts, &parsed.host)
+                            .map_err(|(name, why)| flag(name, why))?,
+                    )
+                } else {
+                    None
+                };
                 Ok(Target {
                     url: url.clone(),
                     addr: parsed.addr,
                     request,
+                    tls,
                 })
             })
             .collect::<Result<Vec<_>, ConfigError>>()?;
@@ -252,12 +270,15 @@ fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
-/// The parts of an `http://` URL the request needs.
+/// The parts of an `http://` or `https://` URL the request needs.
 #[derive(Debug)]
 struct ParsedUrl {
     host_header: String,
+    /// The host alone (no port): the TLS server name.
+    host: String,
     target: String,
     addr: SocketAddr,
+    https: bool,
 }
 
 impl ParsedUrl {
@@ -266,9 +287,11 @@ impl ParsedUrl {
             url: url.to_owned(),
             why: why.to_owned(),
         };
-        let rest = url
-            .strip_prefix("http://")
-            .ok_or_else(|| bad("only http:// is supported"))?;
+        let (rest, https) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+            (Some(rest), _) => (rest, false),
+            (_, Some(rest)) => (rest, true),
+            _ => return Err(bad("only http:// and https:// are supported")),
+        };
         let (authority, target) = match rest.find(['/', '?']) {
             Some(i) if rest.as_bytes()[i] == b'?' => (&rest[..i], format!("/{}", &rest[i..])),
             Some(i) => (&rest[..i], rest[i..].to_owned()),
@@ -280,10 +303,15 @@ impl ParsedUrl {
         if target.bytes().any(|b| b <= b' ' || b == 0x7f) {
             return Err(bad("the path may not hold spaces or control characters"));
         }
-        let with_port = if authority.ends_with(']') || !authority.contains(':') {
-            format!("{authority}:80")
-        } else {
+        let has_port = !authority.ends_with(']') && authority.contains(':');
+        let with_port = if has_port {
             authority.to_owned()
+        } else {
+            format!("{authority}:{}", if https { 443 } else { 80 })
+        };
+        let host = match authority.rsplit_once(':') {
+            Some((h, _)) if has_port => h,
+            _ => authority,
         };
         let addr = with_port
             .to_socket_addrs()
@@ -292,8 +320,10 @@ impl ParsedUrl {
             .ok_or_else(|| bad("resolves to no address"))?;
         Ok(Self {
             host_header: authority.to_owned(),
+            host: host.to_owned(),
             target,
             addr,
+            https,
         })
     }
 }
@@ -399,6 +429,12 @@ mod tests {
         assert_eq!(url.addr.port(), 80);
         let url = ParsedUrl::parse("http://[::1]:9/?q").unwrap();
         assert_eq!(url.target, "/?q");
-        assert!(ParsedUrl::parse("https://x").is_err());
+        assert!(ParsedUrl::parse("ftp://x").is_err());
+        let u = ParsedUrl::parse("https://127.0.0.1:8443/a").unwrap();
+        assert!(u.https);
+        assert_eq!(u.host, "127.0.0.1");
+        assert_eq!(u.addr.port(), 8443);
+        let u = ParsedUrl::parse("https://[::1]/").unwrap();
+        assert_eq!((u.host.as_str(), u.addr.port()), ("[::1]", 443));
     }
 }

@@ -18,15 +18,15 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use ringway_io::buf::IoBufMut;
-use ringway_io::io::{AsyncReadRent, AsyncWriteRentExt, CancelableAsyncReadRent, Canceller};
-use ringway_io::net::TcpStream;
+use ringway_io::io::Canceller;
 use ringway_io::time::Sleep;
 
 use crate::histo::{ErrorClass, Recorder};
 use crate::pacer::{Pacer, EARLY};
 use crate::response::ResponseReader;
 use crate::schedule::Schedule;
+use crate::tls::TlsClient;
+use crate::wire::Wire;
 
 /// The time frame of one phase of a run (shared by all connections of all threads).
 #[derive(Debug, Clone, Copy)]
@@ -44,6 +44,8 @@ pub struct Phase {
 pub struct ConnSpec {
     /// Where to connect.
     pub addr: SocketAddr,
+    /// TLS over the connection (`https://`): every connection a full handshake.
+    pub tls: Option<TlsClient>,
     /// The complete bytes of one request.
     pub request: Bytes,
     /// The request method (a HEAD response has no body).
@@ -77,7 +79,7 @@ struct Pending {
 /// Open-loop due times are waited for with `pacer` (µs precision; see [`crate::pacer`]).
 pub async fn run_connection(mut spec: ConnSpec, rec: Rc<RefCell<Recorder>>, pacer: Pacer) {
     let phase = spec.phase;
-    let mut stream: Option<TcpStream> = None;
+    let mut stream: Option<Wire> = None;
     let mut reader = ResponseReader::new(&spec.method);
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut inflight: VecDeque<Pending> = VecDeque::with_capacity(spec.depth);
@@ -112,7 +114,7 @@ pub async fn run_connection(mut spec: ConnSpec, rec: Rc<RefCell<Recorder>>, pace
         let Some(conn) = stream.as_mut() else {
             // Every request in flight was failed when the last connection was dropped.
             let intended = next.unwrap_or(now);
-            match connect(spec.addr, intended + spec.timeout).await {
+            match connect(spec.addr, spec.tls.as_ref(), intended + spec.timeout).await {
                 Ok(s) => {
                     rec.borrow_mut()
                         .tally_mut(intended >= phase.warmup_end)
@@ -211,8 +213,7 @@ pub async fn run_connection(mut spec: ConnSpec, rec: Rc<RefCell<Recorder>>, pace
         rbuf.reserve(READ_CHUNK);
         let keep = wake < deadline;
         arm(watchdog.as_mut(), deadline);
-        let (outcome, buf) = read_until(conn, rbuf, wake, keep, &pacer, watchdog.as_mut()).await;
-        rbuf = buf.unwrap_or_else(|| BytesMut::with_capacity(READ_CHUNK));
+        let outcome = read_until(conn, &mut rbuf, wake, keep, &pacer, watchdog.as_mut()).await;
         let done = Instant::now();
         last_done = Some(done);
         match outcome {
@@ -325,22 +326,21 @@ fn arm(watchdog: Pin<&mut Sleep>, deadline: Instant) {
     }
 }
 
-async fn connect(addr: SocketAddr, deadline: Instant) -> io::Result<TcpStream> {
-    let stream = race(TcpStream::connect_addr(addr), deadline)
+/// TCP connect and, for `https://`, the TLS handshake, both within `deadline`.
+async fn connect(addr: SocketAddr, tls: Option<&TlsClient>, deadline: Instant) -> io::Result<Wire> {
+    race(Wire::connect(addr, tls), deadline)
         .await
-        .unwrap_or_else(|| Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")))?;
-    stream.set_nodelay(true)?;
-    Ok(stream)
+        .unwrap_or_else(|| Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")))
 }
 
 async fn write_all(
-    conn: &mut TcpStream,
+    conn: &mut Wire,
     bytes: Bytes,
     watchdog: Pin<&mut Sleep>,
 ) -> Result<(), ErrorClass> {
     match race_timer(conn.write_all(bytes), watchdog).await {
-        Some((Ok(_), _)) => Ok(()),
-        Some((Err(_), _)) => Err(ErrorClass::Write),
+        Some(Ok(())) => Ok(()),
+        Some(Err(_)) => Err(ErrorClass::Write),
         None => Err(ErrorClass::Timeout),
     }
 }
@@ -355,33 +355,31 @@ enum ReadOutcome {
 
 /// Reads once into `buf`, or gives up at `wake`. With `keep` the read is cancelled (not dropped)
 /// at `wake` (the next due time, waited for with `pacer`), so bytes that arrived meanwhile are
-/// kept and the buffer comes back; otherwise `wake` is the request timeout (`watchdog` is set
-/// to it), the connection is about to be closed and the buffer may be lost (`None`).
+/// kept; otherwise `wake` is the request timeout (`watchdog` is set to it), the connection is
+/// about to be closed and the buffer may be lost (left empty).
 async fn read_until(
-    conn: &mut TcpStream,
-    buf: BytesMut,
+    conn: &mut Wire,
+    buf: &mut BytesMut,
     wake: Instant,
     keep: bool,
     pacer: &Pacer,
     watchdog: Pin<&mut Sleep>,
-) -> (ReadOutcome, Option<BytesMut>) {
+) -> ReadOutcome {
     let from = |res: io::Result<usize>| match res {
         Ok(0) => ReadOutcome::Eof,
         Ok(n) => ReadOutcome::Data(n),
         Err(_) => ReadOutcome::Failed,
     };
-    // Read into the spare capacity after the bytes already held (a plain `BytesMut` would be
-    // written from its start).
-    let filled = buf.len();
-    let spare = buf.slice_mut(filled..);
+    // Read into the spare capacity after the bytes already held.
+    let want = buf.capacity() - buf.len();
     if !keep {
-        return match race_timer(conn.read(spare), watchdog).await {
-            Some((res, spare)) => (from(res), Some(spare.into_inner())),
-            None => (ReadOutcome::Woken, None),
+        return match race_timer(conn.read(buf, want), watchdog).await {
+            Some(res) => from(res),
+            None => ReadOutcome::Woken,
         };
     }
     let canceller = Canceller::new();
-    let mut read = pin!(conn.cancelable_read(spare, canceller.handle()));
+    let mut read = pin!(conn.read_cancelable(buf, want, canceller.handle()));
     let mut timer = pin!(pacer.until(wake));
     let first = std::future::poll_fn(|cx| {
         if let Poll::Ready(r) = read.as_mut().poll(cx) {
@@ -390,17 +388,16 @@ async fn read_until(
         timer.as_mut().poll(cx).map(|()| None)
     })
     .await;
-    let (res, buf) = match first {
-        Some(r) => r,
+    match first {
+        Some(res) => from(res),
         None => {
             canceller.cancel();
             match read.await {
-                (Err(_), spare) => return (ReadOutcome::Woken, Some(spare.into_inner())),
-                r => r,
+                Err(_) => ReadOutcome::Woken,
+                res => from(res),
             }
         }
-    };
-    (from(res), Some(buf.into_inner()))
+    }
 }
 
 /// `fut`'s output, or `None` if `deadline` comes first (then `fut` is dropped).

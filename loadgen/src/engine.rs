@@ -126,6 +126,7 @@ pub fn run_phase(
             .step_by(cfg.threads)
             .map(|i| ConnSpec {
                 addr: spec.target.addr,
+                tls: spec.target.tls.clone(),
                 request: spec.target.request.clone(),
                 method: Bytes::copy_from_slice(cfg.method.as_bytes()),
                 timeout: cfg.timeout,

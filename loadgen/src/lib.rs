@@ -3,7 +3,8 @@
 //! - [`cli`] / [`config`]: flags and the validated [`config::RunConfig`].
 //! - [`schedule`]: open-loop intended start times (even or Poisson); [`pacer`]: waiting for
 //!   them with µs precision (a timerfd, then a short yield loop).
-//! - [`conn`]: one connection's request loop; [`response`]: reading responses with core's parser.
+//! - [`conn`]: one connection's request loop over a [`wire::Wire`] (TCP, or TLS for `https://`
+//!   with the client of [`tls`]); [`response`]: reading responses with core's parser.
 //! - [`engine`]: pinned threads, warm-up, duration, interval samples; [`histo`]: per-thread
 //!   HdrHistograms and counters, merged.
 //! - [`findmax`]: the `--find-max` search; [`cpu`]: `--watch-pid`; [`progress`]: live progress.
@@ -22,6 +23,8 @@ pub mod progress;
 pub mod report;
 pub mod response;
 pub mod schedule;
+pub mod tls;
+pub mod wire;
 
 use std::time::SystemTime;
 

@@ -205,7 +205,17 @@ fn generate(
     if let Some(h) = hgrm {
         args.extend(["--hgrm".into(), h.display().to_string()]);
     }
-    args.push(format!("http://127.0.0.1:{}{}", ctx.ports.entrance, l.path));
+    let scheme = match (&ctx.pki, ctx.https) {
+        (Some(pki), true) => {
+            args.extend(pki.loadgen_args());
+            "https"
+        }
+        _ => "http",
+    };
+    args.push(format!(
+        "{scheme}://127.0.0.1:{}{}",
+        ctx.ports.entrance, l.path
+    ));
     let rest = ctx.pin.rest_cpus.clone();
     let cmd = ctx.pinned(&rest, &loadgen, &args);
     let log = ctx.work.join(format!("{name}.log"));

@@ -5,7 +5,9 @@
 //!   [`templates`]: their configs (benches/templates/); [`procs`]: process-group guards and
 //!   Ctrl-C; [`pin`]: the pin plan from `ringway-tune`.
 //! - [`systems`]: starting the backend and each system; [`measure`]: load runs with CPU from
-//!   /proc ([`proc_stat`]); [`idle`]: memory per idle connection.
+//!   /proc ([`proc_stat`]); [`idle`]: memory per idle connection; [`pki`]: the TLS scenarios'
+//!   certificates and pinned parameters; [`tls_probe`]: readiness and what an HTTPS entrance
+//!   negotiated.
 //! - [`results`]: results.json and the summary over rounds; [`summary`]: summary.md;
 //!   [`plot`]: latency.svg; [`index`]: results/README.md's index; [`run`]: the whole run.
 
@@ -14,6 +16,7 @@ pub mod index;
 pub mod measure;
 pub mod peers;
 pub mod pin;
+pub mod pki;
 pub mod plot;
 pub mod proc_stat;
 pub mod procs;
@@ -23,6 +26,7 @@ pub mod scenario;
 pub mod summary;
 pub mod systems;
 pub mod templates;
+pub mod tls_probe;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

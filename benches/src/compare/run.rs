@@ -153,6 +153,15 @@ pub fn run(o: &Options) -> Result<PathBuf, String> {
         .ok()
         .and_then(|l| l.soft)
         .unwrap_or(4096);
+    let needs_tls = load.https
+        || systems
+            .iter()
+            .any(|s| matches!(s, System::RingwayTlsTunnel(_)));
+    let pki = if needs_tls {
+        Some(super::pki::Pki::create(&work.0)?)
+    } else {
+        None
+    };
     let mut ctx = Ctx {
         work: work.0.clone(),
         bins,
@@ -161,6 +170,8 @@ pub fn run(o: &Options) -> Result<PathBuf, String> {
         ports: Ports::from_base(o.base_port),
         nofile,
         commands: Vec::new(),
+        https: load.https,
+        pki,
     };
     let body = (load.body_bytes > 0).then(|| work.0.join("body.bin"));
     if let Some(b) = &body {

@@ -32,6 +32,13 @@ pub enum Scenario {
     UringVsEpoll,
     /// ringway's classic mode (static backends) against nginx and HAProxy.
     Classic,
+    /// small-get over HTTPS (TLS 1.3, the same certificate and suite): nginx, ringway classic
+    /// and tunnel behind the HTTPS listener.
+    HttpsSmallGet,
+    /// Full TLS handshakes per second: a new HTTPS connection per request, no resumption.
+    TlsHandshakes,
+    /// ringway's tunnel over TLS against the same over plaintext (plain HTTP users).
+    TunnelTls,
 }
 
 impl Scenario {
@@ -47,6 +54,9 @@ impl Scenario {
             Self::ManyAgents => "many-agents",
             Self::UringVsEpoll => "uring-vs-epoll",
             Self::Classic => "classic",
+            Self::HttpsSmallGet => "https-small-get",
+            Self::TlsHandshakes => "tls-handshakes",
+            Self::TunnelTls => "tunnel-tls",
         }
     }
 
@@ -60,7 +70,9 @@ impl Scenario {
             close: false,
             connections: 50,
             rate,
+            https: false,
         };
+        let https = |l: Load| Load { https: true, ..l };
         let peers = vec![Nginx, Haproxy, Rathole, Ringway("uring")];
         match self {
             Self::SmallGet => Spec::load(peers, load("/", 5000.0)),
@@ -112,6 +124,26 @@ impl Scenario {
             ),
             Self::Classic => Spec::load(
                 vec![Nginx, Haproxy, Classic("uring"), Classic("epoll")],
+                load("/", 5000.0),
+            ),
+            Self::HttpsSmallGet => Spec::load(
+                vec![
+                    Nginx,
+                    Classic("uring"),
+                    Ringway("uring"),
+                    RingwayTlsTunnel("uring"),
+                ],
+                https(load("/", 5000.0)),
+            ),
+            Self::TlsHandshakes => Spec::load(
+                vec![Nginx, Classic("uring"), Ringway("uring")],
+                https(Load {
+                    close: true,
+                    ..load("/", 1000.0)
+                }),
+            ),
+            Self::TunnelTls => Spec::load(
+                vec![Ringway("uring"), RingwayTlsTunnel("uring")],
                 load("/", 5000.0),
             ),
         }
@@ -166,6 +198,10 @@ pub struct Load {
     pub connections: usize,
     /// Offered rate of the open-loop run, req/s.
     pub rate: f64,
+    /// Users connect over HTTPS (the pinned parameters of `pki`); every system's entrance
+    /// is its HTTPS listener.
+    #[serde(default)]
+    pub https: bool,
 }
 
 /// A system under test.
@@ -177,8 +213,10 @@ pub enum System {
     Haproxy,
     /// rathole server + client (a TCP tunnel).
     Rathole,
-    /// ringway-balancer + ringway-agent on an IO driver.
+    /// ringway-balancer + ringway-agent on an IO driver, the tunnel plaintext.
     Ringway(&'static str),
+    /// The same with the agent↔balancer tunnel over TLS (the agent's default).
+    RingwayTlsTunnel(&'static str),
     /// ringway-balancer in classic mode (static backend) on an IO driver.
     Classic(&'static str),
     /// ringway-balancer with `agents` agents in one `many-agents` process, each serving
@@ -199,6 +237,7 @@ impl System {
             Self::Haproxy => "haproxy".into(),
             Self::Rathole => "rathole".into(),
             Self::Ringway(d) => format!("ringway-{d}"),
+            Self::RingwayTlsTunnel(d) => format!("ringway-{d}-tls-tunnel"),
             Self::Classic(d) => format!("classic-{d}"),
             Self::ManyAgents {
                 agents,

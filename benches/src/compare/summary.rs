@@ -138,6 +138,18 @@ pub fn render(r: &Results) -> String {
             l.rate,
             p.rounds
         );
+        if l.https {
+            let _ = writeln!(
+                o,
+                "- users connect over HTTPS: {}; the generator offers only these, nginx accepts only these, ringway's listener (rustls defaults, tickets and cache off) negotiates what is offered; what each system negotiated, and whether it resumes a session, is in its label (a probe before the load){}",
+                super::pki::DESCRIPTION,
+                if l.close {
+                    "; every request is a new connection and a full handshake: req/s = handshakes/s, CPU per request = CPU per handshake"
+                } else {
+                    ""
+                }
+            );
+        }
     }
     for s in &r.skipped {
         let _ = writeln!(o, "- skipped {}: {}", s.system, s.reason);

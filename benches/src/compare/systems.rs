@@ -9,10 +9,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::peers::{self, Peer};
+use super::pki::{self, Pki};
 use super::procs::{tail, Guard};
 use super::results::Pinning;
 use super::scenario::System;
 use super::templates;
+use super::tls_probe;
 
 /// The Host header every request carries (the route ringway serves).
 pub const HOST: &str = "bench.test";
@@ -28,16 +30,19 @@ pub struct Ports {
     pub agents: u16,
     /// rathole's control channel.
     pub control: u16,
+    /// ringway's plain user listener when the entrance is its HTTPS listener.
+    pub plain: u16,
 }
 
 impl Ports {
-    /// Four consecutive ports from `base`.
+    /// Five consecutive ports from `base`.
     pub fn from_base(base: u16) -> Self {
         Self {
             backend: base,
             entrance: base + 1,
             agents: base + 2,
             control: base + 3,
+            plain: base + 4,
         }
     }
 }
@@ -59,6 +64,10 @@ pub struct Ctx {
     pub nofile: u64,
     /// Every command started, in order (commands.txt).
     pub commands: Vec<String>,
+    /// Users connect over HTTPS: every entrance is an HTTPS listener.
+    pub https: bool,
+    /// The TLS scenarios' certificates (made when a scenario needs them).
+    pub pki: Option<Pki>,
 }
 
 impl Ctx {
@@ -119,7 +128,28 @@ impl Ctx {
             // HAProxy wants two descriptors per connection.
             ("MAXCONN", (self.nofile / 2).saturating_sub(100).to_string()),
             ("TIMEOUT", "600s".to_owned()),
+            ("HOST", HOST.to_owned()),
+            ("TLS_CIPHER", pki::CIPHER_OPENSSL.to_owned()),
+            ("TLS_GROUP", pki::GROUP.to_owned()),
+            (
+                "TLS_CERT",
+                self.pki
+                    .as_ref()
+                    .map_or(String::new(), |p| p.cert.display().to_string()),
+            ),
+            (
+                "TLS_KEY",
+                self.pki
+                    .as_ref()
+                    .map_or(String::new(), |p| p.key.display().to_string()),
+            ),
         ]
+    }
+
+    fn pki(&self) -> Result<Pki, String> {
+        self.pki
+            .clone()
+            .ok_or_else(|| "no certificates made for this scenario".to_owned())
     }
 }
 
@@ -188,10 +218,15 @@ pub fn start(ctx: &mut Ctx, system: System) -> Result<Running, String> {
     let running = match system {
         System::Nginx => {
             let (nginx, version) = ctx.peer("nginx")?;
-            let conf = templates::write(&ctx.work, "nginx-proxy.conf", &ctx.vars())?;
+            let (template, kind) = if ctx.https {
+                ("nginx-https.conf", "HTTPS reverse proxy")
+            } else {
+                ("nginx-proxy.conf", "reverse proxy")
+            };
+            let conf = templates::write(&ctx.work, template, &ctx.vars())?;
             let cmd = ctx.pinned(&entrance, &nginx, &nginx_args(&ctx.work, &conf, "proxy"));
             Running {
-                label: format!("nginx {version} reverse proxy (1 worker, upstream keepalive)"),
+                label: format!("nginx {version} {kind} (1 worker, upstream keepalive)"),
                 entrance: Guard::spawn("nginx", cmd, &ctx.log("nginx"))?,
                 far: None,
             }
@@ -229,15 +264,17 @@ pub fn start(ctx: &mut Ctx, system: System) -> Result<Running, String> {
                 )?),
             }
         }
-        System::Ringway(driver) => {
+        System::Ringway(driver) | System::RingwayTlsTunnel(driver) => {
+            let tunnel_tls = matches!(system, System::RingwayTlsTunnel(_));
             let bal = balancer(
                 ctx,
                 &entrance,
                 driver,
+                tunnel_tls,
                 &["--route", HOST, "--token", "bench"],
             )?;
             let agent = ctx.bin("ringway-agent")?;
-            let args = strings(&[
+            let mut args = strings(&[
                 "--balancer",
                 &format!("127.0.0.1:{}", p.agents),
                 "--token",
@@ -250,12 +287,20 @@ pub fn start(ctx: &mut Ctx, system: System) -> Result<Running, String> {
                 "1",
                 "--io-driver",
                 driver,
-                "--insecure-plaintext",
             ]);
+            let tunnel = if tunnel_tls {
+                args.extend(["--ca-file".into(), ctx.pki()?.ca.display().to_string()]);
+                "TLS 1.3"
+            } else {
+                args.push("--insecure-plaintext".into());
+                "plaintext"
+            };
             let mut cmd = ctx.pinned(&rest, &agent, &args);
             ctx.env(&mut cmd, "RINGWAY_LOG", "warn");
             Running {
-                label: format!("ringway tunnel, {driver} (balancer 1 worker + agent 1 thread)"),
+                label: format!(
+                    "ringway tunnel, {driver} (balancer 1 worker + agent 1 thread; tunnel {tunnel})"
+                ),
                 entrance: bal,
                 far: Some(Guard::spawn("ringway-agent", cmd, &ctx.log("agent"))?),
             }
@@ -266,7 +311,7 @@ pub fn start(ctx: &mut Ctx, system: System) -> Result<Running, String> {
                 label: format!(
                     "ringway classic mode, {driver} (balancer 1 worker, static backend)"
                 ),
-                entrance: balancer(ctx, &entrance, driver, &["--backend", &backend])?,
+                entrance: balancer(ctx, &entrance, driver, false, &["--backend", &backend])?,
                 far: None,
             }
         }
@@ -278,6 +323,7 @@ pub fn start(ctx: &mut Ctx, system: System) -> Result<Running, String> {
                 ctx,
                 &entrance,
                 "uring",
+                false,
                 &["--route", HOST, "--token", "bench"],
             )?;
             let bin = ctx.bin("many-agents")?;
@@ -313,21 +359,39 @@ pub fn start(ctx: &mut Ctx, system: System) -> Result<Running, String> {
     if let Some(f) = running.far.as_mut() {
         guards.push(f);
     }
-    wait_ready(p.entrance, &mut guards, Duration::from_secs(20))?;
+    if ctx.https {
+        let pki = ctx.pki()?;
+        let config = tls_probe::client_config(&pki.ca, false)?;
+        let check = |port| tls_probe::get(port, &config).map(|(status, _)| status);
+        wait_until(p.entrance, &mut guards, Duration::from_secs(20), check)?;
+        let negotiated = tls_probe::probe(p.entrance, &pki)?;
+        running.label = format!("{}; HTTPS: {}", running.label, negotiated.describe());
+    } else {
+        wait_ready(p.entrance, &mut guards, Duration::from_secs(20))?;
+    }
     Ok(running)
 }
 
-/// ringway-balancer with 1 worker on `cpus`, plus `extra` flags.
-fn balancer(ctx: &mut Ctx, cpus: &[usize], driver: &str, extra: &[&str]) -> Result<Guard, String> {
+/// ringway-balancer with 1 worker on `cpus`, plus `extra` flags; the agent listener over TLS
+/// with `tunnel_tls` (else plaintext); users on the HTTPS listener (ringway-https.toml) when
+/// the scenario is HTTPS, the plain listener then on another port.
+fn balancer(
+    ctx: &mut Ctx,
+    cpus: &[usize],
+    driver: &str,
+    tunnel_tls: bool,
+    extra: &[&str],
+) -> Result<Guard, String> {
     let bin = ctx.bin("ringway-balancer")?;
     let p = ctx.ports;
+    let plain = if ctx.https { p.plain } else { p.entrance };
     let mut args = strings(&[
         "--workers",
         "1",
         "--io-driver",
         driver,
         "--listen",
-        &format!("127.0.0.1:{}", p.entrance),
+        &format!("127.0.0.1:{plain}"),
         "--agent-listen",
         &format!("127.0.0.1:{}", p.agents),
         "--admin-listen",
@@ -336,9 +400,23 @@ fn balancer(ctx: &mut Ctx, cpus: &[usize], driver: &str, extra: &[&str]) -> Resu
         "600s",
         "--max-connections-per-worker",
         "0",
-        // The benchmarked tunnel is plaintext on loopback, like rathole's default transport.
-        "--insecure-plaintext",
     ]);
+    if tunnel_tls {
+        let pki = ctx.pki()?;
+        args.extend([
+            "--agent-tls-cert".into(),
+            pki.cert.display().to_string(),
+            "--agent-tls-key".into(),
+            pki.key.display().to_string(),
+        ]);
+    } else {
+        // The benchmarked tunnel is plaintext on loopback, like rathole's default transport.
+        args.push("--insecure-plaintext".into());
+    }
+    if ctx.https {
+        let conf = templates::write(&ctx.work, "ringway-https.toml", &ctx.vars())?;
+        args.extend(["--config".into(), conf]);
+    }
     args.extend(strings(extra));
     let mut cmd = ctx.pinned(cpus, &bin, &args);
     ctx.env(&mut cmd, "RINGWAY_LOG", "warn");
@@ -348,13 +426,24 @@ fn balancer(ctx: &mut Ctx, cpus: &[usize], driver: &str, extra: &[&str]) -> Resu
 /// Polls `GET /` (Host: bench.test) on 127.0.0.1:`port` until a 200, failing early when one of
 /// `guards` exits.
 pub fn wait_ready(port: u16, guards: &mut [&mut Guard], limit: Duration) -> Result<(), String> {
+    wait_until(port, guards, limit, get_status)
+}
+
+/// Polls `check` (the status of one request to `port`) until a 200, failing early when one of
+/// `guards` exits.
+fn wait_until(
+    port: u16,
+    guards: &mut [&mut Guard],
+    limit: Duration,
+    check: impl Fn(u16) -> Result<u16, String>,
+) -> Result<(), String> {
     let deadline = Instant::now() + limit;
     let mut last = String::from("no answer");
     while Instant::now() < deadline {
         for g in guards.iter_mut() {
             g.check_alive()?;
         }
-        match get_status(port) {
+        match check(port) {
             Ok(200) => return Ok(()),
             Ok(s) => last = format!("status {s}"),
             Err(e) => last = e,

@@ -13,6 +13,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         "nginx-proxy.conf",
         include_str!("../../templates/nginx-proxy.conf"),
     ),
+    (
+        "nginx-https.conf",
+        include_str!("../../templates/nginx-https.conf"),
+    ),
+    (
+        "ringway-https.toml",
+        include_str!("../../templates/ringway-https.toml"),
+    ),
     ("haproxy.cfg", include_str!("../../templates/haproxy.cfg")),
     (
         "rathole-server.toml",
@@ -68,6 +76,27 @@ mod tests {
         let text = render("nginx-proxy.conf", &vars).unwrap();
         assert!(text.contains("server 127.0.0.1:2; keepalive 64;"));
         assert!(text.contains("listen 127.0.0.1:1 backlog=4096;"));
+    }
+
+    #[test]
+    fn the_https_templates_pin_the_same_parameters() {
+        let vars = [
+            ("WORK", "/tmp/w".to_owned()),
+            ("NOFILE", "4096".to_owned()),
+            ("PORT", "1".to_owned()),
+            ("BACKEND_PORT", "2".to_owned()),
+            ("HOST", "bench.test".to_owned()),
+            ("TLS_CERT", "/tmp/w/tls/cert.pem".to_owned()),
+            ("TLS_KEY", "/tmp/w/tls/key.pem".to_owned()),
+            ("TLS_CIPHER", "TLS_AES_128_GCM_SHA256".to_owned()),
+            ("TLS_GROUP", "X25519".to_owned()),
+        ];
+        let nginx = render("nginx-https.conf", &vars).unwrap();
+        assert!(nginx.contains("listen 127.0.0.1:1 ssl backlog=4096;"));
+        assert!(nginx.contains("ssl_session_tickets off;"));
+        let ringway = render("ringway-https.toml", &vars).unwrap();
+        assert!(ringway.contains("session_tickets = false"));
+        assert!(ringway.contains("cert = \"/tmp/w/tls/cert.pem\""));
     }
 
     #[test]
