@@ -61,7 +61,7 @@ nginx_conf backend "server { listen 127.0.0.1:$BACKEND_PORT; location / { return
 nginx -c "$WORK/backend.conf" -p "$WORK" &
 PIDS+=($!)
 
-CG=(valgrind --tool=callgrind --dump-instr=no --collect-jumps=no)
+CG=(valgrind --tool=callgrind --dump-instr=no --collect-jumps=no --compress-strings=no --compress-pos=no)
 RINGWAY_LOG=warn "${CG[@]}" --callgrind-out-file="$WORK/balancer.out" \
     "$BIN/ringway-balancer" --workers 1 --io-driver epoll --insecure-plaintext \
     --listen "127.0.0.1:$USERS_PORT" --agent-listen "127.0.0.1:$AGENTS_PORT" \
