@@ -1,7 +1,7 @@
 //! [`BodyEncoder`]: frames body bytes for the next hop.
 
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 
 use crate::http::error::HttpError;
 use crate::http::limits::BodyFraming;
@@ -90,7 +90,7 @@ impl BodyEncoder {
 /// A chunk-size line: `len` in lowercase hex and CRLF, without `fmt`'s machinery.
 fn put_chunk_size(out: &mut BytesMut, len: usize) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut digits = [0u8; 2 * std::mem::size_of::<usize>()];
+    let mut digits = [0u8; 2 * size_of::<usize>()];
     let mut at = digits.len();
     let mut n = len;
     loop {
