@@ -346,8 +346,7 @@ fn parse_response(bytes: Bytes) -> Result<ResponseHead, ProxyError> {
         max_head_bytes: usize::MAX,
         ..Limits::default().forwarded()
     };
-    let mut buf = BytesMut::from(bytes);
-    match ResponseParser::new(limits).parse(&mut buf) {
+    match ResponseParser::new(limits).parse_bytes(&bytes) {
         Ok(Some(head)) => Ok(head),
         _ => Err(ProxyError::new(ErrorKind::AgentProtocol)),
     }
