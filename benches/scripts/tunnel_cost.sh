@@ -19,7 +19,7 @@
 # process is counted (the balancer's and the agent's timers tick meanwhile: a few hundred
 # instructions per 100 ms, noise below 0.1 % at these rates).
 #
-# Usage: benches/scripts/tunnel_cost.sh  (REQUESTS=20000 WARMUP=2000 CONNS=50 BUILD=1 INSTALL=1)
+# Usage: benches/scripts/tunnel_cost.sh  (REQUESTS=20000 WARMUP=2000 CONNS=50 ROUNDS=3 BUILD=1 INSTALL=1)
 # Prints "balancer Ir/request", "agent Ir/request" and the requests counted; with CG_KEEP=DIR the
 # callgrind dumps are kept there (callgrind_annotate DIR/balancer.out).
 set -euo pipefail
@@ -31,6 +31,7 @@ ROOT=$PWD
 REQUESTS=${REQUESTS:-20000}
 WARMUP=${WARMUP:-2000}
 CONNS=${CONNS:-50}
+ROUNDS=${ROUNDS:-3}
 BUILD=${BUILD:-1}
 INSTALL=${INSTALL:-1}
 BACKEND_PORT=${BACKEND_PORT:-18581}
@@ -62,32 +63,38 @@ nginx -c "$WORK/backend.conf" -p "$WORK" &
 PIDS+=($!)
 
 CG=(valgrind --tool=callgrind --dump-instr=no --collect-jumps=no --compress-strings=no --compress-pos=no)
-RINGWAY_LOG=warn "${CG[@]}" --callgrind-out-file="$WORK/balancer.out" \
-    "$BIN/ringway-balancer" --workers 1 --io-driver epoll --insecure-plaintext \
-    --listen "127.0.0.1:$USERS_PORT" --agent-listen "127.0.0.1:$AGENTS_PORT" \
-    --route "$HOST_HDR" --token bench --admin-listen off \
-    > "$WORK/balancer.log" 2>&1 &
-BAL=$!
-PIDS+=("$BAL")
-RINGWAY_LOG=warn RUST_LOG=warn "${CG[@]}" --callgrind-out-file="$WORK/agent.out" \
-    "$BIN/ringway-agent" --balancer "127.0.0.1:$AGENTS_PORT" --insecure-plaintext \
-    --token bench --route "$HOST_HDR" --backend "127.0.0.1:$BACKEND_PORT" --workers 1 \
-    --io-driver epoll > "$WORK/agent.log" 2>&1 &
-AGENT=$!
-PIDS+=("$AGENT")
 
-# Under valgrind start-up takes seconds: wait up to 60 s for the first 200 through the tunnel.
-ok=""
-for _ in $(seq 1 600); do
-    if [ "$(curl -s -m 2 -o /dev/null -w '%{http_code}' -H "Host: $HOST_HDR" "http://127.0.0.1:$USERS_PORT/")" = 200 ]; then
-        ok=1
-        break
-    fi
-    sleep 0.1
-done
-[ -n "$ok" ] || { echo "no 200 through the tunnel" >&2; tail -n 20 "$WORK"/*.log >&2; exit 1; }
+# The dump callgrind_control wrote (NAME.out.1; NAME.out is the one at exit).
+dump_of() { ls "$WORK/$1.out".* | sort -V | tail -n 1; }
+ir_of() { awk '/^(summary|totals):/ { print $2; exit }' "$(dump_of "$1")"; }
 
-python3 - "$USERS_PORT" "$CONNS" "$WARMUP" "$REQUESTS" "$BAL" "$AGENT" > "$WORK/driver.out" <<'PY'
+# One round: both processes started under callgrind, warmed up, counted, stopped. Prints
+# "BALANCER_IR AGENT_IR REQUESTS".
+one_round() { # round
+    rm -f "$WORK"/balancer.out* "$WORK"/agent.out*
+    RINGWAY_LOG=warn "${CG[@]}" --callgrind-out-file="$WORK/balancer.out" \
+        "$BIN/ringway-balancer" --workers 1 --io-driver epoll --insecure-plaintext \
+        --listen "127.0.0.1:$USERS_PORT" --agent-listen "127.0.0.1:$AGENTS_PORT" \
+        --route "$HOST_HDR" --token bench --admin-listen off \
+        > "$WORK/balancer.log" 2>&1 &
+    local bal=$!
+    RINGWAY_LOG=warn RUST_LOG=warn "${CG[@]}" --callgrind-out-file="$WORK/agent.out" \
+        "$BIN/ringway-agent" --balancer "127.0.0.1:$AGENTS_PORT" --insecure-plaintext \
+        --token bench --route "$HOST_HDR" --backend "127.0.0.1:$BACKEND_PORT" --workers 1 \
+        --io-driver epoll > "$WORK/agent.log" 2>&1 &
+    local agent=$!
+    PIDS+=("$bal" "$agent")
+    # Under valgrind start-up takes seconds: wait up to 60 s for the first 200 through the tunnel.
+    local ok=""
+    for _ in $(seq 1 600); do
+        if [ "$(curl -s -m 2 -o /dev/null -w '%{http_code}' -H "Host: $HOST_HDR" "http://127.0.0.1:$USERS_PORT/")" = 200 ]; then
+            ok=1
+            break
+        fi
+        sleep 0.1
+    done
+    [ -n "$ok" ] || { echo "no 200 through the tunnel" >&2; tail -n 20 "$WORK"/*.log >&2; exit 1; }
+    python3 - "$USERS_PORT" "$CONNS" "$WARMUP" "$REQUESTS" "$bal" "$agent" > "$WORK/driver.out" <<'PY'
 import asyncio, subprocess, sys
 
 port, conns, warmup, requests = (int(a) for a in sys.argv[1:5])
@@ -128,21 +135,26 @@ async def main():
 
 asyncio.run(main())
 PY
-
-# The dump after the zero is the file with the highest part number (NAME.out.N).
-ir_of() { # name
-    local f
-    f=$(ls "$WORK/$1.out".* | sort -V | tail -n 1)
-    awk '/^(summary|totals):/ { print $2; exit }' "$f"
+    if [ -n "${CG_KEEP:-}" ]; then
+        mkdir -p "$CG_KEEP"
+        cp "$(dump_of balancer)" "$CG_KEEP/balancer.$1.out"
+        cp "$(dump_of agent)" "$CG_KEEP/agent.$1.out"
+    fi
+    echo "$(ir_of balancer) $(ir_of agent) $(cat "$WORK/driver.out")"
+    stop "$bal" "$agent"
+    PIDS=("${PIDS[@]:0:1}")
 }
-BAL_IR=$(ir_of balancer)
-AGENT_IR=$(ir_of agent)
-N=$(cat "$WORK/driver.out")
-if [ -n "${CG_KEEP:-}" ]; then
-    mkdir -p "$CG_KEEP"
-    cp "$(ls "$WORK/balancer.out".* | sort -V | tail -n 1)" "$CG_KEEP/balancer.out"
-    cp "$(ls "$WORK/agent.out".* | sort -V | tail -n 1)" "$CG_KEEP/agent.out"
-fi
-echo "method: callgrind counters zeroed after $WARMUP warm-up requests, dumped after $N more; $CONNS keep-alive connections; epoll driver (valgrind has no io_uring)"
-awk -v b="$BAL_IR" -v a="$AGENT_IR" -v n="$N" 'BEGIN {
-    printf "balancer Ir/request %.0f\nagent Ir/request %.0f\nrequests %d\n", b / n, a / n, n }'
+
+echo "method: per round, callgrind counters zeroed after $WARMUP warm-up requests and dumped after $REQUESTS more;"
+echo "  $CONNS keep-alive connections, one request at a time each; epoll driver (valgrind has no io_uring);"
+echo "  Ir/request varies by ~1 % between rounds with how many requests share a tunnel read: median of $ROUNDS"
+: > "$WORK/rounds"
+for round in $(seq 1 "$ROUNDS"); do
+    one_round "$round" | tee -a "$WORK/rounds" | awk -v r="$round" '{ printf "round %d: balancer %.0f agent %.0f Ir/request\n", r, $1 / $3, $2 / $3 }'
+done
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+B=$(awk '{ printf "%.0f\n", $1 / $3 }' "$WORK/rounds" | median)
+A=$(awk '{ printf "%.0f\n", $2 / $3 }' "$WORK/rounds" | median)
+echo "balancer Ir/request $B"
+echo "agent Ir/request $A"
+echo "requests per round $REQUESTS"
