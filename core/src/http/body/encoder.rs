@@ -1,6 +1,5 @@
 //! [`BodyEncoder`]: frames body bytes for the next hop.
 
-
 use bytes::BytesMut;
 
 use crate::http::error::HttpError;
