@@ -55,7 +55,7 @@ proptest! {
         ]
     ) {
         let a = RequestParser::new(limits()).parse(&mut BytesMut::from(&data[..]));
-        let b = RequestParser::new(limits()).parse_bytes(&Bytes::from(data.clone()));
+        let b = RequestParser::new(limits()).parse_bytes(&Bytes::from(data));
         match (a, b) {
             (Ok(Some(x)), Ok(Some(y))) => {
                 prop_assert_eq!(x.as_bytes(), y.as_bytes());
@@ -80,7 +80,7 @@ proptest! {
         ]
     ) {
         let a = ResponseParser::new(limits()).parse(&mut BytesMut::from(&data[..]));
-        let b = ResponseParser::new(limits()).parse_bytes(&Bytes::from(data.clone()));
+        let b = ResponseParser::new(limits()).parse_bytes(&Bytes::from(data));
         match (a, b) {
             (Ok(Some(x)), Ok(Some(y))) => {
                 prop_assert_eq!(x.as_bytes(), y.as_bytes());
