@@ -189,10 +189,12 @@ impl TunnelHooks for SlotHooks {
         let tunnel = tunnel.clone();
         let env = worker.stream_env();
         worker.stream_started();
-        ringway_io::spawn(async move {
+        // Boxed: the task then holds a pointer, not the whole request's state, which spawning
+        // and finishing it would otherwise copy (several kilobytes per stream).
+        ringway_io::spawn(Box::pin(async move {
             stream::serve(tunnel, slot, head, env).await;
             worker.stream_finished();
-        });
+        }));
     }
 }
 

@@ -10,7 +10,7 @@
 
 use std::rc::Rc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use ringway_core::http::{Limits, RequestParser};
 use ringway_core::tunnel::ResetCode;
 use ringway_core::upstream::UpstreamConfig;
@@ -42,7 +42,7 @@ pub(crate) fn head_limits(max_frame_payload: u32) -> Limits {
 /// Serves one stream to completion (or reset).
 pub(crate) async fn serve(tunnel: Rc<Tunnel>, slot: Rc<StreamSlot>, head: Bytes, env: StreamEnv) {
     let id = slot.id();
-    let request = match RequestParser::new(env.head_limits).parse(&mut BytesMut::from(&head[..])) {
+    let request = match RequestParser::new(env.head_limits).parse_bytes(&head) {
         Ok(Some(request)) => request,
         Ok(None) => {
             tracing::info!(stream = %id, "resetting stream: incomplete request head");

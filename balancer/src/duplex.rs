@@ -313,7 +313,7 @@ fn feed<S: AttemptStream>(
     let mut exchange = shared.exchange.borrow_mut();
     match event {
         StreamEvent::Head { head, end } => {
-            let response = parse_response(head)?;
+            let response = parse_response(&head)?;
             if shared.drain.is_started() {
                 exchange.stop_keep_alive();
             }
@@ -341,13 +341,12 @@ fn feed<S: AttemptStream>(
 /// Parses a tunnelled response head. The agent wrote it with `forward::write_response` from a
 /// head it accepted under the forwarded limits, so the same limits apply here; its size is
 /// bounded by the tunnel's frame size already.
-fn parse_response(bytes: Bytes) -> Result<ResponseHead, ProxyError> {
+fn parse_response(bytes: &Bytes) -> Result<ResponseHead, ProxyError> {
     let limits = Limits {
         max_head_bytes: usize::MAX,
         ..Limits::default().forwarded()
     };
-    let mut buf = BytesMut::from(bytes);
-    match ResponseParser::new(limits).parse(&mut buf) {
+    match ResponseParser::new(limits).parse_bytes(bytes) {
         Ok(Some(head)) => Ok(head),
         _ => Err(ProxyError::new(ErrorKind::AgentProtocol)),
     }

@@ -1,8 +1,9 @@
 //! Fuzz the request head parser: arbitrary bytes, fed whole and then in two pieces, must never
-//! panic, and both ways must agree on the parsed head or the error.
+//! panic, and both ways must agree on the parsed head or the error; so must parsing the bytes
+//! whole from their own `Bytes` (`parse_bytes`, the tunnel's zero-copy path).
 #![no_main]
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
 use ringway_core::http::{Limits, RequestParser};
 
@@ -15,6 +16,13 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut whole = BytesMut::from(data);
     let a = RequestParser::new(limits).parse(&mut whole);
+    let c = RequestParser::new(limits).parse_bytes(&Bytes::copy_from_slice(data));
+    match (&a, &c) {
+        (Ok(Some(x)), Ok(Some(y))) => assert_eq!(x.as_bytes(), y.as_bytes()),
+        (Ok(None), Ok(None)) => {}
+        (Err(x), Err(y)) => assert_eq!(x, y),
+        (x, y) => panic!("parse and parse_bytes disagree: {x:?} vs {y:?}"),
+    }
 
     let cut = data.first().map_or(0, |&b| usize::from(b)).min(data.len());
     let mut parser = RequestParser::new(limits);

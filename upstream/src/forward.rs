@@ -293,22 +293,37 @@ where
 }
 
 /// Runs the exchange's timers; completes with the error of the first that fires.
+///
+/// One runtime timer per attempt. It is armed at the first deadline and moved only when a
+/// deadline comes that is earlier than the armed one; a later deadline (each response piece
+/// pushes the exchange's deadline on) is left to an early wake-up, after which the exchange
+/// says what is really due and the timer is armed again. So a request that goes well arms it
+/// once, instead of once per doorbell ring (the head written, each piece of the response).
 async fn timer_loop(exchange: &RefCell<UpstreamExchange>, timers: &Doorbell) -> UpstreamError {
+    let idle = ringway_io::time::Instant::now() + std::time::Duration::from_secs(86_400);
+    let mut sleep = pin!(ringway_io::time::sleep_until(idle));
+    let mut armed: Option<Instant> = None;
     loop {
-        let due = exchange.borrow().poll_timeout();
-        match due {
-            Some(at) => {
-                let wait = at.saturating_duration_since(Instant::now());
-                ringway_io::select! {
-                    () = ringway_io::time::sleep(wait) => {
-                        if let Err(e) = exchange.borrow_mut().handle_timeout(Instant::now()) {
-                            return e;
-                        }
-                    }
-                    () = timers.wait() => {}
+        if let Some(at) = exchange.borrow().poll_timeout() {
+            if armed.is_none_or(|armed| at < armed) {
+                sleep
+                    .as_mut()
+                    .reset(ringway_io::time::Instant::from_std(at));
+                armed = Some(at);
+            }
+        }
+        if armed.is_none() {
+            timers.wait().await;
+            continue;
+        }
+        ringway_io::select! {
+            () = &mut sleep => {
+                armed = None;
+                if let Err(e) = exchange.borrow_mut().handle_timeout(Instant::now()) {
+                    return e;
                 }
             }
-            None => timers.wait().await,
+            () = timers.wait() => {}
         }
     }
 }

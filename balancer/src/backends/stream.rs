@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use ringway_core::exchange::{ErrorKind, ProxyError};
 use ringway_core::http::{Limits, RequestParser};
 use ringway_core::tunnel::ResetCode;
@@ -109,7 +109,7 @@ impl BackendStream {
             max_headers: user_limits.max_headers + ADDED_HEADERS,
             max_body_bytes: None,
         };
-        let parsed = RequestParser::new(limits).parse(&mut BytesMut::from(&forwarded[..]));
+        let parsed = RequestParser::new(limits).parse_bytes(forwarded);
         let Ok(Some(request)) = parsed else {
             return Err(ProxyError::new(ErrorKind::BackendReset));
         };

@@ -7,7 +7,6 @@
 //! smuggle a trusted field past the proxy by naming it in `Connection`, nor keep one of its own
 //! framing fields.
 
-use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use bytes::{BufMut, BytesMut};
@@ -190,7 +189,9 @@ pub fn write_response(
     let upgrading = framing == BodyFraming::Upgrade && head.status() == 101;
     let listed = ConnectionTokens::of(head.header_all("connection"));
     out.reserve(head.as_bytes().len() + 64);
-    let _ = write!(StrSink(out), "HTTP/1.1 {} ", head.status());
+    out.extend_from_slice(b"HTTP/1.1 ");
+    put_decimal(out, head.status());
+    out.put_u8(b' ');
     out.extend_from_slice(head.reason());
     out.extend_from_slice(b"\r\n");
     for (name, value, line) in head.field_lines() {
@@ -205,7 +206,7 @@ pub fn write_response(
             let status = head.status();
             if status >= 200 && status != 204 {
                 if let Some(n) = head.content_length() {
-                    let _ = write!(StrSink(out), "Content-Length: {n}\r\n");
+                    put_content_length(out, n);
                 }
             }
         }
@@ -292,19 +293,43 @@ impl<'a> ConnectionTokens<'a> {
     }
 }
 
-/// Formats an address into `buf` without allocating.
+/// Formats an address into `buf` without allocating: an IPv4 address digit by digit (the
+/// common case, without `fmt`'s machinery), an IPv6 one by its `Display`.
 fn format_ip(addr: IpAddr, buf: &mut [u8; 64]) -> &[u8] {
+    if let IpAddr::V4(v4) = addr {
+        let mut n = 0;
+        for (i, octet) in v4.octets().into_iter().enumerate() {
+            if i > 0 {
+                buf[n] = b'.';
+                n += 1;
+            }
+            let mut digits = itoa::Buffer::new();
+            let text = digits.format(octet).as_bytes();
+            buf[n..n + text.len()].copy_from_slice(text);
+            n += text.len();
+        }
+        return &buf[..n];
+    }
     let mut cursor = &mut buf[..];
     let _ = std::io::Write::write_fmt(&mut cursor, format_args!("{addr}"));
     let left = cursor.len();
     &buf[..64 - left]
 }
 
+/// Writes `n` in decimal (itoa: no `fmt` machinery on the per-request path).
+pub(crate) fn put_decimal(out: &mut BytesMut, n: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+fn put_content_length(out: &mut BytesMut, n: u64) {
+    out.extend_from_slice(b"Content-Length: ");
+    put_decimal(out, n);
+    out.extend_from_slice(b"\r\n");
+}
+
 fn put_framing(out: &mut BytesMut, framing: BodyFraming) {
     match framing {
-        BodyFraming::Length(n) => {
-            let _ = write!(StrSink(out), "Content-Length: {n}\r\n");
-        }
+        BodyFraming::Length(n) => put_content_length(out, n),
         BodyFraming::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
         BodyFraming::Empty | BodyFraming::UntilClose | BodyFraming::Upgrade => {}
     }
@@ -376,5 +401,28 @@ impl std::fmt::Write for StrSink<'_> {
     fn write_str(&mut self, s: &str) -> std::fmt::Result {
         self.0.extend_from_slice(s.as_bytes());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_format_as_display_does() {
+        let addrs = [
+            "0.0.0.0",
+            "1.2.3.4",
+            "10.200.0.9",
+            "255.255.255.255",
+            "::1",
+            "2001:db8::8a2e:370:7334",
+            "::ffff:1.2.3.4",
+        ];
+        for text in addrs {
+            let addr: IpAddr = text.parse().expect("test address");
+            let mut buf = [0u8; 64];
+            assert_eq!(format_ip(addr, &mut buf), addr.to_string().as_bytes());
+        }
     }
 }

@@ -55,6 +55,36 @@ impl RequestParser {
         Ok(Some(RequestHead::from_parsed(bytes, parsed)))
     }
 
+    /// Parses a head that arrived whole in its own `Bytes` (a tunnel frame's payload), without
+    /// copying it: the head is a slice of `bytes`. Same checks and results as [`Self::parse`]
+    /// over a buffer holding `bytes`; bytes after the head's CRLF CRLF are not part of it.
+    /// `Ok(None)`: `bytes` holds no complete head.
+    pub fn parse_bytes(&mut self, bytes: &Bytes) -> Result<Option<RequestHead>, HttpError> {
+        let skip = leading_empty_lines(bytes);
+        let rest = &bytes[skip..];
+        self.scanner.reset();
+        let end = match self.scanner.scan(rest)? {
+            Scan::Complete(end) => end,
+            Scan::Partial => {
+                let partial = self.check_partial(rest);
+                self.scanner.reset();
+                partial?;
+                return Ok(None);
+            }
+        };
+        if end > self.limits.max_head_bytes {
+            let e = self.too_large(rest);
+            self.scanner.reset();
+            return Err(e);
+        }
+        let parsed = parse_head(&rest[..end], &self.limits);
+        self.scanner.reset();
+        Ok(Some(RequestHead::from_parsed(
+            bytes.slice(skip..skip + end),
+            parsed?,
+        )))
+    }
+
     /// Checks the limits on a head that has not ended yet.
     ///
     /// While the request line is incomplete it can only be checked once the buffer is longer
@@ -96,14 +126,20 @@ pub const REQUEST_LINE_SLACK: usize = 64;
 
 /// RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the request line.
 pub(crate) fn skip_leading_empty_lines(buf: &mut BytesMut, scanner: &mut HeadScanner) {
-    let mut n = 0;
-    while buf[n..].starts_with(b"\r\n") {
-        n += 2;
-    }
+    let n = leading_empty_lines(buf);
     if n > 0 {
         let _ = buf.split_to(n);
         scanner.reset();
     }
+}
+
+/// How many bytes of empty lines (CRLF) `buf` starts with.
+pub(crate) fn leading_empty_lines(buf: &[u8]) -> usize {
+    let mut n = 0;
+    while buf[n..].starts_with(b"\r\n") {
+        n += 2;
+    }
+    n
 }
 
 /// Length of the target in a (possibly incomplete) request line: the bytes after the first space

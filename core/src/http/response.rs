@@ -6,7 +6,7 @@ use super::error::HttpError;
 use super::fields::{self, FieldSpan, Fields, FramingFields, Span};
 use super::head::{check_transfer_encoding, head_field_accessors, keeps_alive, split_head};
 use super::limits::{BodyFraming, Limits, Version};
-use super::request::{map_httparse, skip_leading_empty_lines};
+use super::request::{leading_empty_lines, map_httparse, skip_leading_empty_lines};
 use super::scan::{HeadScanner, Scan};
 
 /// Parses response heads from a backend connection's read buffer. After an interim (1xx) head
@@ -25,6 +25,32 @@ impl ResponseParser {
             limits,
             scanner: HeadScanner::default(),
         }
+    }
+
+    /// Parses a head that arrived whole in its own `Bytes` (a tunnel frame's payload), without
+    /// copying it: the head is a slice of `bytes`. Same checks and results as [`Self::parse`]
+    /// over a buffer holding `bytes`; bytes after the head's CRLF CRLF are not part of it.
+    /// `Ok(None)`: `bytes` holds no complete head.
+    pub fn parse_bytes(&mut self, bytes: &Bytes) -> Result<Option<ResponseHead>, HttpError> {
+        let skip = leading_empty_lines(bytes);
+        let rest = &bytes[skip..];
+        self.scanner.reset();
+        let scanned = self.scanner.scan(rest);
+        self.scanner.reset();
+        let end = match scanned? {
+            Scan::Complete(end) if end <= self.limits.max_head_bytes => end,
+            Scan::Partial if rest.len() <= self.limits.max_head_bytes => return Ok(None),
+            Scan::Complete(_) | Scan::Partial => {
+                return Err(HttpError::HeadTooLarge {
+                    limit: self.limits.max_head_bytes,
+                });
+            }
+        };
+        let parsed = parse_head(&rest[..end], &self.limits)?;
+        Ok(Some(ResponseHead::from_parsed(
+            bytes.slice(skip..skip + end),
+            parsed,
+        )))
     }
 
     /// Tries to parse one response head from the front of `buf`; on `Some` the head's bytes were
@@ -47,16 +73,7 @@ impl ResponseParser {
         }
         let limits = &self.limits;
         let (bytes, parsed) = split_head(buf, end, &mut self.scanner, |h| parse_head(h, limits))?;
-        Ok(Some(ResponseHead {
-            bytes,
-            status: parsed.status,
-            reason: parsed.reason,
-            version: parsed.version,
-            fields: Fields {
-                spans: parsed.fields,
-            },
-            facts: parsed.facts,
-        }))
+        Ok(Some(ResponseHead::from_parsed(bytes, parsed)))
     }
 }
 
@@ -121,6 +138,17 @@ pub struct ResponseHead {
 }
 
 impl ResponseHead {
+    fn from_parsed(bytes: Bytes, p: ParsedResponse) -> Self {
+        Self {
+            bytes,
+            status: p.status,
+            reason: p.reason,
+            version: p.version,
+            fields: Fields { spans: p.fields },
+            facts: p.facts,
+        }
+    }
+
     /// The status code.
     pub fn status(&self) -> u16 {
         self.status

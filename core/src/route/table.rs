@@ -32,6 +32,11 @@
 
 use std::collections::HashMap;
 
+/// The maps a lookup reads (hosts, path prefixes), on every request: foldhash instead of
+/// SipHash. Their keys come from the configuration and agents' hellos, never from users, who
+/// only look keys up, so a hash a user could collide on their own costs nothing here.
+type LookupMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 use super::pattern::{HostPattern, RoutePattern, MAX_HOST_LEN};
 
 /// An immutable routing snapshot. Build one with [`RouteTable::builder`]; to change routes build a
@@ -40,9 +45,9 @@ use super::pattern::{HostPattern, RoutePattern, MAX_HOST_LEN};
 pub struct RouteTable<T> {
     /// Every route in insertion order; the maps below hold indexes into it.
     entries: Vec<(RoutePattern, T)>,
-    exact: HashMap<Box<[u8]>, Prefixes>,
+    exact: LookupMap<Box<[u8]>, Prefixes>,
     /// Keyed by the suffix after `*.`; the catch-all `*` is the empty key.
-    wildcard: HashMap<Box<[u8]>, Prefixes>,
+    wildcard: LookupMap<Box<[u8]>, Prefixes>,
     /// Length of the longest wildcard suffix, to skip hopeless dot-suffixes of long hosts.
     max_suffix_len: usize,
 }
@@ -58,7 +63,7 @@ pub struct RouteTableBuilder<T> {
 #[derive(Debug, Clone, Default)]
 struct Prefixes {
     /// Normalised prefix (root = empty) → index into `entries`.
-    by_prefix: HashMap<Box<[u8]>, usize>,
+    by_prefix: LookupMap<Box<[u8]>, usize>,
     /// The largest number of `/` in any prefix here.
     max_depth: usize,
 }
@@ -176,8 +181,8 @@ impl<T> RouteTableBuilder<T> {
     pub fn build(&mut self) -> RouteTable<T> {
         self.positions.clear();
         let entries = std::mem::take(&mut self.entries);
-        let mut exact: HashMap<Box<[u8]>, Prefixes> = HashMap::new();
-        let mut wildcard: HashMap<Box<[u8]>, Prefixes> = HashMap::new();
+        let mut exact: LookupMap<Box<[u8]>, Prefixes> = LookupMap::default();
+        let mut wildcard: LookupMap<Box<[u8]>, Prefixes> = LookupMap::default();
         let mut max_suffix_len = 0;
         for (index, (pattern, _)) in entries.iter().enumerate() {
             let prefixes = match pattern.host() {

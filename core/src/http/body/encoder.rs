@@ -1,8 +1,6 @@
 //! [`BodyEncoder`]: frames body bytes for the next hop.
 
-use std::io::Write as _;
-
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 
 use crate::http::error::HttpError;
 use crate::http::limits::BodyFraming;
@@ -47,7 +45,7 @@ impl BodyEncoder {
             }
             BodyFraming::Chunked if !self.finished => {
                 out.reserve(data.len() + 20);
-                let _ = write!(out.writer(), "{:x}\r\n", data.len());
+                put_chunk_size(out, data.len());
                 out.extend_from_slice(data);
                 out.extend_from_slice(b"\r\n");
                 self.written += data.len() as u64;
@@ -84,6 +82,44 @@ impl BodyEncoder {
                 Err(HttpError::IncompleteBody)
             }
             _ => Ok(()),
+        }
+    }
+}
+
+/// A chunk-size line: `len` in lowercase hex and CRLF, without `fmt`'s machinery.
+fn put_chunk_size(out: &mut BytesMut, len: usize) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut digits = [0u8; 2 * size_of::<usize>()];
+    let mut at = digits.len();
+    let mut n = len;
+    loop {
+        at -= 1;
+        digits[at] = HEX[n & 0xf];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+    out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_sizes_are_lowercase_hex() {
+        for (len, text) in [
+            (1, "1\r\n"),
+            (15, "f\r\n"),
+            (16, "10\r\n"),
+            (0xabc, "abc\r\n"),
+            (usize::MAX, "ffffffffffffffff\r\n"),
+        ] {
+            let mut out = BytesMut::new();
+            put_chunk_size(&mut out, len);
+            assert_eq!(out, text.as_bytes(), "{len}");
         }
     }
 }
