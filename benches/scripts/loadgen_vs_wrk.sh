@@ -57,7 +57,7 @@ for tool in wrk nginx jq /usr/bin/time; do
     command -v "$tool" >/dev/null || { echo "$tool is missing and could not be installed" >&2; exit 1; }
 done
 HAVE_OHA=0
-if command -v "$OHA" >/dev/null; then HAVE_OHA=1; else echo "== $OHA not found: oha columns left out (cargo install oha)" >&2; fi
+if command -v "$OHA" >/dev/null; then HAVE_OHA=1; else echo "== $OHA not found: oha columns left out (cargo install oha --locked)" >&2; fi
 CPU_CLOCK="/usr/bin/time (utime+stime, ${CLK_TCK} Hz ticks)"
 if perf stat -x, -e task-clock -o /dev/null true 2>/dev/null; then CPU_CLOCK="perf stat -e task-clock (ns)"; fi
 

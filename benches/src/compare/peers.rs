@@ -41,7 +41,8 @@ pub fn detect() -> Vec<Peer> {
                 Some(pkg) => format!("apt-get install -y {pkg}"),
                 // rathole without --locked: its lock file pins versions that no longer build.
                 None if name == "rathole" => "cargo install rathole".to_owned(),
-                None => "cargo install oha".to_owned(),
+                // oha with --locked: its newest dependencies need a newer rustc than CI's.
+                None => "cargo install oha --locked".to_owned(),
             };
             Peer {
                 name: name.to_owned(),
@@ -90,9 +91,10 @@ pub fn install_missing(peers: &[Peer]) -> Vec<Peer> {
         .iter()
         .filter(|p| p.install.starts_with("cargo install"))
     {
-        eprintln!("== cargo install {} (compiles for a few minutes)", p.name);
+        eprintln!("== {} (compiles for a few minutes)", p.install);
+        // The install line's words after `cargo`: the crate and its flags.
         let ok = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["install", &p.name])
+            .args(p.install.split_whitespace().skip(1))
             .status()
             .is_ok_and(|s| s.success());
         if !ok {
