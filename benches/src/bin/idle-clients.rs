@@ -5,9 +5,11 @@
 //! One thread, blocking sockets, one connection after the other: a socket costs this process a file
 //! descriptor and a few dozen bytes, so 5000 of them are cheap. When every connection has been
 //! answered it prints `ready OK FAILED` on stdout (and the first few errors on stderr), then sleeps.
+//! A connection that times out (the system takes or answers no more) ends the opening: the ones
+//! after it would each wait out the same timeout, so they count as failed without being tried.
 //!
 //! ```text
-//! idle-clients ADDR [--conns N] [--host HOST] [--path PATH]
+//! idle-clients ADDR [--conns N] [--host HOST] [--path PATH] [--patience-ms MS]
 //! ```
 
 use std::io::{self, Read, Write};
@@ -18,14 +20,15 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use ringway_core::http::{BodyDecoder, BodyEvent, Limits, ResponseParser};
 
-/// How long one connect or one read may take before the connection counts as failed.
+/// How long one connect or one read may take before the connection counts as failed
+/// (`--patience-ms`).
 const PATIENCE: Duration = Duration::from_secs(10);
 
 fn main() -> ExitCode {
     let args = match Args::parse(std::env::args().skip(1)) {
         Ok(args) => args,
         Err(e) => {
-            eprintln!("idle-clients: {e}\nusage: idle-clients ADDR [--conns N] [--host HOST] [--path PATH]");
+            eprintln!("idle-clients: {e}\nusage: idle-clients ADDR [--conns N] [--host HOST] [--path PATH] [--patience-ms MS]");
             return ExitCode::from(2);
         }
     };
@@ -37,7 +40,7 @@ fn main() -> ExitCode {
     let mut open = Vec::with_capacity(args.conns);
     let mut failed = 0usize;
     for i in 0..args.conns {
-        match one_request(args.addr, request.as_bytes()) {
+        match one_request(args.addr, request.as_bytes(), args.patience) {
             Ok((stream, 200)) => open.push(stream),
             Ok((stream, status)) => {
                 failed += 1;
@@ -45,6 +48,15 @@ fn main() -> ExitCode {
                     eprintln!("idle-clients: connection {i}: status {status}");
                 }
                 drop(stream);
+            }
+            Err(e) if timed_out(&e) => {
+                let untried = args.conns - i;
+                failed += untried;
+                eprintln!(
+                    "idle-clients: connection {i}: no answer within {} ms; not opening the {untried} left",
+                    args.patience.as_millis()
+                );
+                break;
             }
             Err(e) => {
                 failed += 1;
@@ -68,9 +80,13 @@ fn main() -> ExitCode {
 }
 
 /// Connects, sends `request` and reads one whole response; returns the open stream and the status.
-fn one_request(addr: SocketAddr, request: &[u8]) -> io::Result<(TcpStream, u16)> {
-    let mut stream = TcpStream::connect_timeout(&addr, PATIENCE)?;
-    stream.set_read_timeout(Some(PATIENCE))?;
+fn one_request(
+    addr: SocketAddr,
+    request: &[u8],
+    patience: Duration,
+) -> io::Result<(TcpStream, u16)> {
+    let mut stream = TcpStream::connect_timeout(&addr, patience)?;
+    stream.set_read_timeout(Some(patience))?;
     stream.set_nodelay(true)?;
     stream.write_all(request)?;
     let mut buf = BytesMut::with_capacity(4096);
@@ -98,6 +114,14 @@ fn one_request(addr: SocketAddr, request: &[u8]) -> io::Result<(TcpStream, u16)>
     Ok((stream, head.status()))
 }
 
+/// A connect or read that ran out of patience (a read timeout reads as `WouldBlock`).
+fn timed_out(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+    )
+}
+
 fn fill(stream: &mut TcpStream, buf: &mut BytesMut) -> io::Result<()> {
     let mut chunk = [0u8; 4096];
     let n = stream.read(&mut chunk)?;
@@ -121,6 +145,7 @@ struct Args {
     conns: usize,
     host: String,
     path: String,
+    patience: Duration,
 }
 
 impl Args {
@@ -129,6 +154,7 @@ impl Args {
         let mut conns = 5000;
         let mut host = None;
         let mut path = "/".to_owned();
+        let mut patience = PATIENCE;
         while let Some(arg) = args.next() {
             let mut value = || args.next().ok_or(format!("{arg} needs a value"));
             match arg.as_str() {
@@ -137,6 +163,15 @@ impl Args {
                 }
                 "--host" => host = Some(value()?),
                 "--path" => path = value()?,
+                "--patience-ms" => {
+                    let ms: u64 = value()?
+                        .parse()
+                        .map_err(|e| format!("--patience-ms: {e}"))?;
+                    if ms == 0 {
+                        return Err("--patience-ms must be at least 1".to_owned());
+                    }
+                    patience = Duration::from_millis(ms);
+                }
                 _ if addr.is_none() && !arg.starts_with('-') => {
                     addr = Some(
                         arg.parse::<SocketAddr>()
@@ -152,6 +187,7 @@ impl Args {
             conns,
             host: host.unwrap_or_else(|| addr.to_string()),
             path,
+            patience,
         })
     }
 }

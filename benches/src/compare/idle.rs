@@ -11,8 +11,26 @@ use super::systems::{wait_for_line, Ctx, Running, HOST};
 /// Seconds between the last connection answered and the second reading.
 const SETTLE: Duration = Duration::from_secs(2);
 
-/// Holds `conns` idle connections against `sys` and reads VmRSS around them.
-pub fn measure(ctx: &mut Ctx, sys: &Running, conns: usize, tag: &str) -> Result<IdleRun, String> {
+/// Holds `conns` idle connections against `sys` (no more than `cap`, the most it is configured
+/// to hold, with the reason recorded) and reads VmRSS around them.
+pub fn measure(
+    ctx: &mut Ctx,
+    sys: &Running,
+    conns: usize,
+    cap: Option<u64>,
+    tag: &str,
+) -> Result<IdleRun, String> {
+    let (conns, capped) = match cap {
+        Some(cap) if (conns as u64) > cap => (
+            cap as usize,
+            Some(format!(
+                "{cap} connections, not {conns}: its connection limit under this host's \
+                 open-file limit of {}",
+                ctx.nofile
+            )),
+        ),
+        _ => (conns, None),
+    };
     let far_pid = sys.far.as_ref().map(Guard::pid);
     let before = group_rss_kib(sys.entrance.pid());
     let far_before = far_pid.map(group_rss_kib);
@@ -46,6 +64,7 @@ pub fn measure(ctx: &mut Ctx, sys: &Running, conns: usize, tag: &str) -> Result<
     };
     Ok(IdleRun {
         conns: conns as u64,
+        capped,
         answered,
         rss_before_kib: before,
         rss_after_kib: after,

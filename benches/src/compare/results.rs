@@ -154,6 +154,10 @@ pub struct LoadRun {
 pub struct IdleRun {
     /// Connections opened.
     pub conns: u64,
+    /// Why fewer than the scenario's count were opened on this system (its configured
+    /// connection limit under this host's open-file limit), if so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capped: Option<String>,
     /// Connections that got a 200 and stayed open (the divisor).
     pub answered: u64,
     /// VmRSS of the entrance's process group before and with the connections, KiB.

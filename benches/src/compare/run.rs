@@ -302,7 +302,12 @@ fn one(
         hgrm: None,
     };
     if let Some(n) = idle_conns {
-        run.idle = Some(idle::measure(ctx, &running, n, &tag)?);
+        let cap = ctx.conn_cap(system);
+        let idle = idle::measure(ctx, &running, n, cap, &tag)?;
+        if let Some(why) = &idle.capped {
+            eprintln!("   {}: {why}", run.system);
+        }
+        run.idle = Some(idle);
     } else {
         let hgrm = format!("{tag}.hgrm");
         let (closed, open) =

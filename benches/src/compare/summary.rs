@@ -223,13 +223,25 @@ fn idle_table(o: &mut String, r: &Results) {
             ratio(s.vs_baseline.bytes_per_conn)
         );
     }
+    let mut capped: Vec<(&str, &str)> = r
+        .runs
+        .iter()
+        .filter_map(|run| Some((run.system.as_str(), run.idle.as_ref()?.capped.as_deref()?)))
+        .collect();
+    capped.dedup();
+    for (system, why) in capped {
+        let _ = writeln!(
+            o,
+            "\n{system} held {why}; its figure is per connection held."
+        );
+    }
 }
 
 fn runs_table(o: &mut String, r: &Results) {
     let _ = writeln!(o, "\n## Every run\n");
     if r.plan.idle_conns.is_some() {
-        let _ = writeln!(o, "| round | system | answered | RSS before KiB | RSS after KiB | bytes / conn | far RSS KiB |");
-        let _ = writeln!(o, "|---:|---|---:|---:|---:|---:|---|");
+        let _ = writeln!(o, "| round | system | opened | answered | RSS before KiB | RSS after KiB | bytes / conn | far RSS KiB |");
+        let _ = writeln!(o, "|---:|---|---:|---:|---:|---:|---:|---|");
         for run in &r.runs {
             if let Some(i) = &run.idle {
                 let far = i
@@ -237,9 +249,10 @@ fn runs_table(o: &mut String, r: &Results) {
                     .map_or("—".into(), |(a, b)| format!("{a} → {b}"));
                 let _ = writeln!(
                     o,
-                    "| {} | {} | {} | {} | {} | {:.0} | {far} |",
+                    "| {} | {} | {} | {} | {} | {} | {:.0} | {far} |",
                     run.round,
                     run.system,
+                    i.conns,
                     i.answered,
                     i.rss_before_kib,
                     i.rss_after_kib,

@@ -97,6 +97,20 @@ impl Ctx {
         }
     }
 
+    /// HAProxy's `maxconn`: it wants two descriptors per connection, and a few to spare.
+    pub fn haproxy_maxconn(&self) -> u64 {
+        (self.nofile / 2).saturating_sub(100)
+    }
+
+    /// The most client connections `system` is configured to hold at once, where that is below
+    /// the open-file limit: the idle scenarios open no more than this on it.
+    pub fn conn_cap(&self, system: System) -> Option<u64> {
+        match system {
+            System::Haproxy => Some(self.haproxy_maxconn()),
+            _ => None,
+        }
+    }
+
     fn log(&self, name: &str) -> PathBuf {
         self.work.join(format!("{name}.log"))
     }
@@ -125,8 +139,7 @@ impl Ctx {
             ("PORT", self.ports.entrance.to_string()),
             ("BACKEND_PORT", self.ports.backend.to_string()),
             ("CONTROL_PORT", self.ports.control.to_string()),
-            // HAProxy wants two descriptors per connection.
-            ("MAXCONN", (self.nofile / 2).saturating_sub(100).to_string()),
+            ("MAXCONN", self.haproxy_maxconn().to_string()),
             ("TIMEOUT", "600s".to_owned()),
             ("HOST", HOST.to_owned()),
             ("TLS_CIPHER", pki::CIPHER_OPENSSL.to_owned()),
