@@ -527,7 +527,9 @@ ELAPSED=$(( $(date +%s) - START ))
 export RINGWAY_CODE TITLE COMMAND DURATION RATE RATES CONNS WARMUP CAL_DURATION CLK_TCK LOAD_BEFORE LOAD_AFTER ELAPSED
 export BACKEND TRANSPORT WORKERS NPROC
 MACHINE="$NPROC CPUs, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), Linux $(uname -r)"
-VERSIONS="nginx $NGINX_VERSION${HAPROXY_VERSION:+, HAProxy $HAPROXY_VERSION}${RATHOLE_VERSION:+, rathole $RATHOLE_VERSION}, wrk $(wrk -v 2>&1 | awk 'NR == 1 { sub(/^[^0-9]*/, "", $2); sub(/-.*/, "", $2); print $2 }')"
+# (`wrk -v` exits with 1)
+WRK_VERSION=$(wrk -v 2>&1 | awk 'NR == 1 { sub(/^[^0-9]*/, "", $2); sub(/-.*/, "", $2); print $2 }' || true)
+VERSIONS="nginx $NGINX_VERSION${HAPROXY_VERSION:+, HAProxy $HAPROXY_VERSION}${RATHOLE_VERSION:+, rathole $RATHOLE_VERSION}, wrk $WRK_VERSION"
 SKIPPED_TEXT=$(printf '%s\n' "${SKIPPED[@]+"${SKIPPED[@]}"}")
 WANTS_RINGWAY=0
 if wants_prefix ringway-; then WANTS_RINGWAY=1; fi
