@@ -317,25 +317,30 @@ flame() { # url
 }
 
 # ---- the backend and the systems ----
-# The shared backend: nginx `return 200` with 1 worker on the REST CPU, on TCP and, with
-# BACKEND=unix, on $SOCK as well. UPSTREAM is what the systems dial: 127.0.0.1:PORT or the socket.
+# The shared backend: nginx `return 200` with 1 worker on the REST CPU, on 127.0.0.1:BACKEND_PORT,
+# or with BACKEND=unix on $SOCK only (so a system that would still dial TCP gets no 200).
 start_backend() {
     local listen="listen 127.0.0.1:$BACKEND_PORT;"
-    [ "$BACKEND" = unix ] && listen="$listen listen unix:$SOCK;"
+    [ "$BACKEND" = unix ] && listen="listen unix:$SOCK;"
     rm -f "$SOCK"
     nginx_conf backend "server { $listen location / { return 200 \"hello world\\n\"; } }"
     taskset -c "$REST_CPU" nginx -p "$WORK" -c "$WORK/backend.conf" &
     BACKEND_MASTER=$!
     PIDS+=("$BACKEND_MASTER")
-    wait_200 "$BACKEND_PORT"
-    BACKEND_WORKERS=$(nginx_workers "$BACKEND_MASTER" 1 | tr '\n' ' ')
-    if [ "$BACKEND" = unix ]; then
+    if [ "$BACKEND" = tcp ]; then
+        wait_200 "$BACKEND_PORT"
+    else
+        local code=""
+        for _ in $(seq 1 150); do
+            code=$(curl -s -m 1 -o /dev/null -w '%{http_code}' --unix-socket "$SOCK" -H "Host: $HOST_HDR" http://localhost/ || true)
+            [ "$code" = 200 ] && break
+            sleep 0.1
+        done
+        [ "$code" = 200 ] || { echo "backend: no 200 on $SOCK" >&2; return 1; }
         # The master (root) made the socket; nginx's proxy worker runs as nobody.
         chmod 666 "$SOCK"
-        local code
-        code=$(curl -s -m 2 -o /dev/null -w '%{http_code}' --unix-socket "$SOCK" -H "Host: $HOST_HDR" http://localhost/ || true)
-        [ "$code" = 200 ] || { echo "backend: no 200 on $SOCK ($code)" >&2; return 1; }
     fi
+    BACKEND_WORKERS=$(nginx_workers "$BACKEND_MASTER" 1 | tr '\n' ' ')
 }
 
 # Starts SYSTEM with N workers, waits for a 200 through it, and sets SYS_KEY, SYS_LABEL, SYS_PORT,

@@ -301,7 +301,7 @@ def scaling_table(rows, w):
     w("The backend (1 worker), the far half and the load generator (one wrk thread) stay on one CPU: CPU N,")
     w(f"or the last CPU when the entrance covers them all. On this {nproc}-CPU machine the entrance with")
     w("N ≥ 2 shares that CPU with the backend, the far half and the generator, so req/s hardly grows and")
-    w("the CPU figures (and the *others* noise shares, then counted over the whole machine) include that")
+    w("the CPU figures (and the *others* shares and irq+softirq, then counted over the whole machine) include that")
     w("contention. Figures for 4–16 workers are missing: no machine with more CPUs was available to this run.")
     w("")
     w("| system | workers | rounds used | req/s (wrk) | req/s / 1 worker | req/s / nginx | total µs/req "
