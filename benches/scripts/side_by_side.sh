@@ -498,7 +498,7 @@ for N in $WORKERS; do
         rates="$rates $r"
     done
     FIXED_RATES[$N]=$(tr ' ' '\n' <<< "$rates" | awk 'NF' | sort -n -u | tr '\n' ' ')
-    [ -n "$LOADGEN" ] && echo "== fixed rates, $(plural "$N" worker): ${FIXED_RATES[$N]}(RATES=\"$RATES\" RATE=$RATE, slowest ${slowest:-—} req/s)" >&2
+    [ -n "$LOADGEN" ] && echo "== fixed rates, $(plural "$N" worker): ${FIXED_RATES[$N]}(RATES=\"$RATES\" RATE=$RATE${slowest:+, slowest $slowest req/s})" >&2
     printf '%s\t%s\t%s\n' "$N" "${slowest:-}" "${FIXED_RATES[$N]}" >> "$WORK/rates.tsv"
 done
 
