@@ -274,6 +274,8 @@ def accounting_table(rows, w):
     w("entrance's utime+stime; *other tasks* = the rest of CPU 0's user+nice+system; *irq+softirq*")
     w("= irq and softirq time billed to no task (a tick that interrupts a task in softirq is billed to that")
     w("task too; one that lands on the idle CPU to none); *steal* = taken by the hypervisor. Idle is the rest.")
+    w("Exact when nothing else ran on CPU 0; with other tasks there, irq+softirq also holds softirq ticks")
+    w("billed to the process (the row is noisy then).")
     w("")
     w("| workers | system | run | process | other tasks | irq+softirq, billed to no task | steal | irq+softirq µs/req |")
     w("|---|---|---|---|---|---|---|---|")
