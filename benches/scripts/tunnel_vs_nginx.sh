@@ -10,7 +10,8 @@
 # benches/scripts/side_by_side.sh (results/archive/side-by-side.md). docs/benchmarks.md describes both.
 #
 # Usage: benches/scripts/tunnel_vs_nginx.sh
-#   env: DURATION=10 RATE=10000 CONNS=50 ROUNDS=1 DRIVERS="uring epoll"
+#   env: DURATION=10 RATE=10000 RATES="25% 50% 75%" CONNS=50 ROUNDS=1 DRIVERS="uring epoll" BACKEND=tcp
+#   (and the rest of side_by_side.sh's variables)
 #   (ROUNDS > 1 repeats nginx and ringway alternately; each ratio compares runs of the same round)
 set -euo pipefail
 
@@ -21,5 +22,5 @@ for driver in $DRIVERS; do SYSTEMS="$SYSTEMS ringway-$driver"; done
 export SYSTEMS
 export OUT=${OUT:-$PWD/results/archive/tunnel-vs-nginx.md}
 export TITLE=${TITLE:-ringway tunnel vs nginx reverse proxy}
-export SIDE_BY_SIDE_COMMAND="DURATION=${DURATION:-10} RATE=${RATE:-10000} CONNS=${CONNS:-50} ROUNDS=${ROUNDS:-1} DRIVERS=\"$DRIVERS\" benches/scripts/tunnel_vs_nginx.sh"
+export SIDE_BY_SIDE_COMMAND="BACKEND=${BACKEND:-tcp} DURATION=${DURATION:-10} RATE=${RATE-10000} RATES=\"${RATES-25% 50% 75%}\" CONNS=${CONNS:-50} ROUNDS=${ROUNDS:-1} DRIVERS=\"$DRIVERS\" benches/scripts/tunnel_vs_nginx.sh"
 exec benches/scripts/side_by_side.sh "$@"
