@@ -155,7 +155,8 @@ mod tests {
     #[test]
     fn send_now_puts_the_bytes_on_the_wire_at_once() {
         use std::io::Read;
-        let l = listener("127.0.0.1:0".parse().unwrap(), 16).unwrap();
+        // A blocking listener: the peer thread waits in accept.
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
         let peer = std::thread::spawn(move || {
             let (mut s, _) = l.accept().unwrap();
