@@ -48,7 +48,8 @@ pub struct Cli {
     #[arg(short = 'w', long, default_value_t = 0.0, value_name = "SECONDS")]
     pub warmup: f64,
 
-    /// Open loop: requests per second in total, on a fixed schedule split across connections.
+    /// Open loop: requests per second in total, on a fixed schedule split across the load
+    /// threads; each thread hands its due requests to whichever of its connections is free.
     /// Without it the run is closed-loop (as fast as responses come back, like wrk).
     #[arg(short = 'R', long, value_name = "REQ/S")]
     pub rate: Option<f64>,
