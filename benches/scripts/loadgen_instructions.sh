@@ -8,7 +8,7 @@
 # Each generator runs twice, SHORT and LONG seconds; instructions per request is
 # (Ir_long - Ir_short) / (requests_long - requests_short), so start-up and tear-down cancel out.
 # For ringway-loadgen only its load thread is counted (callgrind --toggle-collect on the thread's
-# runtime `block_on`, so not the main thread's report, whose cost depends on the histograms'
+# start, so not the main thread's report, whose cost depends on the histograms'
 # spread); wrk's binary has no symbols, so all of it is (its main thread only sleeps until the
 # end and prints). Only user space (the kernel's TCP work is not: see CPU µs per request for that).
 #
@@ -68,7 +68,9 @@ per_req() { awk -v a="$1" -v b="$2" -v n="$3" -v m="$4" 'BEGIN { if (m > n) prin
 IR1=$(callgrind_ir '' wrk -t1 -c"$CONNS" -d"${SHORT}s" "$URL"); N1=$(wrk_requests)
 IR2=$(callgrind_ir '' wrk -t1 -c"$CONNS" -d"${LONG}s" "$URL"); N2=$(wrk_requests)
 echo "wrk $(per_req "$IR1" "$IR2" "$N1" "$N2") $N2"
-LG_LOOP='monoio::runtime::Runtime*::block_on*'
+# The load threads' entry (monoio's `block_on` may be inlined into it, so not that): every
+# thread the generator spawns is a load thread.
+LG_LOOP='*Thread*::new::thread_start*'
 for bin in "$@"; do
     IR1=$(callgrind_ir "$LG_LOOP" "$bin" "$URL" -c "$CONNS" --threads 1 -d "$SHORT" --quiet --json "$WORK/lg.json"); N1=$(lg_requests)
     IR2=$(callgrind_ir "$LG_LOOP" "$bin" "$URL" -c "$CONNS" --threads 1 -d "$LONG" --quiet --json "$WORK/lg.json"); N2=$(lg_requests)

@@ -48,7 +48,8 @@ pub struct Cli {
     #[arg(short = 'w', long, default_value_t = 0.0, value_name = "SECONDS")]
     pub warmup: f64,
 
-    /// Open loop: requests per second in total, on a fixed schedule split across connections.
+    /// Open loop: requests per second in total, on a fixed schedule split across the load
+    /// threads; each thread hands its due requests to whichever of its connections is free.
     /// Without it the run is closed-loop (as fast as responses come back, like wrk).
     #[arg(short = 'R', long, value_name = "REQ/S")]
     pub rate: Option<f64>,
@@ -62,9 +63,10 @@ pub struct Cli {
     pub seed: Option<u64>,
 
     /// Open loop: the last microseconds before each due time are waited by yielding to the
-    /// runtime instead of sleeping on the timer (precision for CPU on a generator with a core of
-    /// its own); 0 = sleep only.
-    #[arg(long, default_value_t = 0, value_name = "US")]
+    /// runtime instead of sleeping on the timer: precision for CPU (at most this much per
+    /// request) on a generator with a core of its own; 0 = sleep only (better on a shared,
+    /// contended core).
+    #[arg(long, default_value_t = crate::pacer::SPIN.as_micros() as u64, value_name = "US")]
     pub spin_us: u64,
 
     /// Requests in flight per connection (HTTP/1.1 pipelining); 1 = no pipelining.

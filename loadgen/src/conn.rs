@@ -21,10 +21,9 @@ use bytes::{Bytes, BytesMut};
 use ringway_io::io::Canceller;
 use ringway_io::time::Sleep;
 
+use crate::dispatch::{Seat, Ticket};
 use crate::histo::{ErrorClass, Recorder};
-use crate::pacer::{Pacer, EARLY};
 use crate::response::ResponseReader;
-use crate::schedule::Schedule;
 use crate::tls::TlsClient;
 use crate::wire::Wire;
 
@@ -54,8 +53,6 @@ pub struct ConnSpec {
     pub timeout: Duration,
     /// Requests in flight at most (pipelining depth).
     pub depth: usize,
-    /// Open loop: the intended start times; `None`: closed loop.
-    pub schedule: Option<Schedule>,
     /// The phase's time frame.
     pub phase: Phase,
 }
@@ -65,9 +62,6 @@ const READ_CHUNK: usize = 16 * 1024;
 /// Pause after a failed connect in closed loop, so a dead target does not spin the CPU.
 const CONNECT_RETRY_PAUSE: Duration = Duration::from_millis(10);
 
-/// How late after the end a request due before the end may still be written.
-const LATE_GRACE: Duration = Duration::from_millis(20);
-
 /// A request written and not yet answered.
 #[derive(Debug, Clone, Copy)]
 struct Pending {
@@ -76,8 +70,10 @@ struct Pending {
 }
 
 /// Runs one connection (reconnecting as needed) until the phase ends and nothing is in flight.
-/// Open-loop due times are waited for with `pacer` (µs precision; see [`crate::pacer`]).
-pub async fn run_connection(mut spec: ConnSpec, rec: Rc<RefCell<Recorder>>, pacer: Pacer) {
+/// Open loop (`seat`): each request is one the thread's pacer handed to this connection when
+/// it was due ([`crate::dispatch`]), written at once with a direct `send`; closed loop (no
+/// seat): the next request is written as soon as the previous response is complete.
+pub async fn run_connection(spec: ConnSpec, seat: Option<Seat>, rec: Rc<RefCell<Recorder>>) {
     let phase = spec.phase;
     let mut stream: Option<Wire> = None;
     let mut reader = ResponseReader::new(&spec.method);
@@ -90,30 +86,45 @@ pub async fn run_connection(mut spec: ConnSpec, rec: Rc<RefCell<Recorder>>, pace
         phase.end + spec.timeout
     )));
     let measured = |p: &Pending| p.intended >= phase.warmup_end;
-    // Closed loop starts with the phase too: nothing before `start` belongs to the run.
-    pacer.until(phase.start).await;
+    if seat.is_none() {
+        // Closed loop starts with the phase too: nothing before `start` belongs to the run.
+        // (Open loop: the pacer hands nothing out before it.)
+        ringway_io::time::sleep_until(to_rt(phase.start)).await;
+    }
     // The last clock reading; closed loop reuses the end of the previous read instead of reading
     // the clock again (one clock read per request: when its response is complete, which is
     // also when the next request is written).
     let mut last_done: Option<Instant> = None;
+    // Open loop: the request handed to this connection and not yet written.
+    let mut held: Option<Instant> = None;
 
     loop {
-        let now = match (spec.schedule.is_some(), last_done.take()) {
+        if held.is_none() {
+            held = match &seat {
+                Some(seat) if inflight.is_empty() => match seat.next().await {
+                    Some(t) => Some(t),
+                    None => break,
+                },
+                Some(seat) if inflight.len() < spec.depth => match seat.poll_ticket(None) {
+                    Ticket::Write(t) => Some(t),
+                    Ticket::Waiting | Ticket::Closed => None,
+                },
+                _ => None,
+            };
+        }
+        let now = match (seat.is_some(), last_done.take()) {
             (false, Some(done)) => done,
             _ => Instant::now(),
         };
-        let next = next_start(spec.schedule.as_ref(), &phase, now);
-        if inflight.is_empty() {
-            let Some(next) = next else { break };
-            if next > now + EARLY {
-                pacer.until(next).await;
-                continue;
-            }
+        // Closed loop: a request is due now while the phase lasts.
+        let closed_due = seat.is_none() && now < phase.end;
+        if inflight.is_empty() && held.is_none() && !closed_due {
+            break;
         }
 
         let Some(conn) = stream.as_mut() else {
             // Every request in flight was failed when the last connection was dropped.
-            let intended = next.unwrap_or(now);
+            let intended = held.unwrap_or(now);
             match connect(spec.addr, spec.tls.as_ref(), intended + spec.timeout).await {
                 Ok(s) => {
                     rec.borrow_mut()
@@ -127,65 +138,69 @@ pub async fn run_connection(mut spec: ConnSpec, rec: Rc<RefCell<Recorder>>, pace
                     // The request this connection was for fails; the schedule moves on.
                     rec.borrow_mut()
                         .fail(intended >= phase.warmup_end, ErrorClass::Connect, None);
-                    match spec.schedule.as_mut() {
-                        Some(s) => s.advance(),
-                        None => ringway_io::time::sleep(CONNECT_RETRY_PAUSE).await,
+                    if held.take().is_none() {
+                        ringway_io::time::sleep(CONNECT_RETRY_PAUSE).await;
                     }
                 }
             }
             continue;
         };
 
-        // Write every request that is due, up to the pipelining depth, in one write.
+        // Open loop: the request handed over; closed loop: as many as the pipeline takes, in
+        // one write.
         let first_new = inflight.len();
-        let mut count = 0usize;
-        while inflight.len() < spec.depth {
-            let Some(start) = next_start(spec.schedule.as_ref(), &phase, now) else {
-                break;
-            };
-            if start > now + EARLY {
-                break;
-            }
-            if let Some(s) = spec.schedule.as_mut() {
-                s.advance();
-            }
-            inflight.push_back(Pending {
-                intended: start,
-                sent: now,
-            });
-            count += 1;
-        }
+        let count = match held {
+            Some(_) => 1,
+            None if closed_due => spec.depth - inflight.len(),
+            None => 0,
+        };
         if count > 0 {
-            // Closed loop: `now` is when the previous response completed, microseconds ago at
-            // most (only its parsing came in between); one clock read per request is enough.
-            let sent = if spec.schedule.is_some() {
-                Instant::now()
-            } else {
-                now
+            let (sent, written) = match held.take() {
+                Some(intended) => {
+                    // Open loop: the bytes go out now, not when the runtime next enters its ring.
+                    let sent = Instant::now();
+                    inflight.push_back(Pending { intended, sent });
+                    (sent, conn.send_now(&spec.request))
+                }
+                None => {
+                    // Closed loop: `now` is when the previous response completed, microseconds
+                    // ago at most (only its parsing came in between); a request is due the
+                    // moment it is written (as in wrk).
+                    for _ in 0..count {
+                        inflight.push_back(Pending {
+                            intended: now,
+                            sent: now,
+                        });
+                    }
+                    (now, Ok(0))
+                }
             };
             {
                 let mut r = rec.borrow_mut();
-                for p in inflight.iter_mut().skip(first_new) {
-                    p.sent = sent;
-                    if spec.schedule.is_none() {
-                        // Closed loop: a request is due the moment it is written (as in wrk).
-                        p.intended = sent;
-                    }
+                for p in inflight.iter().skip(first_new) {
                     r.tally_mut(p.intended >= phase.warmup_end).sent += 1;
                 }
             }
-            let bytes = if count == 1 {
-                spec.request.clone()
-            } else {
-                let mut b = BytesMut::with_capacity(spec.request.len() * count);
-                for _ in 0..count {
-                    b.extend_from_slice(&spec.request);
+            let rest = match written {
+                Ok(n) if count == 1 && n >= spec.request.len() => None,
+                Ok(n) if count == 1 => Some(Ok(spec.request.slice(n..))),
+                Ok(_) => {
+                    let mut b = BytesMut::with_capacity(spec.request.len() * count);
+                    for _ in 0..count {
+                        b.extend_from_slice(&spec.request);
+                    }
+                    Some(Ok(b.freeze()))
                 }
-                b.freeze()
+                Err(_) => Some(Err(ErrorClass::Write)),
             };
             let front_sent = inflight.front().map_or(sent, |p| p.sent);
             arm(watchdog.as_mut(), front_sent + spec.timeout);
-            if let Err(class) = write_all(conn, bytes, watchdog.as_mut()).await {
+            let outcome = match rest {
+                None => Ok(()),
+                Some(Ok(bytes)) => write_all(conn, bytes, watchdog.as_mut()).await,
+                Some(Err(class)) => Err(class),
+            };
+            if let Err(class) = outcome {
                 // A write that timed out is a timeout like any other: recorded when given up.
                 let at = Instant::now();
                 let mut r = rec.borrow_mut();
@@ -203,17 +218,14 @@ pub async fn run_connection(mut spec: ConnSpec, rec: Rc<RefCell<Recorder>>, pace
         };
 
         // Read until a response completes, the front request times out, or (open loop, room in
-        // the pipeline) the next intended start comes.
+        // the pipeline) the pacer hands this connection another request.
         let deadline = front.sent + spec.timeout;
-        let next = next_start(spec.schedule.as_ref(), &phase, now);
-        let wake = match next {
-            Some(t) if spec.schedule.is_some() && inflight.len() < spec.depth => t.min(deadline),
-            _ => deadline,
-        };
+        let handout = seat
+            .as_ref()
+            .filter(|s| inflight.len() < spec.depth && !s.is_closed());
         rbuf.reserve(READ_CHUNK);
-        let keep = wake < deadline;
         arm(watchdog.as_mut(), deadline);
-        let outcome = read_until(conn, &mut rbuf, wake, keep, &pacer, watchdog.as_mut()).await;
+        let outcome = read_until(conn, &mut rbuf, handout, watchdog.as_mut()).await;
         let done = Instant::now();
         last_done = Some(done);
         match outcome {
@@ -263,8 +275,9 @@ pub async fn run_connection(mut spec: ConnSpec, rec: Rc<RefCell<Recorder>>, pace
                 fail_all(&rec, &mut inflight, ErrorClass::Read, &phase);
                 stream = None;
             }
-            // Without `keep` the read was dropped: whatever the clock says, the connection is done.
-            ReadOutcome::Woken if done >= deadline || !keep => {
+            // Without a hand-out to wait for, the read was dropped at the deadline: whatever the
+            // clock says, the connection is done.
+            ReadOutcome::Woken if done >= deadline || handout.is_none() => {
                 // Timeouts are recorded at the moment the request was given up.
                 let mut r = rec.borrow_mut();
                 for p in inflight.drain(..) {
@@ -278,20 +291,8 @@ pub async fn run_connection(mut spec: ConnSpec, rec: Rc<RefCell<Recorder>>, pace
     }
 }
 
-/// When the next request may start: its intended time (open loop) or now (closed loop); `None`
-/// once the phase has ended. An open-loop generator that fell behind does not catch up after the
-/// end (as in wrk2): the requests it did not send make the achieved rate fall short, and the
-/// report says so. Only requests due just before the end and delayed a little ([`LATE_GRACE`])
-/// still go out.
-fn next_start(schedule: Option<&Schedule>, phase: &Phase, now: Instant) -> Option<Instant> {
-    let t = match schedule {
-        Some(s) => phase.start + s.peek(),
-        None => now,
-    };
-    (t < phase.end && now < phase.end + LATE_GRACE).then_some(t)
-}
-
-/// Corrected, uncorrected and send-lag of a request. A request written up to [`EARLY`] before
+/// Corrected, uncorrected and send-lag of a request. A request written up to
+/// [`crate::pacer::EARLY`] before
 /// its intended start is measured from when it was written.
 fn latencies(p: &Pending, done: Instant) -> [Duration; 3] {
     let from = p.intended.min(p.sent);
@@ -353,17 +354,15 @@ enum ReadOutcome {
     Woken,
 }
 
-/// Reads once into `buf`, or gives up at `wake`. With `keep` the read is cancelled (not dropped)
-/// at `wake` (the next due time, waited for with `pacer`), so bytes that arrived meanwhile are
-/// kept; otherwise `wake` is the request timeout (`watchdog` is set to it), the connection is
-/// about to be closed and the buffer may be lost (left empty).
+/// Reads once into `buf`, or gives up when `watchdog` fires (the front request's deadline) or,
+/// with `handout`, when the pacer hands this connection a request. With `handout` the read is
+/// cancelled (not dropped) when that comes, so bytes that arrived meanwhile are kept; without
+/// it the connection is about to be closed and the buffer may be lost (left empty).
 async fn read_until(
     conn: &mut Wire,
     buf: &mut BytesMut,
-    wake: Instant,
-    keep: bool,
-    pacer: &Pacer,
-    watchdog: Pin<&mut Sleep>,
+    handout: Option<&Seat>,
+    mut watchdog: Pin<&mut Sleep>,
 ) -> ReadOutcome {
     let from = |res: io::Result<usize>| match res {
         Ok(0) => ReadOutcome::Eof,
@@ -372,20 +371,23 @@ async fn read_until(
     };
     // Read into the spare capacity after the bytes already held.
     let want = buf.capacity() - buf.len();
-    if !keep {
+    let Some(seat) = handout else {
         return match race_timer(conn.read(buf, want), watchdog).await {
             Some(res) => from(res),
             None => ReadOutcome::Woken,
         };
-    }
+    };
     let canceller = Canceller::new();
     let mut read = pin!(conn.read_cancelable(buf, want, canceller.handle()));
-    let mut timer = pin!(pacer.until(wake));
+    let mut ready = pin!(seat.ready());
     let first = std::future::poll_fn(|cx| {
         if let Poll::Ready(r) = read.as_mut().poll(cx) {
             return Poll::Ready(Some(r));
         }
-        timer.as_mut().poll(cx).map(|()| None)
+        if ready.as_mut().poll(cx).is_ready() || watchdog.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
     })
     .await;
     match first {

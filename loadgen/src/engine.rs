@@ -15,6 +15,7 @@ use ringway_io::runtime::{spawn_worker, DriverKind, WorkerSpec};
 use crate::config::{RunConfig, Target};
 use crate::conn::{run_connection, ConnSpec, Phase};
 use crate::cpu::CpuWatch;
+use crate::dispatch::{run_pacer, Dispatch};
 use crate::histo::{new_histogram, Recorder};
 use crate::pacer::Pacer;
 use crate::progress::Progress;
@@ -124,19 +125,20 @@ pub fn run_phase(
     for t in 0..cfg.threads {
         let conns: Vec<ConnSpec> = (t..cfg.connections)
             .step_by(cfg.threads)
-            .map(|i| ConnSpec {
+            .map(|_| ConnSpec {
                 addr: spec.target.addr,
                 tls: spec.target.tls.clone(),
                 request: spec.target.request.clone(),
                 method: Bytes::copy_from_slice(cfg.method.as_bytes()),
                 timeout: cfg.timeout,
                 depth: cfg.pipeline,
-                schedule: spec
-                    .rate
-                    .map(|rate| Schedule::new(cfg.arrivals, rate, cfg.connections, i, cfg.seed)),
                 phase,
             })
             .collect();
+        // Open loop: this thread's share of the rate, one schedule for all its connections.
+        let schedule = spec
+            .rate
+            .map(|rate| Schedule::new(cfg.arrivals, rate, cfg.threads, t, cfg.seed));
         let worker = WorkerSpec {
             name: format!("loadgen-{t}"),
             cpu: cfg.cpus.get(t).copied(),
@@ -148,7 +150,7 @@ pub fn run_phase(
         let interval = cfg.interval;
         let spin = cfg.spin;
         let handle = spawn_worker(worker, move |driver| {
-            thread_main(driver, conns, phase, interval, spin, tx)
+            thread_main(driver, conns, schedule, phase, interval, spin, tx)
         })
         .map_err(|source| EngineError::Spawn { index: t, source })?;
         handles.push(handle);
@@ -264,23 +266,24 @@ pub fn run_phase(
     })
 }
 
-/// One load thread: runs its connections and a ticker that reports an interval sample each
-/// `interval`; returns its recorder once every connection is done.
+/// One load thread: runs its connections (and, in open loop, the pacer that hands them their
+/// requests) and a ticker that reports an interval sample each `interval`; returns its recorder
+/// once every connection is done.
 async fn thread_main(
     driver: DriverKind,
     conns: Vec<ConnSpec>,
+    schedule: Option<Schedule>,
     phase: Phase,
     interval: Duration,
     spin: Duration,
     tx: mpsc::Sender<ThreadMsg>,
 ) -> (DriverKind, Recorder) {
-    let open_loop = conns.iter().any(|c| c.schedule.is_some());
-    let rec = Rc::new(RefCell::new(if open_loop {
+    let rec = Rc::new(RefCell::new(if schedule.is_some() {
         Recorder::default()
     } else {
         Recorder::closed_loop()
     }));
-    let pacer = if open_loop {
+    let dispatch = schedule.map(|schedule| {
         let (pacer, failed) = Pacer::new(spin);
         if let Some(why) = failed {
             eprintln!(
@@ -288,13 +291,17 @@ async fn thread_main(
                  runtime's 1 ms timer and the send-lag will show it"
             );
         }
-        pacer
-    } else {
-        Pacer::coarse()
-    };
+        let dispatch = Dispatch::new(schedule, phase, conns.len());
+        ringway_io::spawn(run_pacer(dispatch.clone(), pacer));
+        dispatch
+    });
     let tasks: Vec<_> = conns
         .into_iter()
-        .map(|c| ringway_io::spawn(run_connection(c, rec.clone(), pacer.clone())))
+        .enumerate()
+        .map(|(i, c)| {
+            let seat = dispatch.as_ref().map(|d| d.seat(i));
+            ringway_io::spawn(run_connection(c, seat, rec.clone()))
+        })
         .collect();
     let ticker_rec = rec.clone();
     let ticker_tx = tx.clone();

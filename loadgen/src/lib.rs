@@ -1,8 +1,9 @@
 //! ringway-loadgen as a library: the open/closed-loop engine, histograms and reports.
 //!
 //! - [`cli`] / [`config`]: flags and the validated [`config::RunConfig`].
-//! - [`schedule`]: open-loop intended start times (even or Poisson); [`pacer`]: waiting for
-//!   them with µs precision (a timerfd, then a short yield loop).
+//! - [`schedule`]: open-loop intended start times (even or Poisson); [`dispatch`]: one pacer
+//!   per thread that hands each due request to a free connection; [`pacer`]: waiting for due
+//!   times with µs precision (a timerfd, then a short yield loop).
 //! - [`conn`]: one connection's request loop over a [`wire::Wire`] (TCP, or TLS for `https://`
 //!   with the client of [`tls`]); [`response`]: reading responses with core's parser.
 //! - [`engine`]: pinned threads, warm-up, duration, interval samples; [`histo`]: per-thread
@@ -15,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod conn;
 pub mod cpu;
+pub mod dispatch;
 pub mod engine;
 pub mod findmax;
 pub mod histo;

@@ -2,11 +2,13 @@
 //!
 //! The runtime's timer wheel has 1 ms slots, so a request due at `t` would be written up to a
 //! millisecond late, and that lateness would land in the corrected latency. A [`Pacer`] sleeps
-//! on the thread's [`FineTimer`] (a timerfd: an hrtimer, no slack) until the due time; with a
-//! spin window (`--spin-us`, default [`SPIN`] = none) it sleeps until the window starts and
-//! then yields to the runtime until the clock says the request is due, so the wake-up latency
-//! of the timer and of the runtime's scheduling does not count either. It never spins when
-//! nothing is due within the window: a thread waiting for its next request sleeps.
+//! on the thread's [`FineTimer`] (a timerfd: an hrtimer, no slack) until the spin window before
+//! the due time starts (`--spin-us`, default [`SPIN`]) and then yields to the runtime until the
+//! clock says the request is due, so the wake-up latency of the timer (on a virtual machine the
+//! vCPU's halt and wake-up: tens of µs) and of the runtime's scheduling does not count. It never
+//! spins when nothing is due within the window: a thread waiting for its next request sleeps.
+//! One pacer task per load thread waits with it ([`crate::dispatch`]), so a thread spins for at
+//! most one due time at once, however many connections it runs.
 //!
 //! [`decide`] is the whole policy, a function of the clock reading, so it is tested without
 //! time passing.
@@ -19,14 +21,21 @@ use std::time::{Duration, Instant};
 use ringway_io::{FineSleep, FineTimer};
 
 /// The default of `--spin-us`: the last stretch before a due time that is waited by yielding to
-/// the runtime (other connections keep running) instead of sleeping, so that the timerfd's and
-/// the runtime's wake-up latency does not count as send-lag. On the shared 2-core test machine
-/// (results/archive/loadgen-precision.md) a 30 µs window cost 5–10 % more CPU per request at 1k req/s
-/// and moved the send-lag p99 one way in one run and the other way in the next (a thread that
-/// yields uses up its share of a contended CPU and is preempted; one that sleeps is woken with
-/// priority). So the default is to sleep only; `--spin-us 20..50` is for a generator with a core
-/// of its own.
-pub const SPIN: Duration = Duration::ZERO;
+/// the runtime (connections keep running, completions keep being reaped) instead of sleeping,
+/// so that the timerfd's and the runtime's wake-up latency does not count as send-lag.
+///
+/// Chosen from measurement (results/loadgen-vs-wrk-oha-quiet.md, a generator core not
+/// otherwise busy): sleeping only, the send-lag p99 was 70–218 µs at 1k–50k req/s; with a
+/// 30 µs window 25–53 µs at 1k, 10k and 50k (108 µs at 20k, before one pacer per thread).
+///
+/// What it costs: at most the window per request of CPU (a thread spins at most once per due
+/// time), so at most `rate × 30 µs` per second: 3 % of a core at 1k req/s per thread, 30 % at
+/// 10k, and all of it from ~33k req/s per thread up, where the gaps are shorter than the window
+/// and the thread never sleeps. Measured: +7 % CPU per request at 1k req/s, nothing measurable
+/// at 10k and above (a sleep and its wake-up cost about what the spin does). On a shared,
+/// contended core a spinning thread uses up its share and is preempted, which makes the
+/// send-lag worse, not better: use `--spin-us 0` there.
+pub const SPIN: Duration = Duration::from_micros(30);
 
 /// A request due within this of now is written right away: sleeping for less costs more than
 /// it saves. It is measured from the moment it was written (corrected = uncorrected for it),
@@ -179,7 +188,7 @@ mod tests {
         let due = now + 10 * W;
         assert_eq!(decide(due, now, W), Wait::Sleep(due - W));
         assert_eq!(decide(now + W + US, now, W), Wait::Sleep(now + US));
-        // Without a spin window (the default) it sleeps until the due time itself.
+        // Without a spin window (`--spin-us 0`) it sleeps until the due time itself.
         assert_eq!(decide(due, now, Duration::ZERO), Wait::Sleep(due));
     }
 

@@ -5,8 +5,9 @@
 //! `1/R` seconds. With Poisson arrivals each connection draws exponential gaps with mean `C/R`
 //! (the sum of `C` Poisson processes of rate `R/C` is a Poisson process of rate `R`).
 //!
-//! Times are offsets from the start of the run. They are kept in `f64` nanoseconds and never
-//! accumulated from rounded durations, so a long run does not drift from the requested rate.
+//! Times are offsets from the start of the run, in `f64` nanoseconds. Even slots are computed
+//! from their number (slot `k` at `k/R`), so a long run does not drift from the requested rate
+//! and a slot on a boundary (the end of the warm-up or of the run) falls exactly on it.
 
 use std::time::Duration;
 
@@ -27,7 +28,13 @@ pub struct Schedule {
 
 #[derive(Debug, Clone)]
 enum Kind {
-    Even,
+    /// Slot `n` of this stream is slot `index + n * streams` of the whole schedule.
+    Even {
+        index: u64,
+        streams: u64,
+        n: u64,
+        rate: f64,
+    },
     Poisson(SmallRng),
 }
 
@@ -43,7 +50,12 @@ impl Schedule {
         let gap_ns = 1e9 * connections as f64 / total_rate;
         match arrivals {
             ArrivalsArg::Even => Self {
-                kind: Kind::Even,
+                kind: Kind::Even {
+                    index: index as u64,
+                    streams: connections as u64,
+                    n: 0,
+                    rate: total_rate,
+                },
                 next_ns: 1e9 * index as f64 / total_rate,
                 gap_ns,
             },
@@ -67,10 +79,20 @@ impl Schedule {
 
     /// Moves on to the request after the one [`peek`](Self::peek) shows.
     pub fn advance(&mut self) {
-        self.next_ns += match &mut self.kind {
-            Kind::Even => self.gap_ns,
-            Kind::Poisson(rng) => exponential(rng, self.gap_ns),
-        };
+        match &mut self.kind {
+            Kind::Even {
+                index,
+                streams,
+                n,
+                rate,
+            } => {
+                // From the slot number, not by adding gaps: slot k is at exactly k/R (a sum of
+                // rounded gaps can put the slot due at the end of a run a hair before it).
+                *n += 1;
+                self.next_ns = 1e9 * (*index + *n * *streams) as f64 / *rate;
+            }
+            Kind::Poisson(rng) => self.next_ns += exponential(rng, self.gap_ns),
+        }
     }
 }
 
@@ -113,6 +135,16 @@ mod tests {
         let b = Schedule::new(ArrivalsArg::Even, 1000.0, 4, 1, 1);
         assert_eq!(a.peek(), Duration::ZERO);
         assert_eq!(b.peek(), Duration::from_millis(1));
+    }
+
+    #[test]
+    fn even_slots_fall_exactly_on_whole_seconds() {
+        // 450 gaps of 1/300 s added up land a hair before 1.5 s; slot 450 is at 1.5 s.
+        let n = count_before(
+            Schedule::new(ArrivalsArg::Even, 300.0, 1, 0, 1),
+            Duration::from_millis(1500),
+        );
+        assert_eq!(n, 450);
     }
 
     #[test]

@@ -90,40 +90,37 @@ impl TlsClient {
 fn provider(opts: &TlsOptions) -> Result<CryptoProvider, (&'static str, String)> {
     let mut p = default_provider();
     if !opts.ciphers.is_empty() {
-        let all = std::mem::take(&mut p.cipher_suites);
-        for want in &opts.ciphers {
-            let suite = all
-                .iter()
-                .find(|s| format!("{:?}", s.suite()).eq_ignore_ascii_case(want))
-                .ok_or_else(|| {
-                    let names: Vec<String> =
-                        all.iter().map(|s| format!("{:?}", s.suite())).collect();
-                    (
-                        "tls-cipher",
-                        format!("{want:?} is not one of {}", names.join(", ")),
-                    )
-                })?;
-            p.cipher_suites.push(*suite);
-        }
+        p.cipher_suites = pick(&p.cipher_suites, &opts.ciphers, |s| {
+            format!("{:?}", s.suite())
+        })
+        .map_err(|why| ("tls-cipher", why))?;
     }
     if !opts.groups.is_empty() {
-        let all = std::mem::take(&mut p.kx_groups);
-        for want in &opts.groups {
-            let group = all
-                .iter()
-                .find(|g| format!("{:?}", g.name()).eq_ignore_ascii_case(want))
-                .ok_or_else(|| {
-                    let names: Vec<String> =
-                        all.iter().map(|g| format!("{:?}", g.name())).collect();
-                    (
-                        "tls-group",
-                        format!("{want:?} is not one of {}", names.join(", ")),
-                    )
-                })?;
-            p.kx_groups.push(*group);
-        }
+        p.kx_groups = pick(&p.kx_groups, &opts.groups, |g| format!("{:?}", g.name()))
+            .map_err(|why| ("tls-group", why))?;
     }
     Ok(p)
+}
+
+/// The items of `all` whose `name` matches each of `wanted` (ASCII case ignored), in the order
+/// of `wanted`; an error names the first unknown one and lists the names there are.
+fn pick<T: Copy>(
+    all: &[T],
+    wanted: &[String],
+    name: impl Fn(&T) -> String,
+) -> Result<Vec<T>, String> {
+    wanted
+        .iter()
+        .map(|want| {
+            all.iter()
+                .find(|item| name(item).eq_ignore_ascii_case(want))
+                .copied()
+                .ok_or_else(|| {
+                    let names: Vec<String> = all.iter().map(&name).collect();
+                    format!("{want:?} is not one of {}", names.join(", "))
+                })
+        })
+        .collect()
 }
 
 /// The roots of `--ca-file`; without it, none (then only `--insecure` connects).
@@ -231,6 +228,29 @@ mod tests {
         let (flag, why) = provider(&opts).unwrap_err();
         assert_eq!(flag, "tls-cipher");
         assert!(why.contains("TLS13_AES_128_GCM_SHA256"), "{why}");
+    }
+
+    #[test]
+    fn an_unknown_group_is_named_and_order_is_kept() {
+        let opts = TlsOptions {
+            insecure: true,
+            groups: vec!["NOPE25519".into()],
+            ..TlsOptions::default()
+        };
+        let (flag, why) = provider(&opts).unwrap_err();
+        assert_eq!(flag, "tls-group");
+        assert!(why.contains("X25519"), "{why}");
+        let opts = TlsOptions {
+            groups: vec!["secp256r1".into(), "x25519".into()],
+            ..TlsOptions::default()
+        };
+        let names: Vec<String> = provider(&opts)
+            .unwrap()
+            .kx_groups
+            .iter()
+            .map(|g| format!("{:?}", g.name()))
+            .collect();
+        assert_eq!(names, ["secp256r1", "X25519"]);
     }
 
     #[test]

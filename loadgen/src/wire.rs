@@ -61,6 +61,16 @@ impl Wire {
         }
     }
 
+    /// Writes what the socket takes of `bytes` at once, outside the runtime (plain TCP only;
+    /// see `ringway_tuning::socket::send_now`), and returns the count; the rest is for
+    /// [`Self::write_all`]. TLS writes nothing here (its records go through the runtime).
+    pub fn send_now(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        match self {
+            Self::Plain(tcp) => ringway_tuning::socket::send_now(tcp, bytes),
+            Self::Tls { .. } => Ok(0),
+        }
+    }
+
     /// Appends what one read brings (decrypted) to `buf`, up to `want` bytes; `Ok(0)` is the
     /// end of stream. Dropped before it completes, `buf` may be lost (left empty).
     pub async fn read(&mut self, buf: &mut BytesMut, want: usize) -> io::Result<usize> {

@@ -12,17 +12,19 @@ use common::{loadgen_json, percentile, ServerOptions, TestServer};
 #[test]
 fn a_one_second_stall_shows_in_corrected_but_not_in_uncorrected_percentiles() {
     let _timing = common::timing_lock();
-    // 1000 req/s over 4 connections for 3 s; the server stalls for 1 s once, at request 500.
-    // The stalled connection's next ~250 requests are due during the stall: their corrected
-    // latency (from the intended start) runs up to ~1 s, about 8 % of all requests — p99 sees it.
-    // Uncorrected latency (from the actual send) has one slow sample (its max): p99 stays fast.
+    // 1000 req/s over 1 connection for 3 s; the server stalls for 1 s once, at request 500.
+    // The next ~1000 requests are due during the stall: their corrected latency (from the
+    // intended start) runs up to ~1 s, about a third of all requests — p99 sees it. Uncorrected
+    // latency (from the actual send) has one slow sample (its max): p99 stays fast. (With more
+    // connections the pacer hands the requests due during the stall to the free ones: the next
+    // test.)
     let server = TestServer::start(ServerOptions {
         stall: Some((500, Duration::from_secs(1))),
     });
     let url = server.url();
     let (doc, _) = loadgen_json(
         "stall",
-        &[&url, "--rate", "1000", "-c", "4", "--duration", "3"],
+        &[&url, "--rate", "1000", "-c", "1", "--duration", "3"],
     );
     let t = &doc["targets"][0];
     let corrected = &t["latency_us"]["corrected"];
@@ -42,7 +44,7 @@ fn a_one_second_stall_shows_in_corrected_but_not_in_uncorrected_percentiles() {
         u99 < 50_000,
         "uncorrected p99 {u99} µs should not show the stall"
     );
-    // The mean says the same without depending on where single samples fall: ~250 requests
+    // The mean says the same without depending on where single samples fall: ~1000 requests
     // waited up to 1 s by the schedule, while only one waited long after being written.
     let cmean = corrected["mean"].as_f64().unwrap();
     let umean = uncorrected["mean"].as_f64().unwrap();
@@ -53,6 +55,35 @@ fn a_one_second_stall_shows_in_corrected_but_not_in_uncorrected_percentiles() {
     // Send-lag: the requests queued behind the stall were written late.
     assert!(t["latency_us"]["send_lag"]["max"].as_u64().unwrap() >= 800_000);
     assert_eq!(t["requests"]["error_total"], 0);
+}
+
+#[test]
+fn a_stalled_connection_holds_up_only_its_own_request_when_others_are_free() {
+    let _timing = common::timing_lock();
+    // As above over 4 connections: the stalled connection is busy for 1 s, and the requests due
+    // meanwhile go to the three free ones. One request took ~1 s; the p99 does not see it.
+    let server = TestServer::start(ServerOptions {
+        stall: Some((500, Duration::from_secs(1))),
+    });
+    let url = server.url();
+    let (doc, _) = loadgen_json(
+        "stall-4",
+        &[&url, "--rate", "1000", "-c", "4", "--duration", "3"],
+    );
+    let t = &doc["targets"][0];
+    let corrected = &t["latency_us"]["corrected"];
+    let cmax = corrected["max"].as_u64().unwrap();
+    assert!(
+        (900_000..2_000_000).contains(&cmax),
+        "corrected max {cmax} µs"
+    );
+    let c99 = percentile(corrected, 99.0);
+    assert!(
+        c99 < 500_000,
+        "corrected p99 {c99} µs: only one request was stalled"
+    );
+    assert_eq!(t["requests"]["error_total"], 0);
+    assert_eq!(t["rate_shortfall"], false);
 }
 
 #[test]

@@ -43,6 +43,15 @@ pub fn listener_group(addr: SocketAddr, backlog: i32, n: usize) -> io::Result<Ve
     Ok(group)
 }
 
+/// Sends what the socket takes of `bytes` now, with one nonblocking `send` outside the runtime,
+/// and returns the count (0 if the socket buffer is full). With io_uring the runtime's own write
+/// is only submitted when its thread next enters the ring (after every task that is ready has
+/// run); this puts the bytes on the wire at the moment of the call, which is what a load
+/// generator's schedule needs. The rest, if any, is for the runtime's write.
+pub fn send_now(stream: &ringway_io::net::TcpStream, bytes: &[u8]) -> io::Result<usize> {
+    sys::send_dontwait(stream.as_raw_fd(), bytes)
+}
+
 /// Turns a monoio stream into a std stream that another thread can register with its own
 /// runtime (`ringway_io::net::TcpStream::from_std`). The connection stays open and keeps its
 /// buffered kernel data; the result is nonblocking.
@@ -141,5 +150,34 @@ mod tests {
         let s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
         set_nodelay(&s, true).unwrap();
         assert!(s.nodelay().unwrap());
+    }
+
+    #[test]
+    fn send_now_puts_the_bytes_on_the_wire_at_once() {
+        use std::io::Read;
+        // A blocking listener: the peer thread waits in accept.
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let peer = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut got = [0u8; 5];
+            s.read_exact(&mut got).unwrap();
+            got
+        });
+        let n = ringway_io::runtime::block_on(
+            ringway_io::runtime::IoDriver::Auto,
+            256,
+            |_| async move {
+                let s = ringway_io::net::TcpStream::connect_addr(addr)
+                    .await
+                    .unwrap();
+                // Read by the peer without this thread entering the runtime again.
+                let n = send_now(&s, b"hello").unwrap();
+                let got = peer.join().unwrap();
+                assert_eq!(&got, b"hello");
+                n
+            },
+        );
+        assert_eq!(n, 5);
     }
 }

@@ -1,5 +1,5 @@
 //! The raw system calls ringway needs that std does not wrap: CPU affinity, resource limits and
-//! duplicating a socket owned by the monoio runtime. Every `unsafe` block of the workspace lives
+//! duplicating or writing to a socket owned by the monoio runtime. Every `unsafe` block of the workspace lives
 //! here, each with the reason it is sound.
 #![allow(unsafe_code)]
 
@@ -90,6 +90,24 @@ pub(crate) fn dup_owned(fd: RawFd) -> io::Result<OwnedFd> {
     // alive until we return; the borrow does not outlive this call.
     let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
     borrowed.try_clone_to_owned()
+}
+
+/// A nonblocking `send` of `buf` on the socket behind `fd`: the count the kernel took, 0 if
+/// the socket buffer is full.
+///
+/// The caller must hold the object that owns `fd` (here: a borrowed monoio `TcpStream`) for
+/// the whole call, so that `fd` is open and cannot be closed or reused meanwhile.
+pub(crate) fn send_dontwait(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: per this function's contract `fd` is open and owned by a value the caller keeps
+    // borrowed until we return; the borrow does not outlive this call.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    match socket2::SockRef::from(&borrowed)
+        .send_with_flags(buf, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
+    {
+        Ok(n) => Ok(n),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+        Err(e) => Err(e),
+    }
 }
 
 /// Makes `cmd`'s child start with an empty signal mask, whatever the parent's thread blocks (a
