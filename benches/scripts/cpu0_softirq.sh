@@ -33,7 +33,7 @@ wait_200 18411
 probe() {
     local name=$1 pid=$2 port=$3
     taskset -c 1 wrk -t1 -c50 -d1s -H "Host: $HOST_HDR" "http://127.0.0.1:$port/" > /dev/null
-    taskset -c 1 "$BIN/ringway-loadgen" -q -c 50 -w 1 -d $((DURATION + 2)) -R "$RATE" -H "Host: $HOST_HDR" \
+    taskset -c 1 "$BIN/ringway-loadgen" -q -c 50 -w 1 -d $((DURATION + 2)) -R "$RATE" --spin-us 0 -H "Host: $HOST_HDR" \
         "http://127.0.0.1:$port/" > /dev/null 2>&1 &
     local lg=$!
     sleep 1.5

@@ -189,7 +189,7 @@ measure() {
     local lg_p99="—" lg_us="—"
     if [ -n "$LOADGEN" ]; then
         t0=$(cpu_ticks "$pid")
-        if taskset -c 1 "$LOADGEN" -q -c "$CONNS" -w 1 -d "$DURATION" -R "$RATE" -H "Host: $HOST_HDR" \
+        if taskset -c 1 "$LOADGEN" -q -c "$CONNS" -w 1 -d "$DURATION" -R "$RATE" --spin-us 0 -H "Host: $HOST_HDR" \
             --json "$WORK/lg.json" "$url" > "$WORK/lg.txt" 2>&1; then
             t1=$(cpu_ticks "$pid")
             local summary lg_reqs lg_notes

@@ -272,7 +272,9 @@ measure() {
     if [ -n "$LOADGEN" ]; then
         for rate in ${FIXED_RATES[$N]}; do
             snapshot; keep_snapshot
-            if on_rest "$LOADGEN" -q -c "$CONNS" -w 1 -d "$DURATION" -R "$rate" -H "Host: $HOST_HDR" \
+            # --spin-us 0: the generator shares its CPU with the backend and the far half, and a
+            # spinning generator would take that CPU from them (docs/loadgen.md).
+            if on_rest "$LOADGEN" -q -c "$CONNS" -w 1 -d "$DURATION" -R "$rate" --spin-us 0 -H "Host: $HOST_HDR" \
                 --json "$WORK/lg.json" "$url" > "$WORK/lg.txt" 2>&1; then
                 snapshot; deltas
                 local p99f achieved completed notes

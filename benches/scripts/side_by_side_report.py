@@ -358,7 +358,7 @@ def main():
     w("(nginx `return 200`, 12-byte body, shared by all), the far half of a tunnel (ringway agent with 1")
     w("thread, rathole client) and the load generator. Load: keep-alive GETs, "
       f"`wrk -t1 -c{conns} -d{duration}s` after a {env('WARMUP', '?')} s warm-up, then "
-      f"`ringway-loadgen -c {conns}` for {duration} s at each fixed rate")
+      f"`ringway-loadgen -c {conns} --spin-us 0` for {duration} s at each fixed rate")
     w("(open loop, latency corrected for coordinated omission; 1 s warm-up).")
     if workers != ["1"]:
         w(f"Worker counts: {' '.join(workers)} (with N workers the entrance gets CPUs 0..N-1; see *Worker scaling*).")

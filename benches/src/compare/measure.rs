@@ -191,7 +191,9 @@ fn generate(
         json.display().to_string(),
     ];
     if let Some(r) = rate {
-        args.extend(["-R".into(), format!("{r}")]);
+        // No spin window: the generator shares its CPUs with the backend and the tunnels' far
+        // halves, and a spinning generator would take that CPU from them (docs/loadgen.md).
+        args.extend(["-R".into(), format!("{r}"), "--spin-us".into(), "0".into()]);
     }
     if l.close {
         args.push("--close".into());
