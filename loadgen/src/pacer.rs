@@ -24,9 +24,12 @@ use ringway_io::{FineSleep, FineTimer};
 /// the runtime (connections keep running, completions keep being reaped) instead of sleeping,
 /// so that the timerfd's and the runtime's wake-up latency does not count as send-lag.
 ///
-/// Chosen from measurement (results/loadgen-vs-wrk-oha-quiet.md, a generator core not
-/// otherwise busy): sleeping only, the send-lag p99 was 70–218 µs at 1k–50k req/s; with a
-/// 30 µs window 25–53 µs at 1k, 10k and 50k (108 µs at 20k, before one pacer per thread).
+/// Chosen from measurement on a generator core not otherwise busy: sleeping only, the send-lag
+/// p99 was 70–218 µs at 1k–50k req/s (results/loadgen-vs-wrk-oha-quiet.md); with one pacer per
+/// thread and a 30 µs window it is 70 / 7 / 28 µs at 1k / 10k / 20k req/s, against 128 / 38 /
+/// 56 µs sleeping only (results/loadgen-vs-wrk-oha-2026-12-03.md; a 50 µs window gave 14 µs at
+/// 1k). Near saturation (50k req/s there, 20 µs of CPU a request) the window only takes CPU
+/// from the connections: p99 603 µs against 73 µs sleeping only.
 ///
 /// What it costs: at most the window per request of CPU (a thread spins at most once per due
 /// time), so at most `rate × 30 µs` per second: 3 % of a core at 1k req/s per thread, 30 % at
