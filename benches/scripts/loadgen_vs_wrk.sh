@@ -4,9 +4,12 @@
 #   CPU 1: the backend — nginx, 1 worker, `return 200` with a 12-byte body
 #   CPU 0: the load generator under test, alone (`taskset -c 0`)
 #
-# 1. Closed loop, ROUNDS rounds interleaved (wrk, loadgen, oha, wrk, loadgen, oha, …), DURATION s
-#    each, CONNS connections, one thread: req/s and the generator's CPU per request, per round,
-#    medians, and the ratios loadgen / wrk and loadgen / oha of the same round.
+# 1. Closed loop, ROUNDS rounds interleaved (wrk, loadgen, oha, floor, wrk, …), DURATION s each,
+#    CONNS connections, one thread: req/s and the generator's CPU per request, per round, medians,
+#    and the ratios loadgen / wrk and loadgen / oha of the same round. `floor-gen` (benches/src/bin)
+#    is the least a closed-loop generator can do (write, read, a share of epoll_wait; no parsing,
+#    no clock, no histogram): its CPU per request is the kernel's TCP work on this host, the floor
+#    under every generator; each generator's ratio to it is its own overhead.
 # 2. Open loop at OHA_RATE req/s: `oha -q RATE --latency-correction` vs `ringway-loadgen -R RATE`
 #    (ROUNDS rounds): achieved rate, CPU per request, corrected p50/p99.
 # 3. Open loop at LAG_RATES (1k, 10k, 20k, 50k) with a spin window of each of SPINS µs: send-lag
@@ -61,9 +64,10 @@ if command -v "$OHA" >/dev/null; then HAVE_OHA=1; else echo "== $OHA not found: 
 CPU_CLOCK="/usr/bin/time (utime+stime, ${CLK_TCK} Hz ticks)"
 if perf stat -x, -e task-clock -o /dev/null true 2>/dev/null; then CPU_CLOCK="perf stat -e task-clock (ns)"; fi
 
-echo "== building ringway-loadgen (release)" >&2
-cargo build --release -q -p ringway-loadgen
+echo "== building ringway-loadgen and floor-gen (release)" >&2
+cargo build --release -q -p ringway-loadgen -p ringway-benches --bin ringway-loadgen --bin floor-gen
 LOADGEN=$ROOT/target/release/ringway-loadgen
+FLOOR=$ROOT/target/release/floor-gen
 
 nginx_conf nginx "server { listen 127.0.0.1:$PORT reuseport backlog=4096; location / { return 200 \"hello world\\n\"; } }"
 taskset -c 1 nginx -c "$WORK/nginx.conf" -p "$WORK" &
@@ -91,6 +95,10 @@ run_wrk() {
 run_loadgen_closed() {
     run_pinned "$LOADGEN" "$URL" -c "$CONNS" --threads 1 -d "$DURATION" --quiet --json "$WORK/lg.json"
     echo "$(jq '.targets[0].throughput | . * 10 | round / 10' "$WORK/lg.json") $(per_req "$GEN_CPU" "$(lg_done "$WORK/lg.json")")"
+}
+run_floor() {
+    run_pinned "$FLOOR" "127.0.0.1:$PORT" --host 127.0.0.1 --conns "$CONNS" --duration "$DURATION"
+    echo "$(awk '$1 == "req/s" { print $2 }' "$WORK/gen.out") $(per_req "$GEN_CPU" "$(awk '$1 == "requests" { print $2 }' "$WORK/gen.out")")"
 }
 # oha's `--output-format json` (its documented schema): summary.requestsPerSec,
 # statusCodeDistribution (responses per status), latencyPercentiles.p50/.p99 (seconds).
@@ -122,13 +130,14 @@ run_lag() { # rate spin_us
 
 B0=$(cpu_busy 0); C0=$(cpu_busy 1); T0=$(date +%s)
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-declare -a WRK LG OHC OHR LGR
+declare -a WRK LG OHC OHR LGR FL
 for round in $(seq 1 "$ROUNDS"); do
     WRK[round]=$(run_wrk)
     LG[round]=$(run_loadgen_closed)
     OHC[round]="? ?"
     [ "$HAVE_OHA" = 1 ] && OHC[round]=$(run_oha_closed)
-    echo "round $round: wrk ${WRK[round]}  loadgen ${LG[round]}  oha ${OHC[round]}  (req/s cpu_us/req)" >&2
+    FL[round]=$(run_floor)
+    echo "round $round: wrk ${WRK[round]}  loadgen ${LG[round]}  oha ${OHC[round]}  floor ${FL[round]}  (req/s cpu_us/req)" >&2
 done
 for round in $(seq 1 "$ROUNDS"); do
     OHR[round]="? ? ? ?"
@@ -159,13 +168,17 @@ col() { # column array-values… → one value per line
     printf '%s\n' "$@" | awk -v c="$c" '{ print $c }'
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "?" && b != "?" && b > 0) printf "%.2f", a / b; else print "?" }'; }
-R_RPS_W=(); R_CPU_W=(); R_RPS_O=(); R_CPU_O=(); R_CPU_OR=()
+R_RPS_W=(); R_CPU_W=(); R_RPS_O=(); R_CPU_O=(); R_CPU_OR=(); F_LG=(); F_WRK=(); F_OHA=(); F_RPS=()
 for round in $(seq 1 "$ROUNDS"); do
     R_RPS_W+=("$(ratio "$(col 1 "${LG[round]}")" "$(col 1 "${WRK[round]}")")")
     R_CPU_W+=("$(ratio "$(col 2 "${LG[round]}")" "$(col 2 "${WRK[round]}")")")
     R_RPS_O+=("$(ratio "$(col 1 "${LG[round]}")" "$(col 1 "${OHC[round]}")")")
     R_CPU_O+=("$(ratio "$(col 2 "${LG[round]}")" "$(col 2 "${OHC[round]}")")")
     R_CPU_OR+=("$(ratio "$(col 2 "${LGR[round]}")" "$(col 2 "${OHR[round]}")")")
+    F_LG+=("$(ratio "$(col 2 "${LG[round]}")" "$(col 2 "${FL[round]}")")")
+    F_WRK+=("$(ratio "$(col 2 "${WRK[round]}")" "$(col 2 "${FL[round]}")")")
+    F_OHA+=("$(ratio "$(col 2 "${OHC[round]}")" "$(col 2 "${FL[round]}")")")
+    F_RPS+=("$(ratio "$(col 1 "${FL[round]}")" "$(col 1 "${WRK[round]}")")")
 done
 med() { printf '%s\n' "$@" | median; }
 
@@ -189,6 +202,7 @@ med() { printf '%s\n' "$@" | median; }
     else
         echo "  - oha: not installed, not run"
     fi
+    echo "  - \`floor-gen 127.0.0.1:$PORT --host 127.0.0.1 --conns $CONNS --duration $DURATION\` (the floor: benches/src/bin/floor-gen.rs)"
     echo "  - \`ringway-loadgen $URL -R RATE -c $CONNS --threads 1 -w 1 -d $DURATION --spin-us N\` (send-lag)"
     echo
     echo "## Closed loop: req/s and generator CPU µs per request"
@@ -202,6 +216,23 @@ med() { printf '%s\n' "$@" | median; }
     echo "| **median** | $(col 1 "${WRK[@]}" | median) | $(col 1 "${LG[@]}" | median) | $(col 1 "${OHC[@]}" | median) | **$(med "${R_RPS_W[@]}")** | **$(med "${R_RPS_O[@]}")** | $(col 2 "${WRK[@]}" | median) | $(col 2 "${LG[@]}" | median) | $(col 2 "${OHC[@]}" | median) | **$(med "${R_CPU_W[@]}")** | **$(med "${R_CPU_O[@]}")** |"
     echo
     echo "Ratios are per round (same minute, same machine state); the median ratio is the median of those."
+    echo
+    echo "## Closed loop against the floor"
+    echo
+    echo "floor-gen writes, reads and counts bytes, nothing else (three system calls a request, no"
+    echo "clock, no parsing, no histogram): its CPU per request is what the kernel's TCP work costs a"
+    echo "generator on this host, whoever the generator is. On loopback that includes the receive path"
+    echo "of the server's side, which runs in the sender's context. A generator's ratio to it is its own"
+    echo "overhead; a target below the floor (generator CPU / wrk's under floor / wrk) no generator meets."
+    echo
+    echo "| round | floor req/s | floor CPU µs/req | floor / wrk req/s | wrk / floor CPU | loadgen / floor CPU | oha / floor CPU | floor / wrk CPU |"
+    echo "|---|---|---|---|---|---|---|---|"
+    for round in $(seq 1 "$ROUNDS"); do
+        i=$((round - 1))
+        echo "| $round | $(col 1 "${FL[round]}") | $(col 2 "${FL[round]}") | ${F_RPS[i]} | ${F_WRK[i]} | ${F_LG[i]} | ${F_OHA[i]} | $(ratio "$(col 2 "${FL[round]}")" "$(col 2 "${WRK[round]}")") |"
+    done
+    F_W=(); for round in $(seq 1 "$ROUNDS"); do F_W+=("$(ratio "$(col 2 "${FL[round]}")" "$(col 2 "${WRK[round]}")")"); done
+    echo "| **median** | $(col 1 "${FL[@]}" | median) | $(col 2 "${FL[@]}" | median) | **$(med "${F_RPS[@]}")** | **$(med "${F_WRK[@]}")** | **$(med "${F_LG[@]}")** | **$(med "${F_OHA[@]}")** | **$(med "${F_W[@]}")** |"
     echo
     echo "## Open loop at $OHA_RATE req/s: oha (latency-corrected) vs ringway-loadgen"
     echo

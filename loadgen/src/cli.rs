@@ -64,10 +64,12 @@ pub struct Cli {
 
     /// Open loop: the last microseconds before each due time are waited by yielding to the
     /// runtime instead of sleeping on the timer: precision for CPU (at most this much per
-    /// request) on a generator with a core of its own; 0 = sleep only (better on a shared,
+    /// request) on a generator with a core of its own. `auto` (the default) measures how late
+    /// the timer wakes on this host and covers that (up to 100 µs, and half the gap between a
+    /// thread's due times); a number fixes the window; 0 = sleep only (better on a shared,
     /// contended core).
-    #[arg(long, default_value_t = crate::pacer::SPIN.as_micros() as u64, value_name = "US")]
-    pub spin_us: u64,
+    #[arg(long, default_value = "auto", value_name = "US|auto")]
+    pub spin_us: String,
 
     /// Requests in flight per connection (HTTP/1.1 pipelining); 1 = no pipelining.
     #[arg(long, default_value_t = 1, value_name = "DEPTH")]

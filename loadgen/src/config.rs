@@ -45,6 +45,23 @@ fn flag(flag: &'static str, why: impl Into<String>) -> ConfigError {
     }
 }
 
+/// `--spin-us`: `auto`, or a window of at most 1000 µs.
+fn parse_spin(arg: &str) -> Result<crate::pacer::Spin, ConfigError> {
+    if arg.eq_ignore_ascii_case("auto") {
+        return Ok(crate::pacer::Spin::Auto);
+    }
+    let us: u64 = arg
+        .parse()
+        .map_err(|_| flag("spin-us", format!("{arg:?} is neither `auto` nor a number of µs")))?;
+    if us > 1000 {
+        return Err(flag(
+            "spin-us",
+            "at most 1000 µs (a longer spin only burns CPU)",
+        ));
+    }
+    Ok(crate::pacer::Spin::Fixed(Duration::from_micros(us)))
+}
+
 /// One target: where to connect and the exact bytes of one request.
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -94,7 +111,7 @@ pub struct RunConfig {
     /// Seed of the schedule's random numbers.
     pub seed: u64,
     /// Open loop: the window before a due time waited by yielding (`--spin-us`).
-    pub spin: Duration,
+    pub spin: crate::pacer::Spin,
     /// Pipelining depth per connection (1 = none).
     pub pipeline: usize,
     /// One connection per request.
@@ -158,13 +175,7 @@ impl RunConfig {
                 ));
             }
         }
-        if cli.spin_us > 1000 {
-            return Err(flag(
-                "spin-us",
-                "at most 1000 µs (a longer spin only burns CPU)",
-            ));
-        }
-        let spin = Duration::from_micros(cli.spin_us);
+        let spin = parse_spin(&cli.spin_us)?;
         if cli.rounds == 0 {
             return Err(flag("rounds", "need at least one round"));
         }
@@ -392,6 +403,22 @@ fn parse_latency(s: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spin_is_auto_or_bounded_micros() {
+        use crate::pacer::Spin;
+        assert_eq!(parse_spin("auto").unwrap(), Spin::Auto);
+        assert_eq!(parse_spin("AUTO").unwrap(), Spin::Auto);
+        assert_eq!(
+            parse_spin("30").unwrap(),
+            Spin::Fixed(Duration::from_micros(30))
+        );
+        assert_eq!(parse_spin("0").unwrap(), Spin::Fixed(Duration::ZERO));
+        let err = parse_spin("1001").unwrap_err().to_string();
+        assert!(err.contains("spin-us") && err.contains("1000"), "{err}");
+        let err = parse_spin("fast").unwrap_err().to_string();
+        assert!(err.contains("spin-us") && err.contains("auto"), "{err}");
+    }
 
     #[test]
     fn slo_parses_units() {

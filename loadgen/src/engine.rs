@@ -17,7 +17,7 @@ use crate::conn::{run_connection, ConnSpec, Phase};
 use crate::cpu::CpuWatch;
 use crate::dispatch::{run_pacer, Dispatch};
 use crate::histo::{new_histogram, Recorder};
-use crate::pacer::Pacer;
+use crate::pacer::{Pacer, Spin};
 use crate::progress::Progress;
 use crate::schedule::Schedule;
 
@@ -148,9 +148,13 @@ pub fn run_phase(
         };
         let tx = tx.clone();
         let interval = cfg.interval;
-        let spin = cfg.spin;
+        // The pacer's view of the schedule: the mean gap between this thread's due times.
+        let pace = spec.rate.map(|rate| {
+            let gap = Duration::try_from_secs_f64(cfg.threads as f64 / rate).ok();
+            (cfg.spin, gap)
+        });
         let handle = spawn_worker(worker, move |driver| {
-            thread_main(driver, conns, schedule, phase, interval, spin, tx)
+            thread_main(driver, conns, schedule, phase, interval, pace, tx)
         })
         .map_err(|source| EngineError::Spawn { index: t, source })?;
         handles.push(handle);
@@ -275,7 +279,7 @@ async fn thread_main(
     schedule: Option<Schedule>,
     phase: Phase,
     interval: Duration,
-    spin: Duration,
+    pace: Option<(Spin, Option<Duration>)>,
     tx: mpsc::Sender<ThreadMsg>,
 ) -> (DriverKind, Recorder) {
     let rec = Rc::new(RefCell::new(if schedule.is_some() {
@@ -283,8 +287,11 @@ async fn thread_main(
     } else {
         Recorder::closed_loop()
     }));
+    let mut pacer_stats = None;
     let dispatch = schedule.map(|schedule| {
-        let (pacer, failed) = Pacer::new(spin);
+        let (spin, gap) = pace.unwrap_or((Spin::Auto, None));
+        let (pacer, failed) = Pacer::new(spin, gap);
+        pacer_stats = Some(pacer.clone());
         if let Some(why) = failed {
             eprintln!(
                 "WARNING: ringway-loadgen: load thread: {why}; the schedule runs on the \
@@ -331,6 +338,9 @@ async fn thread_main(
     let _ = tx.send(ThreadMsg::Done);
     let mut out = rec.borrow().clone();
     out.latencies.settle();
+    if let Some(p) = pacer_stats {
+        out.pace = p.stats();
+    }
     (driver, out)
 }
 

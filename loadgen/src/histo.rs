@@ -223,6 +223,8 @@ pub struct Recorder {
     pub interval_completed: u64,
     /// Errors since the last interval tick.
     pub interval_errors: u64,
+    /// Open loop: the pacer's timer wake-ups and spin windows.
+    pub pace: crate::pacer::PaceStats,
 }
 
 impl Default for Recorder {
@@ -234,6 +236,7 @@ impl Default for Recorder {
             interval: new_histogram(),
             interval_completed: 0,
             interval_errors: 0,
+            pace: crate::pacer::PaceStats::default(),
         }
     }
 }
@@ -284,6 +287,7 @@ impl Recorder {
         self.latencies.add(&o.latencies);
         self.tally.add(&o.tally);
         self.warmup.add(&o.warmup);
+        self.pace.add(&o.pace);
     }
 }
 

@@ -3,42 +3,159 @@
 //! The runtime's timer wheel has 1 ms slots, so a request due at `t` would be written up to a
 //! millisecond late, and that lateness would land in the corrected latency. A [`Pacer`] sleeps
 //! on the thread's [`FineTimer`] (a timerfd: an hrtimer, no slack) until the spin window before
-//! the due time starts (`--spin-us`, default [`SPIN`]) and then yields to the runtime until the
-//! clock says the request is due, so the wake-up latency of the timer (on a virtual machine the
-//! vCPU's halt and wake-up: tens of µs) and of the runtime's scheduling does not count. It never
-//! spins when nothing is due within the window: a thread waiting for its next request sleeps.
-//! One pacer task per load thread waits with it ([`crate::dispatch`]), so a thread spins for at
-//! most one due time at once, however many connections it runs.
+//! the due time starts and then yields to the runtime until the clock says the request is due,
+//! so the wake-up latency of the timer (on a virtual machine the vCPU's halt and wake-up: tens
+//! to a hundred µs) and of the runtime's scheduling does not count. It never spins when nothing
+//! is due within the window: a thread waiting for its next request sleeps. One pacer task per
+//! load thread waits with it ([`crate::dispatch`]), so a thread spins for at most one due time
+//! at once, however many connections it runs.
 //!
-//! [`decide`] is the whole policy, a function of the clock reading, so it is tested without
-//! time passing.
+//! The window is `--spin-us`: a fixed number of µs, or `auto` (the default), where the pacer
+//! measures how late its own timer wake-ups are and sizes the window to cover them
+//! ([`SpinWindow`]): the wake-up latency is a property of the host (2026-12-03: p99 7–28 µs of
+//! lag behind a 30 µs window on one VM, ~100 µs wake-ups on the next), so no fixed default fits.
+//!
+//! [`decide`] and [`SpinWindow`] are the whole policy, functions of clock readings, so they are
+//! tested without time passing.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use hdrhistogram::Histogram;
 use ringway_io::{FineSleep, FineTimer};
 
-/// The default of `--spin-us`: the last stretch before a due time that is waited by yielding to
-/// the runtime (connections keep running, completions keep being reaped) instead of sleeping,
-/// so that the timerfd's and the runtime's wake-up latency does not count as send-lag.
+use crate::histo::{micros, new_histogram};
+
+/// The window of `--spin-us N`'s old default, and where `auto` starts before it has measured
+/// anything: the last stretch before a due time that is waited by yielding to the runtime
+/// (connections keep running, completions keep being reaped) instead of sleeping.
 ///
-/// Chosen from measurement on a generator core not otherwise busy: sleeping only, the send-lag
-/// p99 was 70–218 µs at 1k–50k req/s (results/loadgen-vs-wrk-oha-quiet.md); with one pacer per
-/// thread and a 30 µs window it is 70 / 7 / 28 µs at 1k / 10k / 20k req/s, against 128 / 38 /
-/// 56 µs sleeping only (results/loadgen-vs-wrk-oha-2026-12-03.md; a 50 µs window gave 14 µs at
-/// 1k). Near saturation (50k req/s there, 20 µs of CPU a request) the window only takes CPU
-/// from the connections: p99 603 µs against 73 µs sleeping only.
-///
-/// What it costs: at most the window per request of CPU (a thread spins at most once per due
-/// time), so at most `rate × 30 µs` per second: 3 % of a core at 1k req/s per thread, 30 % at
-/// 10k, and all of it from ~33k req/s per thread up, where the gaps are shorter than the window
-/// and the thread never sleeps. Measured: +7 % CPU per request at 1k req/s, nothing measurable
-/// at 10k and above (a sleep and its wake-up cost about what the spin does). On a shared,
-/// contended core a spinning thread uses up its share and is preempted, which makes the
-/// send-lag worse, not better: use `--spin-us 0` there.
+/// What a window costs: at most the window per request of CPU (a thread spins at most once per
+/// due time), so at most `rate × window` per second: 3 % of a core at 1k req/s per thread with
+/// 30 µs. On a shared, contended core a spinning thread uses up its share and is preempted,
+/// which makes the send-lag worse, not better: use `--spin-us 0` there.
 pub const SPIN: Duration = Duration::from_micros(30);
+
+/// `auto` never spins longer than this before a due time, however late the timer wakes.
+pub const AUTO_MAX: Duration = Duration::from_micros(100);
+
+/// `auto` spins at most this share of the mean gap between a thread's due times, so that near
+/// saturation the window gives the CPU back to the connections (at 50k req/s a thread has 20 µs
+/// a request: 10 µs of window at most).
+pub const AUTO_GAP_SHARE: f64 = 0.5;
+
+/// Timer wake-ups `auto` looks at before it sizes the window again.
+pub const AUTO_BLOCK: usize = 128;
+
+/// Added to the measured lateness: the clock read and the hand-over after the wake-up.
+pub const AUTO_MARGIN: Duration = Duration::from_micros(5);
+
+/// How `--spin-us` sets the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spin {
+    /// Always this window.
+    Fixed(Duration),
+    /// Sized from the measured timer wake-up lateness ([`SpinWindow`]).
+    Auto,
+}
+
+impl std::fmt::Display for Spin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Fixed(d) => write!(f, "{}", d.as_micros()),
+            Self::Auto => f.write_str("auto"),
+        }
+    }
+}
+
+/// The spin window of one thread's pacer. With [`Spin::Auto`] it starts at [`SPIN`] and, after
+/// every [`AUTO_BLOCK`] timer wake-ups, becomes the second-latest wake-up of that block (its
+/// ~p99) plus [`AUTO_MARGIN`], at most [`AUTO_MAX`] and [`AUTO_GAP_SHARE`] of the mean gap. The
+/// timer is armed at `due − window` whatever the window is, so its lateness does not depend on
+/// the window: no feedback loop.
+#[derive(Debug, Clone)]
+pub struct SpinWindow {
+    spin: Spin,
+    cap: Duration,
+    current: Duration,
+    /// Wake-up lateness of the block in progress.
+    block: Vec<Duration>,
+}
+
+impl SpinWindow {
+    /// The window for `spin` on a thread whose due times are `mean_gap` apart on average
+    /// (`None`: unknown, only [`AUTO_MAX`] bounds it).
+    pub fn new(spin: Spin, mean_gap: Option<Duration>) -> Self {
+        let cap = mean_gap.map_or(AUTO_MAX, |g| g.mul_f64(AUTO_GAP_SHARE).min(AUTO_MAX));
+        let current = match spin {
+            Spin::Fixed(d) => d,
+            Spin::Auto => SPIN.min(cap),
+        };
+        Self {
+            spin,
+            cap,
+            current,
+            block: Vec::with_capacity(AUTO_BLOCK),
+        }
+    }
+
+    /// The window now.
+    pub fn get(&self) -> Duration {
+        self.current
+    }
+
+    /// A timer wake-up came `late` after the instant it was armed for.
+    pub fn observe(&mut self, late: Duration) {
+        if self.spin != Spin::Auto {
+            return;
+        }
+        self.block.push(late);
+        if self.block.len() < AUTO_BLOCK {
+            return;
+        }
+        self.block.sort_unstable();
+        let p99 = self.block[self.block.len() - 2];
+        self.current = (p99 + AUTO_MARGIN).min(self.cap);
+        self.block.clear();
+    }
+}
+
+/// What one thread's pacer saw: how late its timer woke and the windows it used (µs).
+#[derive(Debug, Clone)]
+pub struct PaceStats {
+    /// Lateness of each timer wake-up behind the instant it was armed for.
+    pub wake_late: Histogram<u64>,
+    /// The window in force at each wait for a due time.
+    pub window: Histogram<u64>,
+}
+
+impl Default for PaceStats {
+    fn default() -> Self {
+        Self {
+            wake_late: new_histogram(),
+            window: new_histogram(),
+        }
+    }
+}
+
+impl PaceStats {
+    /// Merges another thread's.
+    pub fn add(&mut self, o: &Self) {
+        for (mine, theirs) in [
+            (&mut self.wake_late, &o.wake_late),
+            (&mut self.window, &o.window),
+        ] {
+            for v in theirs.iter_recorded() {
+                mine.saturating_record_n(v.value_iterated_to(), v.count_at_value());
+            }
+        }
+    }
+}
 
 /// A request due within this of now is written right away: sleeping for less costs more than
 /// it saves. It is measured from the moment it was written (corrected = uncorrected for it),
@@ -73,41 +190,70 @@ pub fn decide(due: Instant, now: Instant, spin: Duration) -> Wait {
 #[derive(Debug, Clone)]
 pub struct Pacer {
     timer: Option<FineTimer>,
-    spin: Duration,
+    state: Rc<RefCell<State>>,
+}
+
+#[derive(Debug)]
+struct State {
+    window: SpinWindow,
+    stats: PaceStats,
 }
 
 impl Pacer {
-    /// A pacer on the current runtime that yields in the last `spin` before a due time (`--spin`,
-    /// default [`SPIN`]); the second value says why the fine timer is not available (the pacer
-    /// then uses the runtime's timer).
-    pub fn new(spin: Duration) -> (Self, Option<String>) {
+    /// A pacer on the current runtime whose spin window follows `spin` (`--spin-us`) for due
+    /// times `mean_gap` apart; the second value says why the fine timer is not available (the
+    /// pacer then uses the runtime's timer).
+    pub fn new(spin: Spin, mean_gap: Option<Duration>) -> (Self, Option<String>) {
+        let state = Rc::new(RefCell::new(State {
+            window: SpinWindow::new(spin, mean_gap),
+            stats: PaceStats::default(),
+        }));
         match FineTimer::new() {
             Ok(timer) => (
                 Self {
                     timer: Some(timer),
-                    spin,
+                    state,
                 },
                 None,
             ),
-            Err(e) => (Self::coarse(), Some(e.to_string())),
-        }
-    }
-
-    /// A pacer on the runtime's timer only (closed loop needs no precision).
-    pub fn coarse() -> Self {
-        Self {
-            timer: None,
-            spin: Duration::ZERO,
+            Err(e) => (
+                Self {
+                    timer: None,
+                    state,
+                },
+                Some(e.to_string()),
+            ),
         }
     }
 
     /// A future that completes when `due` has come (by [`decide`]).
     pub fn until(&self, due: Instant) -> PaceSleep {
+        let window = micros(self.window());
+        self.state
+            .borrow_mut()
+            .stats
+            .window
+            .saturating_record(window);
         PaceSleep {
             pacer: self.clone(),
             due,
             sleep: None,
         }
+    }
+
+    /// What the pacer saw so far.
+    pub fn stats(&self) -> PaceStats {
+        self.state.borrow().stats.clone()
+    }
+
+    fn window(&self) -> Duration {
+        self.state.borrow().window.get()
+    }
+
+    fn woke(&self, late: Duration) {
+        let mut s = self.state.borrow_mut();
+        s.stats.wake_late.saturating_record(micros(late));
+        s.window.observe(late);
     }
 }
 
@@ -121,7 +267,8 @@ pub struct PaceSleep {
 
 #[derive(Debug)]
 enum Inner {
-    Fine(FineSleep),
+    /// The sleep and the instant it was armed for.
+    Fine(FineSleep, Instant),
     Coarse(Pin<Box<ringway_io::time::Sleep>>),
 }
 
@@ -130,7 +277,15 @@ impl Future for PaceSleep {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         loop {
-            match decide(self.due, Instant::now(), self.pacer.spin) {
+            let now = Instant::now();
+            let wait = decide(self.due, now, self.pacer.window());
+            if !matches!(wait, Wait::Sleep(_)) {
+                // Woken by the timer (or past its instant anyway): note how late.
+                if let Some(Inner::Fine(_, armed)) = self.sleep.take() {
+                    self.pacer.woke(now.saturating_duration_since(armed));
+                }
+            }
+            match wait {
                 Wait::Now => return Poll::Ready(()),
                 Wait::Spin => {
                     // Yield: the runtime polls its other tasks (and the ring) and comes back.
@@ -140,22 +295,28 @@ impl Future for PaceSleep {
                 Wait::Sleep(at) => {
                     let this = &mut *self;
                     let sleep = this.sleep.get_or_insert_with(|| match &this.pacer.timer {
-                        Some(t) => Inner::Fine(t.sleep_until(at)),
+                        Some(t) => Inner::Fine(t.sleep_until(at), at),
                         None => Inner::Coarse(Box::pin(ringway_io::time::sleep_until(
                             ringway_io::time::Instant::from_std(this.due),
                         ))),
                     });
-                    let ready = match sleep {
-                        Inner::Fine(s) => Pin::new(s).poll(cx).is_ready(),
+                    let armed = match sleep {
+                        Inner::Fine(s, armed) => {
+                            if Pin::new(s).poll(cx).is_pending() {
+                                return Poll::Pending;
+                            }
+                            *armed
+                        }
                         Inner::Coarse(s) => {
                             // The runtime's timer is late by itself: no spin after it.
                             return s.as_mut().poll(cx);
                         }
                     };
-                    if !ready {
-                        return Poll::Pending;
-                    }
-                    // The timer fired (at or after `at`): look at the clock again.
+                    // The timer fired (at or after `armed`): note how late, look at the clock
+                    // again.
+                    this.sleep = None;
+                    this.pacer
+                        .woke(Instant::now().saturating_duration_since(armed));
                 }
             }
         }
@@ -202,5 +363,73 @@ mod tests {
         for gap_us in [W.as_micros() as u32 + 1, 1_000, 1_000_000] {
             assert!(matches!(decide(now + gap_us * US, now, W), Wait::Sleep(_)));
         }
+    }
+}
+
+#[cfg(test)]
+mod window_tests {
+    use super::*;
+
+    const US: Duration = Duration::from_micros(1);
+
+    fn feed(w: &mut SpinWindow, late_us: impl IntoIterator<Item = u32>) {
+        for l in late_us {
+            w.observe(l * US);
+        }
+    }
+
+    #[test]
+    fn fixed_never_moves() {
+        let mut w = SpinWindow::new(Spin::Fixed(30 * US), Some(1000 * US));
+        feed(&mut w, std::iter::repeat(150).take(4 * AUTO_BLOCK));
+        assert_eq!(w.get(), 30 * US);
+        // A fixed window is what was asked, even past the auto caps.
+        let w = SpinWindow::new(Spin::Fixed(500 * US), Some(20 * US));
+        assert_eq!(w.get(), 500 * US);
+    }
+
+    #[test]
+    fn auto_starts_at_the_old_default_and_covers_the_measured_p99() {
+        let mut w = SpinWindow::new(Spin::Auto, Some(1000 * US));
+        assert_eq!(w.get(), SPIN);
+        // One block of wake-ups: most 40 µs late, one 90 µs, one 300 µs (an outlier that the
+        // ~p99 leaves out).
+        let mut block = vec![40; AUTO_BLOCK - 2];
+        block.extend([90, 300]);
+        feed(&mut w, block[..AUTO_BLOCK - 1].iter().copied());
+        assert_eq!(w.get(), SPIN, "sized only once a block is complete");
+        feed(&mut w, [block[AUTO_BLOCK - 1]]);
+        assert_eq!(w.get(), 90 * US + AUTO_MARGIN);
+        // A quieter block brings it down again.
+        feed(&mut w, std::iter::repeat(3).take(AUTO_BLOCK));
+        assert_eq!(w.get(), 3 * US + AUTO_MARGIN);
+    }
+
+    #[test]
+    fn auto_is_capped_by_the_gap_and_the_maximum() {
+        // 50k req/s on one thread: 20 µs between due times, half of it at most.
+        let mut w = SpinWindow::new(Spin::Auto, Some(20 * US));
+        assert_eq!(w.get(), 10 * US);
+        feed(&mut w, std::iter::repeat(100).take(AUTO_BLOCK));
+        assert_eq!(w.get(), 10 * US);
+        // A slow schedule: the absolute cap.
+        let mut w = SpinWindow::new(Spin::Auto, Some(Duration::from_secs(1)));
+        feed(&mut w, std::iter::repeat(5000).take(AUTO_BLOCK));
+        assert_eq!(w.get(), AUTO_MAX);
+        let w = SpinWindow::new(Spin::Auto, None);
+        assert_eq!(w.get(), SPIN);
+    }
+
+    #[test]
+    fn stats_merge_across_threads() {
+        let mut a = PaceStats::default();
+        let mut b = PaceStats::default();
+        a.wake_late.saturating_record(10);
+        b.wake_late.saturating_record(1000);
+        b.window.saturating_record(35);
+        a.add(&b);
+        assert_eq!(a.wake_late.len(), 2);
+        assert_eq!(a.wake_late.max(), 1000);
+        assert_eq!(a.window.len(), 1);
     }
 }

@@ -35,6 +35,31 @@ struct Host {
     nproc: usize,
 }
 
+/// `--spin-us`: a number of µs, or `"auto"`.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum SpinJson {
+    Us(u64),
+    Auto(&'static str),
+}
+
+/// Open loop: what the pacer saw (µs).
+#[derive(Serialize)]
+struct Pacing {
+    /// Timer wake-ups the pacer waited for.
+    wakeups: u64,
+    /// How late they came behind the instant they were armed for.
+    timer_late_us: SendLag,
+    /// The spin window at each wait for a due time.
+    window_us: Window,
+}
+
+#[derive(Serialize)]
+struct Window {
+    p50: u64,
+    max: u64,
+}
+
 #[derive(Serialize)]
 struct Config<'a> {
     targets: Vec<&'a str>,
@@ -43,7 +68,7 @@ struct Config<'a> {
     rate: Option<f64>,
     arrivals: crate::cli::ArrivalsArg,
     seed: u64,
-    spin_us: u64,
+    spin_us: SpinJson,
     connections: usize,
     threads: usize,
     cpus: &'a [usize],
@@ -118,6 +143,7 @@ struct Target<'a> {
     warmup_requests: Requests<'a>,
     latency_us: Latency,
     send_lag_us: SendLag,
+    pacing: Option<Pacing>,
     cpu: Option<CpuUsage>,
     intervals: Vec<Interval>,
 }
@@ -155,6 +181,17 @@ fn target(t: &TargetResult) -> Target<'_> {
             send_lag: Summary::of(&lat.send_lag),
         },
         send_lag_us: SendLag::of(&lat.send_lag),
+        pacing: t.requested_rate.map(|_| {
+            let p = &t.rec.pace;
+            Pacing {
+                wakeups: p.wake_late.len(),
+                timer_late_us: SendLag::of(&p.wake_late),
+                window_us: Window {
+                    p50: p.window.value_at_percentile(50.0),
+                    max: p.window.max(),
+                },
+            }
+        }),
         cpu: t.cpu_usage(),
         intervals: t
             .intervals
@@ -234,7 +271,10 @@ pub fn render(run: &RunResult) -> serde_json::Result<String> {
             rate: cfg.rate,
             arrivals: cfg.arrivals,
             seed: cfg.seed,
-            spin_us: us(cfg.spin),
+            spin_us: match cfg.spin {
+                crate::pacer::Spin::Fixed(d) => SpinJson::Us(us(d)),
+                crate::pacer::Spin::Auto => SpinJson::Auto("auto"),
+            },
             connections: cfg.connections,
             threads: cfg.threads,
             cpus: &cfg.cpus,

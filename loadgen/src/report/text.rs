@@ -130,6 +130,16 @@ fn target(out: &mut String, t: &TargetResult) {
             "  Send-lag: {}",
             super::lag::SendLag::of(&lat.send_lag).line()
         );
+        let p = &t.rec.pace;
+        if !p.window.is_empty() {
+            let _ = writeln!(
+                out,
+                "  Pacing: spin window p50 {} max {}; timer woke late {}",
+                human_us(p.window.value_at_percentile(50.0) as f64),
+                human_us(p.window.max() as f64),
+                super::lag::SendLag::of(&p.wake_late).line()
+            );
+        }
     }
     let e = &tally.errors;
     let _ = writeln!(
