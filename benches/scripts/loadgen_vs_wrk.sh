@@ -65,9 +65,16 @@ CPU_CLOCK="/usr/bin/time (utime+stime, ${CLK_TCK} Hz ticks)"
 if perf stat -x, -e task-clock -o /dev/null true 2>/dev/null; then CPU_CLOCK="perf stat -e task-clock (ns)"; fi
 
 echo "== building ringway-loadgen and floor-gen (release)" >&2
-cargo build --release -q -p ringway-loadgen -p ringway-benches --bin ringway-loadgen --bin floor-gen
+cargo build --release -q -p ringway-loadgen -p ringway-benches -p ringway-tuning --bin ringway-loadgen --bin floor-gen --bin ringway-tune
 LOADGEN=$ROOT/target/release/ringway-loadgen
 FLOOR=$ROOT/target/release/floor-gen
+TUNE=$ROOT/target/release/ringway-tune
+# The host's noise on the generator's CPU: share of a spin the vCPU was taken away, and how late
+# 1 ms sleeps wake ("stalled % / wake p50 / wake p99", µs).
+stall_probe() {
+    "$TUNE" --probe-stalls "${STALL_SECONDS:-4}" --probe-cpu 0 --json |
+        jq -r '.stall_probe | "\(.stalled_percent * 100 | round / 100) % of the CPU taken (\(.gaps_over_1ms) gaps over 1 ms, longest \(.max_gap_us) µs); 1 ms sleeps woke late p50 \(.wake_late_us.p50) µs, p99 \(.wake_late_us.p99) µs"'
+}
 
 nginx_conf nginx "server { listen 127.0.0.1:$PORT reuseport backlog=4096; location / { return 200 \"hello world\\n\"; } }"
 taskset -c 1 nginx -c "$WORK/nginx.conf" -p "$WORK" &
@@ -128,6 +135,8 @@ run_lag() { # rate spin_us
         "$WORK/lag.json"
 }
 
+echo "== stall probe (before)" >&2
+STALLS_BEFORE=$(stall_probe)
 B0=$(cpu_busy 0); C0=$(cpu_busy 1); T0=$(date +%s)
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 declare -a WRK LG OHC OHR LGR FL
@@ -153,6 +162,8 @@ for rate in $LAG_RATES; do
     done
 done
 B1=$(cpu_busy 0); C1=$(cpu_busy 1); T1=$(date +%s)
+echo "== stall probe (after)" >&2
+STALLS_AFTER=$(stall_probe)
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 INSTR=""
 if [ "$CALLGRIND" = 1 ] && command -v valgrind >/dev/null; then
@@ -191,6 +202,10 @@ med() { printf '%s\n' "$@" | median; }
     echo "- **shared**: load average $LOAD_BEFORE before, $LOAD_AFTER after; CPU 0 (generator) was"
     echo "  $(busy_pct "$B0" "$B1") % busy and CPU 1 (nginx) $(busy_pct "$C0" "$C1") % busy over the run, everything included."
     echo "  Compare figures of the same round (the ratios), not absolute numbers across runs."
+    echo "- **host noise on CPU 0** (\`ringway-tune --probe-stalls ${STALL_SECONDS:-4} --probe-cpu 0\`, half spinning, half 1 ms sleeps):"
+    echo "  before: $STALLS_BEFORE;"
+    echo "  after: $STALLS_AFTER."
+    echo "  A vCPU taken away or woken late shows in every latency and send-lag figure below."
     echo "- backend: nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'), 1 worker, \`return 200\` (12-byte body), \`taskset -c 1\`"
     echo "- CPU per request: $CPU_CLOCK of the generator process / requests it completed"
     echo "- generators on CPU 0 (\`taskset -c 0\`), release build, rounds interleaved:"

@@ -77,6 +77,18 @@ pub(crate) fn thread_cpu_time() -> io::Result<std::time::Duration> {
     Ok(std::time::Duration::new(secs, nanos))
 }
 
+/// Sets the calling thread's timer slack (`PR_SET_TIMERSLACK`): how much later than asked the
+/// kernel may end its sleeps (50 µs by default), so that a sleep measures the host's wake-up
+/// latency and not the slack.
+pub(crate) fn set_timer_slack(nanos: u64) -> io::Result<()> {
+    let slack = libc::c_ulong::try_from(nanos.max(1)).unwrap_or(libc::c_ulong::MAX);
+    // SAFETY: PR_SET_TIMERSLACK takes one integer argument and touches no memory of ours.
+    if unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, slack, 0, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 fn finite(v: libc::rlim_t) -> Option<u64> {
     (v != libc::RLIM_INFINITY).then_some(v)
 }

@@ -183,3 +183,30 @@ fn probe_can_be_pinned() {
         .clone();
     assert!(epoll["round_trips"].as_u64().unwrap() > 0, "{epoll}");
 }
+
+#[test]
+fn stall_probe_reports_the_cpu_taken_and_the_wake_up_lateness() {
+    let (code, stdout) = run(&["--json", "--probe-stalls", "0.2", "--probe-cpu", "0"]);
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    let p = &v["stall_probe"];
+    assert_eq!(p["cpu"], 0, "{p}");
+    assert!((p["spin_seconds"].as_f64().unwrap() - 0.1).abs() < 1e-9, "{p}");
+    let pct = p["stalled_percent"].as_f64().unwrap();
+    assert!((0.0..=100.0).contains(&pct), "{p}");
+    // 0.1 s of 1 ms sleeps: however late they wake, some are taken.
+    let wakeups = p["wakeups"].as_u64().unwrap();
+    assert!((1..=100).contains(&wakeups), "{p}");
+    let late = &p["wake_late_us"];
+    assert!(late["p50"].as_u64().unwrap() <= late["p99"].as_u64().unwrap());
+    assert!(late["p99"].as_u64().unwrap() <= late["max"].as_u64().unwrap());
+    assert!(p["max_gap_us"].as_u64().is_some());
+    // Without the flag there is no probe.
+    let (_, stdout) = run(&["--json"]);
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert!(v["stall_probe"].is_null());
+    // The text report says it in words.
+    let (_, text) = run(&["--probe-stalls", "0.05"]);
+    assert!(text.contains("Stall probe (unpinned)"), "{text}");
+    assert!(text.contains("sleeps of 1 ms woke late"), "{text}");
+}

@@ -24,9 +24,13 @@ struct Args {
     /// How long each driver's echo runs, in seconds (at most 5).
     #[arg(long, default_value_t = 0.5, value_name = "SECONDS")]
     probe_seconds: f64,
-    /// Pin the driver probe's worker to this CPU (default: unpinned).
-    #[arg(long, value_name = "CPU", requires = "probe_drivers")]
+    /// Pin the driver probe's worker and the stall probe to this CPU (default: unpinned).
+    #[arg(long, value_name = "CPU")]
     probe_cpu: Option<usize>,
+    /// Also measure how noisy the host is: for this many seconds (at most 30), half spinning
+    /// (time the CPU was taken away) and half in 1 ms sleeps (how late they wake).
+    #[arg(long, value_name = "SECONDS")]
+    probe_stalls: Option<f64>,
     /// Exit with status 2 if any finding is a warning (for scripts).
     #[arg(long)]
     strict: bool,
@@ -41,6 +45,9 @@ fn main() -> ExitCode {
         pin_plan: args.pin_plan,
         probe_drivers,
         probe_cpu: args.probe_cpu,
+        probe_stalls: args
+            .probe_stalls
+            .map(|s| Duration::from_secs_f64(s.clamp(0.01, 30.0))),
     });
     if args.json {
         println!("{}", report.to_json());

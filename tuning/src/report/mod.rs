@@ -9,6 +9,7 @@
 pub mod checks;
 pub mod drivers;
 pub mod host;
+pub mod stalls;
 mod text;
 
 use std::time::Duration;
@@ -35,6 +36,8 @@ pub struct HostReport {
     pub pin_plan: Option<PinAdvice>,
     /// `--probe-drivers`.
     pub driver_probe: Option<Vec<DriverTiming>>,
+    /// `--probe-stalls`.
+    pub stall_probe: Option<stalls::StallProbe>,
 }
 
 /// Findings per status.
@@ -67,8 +70,10 @@ pub struct ReportOptions {
     pub pin_plan: Option<usize>,
     /// `Some(d)`: run the echo on each driver for `d`.
     pub probe_drivers: Option<Duration>,
-    /// CPU to pin the driver probe's worker to.
+    /// CPU to pin the driver probe's worker (and the stall probe) to.
     pub probe_cpu: Option<usize>,
+    /// `Some(d)`: measure the host's stalls and wake-up lateness for `d`.
+    pub probe_stalls: Option<Duration>,
 }
 
 impl HostReport {
@@ -92,12 +97,16 @@ impl HostReport {
             }
             drivers::probe(&drivers, d, opts.probe_cpu)
         });
+        let stall_probe = opts
+            .probe_stalls
+            .map(|d| stalls::probe(d, opts.probe_cpu));
         Self {
             facts,
             findings,
             summary,
             pin_plan,
             driver_probe,
+            stall_probe,
         }
     }
 

@@ -113,5 +113,32 @@ pub(super) fn render(r: &HostReport) -> String {
             }
         }
     }
+
+    if let Some(p) = &r.stall_probe {
+        out.push('\n');
+        let on = p.cpu.map_or_else(|| "unpinned".to_owned(), |c| format!("CPU {c}"));
+        let _ = writeln!(
+            out,
+            "Stall probe ({on}): spinning {:.1} s, not running {:.1} ms ({:.2} %), {} gaps over 100 µs, {} over 1 ms, longest {} µs",
+            p.spin_seconds,
+            p.stalled_us as f64 / 1000.0,
+            p.stalled_percent,
+            p.gaps_over_100us,
+            p.gaps_over_1ms,
+            p.max_gap_us
+        );
+        let _ = writeln!(
+            out,
+            "  {} sleeps of 1 ms woke late by p50 {} µs, p99 {} µs, max {} µs{}",
+            p.wakeups,
+            p.wake_late_us.p50,
+            p.wake_late_us.p99,
+            p.wake_late_us.max,
+            p.slack_error
+                .as_deref()
+                .map(|e| format!(" (default timer slack kept: {e})"))
+                .unwrap_or_default()
+        );
+    }
     out
 }
