@@ -61,6 +61,8 @@ fn hgrm_and_hlog_read_back_and_agree_with_the_json() {
     let doc: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_valid(&doc);
+    // Closed loop paces nothing.
+    assert!(doc["targets"][0]["pacing"].is_null());
     let t = &doc["targets"][0];
     let completed = t["requests"]["completed"].as_u64().unwrap();
     assert_eq!(completed, server.requests());
@@ -269,4 +271,20 @@ fn bad_flags_are_refused_with_the_flag_named() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--slo"));
+}
+
+#[test]
+fn a_spin_window_that_is_neither_auto_nor_bounded_is_refused() {
+    for bad in ["fast", "1001"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringway-loadgen"))
+            .args(["http://127.0.0.1:1/", "-R", "100", "--spin-us", bad])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "--spin-us {bad}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("--spin-us"),
+            "--spin-us {bad}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

@@ -78,6 +78,14 @@ fn send_lag_at_10k_per_second_is_far_below_a_timer_tick() {
         let full = &t["latency_us"]["send_lag"];
         assert_eq!(common::percentile(full, 99.0), lag_p99);
         assert_eq!(full["max"], lag["max"]);
+        // `--spin-us auto` (the default) measured its timer and kept its window within half the
+        // 100 µs gap between due times of the one load thread.
+        assert_eq!(doc["config"]["spin_us"], "auto");
+        let pacing = &t["pacing"];
+        assert!(pacing["wakeups"].as_u64().unwrap() > 0, "{pacing}");
+        assert!(pacing["window_us"]["max"].as_u64().unwrap() <= 50, "{pacing}");
+        let late = &pacing["timer_late_us"];
+        assert!(late["p50"].as_u64().unwrap() <= late["max"].as_u64().unwrap());
         let machine_p99 = p99(&machine);
         if lag_p50 <= P50_BOUND_US {
             eprintln!("send-lag {lag} (probe p99 {machine_p99} µs)");
