@@ -50,9 +50,12 @@ fn parse_spin(arg: &str) -> Result<crate::pacer::Spin, ConfigError> {
     if arg.eq_ignore_ascii_case("auto") {
         return Ok(crate::pacer::Spin::Auto);
     }
-    let us: u64 = arg
-        .parse()
-        .map_err(|_| flag("spin-us", format!("{arg:?} is neither `auto` nor a number of µs")))?;
+    let us: u64 = arg.parse().map_err(|_| {
+        flag(
+            "spin-us",
+            format!("{arg:?} is neither `auto` nor a number of µs"),
+        )
+    })?;
     if us > 1000 {
         return Err(flag(
             "spin-us",

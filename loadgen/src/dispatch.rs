@@ -146,10 +146,20 @@ impl Dispatch {
 /// Runs the pacer of `dispatch` until the phase ends: waits for each due time with `pacer` and
 /// hands the request to a waiting connection.
 pub async fn run_pacer(dispatch: Rc<Dispatch>, pacer: Pacer) {
+    // Whether the pacer waited for the request it hands out next (else it was already due).
+    let mut waited = false;
     loop {
         match dispatch.step(Instant::now()) {
-            Step::Hand(intended) => dispatch.hand(intended),
-            Step::Pace(due) => pacer.until(due).await,
+            Step::Hand(intended) => {
+                if !std::mem::take(&mut waited) {
+                    pacer.behind();
+                }
+                dispatch.hand(intended);
+            }
+            Step::Pace(due) => {
+                pacer.until(due).await;
+                waited = true;
+            }
             Step::WaitForSeat => {
                 std::future::poll_fn(|cx| {
                     let mut s = dispatch.inner.borrow_mut();

@@ -52,6 +52,10 @@ pub const AUTO_GAP_SHARE: f64 = 0.5;
 /// Timer wake-ups `auto` looks at before it sizes the window again.
 pub const AUTO_BLOCK: usize = 128;
 
+/// `auto` stops spinning when more than this share of a block's requests were already due when
+/// the pacer came to them: the thread is behind its schedule (saturated).
+pub const AUTO_BEHIND_SHARE: f64 = 0.25;
+
 /// Added to the measured lateness: the clock read and the hand-over after the wake-up.
 pub const AUTO_MARGIN: Duration = Duration::from_micros(5);
 
@@ -85,6 +89,8 @@ pub struct SpinWindow {
     current: Duration,
     /// Wake-up lateness of the block in progress.
     block: Vec<Duration>,
+    /// Requests of the block in progress that were due before the pacer came to them.
+    behind: usize,
 }
 
 impl SpinWindow {
@@ -101,6 +107,7 @@ impl SpinWindow {
             cap,
             current,
             block: Vec::with_capacity(AUTO_BLOCK),
+            behind: 0,
         }
     }
 
@@ -111,17 +118,37 @@ impl SpinWindow {
 
     /// A timer wake-up came `late` after the instant it was armed for.
     pub fn observe(&mut self, late: Duration) {
-        if self.spin != Spin::Auto {
+        if self.spin == Spin::Auto {
+            self.block.push(late);
+            self.end_of_block();
+        }
+    }
+
+    /// A request was already due when the pacer came to it: no wait, no wake-up.
+    pub fn behind(&mut self) {
+        if self.spin == Spin::Auto {
+            self.behind += 1;
+            self.end_of_block();
+        }
+    }
+
+    /// Sizes the window once a block of [`AUTO_BLOCK`] requests is complete: none if more than
+    /// [`AUTO_BEHIND_SHARE`] of them were already due (the thread is saturated and a spin only
+    /// takes CPU from the connections), else the block's ~p99 wake-up lateness.
+    fn end_of_block(&mut self) {
+        let seen = self.block.len() + self.behind;
+        if seen < AUTO_BLOCK {
             return;
         }
-        self.block.push(late);
-        if self.block.len() < AUTO_BLOCK {
-            return;
+        if self.behind as f64 > AUTO_BEHIND_SHARE * seen as f64 || self.block.len() < 2 {
+            self.current = Duration::ZERO;
+        } else {
+            self.block.sort_unstable();
+            let p99 = self.block[self.block.len() - 2];
+            self.current = (p99 + AUTO_MARGIN).min(self.cap);
         }
-        self.block.sort_unstable();
-        let p99 = self.block[self.block.len() - 2];
-        self.current = (p99 + AUTO_MARGIN).min(self.cap);
         self.block.clear();
+        self.behind = 0;
     }
 }
 
@@ -132,6 +159,8 @@ pub struct PaceStats {
     pub wake_late: Histogram<u64>,
     /// The window in force at each wait for a due time.
     pub window: Histogram<u64>,
+    /// Requests already due when the pacer came to them (handed out without a wait).
+    pub behind: u64,
 }
 
 impl Default for PaceStats {
@@ -139,6 +168,7 @@ impl Default for PaceStats {
         Self {
             wake_late: new_histogram(),
             window: new_histogram(),
+            behind: 0,
         }
     }
 }
@@ -146,6 +176,7 @@ impl Default for PaceStats {
 impl PaceStats {
     /// Merges another thread's.
     pub fn add(&mut self, o: &Self) {
+        self.behind += o.behind;
         for (mine, theirs) in [
             (&mut self.wake_late, &o.wake_late),
             (&mut self.window, &o.window),
@@ -216,13 +247,7 @@ impl Pacer {
                 },
                 None,
             ),
-            Err(e) => (
-                Self {
-                    timer: None,
-                    state,
-                },
-                Some(e.to_string()),
-            ),
+            Err(e) => (Self { timer: None, state }, Some(e.to_string())),
         }
     }
 
@@ -254,6 +279,13 @@ impl Pacer {
         let mut s = self.state.borrow_mut();
         s.stats.wake_late.saturating_record(micros(late));
         s.window.observe(late);
+    }
+
+    /// A request was due before the pacer came to it (it is handed out without a wait).
+    pub fn behind(&self) {
+        let mut s = self.state.borrow_mut();
+        s.stats.behind += 1;
+        s.window.behind();
     }
 }
 
@@ -403,6 +435,37 @@ mod window_tests {
         // A quieter block brings it down again.
         feed(&mut w, std::iter::repeat(3).take(AUTO_BLOCK));
         assert_eq!(w.get(), 3 * US + AUTO_MARGIN);
+    }
+
+    #[test]
+    fn auto_stops_spinning_when_the_thread_falls_behind() {
+        let mut w = SpinWindow::new(Spin::Auto, Some(1000 * US));
+        feed(&mut w, std::iter::repeat(40).take(AUTO_BLOCK));
+        assert_eq!(w.get(), 40 * US + AUTO_MARGIN);
+        // A block where a third of the requests were due before the pacer came to them.
+        for i in 0..AUTO_BLOCK {
+            if i % 3 == 0 {
+                w.behind();
+            } else {
+                w.observe(40 * US);
+            }
+        }
+        assert_eq!(w.get(), Duration::ZERO);
+        // A block of a fifth behind still spins (the share is 25 %).
+        for i in 0..AUTO_BLOCK {
+            if i % 5 == 0 {
+                w.behind();
+            } else {
+                w.observe(40 * US);
+            }
+        }
+        assert_eq!(w.get(), 40 * US + AUTO_MARGIN);
+        // A fixed window ignores it.
+        let mut w = SpinWindow::new(Spin::Fixed(30 * US), None);
+        for _ in 0..AUTO_BLOCK {
+            w.behind();
+        }
+        assert_eq!(w.get(), 30 * US);
     }
 
     #[test]

@@ -83,7 +83,10 @@ fn send_lag_at_10k_per_second_is_far_below_a_timer_tick() {
         assert_eq!(doc["config"]["spin_us"], "auto");
         let pacing = &t["pacing"];
         assert!(pacing["wakeups"].as_u64().unwrap() > 0, "{pacing}");
-        assert!(pacing["window_us"]["max"].as_u64().unwrap() <= 50, "{pacing}");
+        assert!(
+            pacing["window_us"]["max"].as_u64().unwrap() <= 50,
+            "{pacing}"
+        );
         let late = &pacing["timer_late_us"];
         assert!(late["p50"].as_u64().unwrap() <= late["max"].as_u64().unwrap());
         let machine_p99 = p99(&machine);

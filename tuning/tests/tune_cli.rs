@@ -191,7 +191,10 @@ fn stall_probe_reports_the_cpu_taken_and_the_wake_up_lateness() {
     let v: Value = serde_json::from_str(&stdout).unwrap();
     let p = &v["stall_probe"];
     assert_eq!(p["cpu"], 0, "{p}");
-    assert!((p["spin_seconds"].as_f64().unwrap() - 0.1).abs() < 1e-9, "{p}");
+    assert!(
+        (p["spin_seconds"].as_f64().unwrap() - 0.1).abs() < 1e-9,
+        "{p}"
+    );
     let pct = p["stalled_percent"].as_f64().unwrap();
     assert!((0.0..=100.0).contains(&pct), "{p}");
     // 0.1 s of 1 ms sleeps: however late they wake, some are taken.

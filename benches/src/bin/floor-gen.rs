@@ -96,7 +96,11 @@ fn run(args: &Args) -> io::Result<Outcome> {
     };
     while started.elapsed() < args.duration {
         events.clear();
-        epoll::wait(&ep, rustix::buffer::spare_capacity(&mut events), Some(&tick))?;
+        epoll::wait(
+            &ep,
+            rustix::buffer::spare_capacity(&mut events),
+            Some(&tick),
+        )?;
         for ev in &events {
             let i = ev.data.u64() as usize;
             let Some(c) = conns.get_mut(i) else { continue };

@@ -48,6 +48,8 @@ enum SpinJson {
 struct Pacing {
     /// Timer wake-ups the pacer waited for.
     wakeups: u64,
+    /// Requests already due when the pacer came to them (the thread was behind).
+    behind: u64,
     /// How late they came behind the instant they were armed for.
     timer_late_us: SendLag,
     /// The spin window at each wait for a due time.
@@ -185,6 +187,7 @@ fn target(t: &TargetResult) -> Target<'_> {
             let p = &t.rec.pace;
             Pacing {
                 wakeups: p.wake_late.len(),
+                behind: p.behind,
                 timer_late_us: SendLag::of(&p.wake_late),
                 window_us: Window {
                     p50: p.window.value_at_percentile(50.0),

@@ -134,10 +134,11 @@ fn target(out: &mut String, t: &TargetResult) {
         if !p.window.is_empty() {
             let _ = writeln!(
                 out,
-                "  Pacing: spin window p50 {} max {}; timer woke late {}",
+                "  Pacing: spin window p50 {} max {}; timer woke late {}; {} already due",
                 human_us(p.window.value_at_percentile(50.0) as f64),
                 human_us(p.window.max() as f64),
-                super::lag::SendLag::of(&p.wake_late).line()
+                super::lag::SendLag::of(&p.wake_late).line(),
+                p.behind
             );
         }
     }

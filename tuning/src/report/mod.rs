@@ -97,9 +97,7 @@ impl HostReport {
             }
             drivers::probe(&drivers, d, opts.probe_cpu)
         });
-        let stall_probe = opts
-            .probe_stalls
-            .map(|d| stalls::probe(d, opts.probe_cpu));
+        let stall_probe = opts.probe_stalls.map(|d| stalls::probe(d, opts.probe_cpu));
         Self {
             facts,
             findings,

@@ -221,6 +221,9 @@ mod tests {
         let p = probe(Duration::from_millis(40), None);
         assert!(p.wakeups >= 5, "{p:?}");
         assert!((p.spin_seconds - 0.02).abs() < 1e-9);
-        assert!(p.stalled_percent >= 0.0 && p.stalled_percent <= 100.0, "{p:?}");
+        assert!(
+            p.stalled_percent >= 0.0 && p.stalled_percent <= 100.0,
+            "{p:?}"
+        );
     }
 }

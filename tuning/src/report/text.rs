@@ -116,7 +116,9 @@ pub(super) fn render(r: &HostReport) -> String {
 
     if let Some(p) = &r.stall_probe {
         out.push('\n');
-        let on = p.cpu.map_or_else(|| "unpinned".to_owned(), |c| format!("CPU {c}"));
+        let on = p
+            .cpu
+            .map_or_else(|| "unpinned".to_owned(), |c| format!("CPU {c}"));
         let _ = writeln!(
             out,
             "Stall probe ({on}): spinning {:.1} s, not running {:.1} ms ({:.2} %), {} gaps over 100 µs, {} over 1 ms, longest {} µs",
