@@ -416,7 +416,7 @@ mod window_tests {
     #[test]
     fn fixed_never_moves() {
         let mut w = SpinWindow::new(Spin::Fixed(30 * US), Some(1000 * US));
-        feed(&mut w, std::iter::repeat(150).take(4 * AUTO_BLOCK));
+        feed(&mut w, std::iter::repeat_n(150, 4 * AUTO_BLOCK));
         assert_eq!(w.get(), 30 * US);
         // A fixed window is what was asked, even past the auto caps.
         let w = SpinWindow::new(Spin::Fixed(500 * US), Some(20 * US));
@@ -436,14 +436,14 @@ mod window_tests {
         feed(&mut w, [block[AUTO_BLOCK - 1]]);
         assert_eq!(w.get(), 90 * US + AUTO_MARGIN);
         // A quieter block brings it down again.
-        feed(&mut w, std::iter::repeat(3).take(AUTO_BLOCK));
+        feed(&mut w, std::iter::repeat_n(3, AUTO_BLOCK));
         assert_eq!(w.get(), 3 * US + AUTO_MARGIN);
     }
 
     #[test]
     fn auto_stops_spinning_when_the_thread_falls_behind() {
         let mut w = SpinWindow::new(Spin::Auto, Some(1000 * US));
-        feed(&mut w, std::iter::repeat(40).take(AUTO_BLOCK));
+        feed(&mut w, std::iter::repeat_n(40, AUTO_BLOCK));
         assert_eq!(w.get(), 40 * US + AUTO_MARGIN);
         // A block where a third of the requests were due before the pacer came to them.
         for i in 0..AUTO_BLOCK {
@@ -476,11 +476,11 @@ mod window_tests {
         // 50k req/s on one thread: 20 µs between due times, 30 % of it at most.
         let mut w = SpinWindow::new(Spin::Auto, Some(20 * US));
         assert_eq!(w.get(), 6 * US);
-        feed(&mut w, std::iter::repeat(100).take(AUTO_BLOCK));
+        feed(&mut w, std::iter::repeat_n(100, AUTO_BLOCK));
         assert_eq!(w.get(), 6 * US);
         // A slow schedule: the absolute cap.
         let mut w = SpinWindow::new(Spin::Auto, Some(Duration::from_secs(1)));
-        feed(&mut w, std::iter::repeat(5000).take(AUTO_BLOCK));
+        feed(&mut w, std::iter::repeat_n(5000, AUTO_BLOCK));
         assert_eq!(w.get(), AUTO_MAX);
         let w = SpinWindow::new(Spin::Auto, None);
         assert_eq!(w.get(), SPIN);
