@@ -2,3 +2,4 @@
 //! and the `compare` harness ([`compare`]; the binary is `src/bin/compare/main.rs`).
 
 pub mod compare;
+pub mod one_response;

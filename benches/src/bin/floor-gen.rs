@@ -24,8 +24,7 @@ use std::os::fd::AsFd;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-use ringway_core::http::{BodyDecoder, BodyEvent, Limits, ResponseParser};
+use ringway_benches::one_response::read_response;
 use rustix::event::epoll;
 
 /// How long the first request (the one that learns the response length) may take.
@@ -151,53 +150,16 @@ fn response_len(addr: SocketAddr, request: &[u8]) -> io::Result<usize> {
     let mut stream = TcpStream::connect_timeout(&addr, PATIENCE)?;
     stream.set_read_timeout(Some(PATIENCE))?;
     stream.write_all(request)?;
-    let mut buf = BytesMut::with_capacity(4096);
-    let mut read = 0;
-    let mut parser = ResponseParser::new(Limits::default());
-    let head = loop {
-        match parser.parse(&mut buf).map_err(invalid)? {
-            Some(head) if head.is_interim() => {
-                return Err(io::Error::other("an interim (1xx) response"))
-            }
-            Some(head) => break head,
-            None => read += fill(&mut stream, &mut buf)?,
-        }
-    };
-    if !head.keep_alive() {
+    let resp = read_response(&mut stream)?;
+    if !resp.keep_alive {
         return Err(io::Error::other(
             "the response closes the connection (no keep-alive)",
         ));
     }
-    let mut decoder = BodyDecoder::new(head.framing(b"GET"), None);
-    loop {
-        match decoder.decode(&mut buf).map_err(invalid)? {
-            BodyEvent::Data(_) => {}
-            BodyEvent::End => break,
-            BodyEvent::NeedMore => read += fill(&mut stream, &mut buf)?,
-        }
-    }
-    if !buf.is_empty() {
+    if resp.extra > 0 {
         return Err(io::Error::other("bytes after the response"));
     }
-    Ok(read)
-}
-
-/// Appends one read to `buf` and returns its length.
-fn fill(stream: &mut TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
-    let mut chunk = [0u8; 4096];
-    let n = stream.read(&mut chunk)?;
-    if n == 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "closed before the whole response",
-        ));
-    }
-    buf.extend_from_slice(&chunk[..n]);
-    Ok(n)
-}
-
-fn invalid(e: ringway_core::http::HttpError) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, e.to_string())
+    Ok(resp.bytes)
 }
 
 /// The command line.

@@ -12,13 +12,12 @@
 //! idle-clients ADDR [--conns N] [--host HOST] [--path PATH] [--patience-ms MS]
 //! ```
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-use ringway_core::http::{BodyDecoder, BodyEvent, Limits, ResponseParser};
+use ringway_benches::one_response::read_response;
 
 /// How long one connect or one read may take before the connection counts as failed
 /// (`--patience-ms`).
@@ -89,29 +88,13 @@ fn one_request(
     stream.set_read_timeout(Some(patience))?;
     stream.set_nodelay(true)?;
     stream.write_all(request)?;
-    let mut buf = BytesMut::with_capacity(4096);
-    let mut parser = ResponseParser::new(Limits::default());
-    let head = loop {
-        match parser.parse(&mut buf).map_err(invalid)? {
-            Some(head) if head.is_interim() => parser = ResponseParser::new(Limits::default()),
-            Some(head) => break head,
-            None => fill(&mut stream, &mut buf)?,
-        }
-    };
-    let mut decoder = BodyDecoder::new(head.framing(b"GET"), None);
-    loop {
-        match decoder.decode(&mut buf).map_err(invalid)? {
-            BodyEvent::Data(_) => {}
-            BodyEvent::End => break,
-            BodyEvent::NeedMore => fill(&mut stream, &mut buf)?,
-        }
-    }
-    if !head.keep_alive() {
+    let resp = read_response(&mut stream)?;
+    if !resp.keep_alive {
         return Err(io::Error::other(
             "the response closes the connection (no keep-alive)",
         ));
     }
-    Ok((stream, head.status()))
+    Ok((stream, resp.status))
 }
 
 /// A connect or read that ran out of patience (a read timeout reads as `WouldBlock`).
@@ -120,23 +103,6 @@ fn timed_out(e: &io::Error) -> bool {
         e.kind(),
         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
     )
-}
-
-fn fill(stream: &mut TcpStream, buf: &mut BytesMut) -> io::Result<()> {
-    let mut chunk = [0u8; 4096];
-    let n = stream.read(&mut chunk)?;
-    if n == 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "closed before the whole response",
-        ));
-    }
-    buf.extend_from_slice(&chunk[..n]);
-    Ok(())
-}
-
-fn invalid(e: ringway_core::http::HttpError) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, e.to_string())
 }
 
 /// The command line.
