@@ -24,6 +24,7 @@ use std::os::fd::AsFd;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use ringway_benches::one_response::read_response;
 use rustix::event::epoll;
 
@@ -31,13 +32,7 @@ use rustix::event::epoll;
 const PATIENCE: Duration = Duration::from_secs(5);
 
 fn main() -> ExitCode {
-    let args = match Args::parse(std::env::args().skip(1)) {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!("floor-gen: {e}\nusage: floor-gen ADDR [--conns N] [--duration SECONDS] [--host HOST] [--path PATH]");
-            return ExitCode::from(2);
-        }
-    };
+    let args = Args::parse();
     match run(&args) {
         Ok(out) => {
             let secs = out.elapsed.as_secs_f64();
@@ -69,15 +64,16 @@ struct Conn {
 fn run(args: &Args) -> io::Result<Outcome> {
     let request = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: floor-gen\r\n\r\n",
-        args.path, args.host
+        args.path,
+        args.host.clone().unwrap_or_else(|| args.addr.to_string())
     );
     let request = request.as_bytes();
     let len = response_len(args.addr, request)
         .map_err(|e| io::Error::new(e.kind(), format!("first request to {}: {e}", args.addr)))?;
     let ep = epoll::create(epoll::CreateFlags::CLOEXEC)?;
-    let mut conns = Vec::with_capacity(args.conns);
+    let mut conns = Vec::new();
     for i in 0..args.conns {
-        let c = open(args.addr, &ep, i as u64)
+        let c = open(args.addr, &ep, i)
             .map_err(|e| io::Error::new(e.kind(), format!("connection {i}: {e}")))?;
         conns.push(c);
     }
@@ -162,54 +158,27 @@ fn response_len(addr: SocketAddr, request: &[u8]) -> io::Result<usize> {
     Ok(resp.bytes)
 }
 
-/// The command line.
+/// The least a closed-loop HTTP/1.1 load generator can do (see the module documentation).
+#[derive(Debug, Parser)]
+#[command(name = "floor-gen", version, about, long_about = None)]
 struct Args {
+    /// The server, IP:PORT.
     addr: SocketAddr,
-    conns: usize,
+    /// Keep-alive connections.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
+    conns: u64,
+    /// How long to run, in seconds.
+    #[arg(long, default_value = "5", value_parser = seconds)]
     duration: Duration,
-    host: String,
+    /// The Host header (default: ADDR).
+    #[arg(long)]
+    host: Option<String>,
+    /// The request path.
+    #[arg(long, default_value = "/")]
     path: String,
 }
 
-impl Args {
-    fn parse(mut args: impl Iterator<Item = String>) -> Result<Self, String> {
-        let mut addr = None;
-        let mut conns = 50;
-        let mut duration = Duration::from_secs(5);
-        let mut host = None;
-        let mut path = "/".to_owned();
-        while let Some(arg) = args.next() {
-            let mut value = || args.next().ok_or(format!("{arg} needs a value"));
-            match arg.as_str() {
-                "--conns" => {
-                    conns = value()?.parse().map_err(|e| format!("--conns: {e}"))?;
-                    if conns == 0 {
-                        return Err("--conns must be at least 1".to_owned());
-                    }
-                }
-                "--duration" => {
-                    let secs: f64 = value()?.parse().map_err(|e| format!("--duration: {e}"))?;
-                    duration = Duration::try_from_secs_f64(secs)
-                        .map_err(|e| format!("--duration: {e}"))?;
-                }
-                "--host" => host = Some(value()?),
-                "--path" => path = value()?,
-                _ if addr.is_none() && !arg.starts_with('-') => {
-                    addr = Some(
-                        arg.parse::<SocketAddr>()
-                            .map_err(|e| format!("{arg}: {e}"))?,
-                    );
-                }
-                _ => return Err(format!("unexpected argument {arg}")),
-            }
-        }
-        let addr = addr.ok_or("ADDR is required")?;
-        Ok(Self {
-            addr,
-            conns,
-            duration,
-            host: host.unwrap_or_else(|| addr.to_string()),
-            path,
-        })
-    }
+fn seconds(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
 }

@@ -17,29 +17,26 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use ringway_benches::one_response::read_response;
 
 /// How long one connect or one read may take before the connection counts as failed
-/// (`--patience-ms`).
-const PATIENCE: Duration = Duration::from_secs(10);
+/// (`--patience-ms`), in ms.
+const PATIENCE_MS: u64 = 10_000;
 
 fn main() -> ExitCode {
-    let args = match Args::parse(std::env::args().skip(1)) {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!("idle-clients: {e}\nusage: idle-clients ADDR [--conns N] [--host HOST] [--path PATH] [--patience-ms MS]");
-            return ExitCode::from(2);
-        }
-    };
+    let args = Args::parse();
+    let patience = Duration::from_millis(args.patience_ms);
     let request = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: idle-clients\r\n\r\n",
-        args.path, args.host
+        args.path,
+        args.host.clone().unwrap_or_else(|| args.addr.to_string())
     );
     let started = Instant::now();
     let mut open = Vec::with_capacity(args.conns);
     let mut failed = 0usize;
     for i in 0..args.conns {
-        match one_request(args.addr, request.as_bytes(), args.patience) {
+        match one_request(args.addr, request.as_bytes(), patience) {
             Ok((stream, 200)) => open.push(stream),
             Ok((stream, status)) => {
                 failed += 1;
@@ -53,7 +50,7 @@ fn main() -> ExitCode {
                 failed += untried;
                 eprintln!(
                     "idle-clients: connection {i}: no answer within {} ms; not opening the {untried} left",
-                    args.patience.as_millis()
+                    patience.as_millis()
                 );
                 break;
             }
@@ -105,55 +102,22 @@ fn timed_out(e: &io::Error) -> bool {
     )
 }
 
-/// The command line.
+/// Opens N keep-alive connections, one GET on each, and holds them idle until killed.
+#[derive(Debug, Parser)]
+#[command(name = "idle-clients", version, about, long_about = None)]
 struct Args {
+    /// The server, IP:PORT.
     addr: SocketAddr,
+    /// Connections to open.
+    #[arg(long, default_value_t = 5000)]
     conns: usize,
-    host: String,
+    /// The Host header (default: ADDR).
+    #[arg(long)]
+    host: Option<String>,
+    /// The request path.
+    #[arg(long, default_value = "/")]
     path: String,
-    patience: Duration,
-}
-
-impl Args {
-    fn parse(mut args: impl Iterator<Item = String>) -> Result<Self, String> {
-        let mut addr = None;
-        let mut conns = 5000;
-        let mut host = None;
-        let mut path = "/".to_owned();
-        let mut patience = PATIENCE;
-        while let Some(arg) = args.next() {
-            let mut value = || args.next().ok_or(format!("{arg} needs a value"));
-            match arg.as_str() {
-                "--conns" => {
-                    conns = value()?.parse().map_err(|e| format!("--conns: {e}"))?;
-                }
-                "--host" => host = Some(value()?),
-                "--path" => path = value()?,
-                "--patience-ms" => {
-                    let ms: u64 = value()?
-                        .parse()
-                        .map_err(|e| format!("--patience-ms: {e}"))?;
-                    if ms == 0 {
-                        return Err("--patience-ms must be at least 1".to_owned());
-                    }
-                    patience = Duration::from_millis(ms);
-                }
-                _ if addr.is_none() && !arg.starts_with('-') => {
-                    addr = Some(
-                        arg.parse::<SocketAddr>()
-                            .map_err(|e| format!("{arg}: {e}"))?,
-                    );
-                }
-                _ => return Err(format!("unexpected argument {arg}")),
-            }
-        }
-        let addr = addr.ok_or("ADDR is required")?;
-        Ok(Self {
-            addr,
-            conns,
-            host: host.unwrap_or_else(|| addr.to_string()),
-            path,
-            patience,
-        })
-    }
+    /// How long one connect or one read may take, in ms.
+    #[arg(long, default_value_t = PATIENCE_MS, value_parser = clap::value_parser!(u64).range(1..))]
+    patience_ms: u64,
 }
