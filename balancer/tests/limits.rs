@@ -89,6 +89,7 @@ fn past_max_concurrent_a_request_waits_its_turn_and_one_past_the_queue_gets_503_
     let (balancer, _agent, _backend) = start("queue", &limited_route(1, 1, "10s"));
     let in_flight = ("route", ROUTE);
 
+    let slow_sent = Instant::now();
     let slow = get_in_background(&balancer, "/slow/3000");
     wait_metric(&balancer, "ringway_route_in_flight", &[in_flight], 1.0);
     let queued = get_in_background(&balancer, "/echo");
@@ -103,9 +104,13 @@ fn past_max_concurrent_a_request_waits_its_turn_and_one_past_the_queue_gets_503_
     assert_eq!(slow.status, 200);
     let (queued, queued_at) = queued.join().unwrap();
     assert_eq!(queued.status, 200, "{}", queued.text());
+    // It got the slot only when the slow one gave it back: after the backend's 3 s. (Not
+    // `queued_at >= slow_at`: the two client threads read their responses at nearly the same
+    // moment and either may note the time first.)
     assert!(
-        queued_at >= slow_at,
-        "the queued request was served after the slow one"
+        queued_at.duration_since(slow_sent) >= Duration::from_millis(3000),
+        "the queued request was served {:?} after the slow one was sent, before its 3 s were up",
+        queued_at.duration_since(slow_sent)
     );
     assert!(
         slow_at.duration_since(refused_at) >= Duration::from_millis(1000),
