@@ -65,7 +65,7 @@ pub struct Cli {
     /// Open loop: the last microseconds before each due time are waited by yielding to the
     /// runtime instead of sleeping on the timer: precision for CPU (at most this much per
     /// request) on a generator with a core of its own. `auto` (the default) measures how late
-    /// the timer wakes on this host and covers that (up to 100 µs, and 30 % of the gap between a
+    /// the timer wakes on this host and covers that (up to 30 µs, and 30 % of the gap between a
     /// thread's due times); a number fixes the window; 0 = sleep only (better on a shared,
     /// contended core).
     #[arg(long, default_value = "auto", value_name = "US|auto")]
