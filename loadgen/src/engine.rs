@@ -135,10 +135,13 @@ pub fn run_phase(
                 phase,
             })
             .collect();
-        // Open loop: this thread's share of the rate, one schedule for all its connections.
-        let schedule = spec
-            .rate
-            .map(|rate| Schedule::new(cfg.arrivals, rate, cfg.threads, t, cfg.seed));
+        // Open loop: this thread's share of the rate, one schedule for all its connections, and
+        // the mean gap between its due times (for the pacer's spin window).
+        let schedule = spec.rate.map(|rate| OpenLoop {
+            schedule: Schedule::new(cfg.arrivals, rate, cfg.threads, t, cfg.seed),
+            spin: cfg.spin,
+            mean_gap: Duration::try_from_secs_f64(cfg.threads as f64 / rate).ok(),
+        });
         let worker = WorkerSpec {
             name: format!("loadgen-{t}"),
             cpu: cfg.cpus.get(t).copied(),
@@ -148,13 +151,8 @@ pub fn run_phase(
         };
         let tx = tx.clone();
         let interval = cfg.interval;
-        // The pacer's view of the schedule: the mean gap between this thread's due times.
-        let pace = spec.rate.map(|rate| {
-            let gap = Duration::try_from_secs_f64(cfg.threads as f64 / rate).ok();
-            (cfg.spin, gap)
-        });
         let handle = spawn_worker(worker, move |driver| {
-            thread_main(driver, conns, schedule, phase, interval, pace, tx)
+            thread_main(driver, conns, schedule, phase, interval, tx)
         })
         .map_err(|source| EngineError::Spawn { index: t, source })?;
         handles.push(handle);
@@ -270,16 +268,24 @@ pub fn run_phase(
     })
 }
 
+/// What an open-loop load thread paces by.
+struct OpenLoop {
+    schedule: Schedule,
+    /// `--spin-us`.
+    spin: Spin,
+    /// The mean gap between the thread's due times.
+    mean_gap: Option<Duration>,
+}
+
 /// One load thread: runs its connections (and, in open loop, the pacer that hands them their
 /// requests) and a ticker that reports an interval sample each `interval`; returns its recorder
 /// once every connection is done.
 async fn thread_main(
     driver: DriverKind,
     conns: Vec<ConnSpec>,
-    schedule: Option<Schedule>,
+    schedule: Option<OpenLoop>,
     phase: Phase,
     interval: Duration,
-    pace: Option<(Spin, Option<Duration>)>,
     tx: mpsc::Sender<ThreadMsg>,
 ) -> (DriverKind, Recorder) {
     let rec = Rc::new(RefCell::new(if schedule.is_some() {
@@ -288,9 +294,8 @@ async fn thread_main(
         Recorder::closed_loop()
     }));
     let mut pacer_stats = None;
-    let dispatch = schedule.map(|schedule| {
-        let (spin, gap) = pace.unwrap_or((Spin::Auto, None));
-        let (pacer, failed) = Pacer::new(spin, gap);
+    let dispatch = schedule.map(|open| {
+        let (pacer, failed) = Pacer::new(open.spin, open.mean_gap);
         pacer_stats = Some(pacer.clone());
         if let Some(why) = failed {
             eprintln!(
@@ -298,7 +303,7 @@ async fn thread_main(
                  runtime's 1 ms timer and the send-lag will show it"
             );
         }
-        let dispatch = Dispatch::new(schedule, phase, conns.len());
+        let dispatch = Dispatch::new(open.schedule, phase, conns.len());
         ringway_io::spawn(run_pacer(dispatch.clone(), pacer));
         dispatch
     });

@@ -21,6 +21,16 @@ pub fn new_histogram() -> Histogram<u64> {
     })
 }
 
+/// Adds `theirs` into `mine`. Histograms of [`new_histogram`] share their bounds, so adding
+/// cannot fail; it saturates value by value if it ever did.
+pub fn merge(mine: &mut Histogram<u64>, theirs: &Histogram<u64>) {
+    if mine.add(theirs).is_err() {
+        for v in theirs.iter_recorded() {
+            mine.saturating_record_n(v.value_iterated_to(), v.count_at_value());
+        }
+    }
+}
+
 /// Microseconds of a duration, saturating.
 pub fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
@@ -92,18 +102,9 @@ impl Latencies {
     /// settled.
     pub fn add(&mut self, other: &Self) {
         debug_assert!(self.unsettled == 0 && other.unsettled == 0);
-        // All histograms share the same bounds, so adding cannot fail; saturate if it ever did.
-        for (mine, theirs) in [
-            (&mut self.corrected, &other.corrected),
-            (&mut self.uncorrected, &other.uncorrected),
-            (&mut self.send_lag, &other.send_lag),
-        ] {
-            if mine.add(theirs).is_err() {
-                for v in theirs.iter_recorded() {
-                    mine.saturating_record_n(v.value_iterated_to(), v.count_at_value());
-                }
-            }
-        }
+        merge(&mut self.corrected, &other.corrected);
+        merge(&mut self.uncorrected, &other.uncorrected);
+        merge(&mut self.send_lag, &other.send_lag);
     }
 
     /// Empties all three histograms, keeping their memory.

@@ -29,7 +29,7 @@ use std::rc::Rc;
 use hdrhistogram::Histogram;
 use ringway_io::{FineSleep, FineTimer};
 
-use crate::histo::{micros, new_histogram};
+use crate::histo::{merge, micros, new_histogram};
 
 /// The window of `--spin-us N`'s old default, and where `auto` starts before it has measured
 /// anything: the last stretch before a due time that is waited by yielding to the runtime
@@ -186,14 +186,8 @@ impl PaceStats {
     /// Merges another thread's.
     pub fn add(&mut self, o: &Self) {
         self.behind += o.behind;
-        for (mine, theirs) in [
-            (&mut self.wake_late, &o.wake_late),
-            (&mut self.window, &o.window),
-        ] {
-            for v in theirs.iter_recorded() {
-                mine.saturating_record_n(v.value_iterated_to(), v.count_at_value());
-            }
-        }
+        merge(&mut self.wake_late, &o.wake_late);
+        merge(&mut self.window, &o.window);
     }
 }
 
